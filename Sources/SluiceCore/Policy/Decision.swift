@@ -1,0 +1,121 @@
+/// What the sniffer learned about a connection: the input to `Policy.decide`.
+public enum TrafficKind: Sendable, Equatable {
+    /// An HTTP/1.x request; `host` is the Host header as sent (it may carry a port).
+    case http(host: String)
+    /// A TLS connection; `serverName` is the ClientHello's SNI, if it had one.
+    case tls(serverName: String?)
+    /// Anything else: bytes that are neither HTTP nor TLS, or that did not arrive in time.
+    case tcp
+}
+
+/// One outbound connection (or HTTP request) as the policy sees it.
+public struct ConnectionFacts: Sendable {
+    /// What the first bytes showed.
+    public var kind: TrafficKind
+    /// The address the client dialed (`SO_ORIGINAL_DST`).
+    public var destination: IPAddress
+    /// The port the client dialed; registry ports are matched against this, not the Host's port.
+    public var port: Int
+
+    /// Creates facts.
+    public init(kind: TrafficKind, destination: IPAddress, port: Int) {
+        self.kind = kind
+        self.destination = destination
+        self.port = port
+    }
+}
+
+/// A host (name or IP) and a port, printed the way logs and CONNECT requests want it.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    /// A DNS name or an IP address in text form (without brackets).
+    public var host: String
+    /// The port.
+    public var port: Int
+
+    /// Creates a host and port.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// An IP address and port, with the address in canonical text.
+    public init(address: IPAddress, port: Int) {
+        self.init(host: address.description, port: port)
+    }
+
+    /// `host:port`, or `[v6]:port` for an IPv6 address.
+    public var description: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// Where a forwarded connection goes.
+public enum UpstreamTarget: Sendable, Equatable, CustomStringConvertible {
+    /// Where the client was going: passthrough, and registered entries with resolution NONE.
+    case originalDestination(IPAddress, Int)
+    /// Resolve this name and dial the port (resolution DNS / DNS_ROUND_ROBIN without endpoints).
+    /// The name is the one the client asked for (the concrete name for a wildcard entry).
+    case resolve(host: String, port: Int)
+    /// Dial one of these, in order (resolution STATIC, or DNS with endpoints: names to resolve).
+    case endpoints([HostPort])
+    /// Go through the egress gateway: dial `gatewayPort` on a gateway address; `authority` is
+    /// what the gateway should reach (the CONNECT target, or the Host / SNI it routes by).
+    case gateway(authority: HostPort, gatewayPort: Int, protocol: EgressGatewayProtocol)
+
+    /// A short human form, for `sluice explain` and debug logs.
+    public var description: String {
+        switch self {
+        case .originalDestination(let address, let port):
+            return "original destination \(HostPort(address: address, port: port))"
+        case .resolve(let host, let port):
+            return "DNS \(HostPort(host: host, port: port))"
+        case .endpoints(let endpoints):
+            return "endpoints " + endpoints.map(\.description).joined(separator: ", ")
+        case .gateway(let authority, let gatewayPort, let proto):
+            return "egress gateway port \(gatewayPort) (\(proto.rawValue)) for \(authority)"
+        }
+    }
+}
+
+/// The policy's verdict on one connection or request.
+public struct Decision: Sendable, Equatable {
+    /// Forward or refuse.
+    public enum Action: Sendable, Equatable {
+        /// Forward to this upstream.
+        case forward(UpstreamTarget)
+        /// Refuse: HTTP 502 for a request, close without a byte for TLS / TCP.
+        case deny
+    }
+
+    /// What to do.
+    public var action: Action
+    /// Envoy's `upstream_cluster`: `outbound|80||aliyun.com`, `PassthroughCluster` or `BlackHoleCluster`.
+    public var cluster: String
+    /// Envoy's `route_name`: `allow_any`, `block_all`, or `host:port` of the matched entry host.
+    public var routeName: String
+    /// The registry match, when the destination is registered.
+    public var match: RegistryMatch?
+    /// One sentence saying why, naming the entry (namespace/name, file:line) and the port.
+    public var reason: String
+
+    /// Creates a decision.
+    public init(action: Action, cluster: String, routeName: String, match: RegistryMatch?, reason: String) {
+        self.action = action
+        self.cluster = cluster
+        self.routeName = routeName
+        self.match = match
+        self.reason = reason
+    }
+
+    /// Envoy's cluster for unregistered traffic that is let through.
+    public static let passthroughCluster = "PassthroughCluster"
+    /// Envoy's cluster for unregistered traffic that is refused.
+    public static let blackHoleCluster = "BlackHoleCluster"
+    /// Istio's route name for unregistered traffic under ALLOW_ANY.
+    public static let allowAnyRoute = "allow_any"
+    /// Istio's route name for unregistered traffic under REGISTRY_ONLY.
+    public static let blockAllRoute = "block_all"
+
+    /// True for `.deny`.
+    public var isDenied: Bool { action == .deny }
+}
