@@ -314,11 +314,11 @@ public enum DurationText {
         if hours > 0 { text += "\(hours)h" }
         if minutes > 0 { text += "\(minutes)m" }
         if rest > 0 {
-            if rest % 1_000_000_000 == 0 {
-                text += "\(rest / 1_000_000_000)s"
-            } else {
-                text += "\(rest / 1_000_000)ms"
-            }
+            // Go style: fractional seconds with trailing zeros removed ("1.5s", "1m30.25s").
+            var fraction = String(rest % 1_000_000_000)
+            fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            text += "\(rest / 1_000_000_000)" + (fraction.isEmpty ? "" : "." + fraction) + "s"
         }
         return text
     }
