@@ -295,3 +295,46 @@ final class PolicyTests: XCTestCase {
         XCTAssertTrue(EgressGatewayConfig(addresses: ["gw"]).routes(host: "anything.at.all"))
     }
 }
+
+/// CONNECT tunnels at the gateway: a registered host or address on any protocol's port.
+final class PolicyTunnelTests: XCTestCase {
+    private var policy = Policy(mode: .registryOnly, registry: Registry(), gateway: nil)
+    private var docsPath = ""
+
+    override func setUpWithError() throws {
+        let loaded = RegistryLoader.load(paths: ["registry/istio-docs"], relativeTo: RegistryFixtures.root)
+        policy = Policy(mode: .registryOnly, registry: Registry(loaded.entries), gateway: nil)
+        docsPath = RegistryFixtures.path("registry/istio-docs")
+    }
+
+    func testTunnelToARegisteredHostOnAnyProtocolPort() {
+        XCTAssertEqual(policy.decide(tunnelTo: HostPort(host: "aliyun.com", port: 443)).action,
+                       .forward(.resolve(host: "aliyun.com", port: 443)), "HTTPS port")
+        XCTAssertEqual(policy.decide(tunnelTo: HostPort(host: "Aliyun.com.", port: 80)).action,
+                       .forward(.resolve(host: "aliyun.com", port: 80)), "HTTP port")
+        let none = policy.decide(tunnelTo: HostPort(host: "de.wikipedia.org", port: 443))
+        XCTAssertEqual(none.action, .forward(.resolve(host: "de.wikipedia.org", port: 443)),
+                       "resolution NONE sends a tunnel to its named target")
+        XCTAssertEqual(none.cluster, "outbound|443||*.wikipedia.org")
+        XCTAssertEqual(none.reason,
+                       "ServiceEntry default/external-svc-redirect (\(docsPath)/04-wildcard.yaml:2) registers host *.wikipedia.org on port 443 (TLS); resolution NONE forwards to the original destination de.wikipedia.org:443")
+    }
+
+    func testTunnelToAnAddress() throws {
+        XCTAssertEqual(policy.decide(tunnelTo: HostPort(host: "192.192.192.9", port: 27018)).action,
+                       .forward(.endpoints([HostPort(host: "2.2.2.2", port: 27018), HostPort(host: "3.3.3.3", port: 27018)])))
+        XCTAssertEqual(policy.decide(tunnelTo: HostPort(host: "2001:db8:cafe::1", port: 80)).match?.entry.name, "se-httpbin")
+    }
+
+    func testUnregisteredTunnels() throws {
+        let denied = policy.decide(tunnelTo: HostPort(host: "evil.example", port: 443))
+        XCTAssertEqual(denied, Decision(action: .deny, cluster: "BlackHoleCluster", routeName: "block_all", match: nil,
+                                        reason: "no ServiceEntry registers host evil.example on port 443 for CONNECT; REGISTRY_ONLY blocks it"))
+        XCTAssertTrue(policy.decide(tunnelTo: HostPort(host: "aliyun.com", port: 8443)).isDenied, "the port must be declared")
+        let open = Policy(mode: .allowAny, registry: policy.registry, gateway: nil)
+        XCTAssertEqual(open.decide(tunnelTo: HostPort(host: "evil.example", port: 443)).action,
+                       .forward(.resolve(host: "evil.example", port: 443)), "ALLOW_ANY makes the gateway a dynamic forward proxy")
+        XCTAssertEqual(open.decide(tunnelTo: HostPort(host: "203.0.113.1", port: 22)).action,
+                       .forward(.originalDestination(try XCTUnwrap(IPAddress("203.0.113.1")), 22)))
+    }
+}

@@ -302,6 +302,35 @@ final class RegistryLoaderTests: XCTestCase {
         ])
     }
 
+    func testYAMLFeaturesRealFilesUse() {
+        let head = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+        let body = "spec:\n  hosts: [a.example.com]\n  ports: [{number: 80, name: http}]\n"
+        func names(_ yaml: String) -> [String] {
+            let result = RegistryLoader.parse(yaml: yaml, path: "f.yaml")
+            XCTAssertEqual(result.diagnostics, [], yaml)
+            return result.entries.map(\.name)
+        }
+        XCTAssertEqual(names("\u{FEFF}" + head + "metadata: {name: bom}\n" + body), ["bom"], "UTF-8 byte-order mark")
+        XCTAssertEqual(names((head + "metadata: {name: crlf}\n" + body).replacingOccurrences(of: "\n", with: "\r\n")), ["crlf"])
+        XCTAssertEqual(names(head + "metadata: {name: quoted}\nspec:\n  hosts: [a.example.com]\n  ports: [{number: \"80\", name: http}]\n"), ["quoted"])
+        let anchors = head + "metadata: {name: one}\nspec:\n  hosts: &h [a.example.com]\n  ports: &p [{number: 80, name: http}]\n---\n"
+            + head + "metadata: {name: two}\nspec: {hosts: *h, ports: *p}\n"
+        XCTAssertEqual(names(anchors), ["one", "two"], "anchors and aliases")
+        let merge = head + "metadata: {name: merged}\nspec:\n  <<: {hosts: [m.example.com], resolution: DNS}\n  resolution: NONE\n  ports: [{number: 80, name: http}]\n"
+        let merged = RegistryLoader.parse(yaml: merge, path: "f.yaml").entries.first
+        XCTAssertEqual(merged?.hosts, ["m.example.com"], "merge keys, as kubectl applies them")
+        XCTAssertEqual(merged?.resolution, ServiceEntry.Resolution.none, "a key written in the mapping beats a merged one")
+    }
+
+    func testMoreSyntaxErrors() {
+        func messages(_ yaml: String) -> [String] { RegistryLoader.parse(yaml: yaml, path: "f.yaml").diagnostics.map(\.description) }
+        XCTAssertEqual(messages("a: 1\na: 2\n"), ["f.yaml:1: invalid YAML: duplicate key \"a\""])
+        XCTAssertEqual(messages("kind: ServiceEntry\nspec:\n\thosts: []\n"),
+                       ["f.yaml:3: invalid YAML: found character that cannot start any token (while scanning for the next token at line 3)"])
+        XCTAssertEqual(messages("{\"kind\": \"ServiceEntry\",\n \"spec\": {\"hosts\": [\"a\"],}\n"),
+                       ["f.yaml:3: invalid YAML: did not find expected ',' or '}' (while parsing a flow mapping at line 1)"])
+    }
+
     func testDiagnosticDescriptionOmitsMissingParts() {
         XCTAssertEqual(ConfigDiagnostic(path: "a.yaml", message: "cannot read file").description, "a.yaml: cannot read file")
         XCTAssertEqual(ConfigDiagnostic(path: "a.yaml", line: 3, field: "registry", message: "must be a list").description,

@@ -22,7 +22,7 @@ extension SluiceConfig {
         guard let root = content.first else { return .success(SluiceConfig()) }
 
         var reader = YAMLReader(path: path, fallbackLine: YAMLReader.line(of: root) ?? 1)
-        guard let top = root.mapping else {
+        guard let top = root.effectiveMapping else {
             reader.error(nil, at: root, "the config must be a mapping of settings")
             return .failure(ConfigDiagnostics(reader.diagnostics))
         }

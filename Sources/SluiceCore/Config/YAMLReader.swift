@@ -52,6 +52,9 @@ struct YAMLReader {
     /// before it are returned together with the error.
     static func documents(yaml: String, path: String) -> (documents: [Node], error: ConfigDiagnostic?) {
         var result: [Node] = []
+        // Editors on Windows save UTF-8 with a byte-order mark, which libyaml would read as
+        // part of the first key.
+        let yaml = yaml.hasPrefix("\u{FEFF}") ? String(yaml.dropFirst()) : yaml
         do {
             var sequence = try Yams.compose_all(yaml: yaml)
             while let node = sequence.next() { result.append(node) }
@@ -147,7 +150,7 @@ struct YAMLReader {
 
     /// A mapping; an empty mapping for an explicit null; nil (with an error) for anything else.
     mutating func mapping(_ node: Node, _ field: String) -> Node.Mapping? {
-        if let mapping = node.mapping { return mapping }
+        if let mapping = node.effectiveMapping { return mapping }
         if node.isNull { return Node.Mapping([]) }
         error(field, at: node, "must be a mapping")
         return nil
@@ -235,6 +238,37 @@ struct YAMLReader {
 }
 
 extension Node {
+    /// The mapping with YAML merge keys (`<<: *defaults`) applied, as kubectl applies them:
+    /// keys written in the mapping win over merged ones, and earlier merge sources over later.
+    /// Nil when the node is not a mapping.
+    var effectiveMapping: Node.Mapping? {
+        guard let mapping = self.mapping else { return nil }
+        guard mapping.contains(where: { $0.key.scalar?.string == "<<" }) else { return mapping }
+        var pairs: [(Node, Node)] = []
+        var seen: Set<String> = []
+        var sources: [Node] = []
+        for (key, value) in mapping {
+            if key.scalar?.string == "<<" {
+                sources += value.sequence.map(Array.init) ?? [value]
+            } else {
+                pairs.append((key, value))
+                if let name = key.scalar?.string { seen.insert(name) }
+            }
+        }
+        for source in sources {
+            guard let merged = source.effectiveMapping else {
+                // Not a mapping: keep it so that the unknown-field check reports "<<" at its line.
+                pairs.append((Node("<<"), source))
+                continue
+            }
+            for (key, value) in merged where !seen.contains(key.scalar?.string ?? "") {
+                pairs.append((key, value))
+                if let name = key.scalar?.string { seen.insert(name) }
+            }
+        }
+        return Node.Mapping(pairs, mapping.tag, mapping.style, mapping.mark)
+    }
+
     /// True for an empty value, `~` or `null` written without quotes.
     var isNull: Bool {
         guard let scalar = scalar, scalar.style == .plain || scalar.style == .any else { return false }

@@ -19,7 +19,7 @@ public struct Policy: Sendable {
         self.gateway = gateway
     }
 
-    /// Decides what to do with one connection (or, for HTTP, one request).
+    /// Decides what to do with one intercepted connection (or, for HTTP, one request).
     public func decide(_ facts: ConnectionFacts) -> Decision {
         let port = facts.port
         var requestedHost: String?
@@ -52,35 +52,83 @@ public struct Policy: Sendable {
             match = registry.lookup(address: facts.destination, port: port)
         }
 
-        guard let match else { return unregistered(facts, requestedHost: requestedHost) }
-        return registered(facts, match: match, requestedHost: requestedHost)
+        let original = HostPort(address: facts.destination, port: port)
+        let subject: Subject
+        switch facts.kind {
+        case .http:
+            subject = Subject(traffic: .http, port: port, requestedHost: requestedHost, original: original,
+                              originalTarget: .originalDestination(facts.destination, port))
+        case .tls:
+            subject = Subject(traffic: .tls, port: port, requestedHost: requestedHost, original: original,
+                              originalTarget: .originalDestination(facts.destination, port))
+        case .tcp:
+            subject = Subject(traffic: .tcp, port: port, requestedHost: nil, original: original,
+                              originalTarget: .originalDestination(facts.destination, port))
+        }
+        guard let match else { return unregistered(subject, destination: facts.destination) }
+        return registered(subject, match: match)
+    }
+
+    /// Decides on an HTTP CONNECT tunnel to `target` (the gateway's CONNECT listener).
+    ///
+    /// A tunnel carries bytes of any protocol, so a registered host or address matches on a
+    /// port of any protocol. A name target matches by host, an IP target by address. Where a
+    /// connection would go to its original destination (passthrough, resolution NONE), a tunnel
+    /// goes to its target: an IP as is, a name resolved.
+    public func decide(tunnelTo target: HostPort) -> Decision {
+        let name = Registry.normaliseHost(target.host)
+        let literal = IPAddress(name)
+        let match: RegistryMatch?
+        let originalTarget: UpstreamTarget
+        if let literal {
+            match = registry.lookup(address: literal, port: target.port)
+            originalTarget = .originalDestination(literal, target.port)
+        } else {
+            match = name.isEmpty ? nil : registry.lookup(host: name, port: target.port)
+            originalTarget = .resolve(host: name, port: target.port)
+        }
+        let original = literal.map { HostPort(address: $0, port: target.port) } ?? HostPort(host: name, port: target.port)
+        let subject = Subject(traffic: .tunnel, port: target.port, requestedHost: literal == nil ? name : nil,
+                              original: original, originalTarget: originalTarget)
+        guard let match else { return unregistered(subject, destination: literal) }
+        return registered(subject, match: match)
     }
 
     // MARK: Registered
 
-    private func registered(_ facts: ConnectionFacts, match: RegistryMatch, requestedHost: String?) -> Decision {
+    /// What the decision needs to know about the traffic, whatever its kind.
+    private struct Subject {
+        enum Traffic: String {
+            case http = "HTTP", tls = "TLS", tcp = "TCP", tunnel = "CONNECT"
+        }
+        var traffic: Traffic
+        var port: Int
+        /// The normalised Host, SNI or tunnel host name; nil when there is none.
+        var requestedHost: String?
+        /// Where the client was going, as host:port, for messages and CONNECT authorities.
+        var original: HostPort
+        /// Where passthrough and resolution NONE send it.
+        var originalTarget: UpstreamTarget
+    }
+
+    private func registered(_ subject: Subject, match: RegistryMatch) -> Decision {
         let port = match.port
         let entry = match.entry
         let cluster = "outbound|\(port.number)||\(match.matchedHost)"
         let routeName = "\(match.matchedHost):\(port.number)"
         // A host match names the concrete host asked for; an address match only has the entry.
-        let concreteHost: String? = match.isHostMatch ? requestedHost : nil
+        let concreteHost: String? = match.isHostMatch ? subject.requestedHost : nil
         let routingHost = concreteHost ?? match.matchedHost
         let why = Policy.describe(match)
 
         if let gateway, gateway.routes(host: routingHost) {
-            let isHostRouted: Bool
-            switch facts.kind {
-            case .http, .tls: isHostRouted = concreteHost != nil
-            case .tcp: isHostRouted = false
-            }
             // The istio protocol routes by Host or SNI at the gateway; only CONNECT can carry
             // opaque TCP or a connection that matched by address alone.
-            if gateway.protocol == .connect || isHostRouted {
-                let authority = concreteHost.map { HostPort(host: $0, port: port.number) }
-                    ?? HostPort(address: facts.destination.unmappedIPv4, port: facts.port)
+            let hostRouted = concreteHost != nil && (subject.traffic == .http || subject.traffic == .tls)
+            if gateway.protocol == .connect || hostRouted {
+                let authority = concreteHost.map { HostPort(host: $0, port: port.number) } ?? subject.original
                 let gatewayPort: Int
-                switch (gateway.protocol, facts.kind) {
+                switch (gateway.protocol, subject.traffic) {
                 case (.connect, _): gatewayPort = gateway.connectPort
                 case (.istio, .http): gatewayPort = gateway.httpPort
                 case (.istio, _): gatewayPort = gateway.tlsPort
@@ -94,11 +142,10 @@ public struct Policy: Sendable {
 
         let target: UpstreamTarget
         let how: String
-        let original = UpstreamTarget.originalDestination(facts.destination, facts.port)
         switch entry.resolution {
         case .none:
-            target = original
-            how = "resolution NONE forwards to the original destination \(HostPort(address: facts.destination, port: facts.port))"
+            target = subject.originalTarget
+            how = "resolution NONE forwards to the original destination \(subject.original)"
         case .static:
             target = .endpoints(entry.endpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
             how = "resolution STATIC forwards to its endpoints"
@@ -112,13 +159,16 @@ public struct Policy: Sendable {
                 how = "resolution \(entry.resolution.rawValue) resolves \(HostPort(host: name, port: upstreamPort))"
             } else {
                 // A wildcard entry matched by address: there is no concrete name to resolve.
-                target = original
+                target = subject.originalTarget
                 how = "resolution \(entry.resolution.rawValue) has no concrete name to resolve, so it forwards to the original destination"
             }
         }
-        let direct = gateway == nil ? "" : (gateway?.routes(host: routingHost) == true
-            ? " directly (the \(gateway?.protocol.rawValue ?? "") gateway cannot carry this traffic)"
-            : " directly (not in the gateway's hosts)")
+        var direct = ""
+        if let gateway {
+            direct = gateway.routes(host: routingHost)
+                ? " directly (the \(gateway.protocol.rawValue) gateway cannot carry this traffic)"
+                : " directly (not in the gateway's hosts)"
+        }
         return Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: match,
                         reason: "\(why); \(how)\(direct)")
     }
@@ -140,24 +190,27 @@ public struct Policy: Sendable {
 
     // MARK: Unregistered
 
-    private func unregistered(_ facts: ConnectionFacts, requestedHost: String?) -> Decision {
+    private func unregistered(_ subject: Subject, destination: IPAddress?) -> Decision {
         let what: String
-        switch facts.kind {
+        let address = destination.map(\.description) ?? "?"
+        switch subject.traffic {
         case .http:
-            what = requestedHost.map { "host \($0)" } ?? "a request without Host to \(facts.destination)"
+            what = subject.requestedHost.map { "host \($0)" } ?? "a request without Host to \(address)"
         case .tls:
-            what = requestedHost.map { "SNI \($0) or address \(facts.destination)" } ?? "address \(facts.destination) (no SNI)"
+            what = subject.requestedHost.map { "SNI \($0) or address \(address)" } ?? "address \(address) (no SNI)"
         case .tcp:
-            what = "address \(facts.destination)"
+            what = "address \(address)"
+        case .tunnel:
+            what = subject.requestedHost.map { "host \($0)" } ?? "address \(address)"
         }
-        var reason = "no ServiceEntry registers \(what) on port \(facts.port) for \(kindName(facts.kind))"
-        if let hint = mismatchHint(facts, requestedHost: requestedHost) { reason += " (\(hint))" }
+        var reason = "no ServiceEntry registers \(what) on port \(subject.port) for \(subject.traffic.rawValue)"
+        if let hint = mismatchHint(subject) { reason += " (\(hint))" }
         switch mode {
         case .allowAny:
             return Decision(
-                action: .forward(.originalDestination(facts.destination, facts.port)),
-                cluster: Decision.passthroughCluster, routeName: Decision.allowAnyRoute, match: nil,
-                reason: reason + "; ALLOW_ANY passes it through to \(HostPort(address: facts.destination, port: facts.port))")
+                action: .forward(subject.originalTarget), cluster: Decision.passthroughCluster,
+                routeName: Decision.allowAnyRoute, match: nil,
+                reason: reason + "; ALLOW_ANY passes it through to \(subject.original)")
         case .registryOnly:
             return Decision(
                 action: .deny, cluster: Decision.blackHoleCluster, routeName: Decision.blockAllRoute, match: nil,
@@ -165,18 +218,10 @@ public struct Policy: Sendable {
         }
     }
 
-    private func kindName(_ kind: TrafficKind) -> String {
-        switch kind {
-        case .http: return "HTTP"
-        case .tls: return "TLS"
-        case .tcp: return "TCP"
-        }
-    }
-
     /// When the host is registered on this port but for another protocol, say so: it is the
     /// usual reason a request that "is in the registry" is still blocked.
-    private func mismatchHint(_ facts: ConnectionFacts, requestedHost: String?) -> String? {
-        guard let requestedHost, let other = registry.lookup(host: requestedHost, port: facts.port) else { return nil }
-        return "\(Policy.describe(other)), which \(kindName(facts.kind)) traffic does not match"
+    private func mismatchHint(_ subject: Subject) -> String? {
+        guard let host = subject.requestedHost, let other = registry.lookup(host: host, port: subject.port) else { return nil }
+        return "\(Policy.describe(other)), which \(subject.traffic.rawValue) traffic does not match"
     }
 }

@@ -111,7 +111,7 @@ public enum RegistryLoader {
     private static func parseResource(_ node: Node, path: String, into result: inout RegistryLoadResult, inList: Bool) {
         if node.isNull { return }  // empty document, e.g. a trailing "---"
         let line = YAMLReader.line(of: node)
-        guard let mapping = node.mapping else {
+        guard let mapping = node.effectiveMapping else {
             result.diagnostics.append(ConfigDiagnostic(path: path, line: line, message: "a resource must be a mapping"))
             return
         }
@@ -136,7 +136,7 @@ public enum RegistryLoader {
         case nil:
             result.diagnostics.append(ConfigDiagnostic(path: path, line: line, field: "kind", message: "required"))
         case let other?:
-            let name = YAMLReader.value(mapping, "metadata")?.mapping.flatMap { YAMLReader.value($0, "name") }?.scalar?.string
+            let name = YAMLReader.value(mapping, "metadata")?.effectiveMapping.flatMap { YAMLReader.value($0, "name") }?.scalar?.string
             result.diagnostics.append(ConfigDiagnostic(
                 severity: .note, path: path, line: line, resource: name.map { "\(other) \($0)" },
                 message: "skipped kind \(other)"))
