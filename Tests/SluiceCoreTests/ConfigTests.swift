@@ -156,6 +156,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(snapshot.registry.lookup(host: "aliyun.com", port: 443)?.entry.name, "aliyun")
         XCTAssertFalse(snapshot.diagnostics.contains(where: \.isError))
         XCTAssertEqual(snapshot.diagnostics.filter { $0.severity == .note }.count, 3, "skipped Gateway, DestinationRule, ConfigMap")
+        let docs = RegistryFixtures.path("registry/istio-docs")
+        XCTAssertEqual(snapshot.watchedPaths, [
+            RegistryFixtures.path("config/sidecar.yaml"), docs,
+            docs + "/01-aliyun.yaml", docs + "/02-cnn-egress-gateway.yaml", docs + "/03-list.yaml", docs + "/04-wildcard.yaml",
+            docs + "/05-tcp-addresses.yaml", docs + "/06-endpoints.yaml", docs + "/07-json.json",
+        ])
         let policy = Policy(mode: snapshot.config.mode ?? .allowAny, registry: snapshot.registry, gateway: snapshot.config.egressGateway)
         let decision = policy.decide(ConnectionFacts(kind: .http(host: "aliyun.com"), destination: .v4(0x6A0B_F963), port: 80))
         XCTAssertEqual(decision.action, .forward(.gateway(authority: HostPort(host: "aliyun.com", port: 80), gatewayPort: 80, protocol: .istio)))

@@ -9,12 +9,16 @@ public struct SluiceSnapshot: Sendable {
     public var registry: Registry
     /// Warnings and notes from loading (errors make the load fail instead).
     public var diagnostics: [ConfigDiagnostic]
+    /// The config file, each configured registry path (directories included, since a new file
+    /// may appear in one) and every registry file read: what a watcher should poll for changes.
+    public var watchedPaths: [String]
 
     /// Creates a snapshot from parts already loaded.
-    public init(config: SluiceConfig, registry: Registry, diagnostics: [ConfigDiagnostic] = []) {
+    public init(config: SluiceConfig, registry: Registry, diagnostics: [ConfigDiagnostic] = [], watchedPaths: [String] = []) {
         self.config = config
         self.registry = registry
         self.diagnostics = diagnostics
+        self.watchedPaths = watchedPaths
     }
 
     /// Loads the config at `configPath`, then every registry file it names. Any error in either
@@ -26,10 +30,17 @@ public struct SluiceSnapshot: Sendable {
         case .success(let loaded): config = loaded
         case .failure(let diagnostics): return .failure(diagnostics)
         }
-        let base = ConfigPath.directory(of: ConfigPath.resolve(configPath, relativeTo: FileManager.default.currentDirectoryPath))
+        let absoluteConfigPath = ConfigPath.resolve(configPath, relativeTo: FileManager.default.currentDirectoryPath)
+        let base = ConfigPath.directory(of: absoluteConfigPath)
         let loaded = RegistryLoader.load(paths: config.registryPaths, relativeTo: base)
         if loaded.hasErrors { return .failure(ConfigDiagnostics(loaded.diagnostics)) }
         let registry = Registry(loaded.entries)
-        return .success(SluiceSnapshot(config: config, registry: registry, diagnostics: loaded.diagnostics + registry.conflicts))
+        var watched = [absoluteConfigPath]
+        for path in config.registryPaths.map({ ConfigPath.resolve($0, relativeTo: base) }) + loaded.files
+        where !watched.contains(path) {
+            watched.append(path)
+        }
+        return .success(SluiceSnapshot(
+            config: config, registry: registry, diagnostics: loaded.diagnostics + registry.conflicts, watchedPaths: watched))
     }
 }

@@ -7,18 +7,22 @@ public struct RegistryLoadResult: Sendable {
     public var entries: [ServiceEntry]
     /// Errors, warnings and notes, in load order.
     public var diagnostics: [ConfigDiagnostic]
+    /// The files that were read, in load order; what a config watcher should poll.
+    public var files: [String]
     /// True if any diagnostic is an error: some resource or file was not loaded.
     public var hasErrors: Bool { diagnostics.contains { $0.isError } }
 
     /// Creates a result.
-    public init(entries: [ServiceEntry] = [], diagnostics: [ConfigDiagnostic] = []) {
+    public init(entries: [ServiceEntry] = [], diagnostics: [ConfigDiagnostic] = [], files: [String] = []) {
         self.entries = entries
         self.diagnostics = diagnostics
+        self.files = files
     }
 
     mutating func append(_ other: RegistryLoadResult) {
         entries += other.entries
         diagnostics += other.diagnostics
+        files += other.files
     }
 }
 
@@ -76,9 +80,11 @@ public enum RegistryLoader {
             return RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: path, message: "cannot read file")])
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            return RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: path, message: "not UTF-8 text")])
+            return RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: path, message: "not UTF-8 text")], files: [path])
         }
-        return parseDocuments(yaml: text, path: path)
+        var result = parseDocuments(yaml: text, path: path)
+        result.files = [path]
+        return result
     }
 
     private static func loadDirectory(_ directory: String) -> RegistryLoadResult {
