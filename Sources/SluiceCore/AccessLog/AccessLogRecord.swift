@@ -1,0 +1,229 @@
+public import NIOCore
+
+/// How access-log lines are written: `accessLog.format` in `sluice.yaml`.
+public enum AccessLogFormat: String, Sendable, CaseIterable {
+    /// One JSON object per line with the ASM/Envoy default field set (the default).
+    case json
+    /// Envoy's default text format (`[%START_TIME%] "%REQ(:METHOD)% ..."`).
+    case text
+}
+
+/// One access-log entry: an HTTP request, or a TLS/TCP connection, with Envoy's field meanings.
+///
+/// Filled in incrementally as the request or connection goes (every field has a default), then
+/// encoded once with `appendJSON(to:)` / `appendText(to:)`. Absent values stay nil and are
+/// written as JSON `null` or Envoy's `-`.
+public struct AccessLogRecord: Sendable, Equatable {
+    /// Request (HTTP) or downstream connection (TCP) start, in milliseconds since the Unix epoch.
+    public var startTime: Int64
+    /// HTTP method; nil for TLS/TCP.
+    public var method: String?
+    /// HTTP path (the original path, as Envoy's `X-ENVOY-ORIGINAL-PATH?:PATH`); nil for TLS/TCP.
+    public var path: String?
+    /// `HTTP/1.1`, `HTTP/1.0`, ...; nil for TLS/TCP.
+    public var `protocol`: String?
+    /// HTTP status sent downstream; 0 for TLS/TCP and for connections closed without a response.
+    public var responseCode: Int
+    /// What went wrong or was special (`NR` for a denial, `UF` for a failed connect, ...).
+    public var responseFlags: ResponseFlags
+    /// Body bytes (HTTP) or connection bytes (TCP) received from downstream.
+    public var bytesReceived: UInt64
+    /// Body bytes (HTTP) or connection bytes (TCP) sent downstream.
+    public var bytesSent: UInt64
+    /// Milliseconds from start to the last byte out.
+    public var duration: Int64
+    /// Milliseconds the upstream took to answer (Envoy's `x-envoy-upstream-service-time`); nil when none.
+    public var upstreamServiceTime: Int64?
+    /// The request's `X-Forwarded-For` header.
+    public var xForwardedFor: String?
+    /// The request's `User-Agent` header.
+    public var userAgent: String?
+    /// The request's `X-Request-Id` header.
+    public var requestId: String?
+    /// The request's `:authority` / `Host`.
+    public var authority: String?
+    /// The upstream `ip:port` dialed.
+    public var upstreamHost: String?
+    /// `outbound|80||aliyun.com`, `PassthroughCluster` or `BlackHoleCluster`.
+    public var upstreamCluster: String?
+    /// Local `ip:port` of the upstream connection.
+    public var upstreamLocalAddress: String?
+    /// The original destination `ip:port` the client dialed.
+    public var downstreamLocalAddress: String?
+    /// The client's `ip:port`.
+    public var downstreamRemoteAddress: String?
+    /// The SNI of a TLS connection.
+    public var requestedServerName: String?
+    /// `block_all`, `allow_any`, or the matched route's name.
+    public var routeName: String?
+    /// Why connecting to the upstream failed, when it did.
+    public var upstreamTransportFailureReason: String?
+    /// Trace id, when the request carried one.
+    public var traceId: String?
+    /// Istio's policy status; kept for field-set compatibility with ASM.
+    public var istioPolicyStatus: String?
+
+    /// Creates a record; every field defaults to "absent" so callers fill what they know.
+    public init(
+        startTime: Int64 = 0,
+        method: String? = nil,
+        path: String? = nil,
+        protocol: String? = nil,
+        responseCode: Int = 0,
+        responseFlags: ResponseFlags = [],
+        bytesReceived: UInt64 = 0,
+        bytesSent: UInt64 = 0,
+        duration: Int64 = 0,
+        upstreamServiceTime: Int64? = nil,
+        xForwardedFor: String? = nil,
+        userAgent: String? = nil,
+        requestId: String? = nil,
+        authority: String? = nil,
+        upstreamHost: String? = nil,
+        upstreamCluster: String? = nil,
+        upstreamLocalAddress: String? = nil,
+        downstreamLocalAddress: String? = nil,
+        downstreamRemoteAddress: String? = nil,
+        requestedServerName: String? = nil,
+        routeName: String? = nil,
+        upstreamTransportFailureReason: String? = nil,
+        traceId: String? = nil,
+        istioPolicyStatus: String? = nil
+    ) {
+        self.startTime = startTime
+        self.method = method
+        self.path = path
+        self.protocol = `protocol`
+        self.responseCode = responseCode
+        self.responseFlags = responseFlags
+        self.bytesReceived = bytesReceived
+        self.bytesSent = bytesSent
+        self.duration = duration
+        self.upstreamServiceTime = upstreamServiceTime
+        self.xForwardedFor = xForwardedFor
+        self.userAgent = userAgent
+        self.requestId = requestId
+        self.authority = authority
+        self.upstreamHost = upstreamHost
+        self.upstreamCluster = upstreamCluster
+        self.upstreamLocalAddress = upstreamLocalAddress
+        self.downstreamLocalAddress = downstreamLocalAddress
+        self.downstreamRemoteAddress = downstreamRemoteAddress
+        self.requestedServerName = requestedServerName
+        self.routeName = routeName
+        self.upstreamTransportFailureReason = upstreamTransportFailureReason
+        self.traceId = traceId
+        self.istioPolicyStatus = istioPolicyStatus
+    }
+
+    /// Appends one complete log line (ending in `\n`) in `format`.
+    public func appendLine(format: AccessLogFormat, to buffer: inout ByteBuffer) {
+        switch format {
+        case .json:
+            appendJSON(to: &buffer)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+        case .text:
+            appendText(to: &buffer)
+        }
+    }
+
+    /// One complete log line (ending in `\n`) in `format`.
+    public func line(format: AccessLogFormat) -> String {
+        switch format {
+        case .json: jsonLine()
+        case .text: textLine()
+        }
+    }
+}
+
+// MARK: - Shared byte writers
+
+extension ByteBuffer {
+    /// Writes `value` in decimal without going through String.
+    mutating func writeDecimal(_ value: UInt64) {
+        // 20 digits hold UInt64.max.
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { out in
+            var digits = 1
+            var probe = value
+            while probe >= 10 {
+                probe /= 10
+                digits += 1
+            }
+            var rest = value
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                out[i] = UInt8(truncatingIfNeeded: 0x30 &+ rest % 10)
+                rest /= 10
+            }
+            return digits
+        }
+    }
+
+    /// Writes `value` in decimal, with a leading `-` when negative.
+    mutating func writeDecimal(_ value: Int64) {
+        if value < 0 {
+            writeInteger(UInt8(ascii: "-"))
+            // Two's complement negation in UInt64 also covers Int64.min.
+            writeDecimal(0 &- UInt64(bitPattern: value))
+        } else {
+            writeDecimal(UInt64(value))
+        }
+    }
+
+    /// Writes `string` with JSON string escaping, without the surrounding quotes.
+    ///
+    /// `"` and `\` are escaped, control characters become `\n`, `\r`, `\t`, `\b`, `\f` or
+    /// `\u00XX`, and DEL, U+2028 and U+2029 are escaped too so a log line can neither be split
+    /// nor break a JavaScript consumer. Swift strings are always valid UTF-8 (invalid input was
+    /// already replaced with U+FFFD when the String was made), so the output is valid JSON.
+    mutating func writeJSONEscaped(_ string: String) {
+        var string = string
+        // Native strings are already contiguous UTF-8; `withUTF8` only copies bridged ones.
+        string.withUTF8 { writeJSONEscaped(utf8: $0) }
+    }
+
+    private mutating func writeJSONEscaped(utf8: UnsafeBufferPointer<UInt8>) {
+        // Copy runs of safe bytes in one go; most header values need no escaping at all.
+        var runStart = 0
+        var index = 0
+        let count = utf8.count
+        while index < count {
+            let byte = utf8[index]
+            let escape: StaticString?
+            var width = 1
+            switch byte {
+            case UInt8(ascii: "\""): escape = "\\\""
+            case UInt8(ascii: "\\"): escape = "\\\\"
+            case 0x0A: escape = "\\n"
+            case 0x0D: escape = "\\r"
+            case 0x09: escape = "\\t"
+            case 0x08: escape = "\\b"
+            case 0x0C: escape = "\\f"
+            case 0x00..<0x20, 0x7F: escape = nil
+            case 0xE2 where index + 2 < count && utf8[index + 1] == 0x80 && (utf8[index + 2] == 0xA8 || utf8[index + 2] == 0xA9):
+                escape = utf8[index + 2] == 0xA8 ? "\\u2028" : "\\u2029"
+                width = 3
+            default:
+                index += 1
+                continue
+            }
+            writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[runStart..<index]))
+            if let escape {
+                writeStaticString(escape)
+            } else {
+                writeUnicodeEscape(byte)
+            }
+            index += width
+            runStart = index
+        }
+        writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[runStart..<count]))
+    }
+
+    private mutating func writeUnicodeEscape(_ byte: UInt8) {
+        let hex: StaticString = "0123456789abcdef"
+        hex.withUTF8Buffer { digits in
+            writeStaticString("\\u00")
+            writeInteger(digits[Int(byte >> 4)])
+            writeInteger(digits[Int(byte & 0x0F)])
+        }
+    }
+}

@@ -1,0 +1,123 @@
+public import NIOCore
+
+/// RFC 3339 timestamps in UTC with milliseconds (`2026-11-27T04:10:16.123Z`), as Envoy prints
+/// `%START_TIME%`.
+///
+/// Computed arithmetically from epoch milliseconds (no calendar, no formatter, no locale): the
+/// access log formats one per request, and Foundation's date formatters are slow and allocate.
+public enum RFC3339 {
+    /// Earliest instant RFC 3339 can write (0000-01-01T00:00:00.000Z); earlier inputs are clamped.
+    public static let minEpochMilliseconds: Int64 = -62_167_219_200_000
+    /// Latest instant RFC 3339 can write (9999-12-31T23:59:59.999Z); later inputs are clamped.
+    public static let maxEpochMilliseconds: Int64 = 253_402_300_799_999
+
+    /// Number of bytes one timestamp takes: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    public static let length = 24
+
+    /// Broken-down UTC time for an instant.
+    public struct Components: Equatable, Sendable {
+        /// Proleptic Gregorian year, 0...9999.
+        public var year: Int
+        /// 1...12.
+        public var month: Int
+        /// 1...31.
+        public var day: Int
+        /// 0...23.
+        public var hour: Int
+        /// 0...59.
+        public var minute: Int
+        /// 0...59 (epoch time has no leap seconds).
+        public var second: Int
+        /// 0...999.
+        public var millisecond: Int
+
+        /// Creates components from their parts.
+        public init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int) {
+            self.year = year
+            self.month = month
+            self.day = day
+            self.hour = hour
+            self.minute = minute
+            self.second = second
+            self.millisecond = millisecond
+        }
+    }
+
+    /// Splits epoch milliseconds into UTC calendar fields, clamped to years 0...9999.
+    public static func components(epochMilliseconds: Int64) -> Components {
+        let ms = min(max(epochMilliseconds, minEpochMilliseconds), maxEpochMilliseconds)
+        // Floor division, so instants before 1970 land on the previous day, not the next.
+        let msPerDay: Int64 = 86_400_000
+        var days = ms / msPerDay
+        var msOfDay = ms % msPerDay
+        if msOfDay < 0 {
+            msOfDay += msPerDay
+            days -= 1
+        }
+        let (year, month, day) = civilFromDays(Int(days))
+        let millisOfDay = Int(msOfDay)
+        return Components(
+            year: year,
+            month: month,
+            day: day,
+            hour: millisOfDay / 3_600_000,
+            minute: millisOfDay / 60_000 % 60,
+            second: millisOfDay / 1000 % 60,
+            millisecond: millisOfDay % 1000
+        )
+    }
+
+    /// Year, month and day of the proleptic Gregorian calendar for days since 1970-01-01.
+    ///
+    /// Howard Hinnant's `civil_from_days`: shift the epoch to 0000-03-01 so that the leap day is
+    /// the last day of a "year", then split into 400-year eras (146,097 days each), years of the
+    /// era and days of the year. Exact for every day, no tables, no loops.
+    static func civilFromDays(_ daysSinceEpoch: Int) -> (year: Int, month: Int, day: Int) {
+        let z = daysSinceEpoch + 719_468  // days since 0000-03-01
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097  // 0...146096
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365  // 0...399
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)  // 0...365, from March 1
+        let monthFromMarch = (5 * dayOfYear + 2) / 153  // 0...11
+        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
+        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+
+    /// Appends the 24-byte timestamp for `epochMilliseconds` to `buffer`.
+    public static func append(epochMilliseconds: Int64, to buffer: inout ByteBuffer) {
+        let c = components(epochMilliseconds: epochMilliseconds)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
+            func put(_ value: Int, digits: Int, at offset: Int) {
+                var value = value
+                for i in stride(from: offset + digits - 1, through: offset, by: -1) {
+                    out[i] = UInt8(truncatingIfNeeded: 0x30 + value % 10)
+                    value /= 10
+                }
+            }
+            put(c.year, digits: 4, at: 0)
+            out[4] = UInt8(ascii: "-")
+            put(c.month, digits: 2, at: 5)
+            out[7] = UInt8(ascii: "-")
+            put(c.day, digits: 2, at: 8)
+            out[10] = UInt8(ascii: "T")
+            put(c.hour, digits: 2, at: 11)
+            out[13] = UInt8(ascii: ":")
+            put(c.minute, digits: 2, at: 14)
+            out[16] = UInt8(ascii: ":")
+            put(c.second, digits: 2, at: 17)
+            out[19] = UInt8(ascii: ".")
+            put(c.millisecond, digits: 3, at: 20)
+            out[23] = UInt8(ascii: "Z")
+            return length
+        }
+    }
+
+    /// The timestamp for `epochMilliseconds` as a String.
+    public static func string(epochMilliseconds: Int64) -> String {
+        var buffer = ByteBuffer()
+        append(epochMilliseconds: epochMilliseconds, to: &buffer)
+        return String(buffer: buffer)
+    }
+}

@@ -1,0 +1,152 @@
+import NIOCore
+
+/// Byte counters and close bookkeeping shared by the two halves of a glued connection.
+/// Both halves live on one event loop, so this needs no lock.
+final class TransferCounters {
+    /// Bytes read from the downstream (the app) and written upstream.
+    var downstreamBytes: UInt64 = 0
+    /// Bytes read from the upstream and written to the downstream.
+    var upstreamBytes: UInt64 = 0
+    /// Set when the upstream closed before the downstream did (Envoy's `UC`).
+    var upstreamClosedFirst = false
+    var downstreamClosedFirst = false
+}
+
+/// Joins two channels so that bytes read on one are written to the other — the
+/// `GlueHandler` of swift-nio-examples' connect-proxy, plus half-close and byte counts.
+///
+/// Backpressure: a `read()` is held while the partner is not writable and replayed when it
+/// becomes writable again. Half-close: EOF on one side becomes `close(mode: .output)` on the
+/// other (both channels must have `allowRemoteHalfClosure`); when both directions have
+/// ended, both channels close.
+final class GlueHandler {
+    enum Side { case downstream, upstream }
+
+    private let side: Side
+    private let counters: TransferCounters
+    private var partner: GlueHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private var inputClosed = false
+    private var outputClosed = false
+
+    private init(side: Side, counters: TransferCounters) {
+        self.side = side
+        self.counters = counters
+    }
+
+    /// Two handlers that point at each other: the first for the downstream channel.
+    static func matchedPair(counters: TransferCounters) -> (downstream: GlueHandler, upstream: GlueHandler) {
+        let down = GlueHandler(side: .downstream, counters: counters)
+        let up = GlueHandler(side: .upstream, counters: counters)
+        down.partner = up
+        up.partner = down
+        return (down, up)
+    }
+
+    private func partnerWrite(_ data: NIOAny) {
+        self.context?.write(data, promise: nil)
+    }
+
+    private func partnerFlush() {
+        self.context?.flush()
+    }
+
+    /// The partner's input ended: end our output (half-close), or close if both are done.
+    private func partnerInputClosed() {
+        guard let context = self.context else { return }
+        self.outputClosed = true
+        if self.inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: promise)
+        promise.futureResult.assumeIsolated().whenFailure { [weak self] _ in
+            self?.context?.close(promise: nil)
+        }
+    }
+
+    private func partnerCloseFull() {
+        self.context?.close(promise: nil)
+    }
+
+    private func partnerBecameWritable() {
+        if self.pendingRead {
+            self.pendingRead = false
+            self.context?.read()
+        }
+    }
+
+    private var partnerWritable: Bool {
+        self.context?.channel.isWritable ?? false
+    }
+}
+
+extension GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let count = UInt64(Self.unwrapInboundIn(data).readableBytes)
+        switch self.side {
+        case .downstream: self.counters.downstreamBytes &+= count
+        case .upstream: self.counters.upstreamBytes &+= count
+        }
+        self.partner?.partnerWrite(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.partner?.partnerFlush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let partner = self.partner, partner.context != nil {
+            switch self.side {
+            case .upstream: if !self.counters.downstreamClosedFirst { self.counters.upstreamClosedFirst = true }
+            case .downstream: if !self.counters.upstreamClosedFirst { self.counters.downstreamClosedFirst = true }
+            }
+        }
+        self.partner?.partnerCloseFull()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            self.inputClosed = true
+            self.partner?.partnerInputClosed()
+            if self.outputClosed { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.partner?.partnerCloseFull()
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.partner?.partnerBecameWritable()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.inputClosed { return }
+        if let partner = self.partner, partner.partnerWritable {
+            context.read()
+        } else {
+            self.pendingRead = true
+        }
+    }
+}

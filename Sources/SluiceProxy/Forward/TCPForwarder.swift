@@ -1,0 +1,122 @@
+import Logging
+import NIOCore
+import SluiceCore
+
+/// Forwards an allowed TLS or opaque-TCP connection: connects upstream, replays the bytes
+/// read while sniffing, glues the two channels, and writes one access-log line at the end.
+/// A denied one is closed without a byte and logged.
+struct TCPForwarder {
+    let runtime: ProxyRuntime
+    let connection: DownstreamConnection
+    let decision: Decision
+    let serverName: String?
+    let config: ActiveConfig
+
+    /// Closes a denied connection without sending a byte, as Envoy's BlackHoleCluster does.
+    func deny(channel: any Channel, bytesReceived: Int) {
+        self.runtime.logger.info(
+            "denied \(self.serverName.map { "tls \($0)" } ?? "tcp") to \(self.connection.originalDestination.logDescription)",
+            metadata: ["reason": "\(self.decision.reason)"]
+        )
+        var record = self.record(upstream: nil, upstreamLocal: nil)
+        record.responseFlags = [.noRouteFound]
+        record.bytesReceived = UInt64(bytesReceived)
+        record.duration = self.connection.start.millisecondsElapsed
+        self.runtime.log(record)
+        channel.close(promise: nil)
+    }
+
+    /// Connects and glues. `buffered` are the bytes already read from the client; the
+    /// caller holds downstream reads until `onGlued` runs.
+    func forward(
+        downstream: any Channel,
+        target: UpstreamTarget,
+        buffered: ByteBuffer,
+        onGlued: @escaping () -> Void
+    ) {
+        let loop = downstream.eventLoop
+        let connect = self.runtime.connector.connect(
+            target: target,
+            gateway: self.config.gateway,
+            eventLoop: loop,
+            connectTimeout: .init(self.config.limits.connectTimeout),
+            initializer: { _ in loop.makeSucceededVoidFuture() }
+        )
+        connect.assumeIsolated().whenComplete { result in
+            switch result {
+            case .failure(let error):
+                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+                self.runtime.logger.warning(
+                    "upstream connect failed for \(self.connection.originalDestination.logDescription)",
+                    metadata: ["error": "\(failure)", "cluster": "\(self.decision.cluster)"]
+                )
+                var record = self.record(upstream: nil, upstreamLocal: nil)
+                record.responseFlags = failure.responseFlag
+                record.upstreamTransportFailureReason = failure.transportFailureReason
+                record.bytesReceived = UInt64(buffered.readableBytes)
+                record.duration = self.connection.start.millisecondsElapsed
+                self.runtime.log(record)
+                downstream.close(promise: nil)
+            case .success(let upstream):
+                self.glue(downstream: downstream, upstream: upstream, buffered: buffered, onGlued: onGlued)
+            }
+        }
+    }
+
+    private func glue(
+        downstream: any Channel,
+        upstream: UpstreamConnection,
+        buffered: ByteBuffer,
+        onGlued: () -> Void
+    ) {
+        guard downstream.isActive else {
+            upstream.channel.close(promise: nil)
+            return
+        }
+        let counters = TransferCounters()
+        counters.downstreamBytes = UInt64(buffered.readableBytes)
+        let (down, up) = GlueHandler.matchedPair(counters: counters)
+        do {
+            try downstream.pipeline.syncOperations.addHandler(down)
+            try upstream.channel.pipeline.syncOperations.addHandler(up)
+        } catch {
+            downstream.close(promise: nil)
+            upstream.channel.close(promise: nil)
+            return
+        }
+        if buffered.readableBytes > 0 {
+            upstream.channel.writeAndFlush(buffered, promise: nil)
+        }
+        let upstreamLocal = upstream.channel.localAddress
+        let remote = upstream.remote
+        downstream.closeFuture.and(upstream.channel.closeFuture).assumeIsolated().whenComplete { _ in
+            var record = self.record(upstream: remote, upstreamLocal: upstreamLocal)
+            if counters.upstreamClosedFirst && counters.upstreamBytes == 0 {
+                record.responseFlags = [.upstreamConnectionTermination]
+            }
+            record.bytesReceived = counters.downstreamBytes
+            record.bytesSent = counters.upstreamBytes
+            record.duration = self.connection.start.millisecondsElapsed
+            self.runtime.log(record)
+        }
+        upstream.channel.setOption(.autoRead, value: true).whenFailure { _ in
+            upstream.channel.close(promise: nil)
+        }
+        onGlued()
+    }
+
+    /// The fields every TCP record shares.
+    private func record(upstream: SocketAddress?, upstreamLocal: SocketAddress?) -> AccessLogRecord {
+        var record = AccessLogRecord()
+        record.startTime = self.connection.startMillis
+        record.responseCode = 0
+        record.upstreamHost = upstream?.logDescription
+        record.upstreamLocalAddress = upstreamLocal?.logDescription
+        record.upstreamCluster = self.decision.cluster
+        record.routeName = self.decision.routeName
+        record.downstreamLocalAddress = self.connection.originalDestination.logDescription
+        record.downstreamRemoteAddress = self.connection.remote?.logDescription
+        record.requestedServerName = self.serverName
+        return record
+    }
+}

@@ -1,0 +1,268 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import SluiceCore
+
+/// The gateway's HTTP CONNECT listener (RFC 9110 §9.3.6): reads `CONNECT host:port`,
+/// applies the gateway's registry, dials the target, answers `200 Connection established`
+/// (or 403 for an unregistered host, 503 when the target cannot be reached), then removes
+/// the HTTP codec and glues the raw tunnel — the shape of swift-nio-examples' connect-proxy.
+final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case beganConnecting
+        case awaitingEnd(UpstreamConnection)
+        case awaitingConnection(pendingBytes: [NIOAny])
+        case upgradeComplete(pendingBytes: [NIOAny])
+        case upgradeFailed
+    }
+
+    private let runtime: ProxyRuntime
+    private let connection: DownstreamConnection
+    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+    private let encoder: HTTPResponseEncoder
+    private var state = State.idle
+    private var record = AccessLogRecord()
+    private var decision: Decision?
+
+    init(
+        runtime: ProxyRuntime,
+        connection: DownstreamConnection,
+        decoder: ByteToMessageHandler<HTTPRequestDecoder>,
+        encoder: HTTPResponseEncoder
+    ) {
+        self.runtime = runtime
+        self.connection = connection
+        self.decoder = decoder
+        self.encoder = encoder
+    }
+
+    /// Installs decoder, encoder and this handler on a fresh gateway connection.
+    static func install(on channel: any Channel, runtime: ProxyRuntime, connection: DownstreamConnection) throws {
+        // `.dropBytes`: NIO 2.101's decoder, paused on CONNECT, hands back the CONNECT head
+        // itself as "left-over" bytes, which would be sent into the tunnel. Clients wait for
+        // our 200 before sending tunnel bytes (curl, Squid's peers, our sidecar), and by then
+        // the decoder is gone, so nothing a well-behaved client sends is dropped.
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
+        // No automatic framing: a 2xx CONNECT answer has no body and must not be chunked.
+        var encoderConfiguration = HTTPResponseEncoder.Configuration()
+        encoderConfiguration.automaticallySetFramingHeaders = false
+        let encoder = HTTPResponseEncoder(configuration: encoderConfiguration)
+        let handler = ConnectServerHandler(runtime: runtime, connection: connection, decoder: decoder, encoder: encoder)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(decoder)
+        try sync.addHandler(encoder)
+        try sync.addHandler(handler)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.state {
+        case .idle:
+            self.handleInitialMessage(context: context, data: Self.unwrapInboundIn(data))
+        case .beganConnecting:
+            // Only .end can follow the head of a CONNECT.
+            if case .end = Self.unwrapInboundIn(data) {
+                self.state = .awaitingConnection(pendingBytes: [])
+                self.removeDecoder(context: context)
+            }
+        case .awaitingEnd(let connection):
+            if case .end = Self.unwrapInboundIn(data) {
+                self.state = .upgradeComplete(pendingBytes: [])
+                self.removeDecoder(context: context)
+                self.glue(connection, context: context)
+            }
+        case .awaitingConnection(var pendingBytes):
+            // Tunnel bytes the decoder forwarded while we still dial.
+            self.state = .awaitingConnection(pendingBytes: [])
+            pendingBytes.append(data)
+            self.state = .awaitingConnection(pendingBytes: pendingBytes)
+        case .upgradeComplete(var pendingBytes):
+            self.state = .upgradeComplete(pendingBytes: [])
+            pendingBytes.append(data)
+            self.state = .upgradeComplete(pendingBytes: pendingBytes)
+        case .upgradeFailed:
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.runtime.logger.debug("CONNECT listener error: \(error)")
+        if case .idle = self.state {
+            self.record.responseCode = 400
+            self.record.responseFlags.insert(.downstreamProtocolError)
+            self.logOnce()
+            self.respond(context: context, status: .badRequest)
+        }
+        context.close(promise: nil)
+    }
+
+    private func handleInitialMessage(context: ChannelHandlerContext, data: HTTPServerRequestPart) {
+        guard case .head(let head) = data else {
+            self.state = .upgradeFailed
+            context.close(promise: nil)
+            return
+        }
+        self.record.startTime = self.connection.startMillis
+        self.record.method = head.method.rawValue
+        self.record.authority = head.uri
+        self.record.protocol = "HTTP/\(head.version.major).\(head.version.minor)"
+        self.record.userAgent = head.headers.first(name: "user-agent")
+        self.record.downstreamLocalAddress = self.connection.originalDestination.logDescription
+        self.record.downstreamRemoteAddress = self.connection.remote?.logDescription
+        self.record.requestId = head.headers.first(name: "x-request-id")
+
+        guard head.method == .CONNECT else {
+            self.state = .upgradeFailed
+            self.record.responseCode = 405
+            self.logOnce()
+            self.respond(context: context, status: .methodNotAllowed)
+            context.close(promise: nil)
+            return
+        }
+        guard let (host, port) = Self.splitAuthority(head.uri) else {
+            self.state = .upgradeFailed
+            self.record.responseCode = 400
+            self.logOnce()
+            self.respond(context: context, status: .badRequest)
+            context.close(promise: nil)
+            return
+        }
+        let config = self.runtime.config
+        let decision = config.policy.decide(tunnelTo: HostPort(host: host, port: port))
+        self.decision = decision
+        self.record.upstreamCluster = decision.cluster
+        self.record.routeName = decision.routeName
+        guard case .forward(let target) = decision.action else {
+            self.runtime.logger.info("denied CONNECT \(head.uri)", metadata: ["reason": "\(decision.reason)"])
+            self.state = .upgradeFailed
+            self.record.responseCode = 403
+            self.record.responseFlags.insert(.noRouteFound)
+            self.logOnce()
+            self.respond(context: context, status: .forbidden)
+            context.close(promise: nil)
+            return
+        }
+        self.state = .beganConnecting
+        let loop = context.eventLoop
+        let contextBound = NIOLoopBound(context, eventLoop: loop)
+        self.runtime.connector.connect(
+            target: target,
+            gateway: nil,
+            eventLoop: loop,
+            connectTimeout: .init(config.limits.connectTimeout),
+            initializer: { _ in loop.makeSucceededVoidFuture() }
+        ).assumeIsolated().whenComplete { result in
+            let context = contextBound.value
+            switch result {
+            case .success(let upstream):
+                self.connectSucceeded(upstream, context: context)
+            case .failure(let error):
+                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+                self.state = .upgradeFailed
+                self.record.responseCode = 503
+                self.record.responseFlags.insert(failure.responseFlag)
+                self.record.upstreamTransportFailureReason = failure.transportFailureReason
+                self.logOnce()
+                self.respond(context: context, status: .serviceUnavailable)
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func connectSucceeded(_ upstream: UpstreamConnection, context: ChannelHandlerContext) {
+        switch self.state {
+        case .beganConnecting:
+            self.state = .awaitingEnd(upstream)
+        case .awaitingConnection(let pendingBytes):
+            self.state = .upgradeComplete(pendingBytes: pendingBytes)
+            self.glue(upstream, context: context)
+        default:
+            upstream.channel.close(promise: nil)
+        }
+    }
+
+    private func glue(_ upstream: UpstreamConnection, context: ChannelHandlerContext) {
+        self.record.responseCode = 200
+        self.record.upstreamHost = upstream.remote.logDescription
+        self.record.upstreamLocalAddress = upstream.channel.localAddress?.logDescription
+        var headers = HTTPHeaders()
+        headers.add(name: "date", value: HTTPDate.now())
+        headers.add(name: "server", value: "sluice")
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        context.pipeline.syncOperations.removeHandler(self.encoder, promise: nil)
+
+        let counters = TransferCounters()
+        let (down, up) = GlueHandler.matchedPair(counters: counters)
+        do {
+            try context.pipeline.syncOperations.addHandler(down)
+            try upstream.channel.pipeline.syncOperations.addHandler(up)
+        } catch {
+            upstream.channel.close(promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        let record = self.record
+        let runtime = self.runtime
+        let start = self.connection.start
+        context.channel.closeFuture.and(upstream.channel.closeFuture).assumeIsolated().whenComplete { _ in
+            var record = record
+            record.bytesReceived = counters.downstreamBytes
+            record.bytesSent = counters.upstreamBytes
+            record.duration = start.millisecondsElapsed
+            runtime.log(record)
+        }
+        if case .upgradeComplete(let pendingBytes) = self.state {
+            self.state = .upgradeComplete(pendingBytes: [])
+            for data in pendingBytes { context.fireChannelRead(data) }
+            if !pendingBytes.isEmpty { context.fireChannelReadComplete() }
+        }
+        upstream.channel.setOption(.autoRead, value: true).whenFailure { _ in upstream.channel.close(promise: nil) }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    private func removeDecoder(context: ChannelHandlerContext) {
+        context.pipeline.syncOperations.removeHandler(self.decoder, promise: nil)
+    }
+
+    private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-length", value: "0")
+        headers.add(name: "connection", value: "close")
+        headers.add(name: "server", value: "sluice")
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private var logged = false
+    private func logOnce() {
+        guard !self.logged else { return }
+        self.logged = true
+        self.record.duration = self.connection.start.millisecondsElapsed
+        self.runtime.log(self.record)
+    }
+
+    /// `host:port` or `[v6]:port`; the port is required in a CONNECT target.
+    static func splitAuthority(_ authority: String) -> (String, Int)? {
+        var host = Substring(authority)
+        let portText: Substring
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let after = host[host.index(after: close)...]
+            guard after.hasPrefix(":") else { return nil }
+            portText = after.dropFirst()
+            host = host[host.index(after: host.startIndex)..<close]
+        } else {
+            guard let colon = host.lastIndex(of: ":") else { return nil }
+            portText = host[host.index(after: colon)...]
+            host = host[..<colon]
+        }
+        guard let port = Int(portText), (1...65535).contains(port),
+            let normalised = RequestAuthority.normalisedHost(String(host))
+        else { return nil }
+        return (normalised, port)
+    }
+}

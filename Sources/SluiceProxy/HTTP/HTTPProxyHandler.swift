@@ -1,0 +1,457 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import SluiceCore
+
+/// Proxies HTTP/1.x requests on one downstream connection, deciding **each request** on its
+/// own Host, so a keep-alive connection cannot switch to an unregistered host.
+///
+/// Requests arrive one at a time (NIO's `HTTPServerPipelineHandler` queues pipelined ones
+/// until the previous response has ended). Bodies stream in both directions with
+/// backpressure: a downstream `read()` is held while the upstream is not writable, and the
+/// upstream's while the downstream is not. The upstream connection is kept for the next
+/// request when it goes to the same target.
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let runtime: ProxyRuntime
+    private let connection: DownstreamConnection
+    private var context: ChannelHandlerContext?
+    private var exchange: HTTPExchange?
+    private var upstream: UpstreamHTTPHandler?
+    private var pendingRead = false
+    private var closing = false
+
+    init(runtime: ProxyRuntime, connection: DownstreamConnection) {
+        self.runtime = runtime
+        self.connection = connection
+    }
+
+    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    // MARK: downstream events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.dropUpstream()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.requestHead(head, context: context)
+        case .body(let body):
+            self.requestBody(body)
+        case .end(let trailers):
+            self.requestEnd(trailers, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let exchange = self.exchange, case .forwarding = exchange.phase {
+            self.upstream?.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let exchange = self.exchange, !exchange.isDone {
+            // The app went away mid-exchange (Envoy's `DC`).
+            exchange.record.responseFlags.insert(.downstreamConnectionTermination)
+            self.finish(exchange, context: context, closeAfter: true)
+        }
+        self.dropUpstream()
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.upstream?.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let exchange = self.exchange {
+            switch exchange.phase {
+            case .connecting:
+                self.pendingRead = true
+                return
+            case .forwarding:
+                if let upstream = self.upstream, !upstream.isWritable {
+                    self.pendingRead = true
+                    return
+                }
+            case .denied, .failed:
+                break
+            }
+        }
+        context.read()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.runtime.logger.debug("downstream HTTP error: \(error)")
+        context.close(promise: nil)
+    }
+
+    // MARK: request parts
+
+    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let config = self.runtime.config
+        var record = AccessLogRecord()
+        record.startTime = wallClockMillis()
+        record.method = head.method.rawValue
+        record.path = head.uri
+        record.protocol = "HTTP/\(head.version.major).\(head.version.minor)"
+        record.userAgent = head.headers.first(name: "user-agent")
+        record.downstreamLocalAddress = self.connection.originalDestination.logDescription
+        record.downstreamRemoteAddress = self.connection.remote?.logDescription
+
+        let authority = RequestAuthority.raw(head)
+        record.authority = authority
+        let requestID = head.headers.first(name: "x-request-id") ?? makeRequestID()
+        record.requestId = requestID
+
+        guard let authority, let host = RequestAuthority.normalisedHost(authority),
+            let destination = self.connection.originalDestination.sluiceIPAddress,
+            let port = self.connection.originalDestination.port
+        else {
+            let decision = Decision.badRequest
+            let exchange = HTTPExchange(phase: .failed, record: record, decision: decision, head: head)
+            self.exchange = exchange
+            exchange.record.upstreamCluster = nil
+            self.respondLocally(exchange, status: .badRequest, flag: nil, body: "missing or invalid Host\n", context: context)
+            return
+        }
+
+        let decision = config.decide(ConnectionFacts(kind: .http(host: host), destination: destination, port: port), role: self.runtime.role, host: host)
+        record.upstreamCluster = decision.cluster
+        record.routeName = decision.routeName
+
+        switch decision.action {
+        case .deny:
+            let exchange = HTTPExchange(phase: .denied, record: record, decision: decision, head: head)
+            self.exchange = exchange
+            self.runtime.logger.info(
+                "denied http \(host) to \(self.connection.originalDestination.logDescription)",
+                metadata: ["reason": "\(decision.reason)"]
+            )
+            // A request that will send a body (or waits for 100-continue) is answered at once
+            // and the connection closed, so we never wait for bytes the client holds back.
+            if Self.hasBody(head) {
+                self.respondDenied(exchange, context: context, closeAfter: true)
+            }
+        case .forward(let target):
+            var upstreamHead = head
+            upstreamHead.version = .http1_1
+            upstreamHead.headers.removeHopByHop()
+            if upstreamHead.headers.first(name: "x-request-id") == nil {
+                upstreamHead.headers.add(name: "x-request-id", value: requestID)
+            }
+            if self.runtime.role == .gateway, let remoteIP = self.connection.remote?.ipAddress {
+                let existing = upstreamHead.headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+                upstreamHead.headers.replaceOrAdd(
+                    name: "x-forwarded-for",
+                    value: existing.isEmpty ? remoteIP : "\(existing), \(remoteIP)"
+                )
+            }
+            // Envoy answers `Expect: 100-continue` itself rather than relaying it.
+            if upstreamHead.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                upstreamHead.headers.remove(name: "expect")
+                context.writeAndFlush(
+                    Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                    promise: nil
+                )
+            }
+            record.xForwardedFor = upstreamHead.headers.first(name: "x-forwarded-for")
+            let exchange = HTTPExchange(phase: .forwarding, record: record, decision: decision, head: head)
+            self.exchange = exchange
+            if let upstream = self.upstream, upstream.target == target, upstream.reusable, !upstream.busy,
+                upstream.channel?.isActive == true
+            {
+                self.attach(exchange, to: upstream)
+                upstream.busy = true
+                exchange.upstreamRequestSent = .now()
+                upstream.send(.head(upstreamHead), flush: false)
+            } else {
+                self.dropUpstream()
+                exchange.phase = .connecting([.head(upstreamHead)])
+                self.connect(exchange, target: target, config: config, context: context)
+            }
+        }
+    }
+
+    private func requestBody(_ body: ByteBuffer) {
+        guard let exchange = self.exchange else { return }
+        exchange.record.bytesReceived &+= UInt64(body.readableBytes)
+        switch exchange.phase {
+        case .connecting(var parts):
+            parts.append(.body(.byteBuffer(body)))
+            exchange.phase = .connecting(parts)
+        case .forwarding:
+            self.upstream?.send(.body(.byteBuffer(body)), flush: false)
+        case .denied, .failed:
+            break
+        }
+    }
+
+    private func requestEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        guard let exchange = self.exchange else { return }
+        exchange.requestEnded = true
+        switch exchange.phase {
+        case .connecting(var parts):
+            parts.append(.end(trailers))
+            exchange.phase = .connecting(parts)
+        case .forwarding:
+            self.upstream?.send(.end(trailers), flush: true)
+        case .denied:
+            if !exchange.responseStarted {
+                self.respondDenied(exchange, context: context, closeAfter: !exchange.keepAlive)
+            } else if exchange.isDone {
+                self.finish(exchange, context: context, closeAfter: !exchange.keepAlive)
+            }
+        case .failed:
+            if exchange.isDone { self.finish(exchange, context: context, closeAfter: !exchange.keepAlive) }
+        }
+    }
+
+    // MARK: upstream connection
+
+    private func connect(
+        _ exchange: HTTPExchange,
+        target: UpstreamTarget,
+        config: ActiveConfig,
+        context: ChannelHandlerContext
+    ) {
+        let loop = context.eventLoop
+        let future = self.runtime.connector.connect(
+            target: target,
+            gateway: config.gateway,
+            eventLoop: loop,
+            connectTimeout: .init(config.limits.connectTimeout),
+            initializer: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                }
+            }
+        )
+        future.assumeIsolated().whenComplete { result in
+            guard self.exchange === exchange, let context = self.context else {
+                if case .success(let connection) = result { connection.channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .failure(let error):
+                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+                self.runtime.logger.warning(
+                    "upstream connect failed",
+                    metadata: ["authority": "\(exchange.record.authority ?? "-")", "error": "\(failure)"]
+                )
+                exchange.phase = .failed
+                exchange.record.upstreamTransportFailureReason = failure.transportFailureReason
+                let body: String
+                switch failure {
+                case .resolution: body = "DNS resolution failure\n"
+                case .noHealthyUpstream: body = "no healthy upstream\n"
+                default: body = "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n"
+                }
+                self.respondLocally(
+                    exchange,
+                    status: .serviceUnavailable,
+                    flag: failure.responseFlag,
+                    body: body,
+                    context: context,
+                    closeAfter: !exchange.requestEnded
+                )
+            case .success(let connection):
+                let handler = UpstreamHTTPHandler(target: target, remote: connection.remote)
+                do {
+                    try connection.channel.pipeline.syncOperations.addHandler(handler)
+                } catch {
+                    connection.channel.close(promise: nil)
+                    context.close(promise: nil)
+                    return
+                }
+                self.upstream = handler
+                handler.busy = true
+                self.attach(exchange, to: handler)
+                guard case .connecting(let parts) = exchange.phase else { return }
+                exchange.phase = .forwarding
+                exchange.upstreamRequestSent = .now()
+                for part in parts { handler.send(part, flush: false) }
+                handler.flush()
+                connection.channel.setOption(.autoRead, value: true).whenFailure { _ in
+                    connection.channel.close(promise: nil)
+                }
+                if self.pendingRead {
+                    self.pendingRead = false
+                    context.read()
+                }
+            }
+        }
+    }
+
+    private func attach(_ exchange: HTTPExchange, to upstream: UpstreamHTTPHandler) {
+        upstream.downstream = self
+        exchange.record.upstreamHost = upstream.remote.logDescription
+        exchange.record.upstreamLocalAddress = upstream.localAddress?.logDescription
+    }
+
+    /// Lets go of the current upstream connection (closing it).
+    private func dropUpstream() {
+        if let upstream = self.upstream {
+            upstream.downstream = nil
+            upstream.close()
+            self.upstream = nil
+        }
+    }
+
+    // MARK: upstream events (called by UpstreamHTTPHandler on this event loop)
+
+    func upstreamResponse(_ part: HTTPClientResponsePart, from upstream: UpstreamHTTPHandler) {
+        guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
+        switch part {
+        case .head(var head):
+            exchange.responseStarted = true
+            exchange.record.responseCode = Int(head.status.code)
+            if let sent = exchange.upstreamRequestSent {
+                let ms = sent.millisecondsElapsed
+                exchange.record.upstreamServiceTime = ms
+                head.headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: String(ms))
+            }
+            if !head.isKeepAlive { upstream.reusable = false }
+            head.headers.removeHopByHop()
+            head.version = exchange.requestVersion
+            if !exchange.keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: head.headers))), promise: nil)
+        case .body(let body):
+            exchange.record.bytesSent &+= UInt64(body.readableBytes)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        case .end(let trailers):
+            exchange.responseEnded = true
+            upstream.busy = false
+            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
+            if !upstream.reusable { self.dropUpstream() }
+            if exchange.isDone {
+                self.finish(exchange, context: context, closeAfter: !exchange.keepAlive)
+            }
+        }
+    }
+
+    func upstreamReadComplete(from upstream: UpstreamHTTPHandler) {
+        guard upstream === self.upstream else { return }
+        self.context?.flush()
+    }
+
+    func upstreamBecameWritable(_ upstream: UpstreamHTTPHandler) {
+        guard upstream === self.upstream, self.pendingRead, let context = self.context else { return }
+        self.pendingRead = false
+        context.read()
+    }
+
+    func upstreamClosed(_ upstream: UpstreamHTTPHandler) {
+        guard upstream === self.upstream else { return }
+        self.upstream = nil
+        upstream.downstream = nil
+        guard let exchange = self.exchange, !exchange.responseEnded, let context = self.context else { return }
+        guard case .forwarding = exchange.phase else { return }
+        exchange.record.responseFlags.insert(.upstreamConnectionTermination)
+        if exchange.responseStarted {
+            // Mid-body: the response cannot be completed; the app must see a truncated transfer.
+            exchange.responseEnded = true
+            self.finish(exchange, context: context, closeAfter: true)
+        } else {
+            exchange.phase = .failed
+            exchange.record.upstreamTransportFailureReason = "connection_termination"
+            self.respondLocally(
+                exchange,
+                status: .serviceUnavailable,
+                flag: .upstreamConnectionTermination,
+                body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
+                context: context,
+                closeAfter: !exchange.requestEnded
+            )
+        }
+    }
+
+    // MARK: local answers
+
+    private func respondDenied(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
+        switch self.runtime.role {
+        case .sidecar:
+            // Envoy's BlackHoleCluster answer under REGISTRY_ONLY.
+            self.respondLocally(exchange, status: .badGateway, flag: nil, body: "", context: context, closeAfter: closeAfter)
+        case .gateway:
+            // Envoy's gateway has no route for an unregistered host: 404 with NR.
+            self.respondLocally(exchange, status: .notFound, flag: .noRouteFound, body: "", context: context, closeAfter: closeAfter)
+        }
+    }
+
+    /// Sends a complete response of our own and finishes the exchange when the request has ended.
+    private func respondLocally(
+        _ exchange: HTTPExchange,
+        status: HTTPResponseStatus,
+        flag: ResponseFlags?,
+        body: String,
+        context: ChannelHandlerContext,
+        closeAfter: Bool = false
+    ) {
+        if let flag { exchange.record.responseFlags.insert(flag) }
+        exchange.record.responseCode = Int(status.code)
+        exchange.responseStarted = true
+        exchange.responseEnded = true
+        var headers = HTTPHeaders()
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        if !body.isEmpty { headers.add(name: "content-type", value: "text/plain") }
+        headers.add(name: "date", value: HTTPDate.now())
+        headers.add(name: "server", value: "sluice")
+        let close = closeAfter || !exchange.keepAlive
+        if close { headers.add(name: "connection", value: "close") }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: status, headers: headers))), promise: nil)
+        if !body.isEmpty && !exchange.isHEAD {
+            exchange.record.bytesSent &+= UInt64(body.utf8.count)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        if close {
+            exchange.requestEnded = true
+        }
+        if exchange.isDone {
+            self.finish(exchange, context: context, closeAfter: close)
+        }
+    }
+
+    /// Writes the log line and readies the connection for the next request (or closes it).
+    private func finish(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
+        guard self.exchange === exchange else { return }
+        self.exchange = nil
+        exchange.record.duration = exchange.start.millisecondsElapsed
+        self.runtime.log(exchange.record)
+        if closeAfter && !self.closing {
+            self.closing = true
+            context.flush()
+            context.close(promise: nil)
+        } else if self.pendingRead {
+            self.pendingRead = false
+            context.read()
+        }
+    }
+
+    static func hasBody(_ head: HTTPRequestHead) -> Bool {
+        if head.headers.first(name: "expect")?.lowercased() == "100-continue" { return true }
+        if head.headers.contains(name: "transfer-encoding") { return true }
+        if let length = head.headers.first(name: "content-length"), let n = Int(length), n > 0 { return true }
+        return false
+    }
+}
+
+extension Decision {
+    /// A request we could not even decide (no usable Host): answered 400, logged as such.
+    static var badRequest: Decision {
+        Decision(action: .deny, cluster: "-", routeName: "-", match: nil, reason: "request has no valid Host")
+    }
+}

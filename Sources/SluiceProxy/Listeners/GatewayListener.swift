@@ -1,0 +1,36 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceCore
+
+/// The egress gateway's listeners: HTTP (routed by Host per request), TLS (routed by SNI,
+/// passed through untouched) and HTTP CONNECT tunnels.
+enum GatewayListener {
+    static func bind(
+        _ listener: ListenerConfig,
+        group: any EventLoopGroup,
+        runtime: ProxyRuntime
+    ) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let local = channel.localAddress else { throw ChannelError.inputClosed }
+                    let connection = DownstreamConnection(originalDestination: local, remote: channel.remoteAddress)
+                    switch listener.protocol {
+                    case .http:
+                        try HTTPProxyPipeline.install(on: channel, after: nil, runtime: runtime, connection: connection)
+                    case .tls:
+                        try channel.pipeline.syncOperations.addHandler(SniffHandler(runtime: runtime, connection: connection))
+                    case .connect:
+                        try ConnectServerHandler.install(on: channel, runtime: runtime, connection: connection)
+                    }
+                }
+            }
+            .bind(host: listener.address, port: listener.port)
+            .get()
+    }
+}

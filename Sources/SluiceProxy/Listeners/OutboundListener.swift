@@ -1,0 +1,138 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceCore
+
+/// The sidecar's capture listener (127.0.0.1:15001 and [::1]:15001): every connection the
+/// iptables rules redirected arrives here. It recovers the original destination, refuses
+/// loops, and hands the connection to the sniffer.
+enum OutboundListener {
+    /// Binds one address. Callers treat an IPv6 bind failure as "no IPv6 in this pod".
+    static func bind(
+        host: String,
+        port: Int,
+        group: any EventLoopGroup,
+        runtime: ProxyRuntime
+    ) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                Self.initialize(channel: channel, runtime: runtime)
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+
+    static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
+        OriginalDestination.read(from: channel).flatMapErrorThrowing { error in
+            runtime.logger.warning(
+                "refusing connection without an original destination",
+                metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
+            )
+            throw error
+        }.flatMapThrowing { original in
+            let destination = original.address
+            // Envoy's original_dst rule: a connection whose original destination is this very
+            // listener was not redirected (someone dialled :15001 directly) — a loop.
+            if let local = channel.localAddress, Self.isSameEndpoint(local, destination) {
+                runtime.logger.warning(
+                    "refusing connection addressed to the proxy itself (loop)",
+                    metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")"]
+                )
+                throw LoopDetected()
+            }
+            let connection = DownstreamConnection(originalDestination: destination, remote: channel.remoteAddress)
+            try Self.route(channel: channel, connection: connection, runtime: runtime)
+        }.flatMapErrorThrowing { error in
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    /// A port registered as opaque TCP for this address is forwarded without sniffing, so
+    /// server-first protocols (SMTP, MySQL, SSH banners) work; everything else is sniffed.
+    static func route(channel: any Channel, connection: DownstreamConnection, runtime: ProxyRuntime) throws {
+        let config = runtime.config
+        if let ip = connection.originalDestination.sluiceIPAddress, let port = connection.originalDestination.port,
+            let match = config.snapshot.registry.lookup(address: ip, port: port), match.port.protocol.isOpaqueTCP
+        {
+            let decision = config.policy.decide(ConnectionFacts(kind: .tcp, destination: ip, port: port))
+            if case .forward(let target) = decision.action {
+                try channel.pipeline.syncOperations.addHandler(ReadHoldHandler())
+                let forwarder = TCPForwarder(
+                    runtime: runtime,
+                    connection: connection,
+                    decision: decision,
+                    serverName: nil,
+                    config: config
+                )
+                forwarder.forward(
+                    downstream: channel,
+                    target: target,
+                    buffered: channel.allocator.buffer(capacity: 0)
+                ) {
+                    ReadHoldHandler.release(on: channel)
+                }
+                return
+            }
+        }
+        try channel.pipeline.syncOperations.addHandler(SniffHandler(runtime: runtime, connection: connection))
+    }
+
+    static func isSameEndpoint(_ a: SocketAddress, _ b: SocketAddress) -> Bool {
+        a.port == b.port && a.ipAddress == b.ipAddress
+    }
+}
+
+/// Marker error: the connection was addressed to the listener itself.
+struct LoopDetected: Error, CustomStringConvertible {
+    var description: String { "connection addressed to the proxy's own listener" }
+}
+
+/// Holds reads (and buffers anything already read) while an upstream connects, then replays
+/// and leaves. Used where no sniffing is needed.
+final class ReadHoldHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    private var buffered: [NIOAny] = []
+    private var inputClosed = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.buffered.append(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            self.inputClosed = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Held until release: nobody forwards yet.
+    }
+
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        for data in self.buffered { context.fireChannelRead(data) }
+        if !self.buffered.isEmpty { context.fireChannelReadComplete() }
+        self.buffered.removeAll()
+        if self.inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        context.leavePipeline(removalToken: removalToken)
+    }
+
+    /// Removes the holder from `channel` and starts reading.
+    static func release(on channel: any Channel) {
+        let sync = channel.pipeline.syncOperations
+        if let handler = try? sync.handler(type: ReadHoldHandler.self) {
+            sync.removeHandler(handler, promise: nil)
+        }
+        channel.read()
+    }
+}

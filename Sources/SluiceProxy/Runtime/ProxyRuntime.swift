@@ -1,0 +1,89 @@
+public import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+public import SluiceCore
+
+/// Which process this is. It decides how a denial is answered and how logs are labelled.
+public enum ProxyRole: String, Sendable {
+    /// The per-pod outbound interceptor: denial is 502 (HTTP) or a closed connection.
+    case sidecar
+    /// The egress gateway: denial is 404 with `NR` (HTTP), 403 (CONNECT) or a closed connection.
+    case gateway
+}
+
+/// The configuration every new connection or request reads: swapped whole on reload, so a
+/// request sees one consistent version of it.
+public struct ActiveConfig: Sendable {
+    /// The loaded config and registry.
+    public let snapshot: SluiceSnapshot
+    /// The decision function built from them.
+    public let policy: Policy
+
+    /// Builds the policy for a role (the gateway never forwards to another gateway).
+    public init(snapshot: SluiceSnapshot, role: ProxyRole) {
+        self.snapshot = snapshot
+        let mode = snapshot.config.mode ?? (role == .gateway ? .registryOnly : .allowAny)
+        self.policy = Policy(
+            mode: mode,
+            registry: snapshot.registry,
+            gateway: role == .sidecar ? snapshot.config.egressGateway : nil
+        )
+    }
+
+    var limits: Limits { self.snapshot.config.limits }
+
+    /// The policy's decision, adjusted for where this process sits. A gateway has no
+    /// "original destination" beyond itself (clients dial the gateway), so where the policy
+    /// would pass traffic to it (ALLOW_ANY, resolution NONE) the named host is resolved.
+    func decide(_ facts: ConnectionFacts, role: ProxyRole, host: String?) -> Decision {
+        var decision = self.policy.decide(facts)
+        if role == .gateway, case .forward(.originalDestination(_, let port)) = decision.action {
+            guard let host else { return Decision(action: .deny, cluster: decision.cluster, routeName: decision.routeName, match: decision.match, reason: decision.reason + "; but a gateway has no original destination and no host name was given") }
+            decision.action = .forward(.resolve(host: host, port: port))
+        }
+        return decision
+    }
+    var gateway: EgressGatewayConfig? { self.snapshot.config.egressGateway }
+}
+
+/// Process-wide state shared by all connections: the current config, the access log, the
+/// resolver and the logger.
+public final class ProxyRuntime: Sendable {
+    /// Sidecar or gateway.
+    public let role: ProxyRole
+    /// Human-readable operational log (stderr).
+    public let logger: Logger
+    let accessLog: AccessLogWriter?
+    let resolver: DNSResolver
+    let connector: UpstreamConnector
+    private let active: NIOLockedValueBox<ActiveConfig>
+
+    /// Creates the runtime with a first, already validated configuration.
+    public init(role: ProxyRole, config: ActiveConfig, accessLog: AccessLogWriter?, logger: Logger) {
+        self.role = role
+        self.logger = logger
+        self.accessLog = accessLog
+        self.resolver = DNSResolver()
+        self.connector = UpstreamConnector(resolver: self.resolver, logger: logger)
+        self.active = NIOLockedValueBox(config)
+    }
+
+    /// The configuration in force now.
+    public var config: ActiveConfig { self.active.withLockedValue { $0 } }
+
+    /// Replaces the configuration; connections already established keep their decision.
+    public func update(_ config: ActiveConfig) {
+        self.active.withLockedValue { $0 = config }
+    }
+
+    /// Writes one access-log record, never blocking the caller.
+    func log(_ record: AccessLogRecord) {
+        self.accessLog?.write(record)
+    }
+
+    /// Stops background threads and flushes the access log.
+    public func shutdown() {
+        self.resolver.shutdown()
+        self.accessLog?.shutdown()
+    }
+}

@@ -1,0 +1,82 @@
+import Logging
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import SluiceCore
+
+/// Ports a sidecar or gateway listens on (Istio's defaults).
+public struct ProxyPorts: Sendable {
+    /// The capture listener (sidecar only).
+    public var outbound: Int = 15001
+    /// Admin (127.0.0.1 only).
+    public var admin: Int = 15000
+    /// Prometheus scrape port.
+    public var stats: Int = 15090
+    /// Readiness port.
+    public var health: Int = 15021
+
+    /// Istio's defaults.
+    public init() {}
+}
+
+/// Runs a sidecar or gateway until a graceful shutdown: binds the listeners, serves, and on
+/// SIGTERM stops accepting, lets connections in flight drain, then returns.
+public final class ProxyServer: Service, Sendable {
+    private let runtime: ProxyRuntime
+    private let ports: ProxyPorts
+    private let group: MultiThreadedEventLoopGroup
+
+    /// - Parameter concurrency: event-loop threads (default: one per core).
+    public init(runtime: ProxyRuntime, ports: ProxyPorts, concurrency: Int) {
+        self.runtime = runtime
+        self.ports = ports
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, concurrency))
+    }
+
+    /// Binds the role's listeners; throws if a required one cannot be bound.
+    func bindListeners() async throws -> [any Channel] {
+        var channels: [any Channel] = []
+        switch self.runtime.role {
+        case .sidecar:
+            let v4 = try await OutboundListener.bind(
+                host: "127.0.0.1", port: self.ports.outbound, group: self.group, runtime: self.runtime)
+            channels.append(v4)
+            do {
+                let v6 = try await OutboundListener.bind(
+                    host: "::1", port: self.ports.outbound, group: self.group, runtime: self.runtime)
+                channels.append(v6)
+            } catch {
+                // A pod without IPv6 is normal; say so once and carry on.
+                self.runtime.logger.notice("IPv6 outbound listener skipped: [::1]:\(self.ports.outbound) unavailable (\(error))")
+            }
+        case .gateway:
+            for listener in self.runtime.config.snapshot.config.listeners {
+                channels.append(
+                    try await GatewayListener.bind(listener, group: self.group, runtime: self.runtime)
+                )
+            }
+        }
+        for channel in channels {
+            self.runtime.logger.info("listening on \(channel.localAddress?.logDescription ?? "-")")
+        }
+        return channels
+    }
+
+    /// Serves until graceful shutdown is requested.
+    public func run() async throws {
+        let listeners: [any Channel]
+        do {
+            listeners = try await self.bindListeners()
+        } catch {
+            try? await self.group.shutdownGracefully()
+            throw error
+        }
+        try? await gracefulShutdown()
+        self.runtime.logger.info("draining: no longer accepting connections")
+        for channel in listeners {
+            try? await channel.close()
+        }
+        try? await self.group.shutdownGracefully()
+        self.runtime.shutdown()
+    }
+}

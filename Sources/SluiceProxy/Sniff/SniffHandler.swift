@@ -1,0 +1,171 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import SluiceCore
+
+/// First handler on an intercepted connection: buffers the client's first bytes until
+/// `ProtocolDetector` can tell TLS, HTTP/1 or opaque TCP (bounded in bytes and time),
+/// then hands the connection to the HTTP proxy or the TCP forwarder and gets out of the way.
+///
+/// While the hand-off is in progress it holds `read()` so no byte is read that nobody
+/// would forward; everything it buffered is replayed in order.
+final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    private enum State {
+        case sniffing
+        case handingOff
+        case done
+    }
+
+    private let runtime: ProxyRuntime
+    private let connection: DownstreamConnection
+    private var state = State.sniffing
+    private var buffered: ByteBuffer?
+    private var timeout: Scheduled<Void>?
+    /// The client's EOF arrived while we were handing off: replayed after the bytes.
+    private var inputClosedDuringHandOff = false
+
+    init(runtime: ProxyRuntime, connection: DownstreamConnection) {
+        self.runtime = runtime
+        self.connection = connection
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let limits = self.runtime.config.limits
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.timeout = context.eventLoop.scheduleTask(in: .init(limits.detectionTimeout)) {
+            // A client that says nothing (or a server-first protocol): opaque TCP, decided by address.
+            loopBound.value.decide(context: contextBound.value, detected: .opaque)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timeout?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = Self.unwrapInboundIn(data)
+        if self.buffered == nil {
+            self.buffered = chunk
+        } else {
+            self.buffered!.writeBuffer(&chunk)
+        }
+        guard case .sniffing = self.state, let buffer = self.buffered else { return }
+        if let detected = ProtocolDetector.detect(buffer) {
+            self.decide(context: context, detected: detected)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, case .inputClosed = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch self.state {
+        case .sniffing:
+            // The client finished sending before we could tell: forward what it sent as opaque TCP.
+            if (self.buffered?.readableBytes ?? 0) == 0 {
+                context.close(promise: nil)
+                return
+            }
+            self.inputClosedDuringHandOff = true
+            self.decide(context: context, detected: .opaque)
+        case .handingOff:
+            // Nobody behind us forwards yet; the half-close must not be lost.
+            self.inputClosedDuringHandOff = true
+        case .done:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // While handing off, the read is dropped on purpose: `finishHandOff` issues a new one.
+        if case .handingOff = self.state { return }
+        context.read()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    /// Applies the policy to what the bytes said, and routes the connection accordingly.
+    private func decide(context: ChannelHandlerContext, detected: DetectedProtocol) {
+        guard case .sniffing = self.state else { return }
+        self.timeout?.cancel()
+        self.state = .handingOff
+        switch detected {
+        case .http:
+            self.handOffToHTTP(context: context)
+        case .tls(let serverName):
+            self.forwardTCP(context: context, kind: .tls(serverName: serverName), serverName: serverName)
+        case .opaque:
+            self.forwardTCP(context: context, kind: .tcp, serverName: nil)
+        }
+    }
+
+    private func forwardTCP(context: ChannelHandlerContext, kind: TrafficKind, serverName: String?) {
+        let config = self.runtime.config
+        guard let destination = self.connection.originalDestination.sluiceIPAddress,
+            let port = self.connection.originalDestination.port
+        else {
+            context.close(promise: nil)
+            return
+        }
+        let decision = config.decide(ConnectionFacts(kind: kind, destination: destination, port: port), role: self.runtime.role, host: serverName)
+        let forwarder = TCPForwarder(
+            runtime: self.runtime,
+            connection: self.connection,
+            decision: decision,
+            serverName: serverName,
+            config: config
+        )
+        let buffered = self.buffered ?? context.channel.allocator.buffer(capacity: 0)
+        self.buffered = nil
+        switch decision.action {
+        case .deny:
+            self.state = .done
+            forwarder.deny(channel: context.channel, bytesReceived: buffered.readableBytes)
+        case .forward(let target):
+            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            forwarder.forward(downstream: context.channel, target: target, buffered: buffered) {
+                self.finishHandOff(context: contextBound.value)
+            }
+        }
+    }
+
+    private func handOffToHTTP(context: ChannelHandlerContext) {
+        do {
+            try HTTPProxyPipeline.install(
+                on: context.channel,
+                after: self,
+                runtime: self.runtime,
+                connection: self.connection
+            )
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        self.finishHandOff(context: context)
+    }
+
+    /// Replays whatever was buffered to the handlers now behind us, then leaves.
+    private func finishHandOff(context: ChannelHandlerContext) {
+        self.state = .done
+        if let rest = self.buffered, rest.readableBytes > 0 {
+            self.buffered = nil
+            context.fireChannelRead(Self.wrapInboundOut(rest))
+            context.fireChannelReadComplete()
+        }
+        if self.inputClosedDuringHandOff {
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        }
+        let channel = context.channel
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        // Reads were held while we decided; start them again now that someone forwards them.
+        channel.read()
+    }
+}

@@ -1,0 +1,150 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceCore
+
+/// A connected upstream: the channel and the address it reached.
+struct UpstreamConnection {
+    let channel: any Channel
+    /// The ip:port actually dialled (`upstream_host` in the access log).
+    let remote: SocketAddress
+}
+
+/// Turns a decision's `UpstreamTarget` into a connected channel: resolves names, tries the
+/// addresses in order (a refused or timed-out address moves on to the next, and is logged),
+/// and opens a CONNECT tunnel when the target is a `connect` gateway.
+///
+/// The upstream channel lives on the downstream channel's event loop, so the data path
+/// never hops threads. It starts with `autoRead` off: the caller installs its handlers and
+/// then turns reading on, so no byte from a server that speaks first is lost.
+struct UpstreamConnector: Sendable {
+    let resolver: DNSResolver
+    let logger: Logger
+
+    /// Resolves the addresses to try, in order.
+    func addresses(
+        for target: UpstreamTarget,
+        gateway: EgressGatewayConfig?,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<[SocketAddress]> {
+        switch target {
+        case .originalDestination(let ip, let port):
+            guard let address = SocketAddress.from(ip, port: port) else {
+                return eventLoop.makeFailedFuture(UpstreamError.connectFailed("bad address \(ip)"))
+            }
+            return eventLoop.makeSucceededFuture([address])
+        case .resolve(let host, let port):
+            return self.resolveAll([HostPort(host: host, port: port)], on: eventLoop)
+        case .endpoints(let endpoints):
+            return self.resolveAll(endpoints, on: eventLoop)
+        case .gateway(_, let gatewayPort, _):
+            guard let gateway, !gateway.addresses.isEmpty else {
+                return eventLoop.makeFailedFuture(UpstreamError.noHealthyUpstream)
+            }
+            return self.resolveAll(gateway.addresses.map { HostPort(host: $0, port: gatewayPort) }, on: eventLoop)
+        }
+    }
+
+    /// Resolves each host:port and concatenates the answers; fails only if none resolved.
+    private func resolveAll(_ list: [HostPort], on eventLoop: any EventLoop) -> EventLoopFuture<[SocketAddress]> {
+        guard !list.isEmpty else { return eventLoop.makeFailedFuture(UpstreamError.noHealthyUpstream) }
+        let futures = list.map { hp in
+            self.resolver.resolve(host: hp.host, port: hp.port, on: eventLoop)
+                .map { Result<[SocketAddress], any Error>.success($0) }
+                .recover { Result<[SocketAddress], any Error>.failure($0) }
+        }
+        return EventLoopFuture.whenAllComplete(futures, on: eventLoop).flatMapThrowing { results in
+            var all: [SocketAddress] = []
+            var lastError: (any Error)?
+            for case .success(let outer) in results {
+                switch outer {
+                case .success(let addresses): all.append(contentsOf: addresses)
+                case .failure(let error): lastError = error
+                }
+            }
+            if all.isEmpty {
+                throw UpstreamError.resolution(lastError.map { "\($0)" } ?? "no address")
+            }
+            return all
+        }
+    }
+
+    /// Connects to the first address that accepts, then (for a `connect` gateway) opens the
+    /// tunnel to `authority`.
+    func connect(
+        target: UpstreamTarget,
+        gateway: EgressGatewayConfig?,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount,
+        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<UpstreamConnection> {
+        self.addresses(for: target, gateway: gateway, on: eventLoop).flatMap { addresses in
+            self.connectInOrder(
+                addresses[...],
+                eventLoop: eventLoop,
+                connectTimeout: connectTimeout,
+                lastError: nil,
+                initializer: initializer
+            )
+        }.flatMap { connection in
+            guard case .gateway(let authority, _, .connect) = target else {
+                return eventLoop.makeSucceededFuture(connection)
+            }
+            let promise = eventLoop.makePromise(of: Void.self)
+            let handshake = ConnectTunnelHandshake(
+                authority: authority.description,
+                gateway: connection.remote.logDescription,
+                promise: promise
+            )
+            do {
+                try connection.channel.pipeline.syncOperations.addHandler(handshake, position: .first)
+            } catch {
+                connection.channel.close(promise: nil)
+                return eventLoop.makeFailedFuture(error)
+            }
+            return promise.futureResult.map { connection }
+        }
+    }
+
+    private func connectInOrder(
+        _ addresses: ArraySlice<SocketAddress>,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount,
+        lastError: UpstreamError?,
+        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<UpstreamConnection> {
+        guard let address = addresses.first else {
+            return eventLoop.makeFailedFuture(lastError ?? UpstreamError.noHealthyUpstream)
+        }
+        let rest = addresses.dropFirst()
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer(initializer)
+            .connect(to: address)
+            .map { UpstreamConnection(channel: $0, remote: address) }
+            .flatMapError { error in
+                let failure: UpstreamError
+                if case ChannelError.connectTimeout = error {
+                    failure = .connectTimeout("\(address.logDescription) after \(connectTimeout.nanoseconds / 1_000_000)ms")
+                } else {
+                    failure = .connectFailed("\(address.logDescription): \(error)")
+                }
+                if !rest.isEmpty {
+                    self.logger.warning(
+                        "upstream address failed, trying next",
+                        metadata: ["address": "\(address.logDescription)", "error": "\(failure)"]
+                    )
+                }
+                return self.connectInOrder(
+                    rest,
+                    eventLoop: eventLoop,
+                    connectTimeout: connectTimeout,
+                    lastError: failure,
+                    initializer: initializer
+                )
+            }
+    }
+}

@@ -1,0 +1,46 @@
+import NIOCore
+import SluiceCore
+
+/// Why an upstream could not be reached, with the Envoy response flag it is logged with.
+enum UpstreamError: Error, CustomStringConvertible {
+    /// The name had no address (Envoy `DF`).
+    case resolution(String)
+    /// Every address refused or failed (Envoy `UF`).
+    case connectFailed(String)
+    /// The connect did not finish in time (Envoy `UF` with a timeout reason).
+    case connectTimeout(String)
+    /// A CONNECT gateway answered something other than 2xx.
+    case tunnelRefused(status: Int, gateway: String)
+    /// There was nothing to dial (an empty endpoint list or gateway list).
+    case noHealthyUpstream
+
+    var description: String {
+        switch self {
+        case .resolution(let why): return "DNS resolution failed: \(why)"
+        case .connectFailed(let why): return "connection failure: \(why)"
+        case .connectTimeout(let why): return "connection timeout: \(why)"
+        case .tunnelRefused(let status, let gateway): return "gateway \(gateway) refused CONNECT with \(status)"
+        case .noHealthyUpstream: return "no healthy upstream"
+        }
+    }
+
+    /// The Envoy response flag for this failure.
+    var responseFlag: ResponseFlags {
+        switch self {
+        case .resolution: return .dnsResolutionFailed
+        case .connectFailed, .connectTimeout, .tunnelRefused: return .upstreamConnectionFailure
+        case .noHealthyUpstream: return .noHealthyUpstream
+        }
+    }
+
+    /// Envoy's `upstream_transport_failure_reason`-style text.
+    var transportFailureReason: String {
+        switch self {
+        case .resolution(let why): return "dns_resolution_failure: \(why)"
+        case .connectFailed(let why): return "connection_failure: \(why)"
+        case .connectTimeout(let why): return "connection_timeout: \(why)"
+        case .tunnelRefused(let status, _): return "connect_tunnel_refused: \(status)"
+        case .noHealthyUpstream: return "no_healthy_upstream"
+        }
+    }
+}

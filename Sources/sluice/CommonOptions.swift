@@ -1,0 +1,53 @@
+import ArgumentParser
+import Logging
+import SluiceCore
+import SluiceProxy
+
+/// Flags shared by `sidecar` and `gateway`.
+struct ProxyOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Config file (sluice.yaml). Also from SLUICE_CONFIG.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .customLong("outbound-port"), help: "Capture listener port (sidecar).")
+    var outboundPort: Int = 15001
+
+    @Option(name: .customLong("admin-port"), help: "Admin port, on 127.0.0.1 only.")
+    var adminPort: Int = 15000
+
+    @Option(name: .customLong("stats-port"), help: "Prometheus port (/stats/prometheus).")
+    var statsPort: Int = 15090
+
+    @Option(name: .customLong("health-port"), help: "Readiness port (/healthz/ready).")
+    var healthPort: Int = 15021
+
+    @Option(name: .long, help: "Event-loop threads (default: number of cores).")
+    var concurrency: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        for (name, port) in [("outbound-port", outboundPort), ("admin-port", adminPort), ("stats-port", statsPort), ("health-port", healthPort)]
+        where !(1...65535).contains(port) {
+            throw ValidationError("--\(name) must be 1-65535, got \(port)")
+        }
+        if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+    }
+
+    var ports: ProxyPorts {
+        var ports = ProxyPorts()
+        ports.outbound = outboundPort
+        ports.admin = adminPort
+        ports.stats = statsPort
+        ports.health = healthPort
+        return ports
+    }
+}
+
+/// The config path from `--config` or `SLUICE_CONFIG`, or a usage error.
+func resolveConfigPath(_ flag: String?) throws -> String {
+    if let flag { return flag }
+    if let env = ProcessEnvironment.value("SLUICE_CONFIG"), !env.isEmpty { return env }
+    throw ValidationError("no config: pass --config FILE or set SLUICE_CONFIG")
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import SluiceCore
+import NIOCore
+import SluiceProxy
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Loads the config, builds the runtime and serves until SIGTERM / SIGINT.
+func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
+    let path = try resolveConfigPath(options.config)
+    var logger = Logger(label: "sluice.\(role.rawValue)")
+    logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .info
+
+    let snapshot: SluiceSnapshot
+    switch SluiceSnapshot.load(configPath: path) {
+    case .success(let loaded):
+        snapshot = loaded
+    case .failure(let diagnostics):
+        for diagnostic in diagnostics { printError("\(diagnostic)") }
+        throw ExitCode(1)
+    }
+    for diagnostic in snapshot.diagnostics { logger.notice("\(diagnostic)") }
+
+    let accessLog: AccessLogWriter?
+    if snapshot.config.accessLog.enabled {
+        do {
+            accessLog = try AccessLogWriter(
+                path: snapshot.config.accessLog.path,
+                format: AccessLogFormat(rawValue: snapshot.config.accessLog.format) ?? .json
+            )
+        } catch {
+            printError("sluice: access log: \(error)")
+            throw ExitCode(1)
+        }
+    } else {
+        accessLog = nil
+    }
+
+    let runtime = ProxyRuntime(role: role, config: ActiveConfig(snapshot: snapshot, role: role), accessLog: accessLog, logger: logger)
+    logger.info(
+        "starting \(role.rawValue)",
+        metadata: ["config": "\(path)", "serviceEntries": "\(snapshot.registry.entries.count)"]
+    )
+    let server = ProxyServer(
+        runtime: runtime,
+        ports: options.ports,
+        concurrency: options.concurrency ?? System.coreCount
+    )
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+    do {
+        try await group.run()
+    } catch {
+        printError("sluice: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+/// One line on stderr.
+func printError(_ message: String) {
+    var line = message
+    line.append("\n")
+    // Straight to fd 2: the C `stderr` global is shared mutable state to strict concurrency.
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}

@@ -1,0 +1,135 @@
+import NIOCore
+import SluiceCore
+import XCTest
+
+@testable import SluiceProxy
+
+/// The egress gateway on loopback: HTTP routed by Host, TLS by SNI, CONNECT tunnels, its
+/// own registry (404 NR / 403 / closed for unregistered), and the sidecar sending traffic
+/// through it in both `istio` and `connect` modes.
+final class GatewayLoopbackTests: XCTestCase {
+    /// aliyun.com registered at the gateway on the origin's ports, resolved to 127.0.0.1.
+    private func gatewayRegistry(httpPort: Int, tlsPort: Int) -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: aliyun}
+        spec:
+          hosts: [aliyun.com]
+          ports:
+          - {number: \(httpPort), name: http, protocol: HTTP}
+          - {number: \(tlsPort), name: tls, protocol: TLS}
+          resolution: STATIC
+          endpoints: [{address: 127.0.0.1}]
+        """
+    }
+
+    func testGatewayRoutesHTTPByHostAndAnswers404ForUnregistered() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        // The gateway decides on the port the request arrived on, so its HTTP listener takes
+        // the registered port (on 127.0.0.2, beside the origin on 127.0.0.1).
+        let gatewayConfig = "accessLog: {enabled: false}\n"
+        let runtime = try Loopback.runtime(config: gatewayConfig, registry: gatewayRegistry(httpPort: origin.port!, tlsPort: 1), role: .gateway)
+        let listener = ListenerConfig(port: origin.port! + 0, protocol: .http, address: "127.0.0.2")
+        let channel = try net.group.next().makeFutureWithTask {
+            try await GatewayListener.bind(listener, group: net.group, runtime: runtime)
+        }.wait()
+        net.adopt(channel)
+        let gateway = channel.localAddress!
+        let allowed = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: gateway).text
+        XCTAssertTrue(allowed.hasPrefix("HTTP/1.1 301"), allowed)
+        let denied = try net.exchange(Array("GET / HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n".utf8), with: gateway).text
+        XCTAssertTrue(denied.hasPrefix("HTTP/1.1 404"), denied)
+    }
+
+    func testConnectTunnelToRegisteredHostAnd403ForOthers() throws {
+        let net = Loopback()
+        let echo = try net.startEchoOrigin()
+        let gateway = try net.startGateway(config: "listeners: []\n", registry: gatewayRegistry(httpPort: 1, tlsPort: echo.port!))
+        let tunnel = try net.exchange(
+            Array("CONNECT aliyun.com:\(echo.port!) HTTP/1.1\r\nHost: aliyun.com:\(echo.port!)\r\n\r\n".utf8),
+            with: gateway.connect, halfClose: true, then: Array("hello".utf8)
+        ).text
+        XCTAssertTrue(tunnel.hasPrefix("HTTP/1.1 200"), tunnel)
+        // Exactly the tunnelled bytes come back: nothing of the CONNECT head leaks into the tunnel.
+        XCTAssertEqual(tunnel.components(separatedBy: "\r\n\r\n").last, "hello", tunnel)
+        XCTAssertEqual(tunnel.components(separatedBy: "\r\n\r\n").count, 2, tunnel)
+        let refused = try net.exchange(Array("CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n".utf8), with: gateway.connect).text
+        XCTAssertTrue(refused.hasPrefix("HTTP/1.1 403"), refused)
+    }
+
+    func testTLSListenerRoutesBySNI() throws {
+        let net = Loopback()
+        let echo = try net.startEchoOrigin()
+        // The TLS listener decides on its own port: register aliyun.com on it, endpoint = the echo origin.
+        let runtime = try Loopback.runtime(config: "accessLog: {enabled: false}\n", registry: """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: aliyun}
+            spec:
+              hosts: [aliyun.com]
+              ports: [{number: 18443, name: tls, protocol: TLS, targetPort: \(echo.port!)}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """, role: .gateway)
+        let channel = try net.group.next().makeFutureWithTask {
+            try await GatewayListener.bind(ListenerConfig(port: 18443, protocol: .tls, address: "127.0.0.1"), group: net.group, runtime: runtime)
+        }.wait()
+        net.adopt(channel)
+        let hello = clientHello(serverName: "aliyun.com")
+        XCTAssertEqual(try net.exchange(hello, with: channel.localAddress!, halfClose: true), hello)
+        XCTAssertEqual(try net.exchange(clientHello(serverName: "evil.test"), with: channel.localAddress!, halfClose: true), [])
+    }
+
+    func testSidecarSendsHTTPThroughAConnectGateway() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let gateway = try net.startGateway(config: "listeners: []\n", registry: gatewayRegistry(httpPort: origin.port!, tlsPort: 1))
+        let sidecarConfig = """
+            outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+            egressGateway:
+              address: [127.0.0.1]
+              protocol: connect
+              ports: {connect: \(gateway.connect.port!)}
+            """
+        let sidecarRegistry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: aliyun}
+            spec:
+              hosts: [aliyun.com]
+              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
+              resolution: DNS
+            """
+        let proxy = try net.startSidecar(config: sidecarConfig, registry: sidecarRegistry, originalDestination: origin)
+        let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)
+    }
+
+    func testDeadGatewayAddressIsSkipped() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let gateway = try net.startGateway(config: "listeners: []\n", registry: gatewayRegistry(httpPort: origin.port!, tlsPort: 1))
+        // 127.0.0.3 has nothing listening on the connect port: refused, then the next address.
+        let sidecarConfig = """
+            outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+            egressGateway:
+              address: [127.0.0.3, 127.0.0.1]
+              protocol: connect
+              ports: {connect: \(gateway.connect.port!)}
+            """
+        let sidecarRegistry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: aliyun}
+            spec:
+              hosts: [aliyun.com]
+              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
+              resolution: DNS
+            """
+        let proxy = try net.startSidecar(config: sidecarConfig, registry: sidecarRegistry, originalDestination: origin)
+        let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)
+    }
+}

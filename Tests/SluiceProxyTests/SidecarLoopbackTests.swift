@@ -1,0 +1,119 @@
+import NIOCore
+import SluiceCore
+import XCTest
+
+@testable import SluiceProxy
+
+/// The sidecar's data path end to end on loopback: sniffing, per-request HTTP decisions,
+/// TLS by SNI, opaque TCP by address, and denials — what a user sees, not internals.
+final class SidecarLoopbackTests: XCTestCase {
+    private func registry(port: Int, extra: String = "") -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: aliyun}
+        spec:
+          hosts: [aliyun.com]
+          ports: [{number: \(port), name: http, protocol: HTTP}]
+          resolution: STATIC
+          endpoints: [{address: 127.0.0.1}]
+        \(extra)
+        """
+    }
+
+    private let registryOnly = "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"
+    private let allowAny = "outboundTrafficPolicy: {mode: ALLOW_ANY}\n"
+
+    private func get(_ host: String, close: Bool = true) -> String {
+        "GET / HTTP/1.1\r\nHost: \(host)\r\n\(close ? "Connection: close\r\n" : "")\r\n"
+    }
+
+    func testAllowAnyPassesUnregisteredHostToTheOriginalDestination() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny, registry: "", originalDestination: origin)
+        let reply = try net.exchange(Array(get("unregistered.test").utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200 OK"), reply)
+        XCTAssertTrue(reply.contains("host=unregistered.test"), reply)
+        XCTAssertTrue(reply.lowercased().contains("x-envoy-upstream-service-time"), reply)
+    }
+
+    func testRegistryOnlyAnswers502ForUnregisteredAndForwardsRegistered() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: registryOnly, registry: registry(port: origin.port!), originalDestination: origin)
+        let denied = try net.exchange(Array(get("unregistered.test").utf8), with: proxy).text
+        XCTAssertTrue(denied.hasPrefix("HTTP/1.1 502 Bad Gateway"), denied)
+        let allowed = try net.exchange(Array(get("aliyun.com").utf8), with: proxy).text
+        XCTAssertTrue(allowed.hasPrefix("HTTP/1.1 301 Moved Permanently"), allowed)
+    }
+
+    func testKeepAliveConnectionCannotSwitchToAnUnregisteredHost() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: registryOnly, registry: registry(port: origin.port!), originalDestination: origin)
+        let reply = try net.exchange(Array((get("aliyun.com", close: false) + get("evil.test")).utf8), with: proxy).text
+        let statuses = reply.matches(of: /HTTP\/1\.1 (\d{3})/).map { String($0.output.1) }
+        XCTAssertEqual(statuses, ["301", "502"], reply)
+    }
+
+    func testLargeResponseIsStreamedIntact() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny, registry: "", originalDestination: origin)
+        let size = 8 * 1024 * 1024
+        let reply = try net.exchange(Array("GET /bytes/\(size) HTTP/1.1\r\nHost: big.test\r\nConnection: close\r\n\r\n".utf8), with: proxy, timeout: .seconds(20))
+        guard let split = reply.firstRange(of: Array("\r\n\r\n".utf8)) else { return XCTFail("no head") }
+        XCTAssertEqual(reply.count - split.upperBound, size)
+    }
+
+    func testTLSIsForwardedBySNIAndDeniedOtherwise() throws {
+        let net = Loopback()
+        let echo = try net.startEchoOrigin()
+        let tlsEntry = registry(port: 1, extra: """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: aliyun-tls}
+            spec:
+              hosts: [aliyun.com]
+              ports: [{number: \(echo.port!), name: tls, protocol: TLS}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """)
+        let proxy = try net.startSidecar(config: registryOnly, registry: tlsEntry, originalDestination: echo)
+        let hello = clientHello(serverName: "aliyun.com")
+        XCTAssertEqual(try net.exchange(hello, with: proxy, halfClose: true), hello)
+        XCTAssertEqual(try net.exchange(clientHello(serverName: "evil.test"), with: proxy, halfClose: true), [])
+    }
+
+    func testOpaqueTCPByAddressIncludingAServerFirstProtocol() throws {
+        let net = Loopback()
+        let banner = try net.startEchoOrigin(banner: "SSH-2.0-origin\r\n")
+        let tcpEntry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: ssh}
+            spec:
+              hosts: [ssh.internal]
+              addresses: [127.0.0.1/32]
+              ports: [{number: \(banner.port!), name: tcp, protocol: TCP}]
+              resolution: NONE
+            """
+        let proxy = try net.startSidecar(config: registryOnly, registry: tcpEntry, originalDestination: banner)
+        // Nothing sent: the banner must still arrive (no sniffing on a declared TCP port).
+        let said = try net.exchange([], with: proxy, timeout: .seconds(2)).text
+        XCTAssertEqual(said, "SSH-2.0-origin\r\n")
+        let echoed = try net.exchange(Array("ping".utf8), with: proxy, halfClose: true).text
+        XCTAssertEqual(echoed, "SSH-2.0-origin\r\nping")
+    }
+
+    func testUnregisteredOpaqueTCPIsClosedWithoutAByteAndOthersKeepWorking() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: registryOnly, registry: registry(port: origin.port!), originalDestination: origin)
+        XCTAssertEqual(try net.exchange([0x00, 0xFF, 0x13, 0x37, 0x0A], with: proxy, halfClose: true), [])
+        let allowed = try net.exchange(Array(get("aliyun.com").utf8), with: proxy).text
+        XCTAssertTrue(allowed.hasPrefix("HTTP/1.1 301"), allowed)
+    }
+}
