@@ -333,8 +333,8 @@ final class PolicyTunnelTests: XCTestCase {
         XCTAssertTrue(policy.decide(tunnelTo: HostPort(host: "aliyun.com", port: 8443)).isDenied, "the port must be declared")
         // A named target matches by name only: mysql's "TCP 3306 on any address" is about
         // intercepted connections, and must not open the gateway to every name on port 3306.
-        XCTAssertTrue(policy.decideTunnel(host: "other.example", port: 3306).isDenied)
-        XCTAssertEqual(policy.decideTunnel(host: "mysql.example.com", port: 3306).action,
+        XCTAssertTrue(policy.decide(tunnelTo: HostPort(host: "other.example", port: 3306)).isDenied)
+        XCTAssertEqual(policy.decide(tunnelTo: HostPort(host: "mysql.example.com", port: 3306)).action,
                        .forward(.resolve(host: "mysql.example.com", port: 3306)))
         let open = Policy(mode: .allowAny, registry: policy.registry, gateway: nil)
         XCTAssertEqual(open.decide(tunnelTo: HostPort(host: "evil.example", port: 443)).action,

@@ -52,9 +52,18 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
         return channel.localAddress!
     }
 
+    /// Accepts and reads, never answers: an upstream that stalls.
+    func startSilentOrigin() throws -> SocketAddress {
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: 0).wait()
+        channels.append(channel)
+        return channel.localAddress!
+    }
+
     /// A sidecar listener whose every connection "was redirected from" `originalDestination`.
-    func startSidecar(config yaml: String, registry: String, originalDestination: SocketAddress) throws -> SocketAddress {
-        let runtime = try Self.runtime(config: yaml, registry: registry)
+    func startSidecar(config yaml: String, registry: String, originalDestination: SocketAddress, accessLog: AccessLogWriter? = nil) throws -> SocketAddress {
+        let runtime = try Self.runtime(config: yaml, registry: registry, accessLog: accessLog)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -69,14 +78,14 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
         return channel.localAddress!
     }
 
-    static func runtime(config yaml: String, registry: String, role: ProxyRole = .sidecar) throws -> ProxyRuntime {
+    static func runtime(config yaml: String, registry: String, role: ProxyRole = .sidecar, accessLog: AccessLogWriter? = nil) throws -> ProxyRuntime {
         let config = try SluiceConfig.parse(yaml: yaml, path: "/test/sluice.yaml").get()
         let loaded = RegistryLoader.parse(yaml: registry, path: "/test/registry.yaml")
         XCTAssertFalse(loaded.hasErrors, "\(loaded.diagnostics)")
         let snapshot = SluiceSnapshot(config: config, registry: Registry(loaded.entries))
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return ProxyRuntime(role: role, config: ActiveConfig(snapshot: snapshot, role: role), accessLog: nil, logger: logger)
+        return ProxyRuntime(role: role, config: ActiveConfig(snapshot: snapshot, role: role), accessLog: accessLog, logger: logger)
     }
 
     /// Connects, sends `bytes`, optionally half-closes, and returns everything read until

@@ -214,6 +214,7 @@ extension SluiceConfig {
         let defaults = Limits()
         reader.checkKeys(mapping, allowed: [
             "maxRequestHeadBytes", "headerReadTimeout", "detectionTimeout", "drainPeriod", "connectTimeout", "idleTimeout",
+            "upstreamTimeout",
         ], prefix: "limits")
         func duration(_ key: String, _ fallback: Duration, allowZero: Bool = false) -> Duration {
             guard let node = YAMLReader.value(mapping, key) else { return fallback }
@@ -230,7 +231,8 @@ extension SluiceConfig {
             detectionTimeout: duration("detectionTimeout", defaults.detectionTimeout),
             drainPeriod: duration("drainPeriod", defaults.drainPeriod, allowZero: true),
             connectTimeout: duration("connectTimeout", defaults.connectTimeout),
-            idleTimeout: duration("idleTimeout", defaults.idleTimeout))
+            idleTimeout: duration("idleTimeout", defaults.idleTimeout),
+            upstreamTimeout: duration("upstreamTimeout", defaults.upstreamTimeout))
     }
 
     private static func decodeDuration(_ node: Node, _ field: String, allowZero: Bool, _ reader: inout YAMLReader) -> Duration? {

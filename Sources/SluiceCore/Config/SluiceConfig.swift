@@ -137,6 +137,9 @@ public struct Limits: Sendable, Equatable {
     public let connectTimeout: Duration
     /// How long a connection may stay silent in both directions before it is closed.
     public let idleTimeout: Duration
+    /// How long an upstream may take to start answering an HTTP request (Envoy's route
+    /// timeout, 15 s by default); past it the answer is 504 with flag UT.
+    public let upstreamTimeout: Duration
 
     /// Creates limits with the documented defaults.
     public init(
@@ -145,8 +148,10 @@ public struct Limits: Sendable, Equatable {
         detectionTimeout: Duration = .seconds(5),
         drainPeriod: Duration = .seconds(5),
         connectTimeout: Duration = .seconds(1),
-        idleTimeout: Duration = .seconds(3600)
+        idleTimeout: Duration = .seconds(3600),
+        upstreamTimeout: Duration = .seconds(15)
     ) {
+        self.upstreamTimeout = upstreamTimeout
         self.maxRequestHeadBytes = maxRequestHeadBytes
         self.headerReadTimeout = headerReadTimeout
         self.detectionTimeout = detectionTimeout

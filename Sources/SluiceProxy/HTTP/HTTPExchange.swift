@@ -27,6 +27,8 @@ final class HTTPExchange {
     var responseEnded = false
     var upstreamRequestSent: NIODeadline?
     var upstreamKeepAlive = true
+    /// Fires 504 (UT) if the upstream has not started answering in time.
+    var responseTimer: Scheduled<Void>?
 
     init(phase: Phase, record: AccessLogRecord, decision: Decision, head: HTTPRequestHead) {
         self.phase = phase

@@ -175,7 +175,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             {
                 self.attach(exchange, to: upstream)
                 upstream.busy = true
-                exchange.upstreamRequestSent = .now()
+                self.requestSent(exchange, context: context)
                 upstream.send(.head(upstreamHead), flush: false)
             } else {
                 self.dropUpstream()
@@ -281,7 +281,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.attach(exchange, to: handler)
                 guard case .connecting(let parts) = exchange.phase else { return }
                 exchange.phase = .forwarding
-                exchange.upstreamRequestSent = .now()
+                self.requestSent(exchange, context: context)
                 for part in parts { handler.send(part, flush: false) }
                 handler.flush()
                 connection.channel.setOption(.autoRead, value: true).whenFailure { _ in
@@ -293,6 +293,35 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// Starts the clock for `upstream_service_time` and Envoy's route timeout.
+    private func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
+        exchange.upstreamRequestSent = .now()
+        let timeout = TimeAmount(self.runtime.config.limits.upstreamTimeout)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let timedExchange = NIOLoopBound(exchange, eventLoop: context.eventLoop)
+        exchange.responseTimer = context.eventLoop.scheduleTask(in: timeout) {
+            handler.value.upstreamTimedOut(timedExchange.value, after: timeout)
+        }
+    }
+
+    private func upstreamTimedOut(_ exchange: HTTPExchange, after timeout: TimeAmount) {
+        guard self.exchange === exchange, !exchange.responseStarted, let context = self.context else { return }
+        self.runtime.logger.warning(
+            "upstream request timeout",
+            metadata: ["authority": "\(exchange.record.authority ?? "-")", "after_ms": "\(timeout.nanoseconds / 1_000_000)"]
+        )
+        exchange.phase = .failed
+        self.dropUpstream()
+        self.respondLocally(
+            exchange,
+            status: .gatewayTimeout,
+            flag: .upstreamRequestTimeout,
+            body: "upstream request timeout\n",
+            context: context,
+            closeAfter: !exchange.requestEnded
+        )
     }
 
     private func attach(_ exchange: HTTPExchange, to upstream: UpstreamHTTPHandler) {
@@ -316,6 +345,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(var head):
+            exchange.responseTimer?.cancel()
             exchange.responseStarted = true
             exchange.record.responseCode = Int(head.status.code)
             if let sent = exchange.upstreamRequestSent {
@@ -429,6 +459,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finish(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
+        exchange.responseTimer?.cancel()
         exchange.record.duration = exchange.start.millisecondsElapsed
         self.runtime.log(exchange.record)
         if closeAfter && !self.closing {
