@@ -117,3 +117,27 @@ final class SidecarLoopbackTests: XCTestCase {
         XCTAssertTrue(allowed.hasPrefix("HTTP/1.1 301"), allowed)
     }
 }
+
+extension SidecarLoopbackTests {
+    func testOpaqueTCPEchoOfAMegabyteCompletesAfterTheClientHalfCloses() throws {
+        let net = Loopback()
+        let echo = try net.startEchoOrigin()
+        let tcpEntry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: echo}
+            spec:
+              hosts: [echo.internal]
+              addresses: [127.0.0.1/32]
+              ports: [{number: \(echo.port!), name: tcp, protocol: TCP}]
+              resolution: NONE
+            """
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: tcpEntry, originalDestination: echo)
+        let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 % 251) }
+        for _ in 0..<5 {
+            let echoed = try net.exchange(payload, with: proxy, halfClose: true, timeout: .seconds(10))
+            XCTAssertEqual(echoed.count, payload.count)
+            XCTAssertTrue(echoed == payload)
+        }
+    }
+}

@@ -2,87 +2,90 @@ public import NIOCore
 
 extension AccessLogRecord {
     /// Appends the record as one JSON object (no trailing newline) with the ASM/Envoy default
-    /// field names; absent values are `null`.
+    /// field names, in DESIGN.md's order; absent values are `null`.
     ///
     /// Hand-written rather than `JSONEncoder`: this runs once per request on an event loop, and
-    /// writing straight into the caller's buffer costs no intermediate allocations.
-    /// `upstream_service_time` is a JSON string of milliseconds, as Envoy's
+    /// writing straight into the caller's buffer costs no allocation beyond the buffer's own
+    /// growth. `upstream_service_time` is a JSON string of milliseconds, because Envoy's
     /// `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` is a header value.
     public func appendJSON(to buffer: inout ByteBuffer) {
-        buffer.writeStaticString("{\"start_time\":\"")
-        RFC3339.append(epochMilliseconds: startTime, to: &buffer)
-        buffer.writeStaticString("\",\"method\":")
-        buffer.writeJSONValue(method)
-        buffer.writeStaticString(",\"path\":")
-        buffer.writeJSONValue(path)
-        buffer.writeStaticString(",\"protocol\":")
-        buffer.writeJSONValue(self.protocol)
-        buffer.writeStaticString(",\"response_code\":")
-        buffer.writeDecimal(Int64(responseCode))
-        buffer.writeStaticString(",\"response_flags\":\"")
-        responseFlags.appendEnvoyString(to: &buffer)
-        buffer.writeStaticString("\",\"bytes_received\":")
-        buffer.writeDecimal(bytesReceived)
-        buffer.writeStaticString(",\"bytes_sent\":")
-        buffer.writeDecimal(bytesSent)
-        buffer.writeStaticString(",\"duration\":")
-        buffer.writeDecimal(duration)
-        buffer.writeStaticString(",\"upstream_service_time\":")
-        if let upstreamServiceTime {
-            buffer.writeInteger(UInt8(ascii: "\""))
-            buffer.writeDecimal(upstreamServiceTime)
-            buffer.writeInteger(UInt8(ascii: "\""))
-        } else {
-            buffer.writeStaticString("null")
+        buffer.writeAccessLogLine(bound: jsonBound) { w in
+            w.write("{\"start_time\":\"")
+            RFC3339.write(epochMilliseconds: startTime, to: &w)
+            w.write("\",\"method\":")
+            w.writeJSONValue(method)
+            w.write(",\"path\":")
+            w.writeJSONValue(path)
+            w.write(",\"protocol\":")
+            w.writeJSONValue(self.protocol)
+            w.write(",\"response_code\":")
+            w.writeDecimal(Int64(responseCode))
+            w.write(",\"response_flags\":\"")
+            responseFlags.write(to: &w)
+            w.write("\",\"bytes_received\":")
+            w.writeDecimal(bytesReceived)
+            w.write(",\"bytes_sent\":")
+            w.writeDecimal(bytesSent)
+            w.write(",\"duration\":")
+            w.writeDecimal(duration)
+            w.write(",\"upstream_service_time\":")
+            if let upstreamServiceTime {
+                w.write(UInt8(ascii: "\""))
+                w.writeDecimal(upstreamServiceTime)
+                w.write(UInt8(ascii: "\""))
+            } else {
+                w.write("null")
+            }
+            w.write(",\"x_forwarded_for\":")
+            w.writeJSONValue(xForwardedFor)
+            w.write(",\"user_agent\":")
+            w.writeJSONValue(userAgent)
+            w.write(",\"request_id\":")
+            w.writeJSONValue(requestId)
+            w.write(",\"authority\":")
+            w.writeJSONValue(authority)
+            w.write(",\"upstream_host\":")
+            w.writeJSONValue(upstreamHost)
+            w.write(",\"upstream_cluster\":")
+            w.writeJSONValue(upstreamCluster)
+            w.write(",\"upstream_local_address\":")
+            w.writeJSONValue(upstreamLocalAddress)
+            w.write(",\"downstream_local_address\":")
+            w.writeJSONValue(downstreamLocalAddress)
+            w.write(",\"downstream_remote_address\":")
+            w.writeJSONValue(downstreamRemoteAddress)
+            w.write(",\"requested_server_name\":")
+            w.writeJSONValue(requestedServerName)
+            w.write(",\"route_name\":")
+            w.writeJSONValue(routeName)
+            w.write(",\"upstream_transport_failure_reason\":")
+            w.writeJSONValue(upstreamTransportFailureReason)
+            w.write(",\"trace_id\":")
+            w.writeJSONValue(traceId)
+            w.write(",\"istio_policy_status\":")
+            w.writeJSONValue(istioPolicyStatus)
+            w.write(UInt8(ascii: "}"))
         }
-        buffer.writeStaticString(",\"x_forwarded_for\":")
-        buffer.writeJSONValue(xForwardedFor)
-        buffer.writeStaticString(",\"user_agent\":")
-        buffer.writeJSONValue(userAgent)
-        buffer.writeStaticString(",\"request_id\":")
-        buffer.writeJSONValue(requestId)
-        buffer.writeStaticString(",\"authority\":")
-        buffer.writeJSONValue(authority)
-        buffer.writeStaticString(",\"upstream_host\":")
-        buffer.writeJSONValue(upstreamHost)
-        buffer.writeStaticString(",\"upstream_cluster\":")
-        buffer.writeJSONValue(upstreamCluster)
-        buffer.writeStaticString(",\"upstream_local_address\":")
-        buffer.writeJSONValue(upstreamLocalAddress)
-        buffer.writeStaticString(",\"downstream_local_address\":")
-        buffer.writeJSONValue(downstreamLocalAddress)
-        buffer.writeStaticString(",\"downstream_remote_address\":")
-        buffer.writeJSONValue(downstreamRemoteAddress)
-        buffer.writeStaticString(",\"requested_server_name\":")
-        buffer.writeJSONValue(requestedServerName)
-        buffer.writeStaticString(",\"route_name\":")
-        buffer.writeJSONValue(routeName)
-        buffer.writeStaticString(",\"upstream_transport_failure_reason\":")
-        buffer.writeJSONValue(upstreamTransportFailureReason)
-        buffer.writeStaticString(",\"trace_id\":")
-        buffer.writeJSONValue(traceId)
-        buffer.writeStaticString(",\"istio_policy_status\":")
-        buffer.writeJSONValue(istioPolicyStatus)
-        buffer.writeInteger(UInt8(ascii: "}"))
     }
 
     /// The record as one JSON line, ending in `\n`.
     public func jsonLine() -> String {
-        var buffer = ByteBufferAllocator().buffer(capacity: 768)
+        var buffer = ByteBufferAllocator().buffer(capacity: jsonBound + 1)
         appendLine(format: .json, to: &buffer)
         return String(buffer: buffer)
     }
-}
 
-extension ByteBuffer {
-    /// Writes a quoted, escaped JSON string, or `null` for nil.
-    mutating func writeJSONValue(_ value: String?) {
-        guard let value else {
-            writeStaticString("null")
-            return
-        }
-        writeInteger(UInt8(ascii: "\""))
-        writeJSONEscaped(value)
-        writeInteger(UInt8(ascii: "\""))
+    /// Most bytes `appendJSON` can write: the keys and punctuation (under 600 bytes), numbers
+    /// (20 digits each), the timestamp, the flags, and every string escaped at worst.
+    private var jsonBound: Int {
+        func b(_ value: String?) -> Int { AccessLogLineWriter.bound(value) }
+        return 1024 + ResponseFlags.maxRenderedLength
+            + b(method) + b(path) + b(self.protocol)
+            + b(xForwardedFor) + b(userAgent) + b(requestId)
+            + b(authority) + b(upstreamHost) + b(upstreamCluster)
+            + b(upstreamLocalAddress) + b(downstreamLocalAddress)
+            + b(downstreamRemoteAddress) + b(requestedServerName)
+            + b(routeName) + b(upstreamTransportFailureReason)
+            + b(traceId) + b(istioPolicyStatus)
     }
 }

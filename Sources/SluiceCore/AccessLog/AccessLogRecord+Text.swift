@@ -14,58 +14,59 @@ extension AccessLogRecord {
     /// (`\"`, `\\`, `\n`, `\u00XX`) so that a hostile header can neither split the line nor
     /// forge a field.
     public func appendText(to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "["))
-        RFC3339.append(epochMilliseconds: startTime, to: &buffer)
-        buffer.writeStaticString("] \"")
-        buffer.writeTextValue(method)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeTextValue(path)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeTextValue(self.protocol)
-        buffer.writeStaticString("\" ")
-        buffer.writeDecimal(Int64(responseCode))
-        buffer.writeInteger(UInt8(ascii: " "))
-        responseFlags.appendEnvoyString(to: &buffer)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeDecimal(bytesReceived)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeDecimal(bytesSent)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeDecimal(duration)
-        buffer.writeInteger(UInt8(ascii: " "))
-        if let upstreamServiceTime {
-            buffer.writeDecimal(upstreamServiceTime)
-        } else {
-            buffer.writeInteger(UInt8(ascii: "-"))
+        buffer.writeAccessLogLine(bound: textBound) { w in
+            w.write(UInt8(ascii: "["))
+            RFC3339.write(epochMilliseconds: startTime, to: &w)
+            w.write("] \"")
+            w.writeTextValue(method)
+            w.write(UInt8(ascii: " "))
+            w.writeTextValue(path)
+            w.write(UInt8(ascii: " "))
+            w.writeTextValue(self.protocol)
+            w.write("\" ")
+            w.writeDecimal(Int64(responseCode))
+            w.write(UInt8(ascii: " "))
+            responseFlags.write(to: &w)
+            w.write(UInt8(ascii: " "))
+            w.writeDecimal(bytesReceived)
+            w.write(UInt8(ascii: " "))
+            w.writeDecimal(bytesSent)
+            w.write(UInt8(ascii: " "))
+            w.writeDecimal(duration)
+            w.write(UInt8(ascii: " "))
+            if let upstreamServiceTime {
+                w.writeDecimal(upstreamServiceTime)
+            } else {
+                w.write(UInt8(ascii: "-"))
+            }
+            w.write(" \"")
+            w.writeTextValue(xForwardedFor)
+            w.write("\" \"")
+            w.writeTextValue(userAgent)
+            w.write("\" \"")
+            w.writeTextValue(requestId)
+            w.write("\" \"")
+            w.writeTextValue(authority)
+            w.write("\" \"")
+            w.writeTextValue(upstreamHost)
+            w.write("\"\n")
         }
-        buffer.writeStaticString(" \"")
-        buffer.writeTextValue(xForwardedFor)
-        buffer.writeStaticString("\" \"")
-        buffer.writeTextValue(userAgent)
-        buffer.writeStaticString("\" \"")
-        buffer.writeTextValue(requestId)
-        buffer.writeStaticString("\" \"")
-        buffer.writeTextValue(authority)
-        buffer.writeStaticString("\" \"")
-        buffer.writeTextValue(upstreamHost)
-        buffer.writeStaticString("\"\n")
     }
 
     /// The record in Envoy's default text format, ending in `\n`.
     public func textLine() -> String {
-        var buffer = ByteBufferAllocator().buffer(capacity: 512)
+        var buffer = ByteBufferAllocator().buffer(capacity: textBound)
         appendText(to: &buffer)
         return String(buffer: buffer)
     }
-}
 
-extension ByteBuffer {
-    /// Writes an escaped value, or Envoy's `-` for a nil or empty one.
-    mutating func writeTextValue(_ value: String?) {
-        guard let value, !value.isEmpty else {
-            writeInteger(UInt8(ascii: "-"))
-            return
-        }
-        writeJSONEscaped(value)
+    /// Most bytes `appendText` can write: punctuation, numbers and timestamp (under 256 bytes),
+    /// the flags, and the eight strings escaped at worst.
+    private var textBound: Int {
+        func b(_ value: String?) -> Int { AccessLogLineWriter.bound(value) }
+        return 256 + ResponseFlags.maxRenderedLength
+            + b(method) + b(path) + b(self.protocol)
+            + b(xForwardedFor) + b(userAgent) + b(requestId)
+            + b(authority) + b(upstreamHost)
     }
 }

@@ -136,37 +136,91 @@ public struct AccessLogRecord: Sendable, Equatable {
     }
 }
 
-// MARK: - Shared byte writers
+// MARK: - Line writer
 
-extension ByteBuffer {
-    /// Writes `value` in decimal without going through String.
-    mutating func writeDecimal(_ value: UInt64) {
-        // 20 digits hold UInt64.max.
-        writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { out in
-            var digits = 1
-            var probe = value
-            while probe >= 10 {
-                probe /= 10
-                digits += 1
-            }
-            var rest = value
-            for i in stride(from: digits - 1, through: 0, by: -1) {
-                out[i] = UInt8(truncatingIfNeeded: 0x30 &+ rest % 10)
-                rest /= 10
-            }
-            return digits
-        }
+/// Writes one log line into memory reserved up front.
+///
+/// A record is ~25 fields and ~80 small writes; going through `ByteBuffer.write*` for each
+/// costs a capacity and uniqueness check apiece, several times the cost of the bytes. Instead
+/// the encoders reserve a worst-case bound once (`ByteBuffer.writeAccessLogLine(bound:_:)`) and store
+/// bytes through this cursor. Every store still checks the bound, so a wrong bound truncates
+/// the line (and trips an assertion in debug builds) instead of touching memory it must not.
+struct AccessLogLineWriter {
+    private let out: UnsafeMutableRawBufferPointer
+    /// Bytes written so far.
+    private(set) var count = 0
+
+    init(_ out: UnsafeMutableRawBufferPointer) {
+        self.out = out
     }
 
-    /// Writes `value` in decimal, with a leading `-` when negative.
+    /// Worst-case output size of a string value: 6 bytes per input byte (`\u00XX`), plus room
+    /// for the quotes or `null`.
+    static func bound(_ value: String?) -> Int {
+        (value?.utf8.count ?? 0) * 6 + 4
+    }
+
+    private func fits(_ extra: Int) -> Bool {
+        guard extra <= out.count - count else {
+            assertionFailure("access-log line bound too small")
+            return false
+        }
+        return true
+    }
+
+    mutating func write(_ byte: UInt8) {
+        guard fits(1) else { return }
+        out[count] = byte
+        count += 1
+    }
+
+    mutating func write(_ text: StaticString) {
+        text.withUTF8Buffer { write(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func write(bytes: UnsafeRawBufferPointer) {
+        guard fits(bytes.count) else { return }
+        UnsafeMutableRawBufferPointer(rebasing: out[count..<(count + bytes.count)]).copyMemory(from: bytes)
+        count += bytes.count
+    }
+
+    /// Writes `value` in decimal, at most 20 bytes.
+    mutating func writeDecimal(_ value: UInt64) {
+        var digits = 1
+        var probe = value
+        while probe >= 10 {
+            probe /= 10
+            digits += 1
+        }
+        guard fits(digits) else { return }
+        var rest = value
+        for i in stride(from: count + digits - 1, through: count, by: -1) {
+            out[i] = UInt8(truncatingIfNeeded: 0x30 &+ rest % 10)
+            rest /= 10
+        }
+        count += digits
+    }
+
+    /// Writes `value` in decimal with a leading `-` when negative, at most 20 bytes.
     mutating func writeDecimal(_ value: Int64) {
         if value < 0 {
-            writeInteger(UInt8(ascii: "-"))
+            write(UInt8(ascii: "-"))
             // Two's complement negation in UInt64 also covers Int64.min.
             writeDecimal(0 &- UInt64(bitPattern: value))
         } else {
             writeDecimal(UInt64(value))
         }
+    }
+
+    /// Writes `value` zero-padded to exactly `width` digits (`value` must fit).
+    mutating func writePadded(_ value: Int, width: Int) {
+        guard fits(width) else { return }
+        var rest = value
+        for i in stride(from: count + width - 1, through: count, by: -1) {
+            out[i] = UInt8(truncatingIfNeeded: 0x30 &+ rest % 10)
+            rest /= 10
+        }
+        count += width
     }
 
     /// Writes `string` with JSON string escaping, without the surrounding quotes.
@@ -175,21 +229,25 @@ extension ByteBuffer {
     /// `\u00XX`, and DEL, U+2028 and U+2029 are escaped too so a log line can neither be split
     /// nor break a JavaScript consumer. Swift strings are always valid UTF-8 (invalid input was
     /// already replaced with U+FFFD when the String was made), so the output is valid JSON.
-    mutating func writeJSONEscaped(_ string: String) {
+    mutating func writeEscaped(_ string: String) {
         var string = string
         // Native strings are already contiguous UTF-8; `withUTF8` only copies bridged ones.
-        string.withUTF8 { writeJSONEscaped(utf8: $0) }
+        string.withUTF8 { writeEscaped(utf8: UnsafeRawBufferPointer($0)) }
     }
 
-    private mutating func writeJSONEscaped(utf8: UnsafeBufferPointer<UInt8>) {
-        // Copy runs of safe bytes in one go; most header values need no escaping at all.
+    private mutating func writeEscaped(utf8: UnsafeRawBufferPointer) {
+        // Copy runs of safe bytes in one go; most values need no escaping at all.
         var runStart = 0
         var index = 0
-        let count = utf8.count
-        while index < count {
+        let end = utf8.count
+        while index < end {
             let byte = utf8[index]
-            let escape: StaticString?
+            if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                index += 1
+                continue
+            }
             var width = 1
+            let escape: StaticString?
             switch byte {
             case UInt8(ascii: "\""): escape = "\\\""
             case UInt8(ascii: "\\"): escape = "\\\\"
@@ -199,31 +257,60 @@ extension ByteBuffer {
             case 0x08: escape = "\\b"
             case 0x0C: escape = "\\f"
             case 0x00..<0x20, 0x7F: escape = nil
-            case 0xE2 where index + 2 < count && utf8[index + 1] == 0x80 && (utf8[index + 2] == 0xA8 || utf8[index + 2] == 0xA9):
+            case 0xE2 where index + 2 < end && utf8[index + 1] == 0x80 && (utf8[index + 2] == 0xA8 || utf8[index + 2] == 0xA9):
                 escape = utf8[index + 2] == 0xA8 ? "\\u2028" : "\\u2029"
                 width = 3
             default:
+                // Any other non-ASCII byte is part of a valid multi-byte character: copy it.
                 index += 1
                 continue
             }
-            writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[runStart..<index]))
+            write(bytes: UnsafeRawBufferPointer(rebasing: utf8[runStart..<index]))
             if let escape {
-                writeStaticString(escape)
+                write(escape)
             } else {
-                writeUnicodeEscape(byte)
+                write("\\u00")
+                write(Self.hexDigit(byte >> 4))
+                write(Self.hexDigit(byte & 0x0F))
             }
             index += width
             runStart = index
         }
-        writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[runStart..<count]))
+        write(bytes: UnsafeRawBufferPointer(rebasing: utf8[runStart..<end]))
     }
 
-    private mutating func writeUnicodeEscape(_ byte: UInt8) {
-        let hex: StaticString = "0123456789abcdef"
-        hex.withUTF8Buffer { digits in
-            writeStaticString("\\u00")
-            writeInteger(digits[Int(byte >> 4)])
-            writeInteger(digits[Int(byte & 0x0F)])
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? 0x30 + nibble : 0x61 + nibble - 10
+    }
+
+    /// Writes a quoted, escaped JSON string, or `null` for nil.
+    mutating func writeJSONValue(_ value: String?) {
+        guard let value else {
+            write("null")
+            return
+        }
+        write(UInt8(ascii: "\""))
+        writeEscaped(value)
+        write(UInt8(ascii: "\""))
+    }
+
+    /// Writes an escaped value, or Envoy's `-` for a nil or empty one.
+    mutating func writeTextValue(_ value: String?) {
+        guard let value, !value.isEmpty else {
+            write(UInt8(ascii: "-"))
+            return
+        }
+        writeEscaped(value)
+    }
+}
+
+extension ByteBuffer {
+    /// Reserves `bound` bytes once and lets `body` fill them through a `AccessLogLineWriter`.
+    mutating func writeAccessLogLine(bound: Int, _ body: (inout AccessLogLineWriter) -> Void) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { out in
+            var writer = AccessLogLineWriter(out)
+            body(&writer)
+            return writer.count
         }
     }
 }

@@ -87,36 +87,31 @@ public enum RFC3339 {
 
     /// Appends the 24-byte timestamp for `epochMilliseconds` to `buffer`.
     public static func append(epochMilliseconds: Int64, to buffer: inout ByteBuffer) {
+        buffer.writeAccessLogLine(bound: length) { write(epochMilliseconds: epochMilliseconds, to: &$0) }
+    }
+
+    /// Writes the 24-byte timestamp through an access-log line writer.
+    static func write(epochMilliseconds: Int64, to w: inout AccessLogLineWriter) {
         let c = components(epochMilliseconds: epochMilliseconds)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
-            func put(_ value: Int, digits: Int, at offset: Int) {
-                var value = value
-                for i in stride(from: offset + digits - 1, through: offset, by: -1) {
-                    out[i] = UInt8(truncatingIfNeeded: 0x30 + value % 10)
-                    value /= 10
-                }
-            }
-            put(c.year, digits: 4, at: 0)
-            out[4] = UInt8(ascii: "-")
-            put(c.month, digits: 2, at: 5)
-            out[7] = UInt8(ascii: "-")
-            put(c.day, digits: 2, at: 8)
-            out[10] = UInt8(ascii: "T")
-            put(c.hour, digits: 2, at: 11)
-            out[13] = UInt8(ascii: ":")
-            put(c.minute, digits: 2, at: 14)
-            out[16] = UInt8(ascii: ":")
-            put(c.second, digits: 2, at: 17)
-            out[19] = UInt8(ascii: ".")
-            put(c.millisecond, digits: 3, at: 20)
-            out[23] = UInt8(ascii: "Z")
-            return length
-        }
+        w.writePadded(c.year, width: 4)
+        w.write(UInt8(ascii: "-"))
+        w.writePadded(c.month, width: 2)
+        w.write(UInt8(ascii: "-"))
+        w.writePadded(c.day, width: 2)
+        w.write(UInt8(ascii: "T"))
+        w.writePadded(c.hour, width: 2)
+        w.write(UInt8(ascii: ":"))
+        w.writePadded(c.minute, width: 2)
+        w.write(UInt8(ascii: ":"))
+        w.writePadded(c.second, width: 2)
+        w.write(UInt8(ascii: "."))
+        w.writePadded(c.millisecond, width: 3)
+        w.write(UInt8(ascii: "Z"))
     }
 
     /// The timestamp for `epochMilliseconds` as a String.
     public static func string(epochMilliseconds: Int64) -> String {
-        var buffer = ByteBuffer()
+        var buffer = ByteBufferAllocator().buffer(capacity: length)
         append(epochMilliseconds: epochMilliseconds, to: &buffer)
         return String(buffer: buffer)
     }

@@ -65,7 +65,10 @@ public enum ResponseFlag: Int, CaseIterable, Sendable, Hashable {
     case downstreamRemoteReset = 28
 
     /// Envoy's short code for the flag, as `%RESPONSE_FLAGS%` prints it.
-    public var shortCode: String {
+    public var shortCode: String { code.description }
+
+    /// The short code as static bytes, for the encoders.
+    var code: StaticString {
         switch self {
         case .failedLocalHealthCheck: "LH"
         case .noHealthyUpstream: "UH"
@@ -183,17 +186,16 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
 
     /// Envoy's rendering: `-` when empty, else the short codes comma-joined in Envoy's order (`UF,URX`).
     public var envoyString: String {
-        var out = ByteBuffer()
-        appendEnvoyString(to: &out)
-        return String(buffer: out)
+        var buffer = ByteBufferAllocator().buffer(capacity: Self.maxRenderedLength)
+        buffer.writeAccessLogLine(bound: Self.maxRenderedLength) { write(to: &$0) }
+        return String(buffer: buffer)
     }
 
-    /// Appends `envoyString` without building a String; used on the per-request log path.
-    func appendEnvoyString(to buffer: inout ByteBuffer) {
-        if rawValue == 0 {
-            buffer.writeInteger(UInt8(ascii: "-"))
-            return
-        }
+    /// Longest rendering: every code (at most 5 bytes) and a comma after each.
+    static let maxRenderedLength = ResponseFlag.allCases.count * 6
+
+    /// Writes `envoyString` without building a String; used on the per-request log path.
+    func write(to writer: inout AccessLogLineWriter) {
         var first = true
         var bits = rawValue
         while bits != 0 {
@@ -201,12 +203,12 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
             bits &= bits - 1
             // Bits past Envoy's known flags (from `init(rawValue:)`) have no code: skip them.
             guard let flag = ResponseFlag(rawValue: position) else { continue }
-            if !first { buffer.writeInteger(UInt8(ascii: ",")) }
+            if !first { writer.write(UInt8(ascii: ",")) }
             first = false
-            buffer.writeString(flag.shortCode)
+            writer.write(flag.code)
         }
-        // Only unknown bits: nothing was written, so say "no flags" like Envoy would.
-        if first { buffer.writeInteger(UInt8(ascii: "-")) }
+        // Empty, or only unknown bits: Envoy's "no flags".
+        if first { writer.write(UInt8(ascii: "-")) }
     }
 }
 

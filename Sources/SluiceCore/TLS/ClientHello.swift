@@ -163,29 +163,23 @@ extension ClientHelloParser {
 
             // Read the handshake header as soon as its bytes exist, wherever they landed.
             if messageLength == nil {
-                let typeByte: UInt8? =
-                    if let reassembled { reassembled.first } else { fragment.isEmpty ? nil : wire[fragment.lowerBound] }
-                if let typeByte, typeByte != handshakeTypeClientHello {
+                // Byte `i` of the handshake stream, if it has arrived.
+                func handshakeByte(_ i: Int) -> UInt8? {
+                    if let reassembled { return i < reassembled.count ? reassembled[i] : nil }
+                    return i < firstPayload.count ? wire[firstPayload.lowerBound + i] : nil
+                }
+                if let typeByte = handshakeByte(0), typeByte != handshakeTypeClientHello {
                     return .stop(.malformed("handshake message type \(typeByte) is not client_hello"))
                 }
-                if collected >= handshakeHeaderLength {
-                    let header: (UInt8, UInt8, UInt8)
-                    if let reassembled, reassembled.count >= handshakeHeaderLength {
-                        header = (reassembled[1], reassembled[2], reassembled[3])
-                    } else {
-                        let s = firstPayload.lowerBound
-                        header = (wire[s + 1], wire[s + 2], wire[s + 3])
-                    }
-                    let bodyLength = Int(header.0) << 16 | Int(header.1) << 8 | Int(header.2)
-                    let total = handshakeHeaderLength + bodyLength
+                if let b1 = handshakeByte(1), let b2 = handshakeByte(2), let b3 = handshakeByte(3) {
+                    let total = handshakeHeaderLength + (Int(b1) << 16 | Int(b2) << 8 | Int(b3))
                     messageLength = total
                     // The message must end within the cap: its bytes still to come, counted from
                     // where this fragment's share of it starts on the wire.
                     let wireEnd = payloadStart + (total - (collected - fragment.count))
                     if wireEnd > maxClientHelloBytes { return .stop(.malformed("ClientHello too large")) }
-                    // Bytes of a first record that hold more than the message are ignored,
-                    // and so is anything after the message in a later record.
-                    if reassembled != nil, let count = reassembled?.count, count > total {
+                    // Anything after the message in a later record is not part of it.
+                    if let count = reassembled?.count, count > total {
                         reassembled?.removeLast(count - total)
                     }
                 }

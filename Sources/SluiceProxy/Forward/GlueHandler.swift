@@ -54,21 +54,29 @@ final class GlueHandler {
 
     /// The partner's input ended: end our output (half-close), or close if both are done.
     private func partnerInputClosed() {
-        guard let context = self.context else { return }
         self.outputClosed = true
-        if self.inputClosed {
-            context.close(promise: nil)
-            return
-        }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.close(mode: .output, promise: promise)
-        promise.futureResult.assumeIsolated().whenFailure { [weak self] _ in
-            self?.context?.close(promise: nil)
-        }
+        self.closeAfterPendingWrites(fully: self.inputClosed)
     }
 
     private func partnerCloseFull() {
-        self.context?.close(promise: nil)
+        self.closeAfterPendingWrites(fully: true)
+    }
+
+    /// Closes once everything already written has reached the socket: NIO fails writes still
+    /// pending at close, which would truncate the tail of a transfer.
+    private func closeAfterPendingWrites(fully: Bool) {
+        guard let context = self.context else { return }
+        let flushed = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: flushed)
+        flushed.futureResult.assumeIsolated().whenComplete { _ in
+            if fully {
+                context.close(promise: nil)
+                return
+            }
+            let halfClosed = context.eventLoop.makePromise(of: Void.self)
+            context.close(mode: .output, promise: halfClosed)
+            halfClosed.futureResult.assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+        }
     }
 
     private func partnerBecameWritable() {
@@ -124,7 +132,7 @@ extension GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             self.inputClosed = true
             self.partner?.partnerInputClosed()
-            if self.outputClosed { context.close(promise: nil) }
+            if self.outputClosed { self.closeAfterPendingWrites(fully: true) }
             return
         }
         context.fireUserInboundEventTriggered(event)

@@ -23,6 +23,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var upstream: UpstreamHTTPHandler?
     private var pendingRead = false
     private var closing = false
+    /// Completes when the last response's final bytes have been written to the socket.
+    private var lastResponseEnd: EventLoopFuture<Void>?
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
@@ -364,7 +366,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end(let trailers):
             exchange.responseEnded = true
             upstream.busy = false
-            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
+            self.writeEnd(trailers, context: context)
             if !upstream.reusable { self.dropUpstream() }
             if exchange.isDone {
                 self.finish(exchange, context: context, closeAfter: !exchange.keepAlive)
@@ -446,7 +448,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.record.bytesSent &+= UInt64(body.utf8.count)
             context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        self.writeEnd(nil, context: context)
         if close {
             exchange.requestEnded = true
         }
@@ -464,12 +466,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.runtime.log(exchange.record)
         if closeAfter && !self.closing {
             self.closing = true
-            context.flush()
-            context.close(promise: nil)
+            // Close only after the response's last bytes are out: NIO fails writes still
+            // pending at close, which would cut the body short.
+            let written = self.lastResponseEnd ?? context.eventLoop.makeSucceededVoidFuture()
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else if self.pendingRead {
             self.pendingRead = false
             context.read()
         }
+    }
+
+    private func writeEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
+        self.lastResponseEnd = promise.futureResult
     }
 
     static func hasBody(_ head: HTTPRequestHead) -> Bool {

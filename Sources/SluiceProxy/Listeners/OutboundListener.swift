@@ -62,7 +62,6 @@ enum OutboundListener {
         {
             let decision = config.policy.decide(ConnectionFacts(kind: .tcp, destination: ip, port: port))
             if case .forward(let target) = decision.action {
-                try channel.pipeline.syncOperations.addHandler(ReadHoldHandler())
                 let forwarder = TCPForwarder(
                     runtime: runtime,
                     connection: connection,
@@ -70,13 +69,17 @@ enum OutboundListener {
                     serverName: nil,
                     config: config
                 )
-                forwarder.forward(
-                    downstream: channel,
-                    target: target,
-                    buffered: channel.allocator.buffer(capacity: 0)
-                ) {
-                    ReadHoldHandler.release(on: channel)
-                }
+                // Dial once the connection is active: an upstream that connects before the
+                // downstream is registered would find it "not active" and be dropped.
+                try channel.pipeline.syncOperations.addHandler(ReadHoldHandler { channel in
+                    forwarder.forward(
+                        downstream: channel,
+                        target: target,
+                        buffered: channel.allocator.buffer(capacity: 0)
+                    ) {
+                        ReadHoldHandler.release(on: channel)
+                    }
+                })
                 return
             }
         }
@@ -102,6 +105,17 @@ final class ReadHoldHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var buffered: [NIOAny] = []
     private var inputClosed = false
+    private let onActive: (any Channel) -> Void
+
+    /// - Parameter onActive: runs once the channel is active (it starts the upstream dial).
+    init(onActive: @escaping (any Channel) -> Void) {
+        self.onActive = onActive
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        self.onActive(context.channel)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.buffered.append(data)
