@@ -12,6 +12,8 @@ import Glibc
 /// Loads the config, builds the runtime and serves until SIGTERM / SIGINT.
 func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     let path = try resolveConfigPath(options.config)
+    // A closed stdout (access log) or peer must be an error value, not a fatal signal.
+    signal(SIGPIPE, SIG_IGN)
     var logger = Logger(label: "sluice.\(role.rawValue)")
     logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .info
 
@@ -50,9 +52,13 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         ports: options.ports,
         concurrency: options.concurrency ?? System.coreCount
     )
+    let watcher = ConfigWatcher(configPath: path, runtime: runtime)
     let group = ServiceGroup(
         configuration: .init(
-            services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [
+                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

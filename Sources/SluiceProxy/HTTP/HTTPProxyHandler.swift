@@ -23,6 +23,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var upstream: UpstreamHTTPHandler?
     private var pendingRead = false
     private var closing = false
+    /// Draining: close once the exchange in flight is done.
+    private var draining = false
     /// Completes when the last response's final bytes have been written to the socket.
     private var lastResponseEnd: EventLoopFuture<Void>?
 
@@ -70,6 +72,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         self.dropUpstream()
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            self.draining = true
+            if self.exchange == nil { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -358,7 +369,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !head.isKeepAlive { upstream.reusable = false }
             head.headers.removeHopByHop()
             head.version = exchange.requestVersion
-            if !exchange.keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            if !exchange.keepAlive || self.draining { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: head.headers))), promise: nil)
         case .body(let body):
             exchange.record.bytesSent &+= UInt64(body.readableBytes)
@@ -464,7 +475,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.responseTimer?.cancel()
         exchange.record.duration = exchange.start.millisecondsElapsed
         self.runtime.log(exchange.record)
-        if closeAfter && !self.closing {
+        if (closeAfter || self.draining) && !self.closing {
             self.closing = true
             // Close only after the response's last bytes are out: NIO fails writes still
             // pending at close, which would cut the body short.

@@ -17,7 +17,8 @@ enum GatewayListener {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                runtime.connections.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     guard let local = channel.localAddress else { throw ChannelError.inputClosed }
                     let connection = DownstreamConnection(originalDestination: local, remote: channel.remoteAddress)
                     switch listener.protocol {

@@ -28,7 +28,8 @@ enum OutboundListener {
     }
 
     static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
-        OriginalDestination.read(from: channel).flatMapErrorThrowing { error in
+        runtime.connections.track(channel)
+        return OriginalDestination.read(from: channel).flatMapErrorThrowing { error in
             runtime.logger.warning(
                 "refusing connection without an original destination",
                 metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]

@@ -62,6 +62,22 @@ public final class ProxyServer: Service, Sendable {
         return channels
     }
 
+    /// Envoy's drain: stop accepting, let HTTP connections finish their exchange in flight
+    /// (idle ones close now), give tunnels the drain period, then close what is left.
+    private func drain(listeners: [any Channel]) async {
+        let period = self.runtime.config.limits.drainPeriod
+        let open = self.runtime.connections.count
+        self.runtime.logger.notice("draining: no longer accepting connections; \(open) open, drain period \(period)")
+        for channel in listeners {
+            try? await channel.close()
+        }
+        self.runtime.connections.broadcastDrain()
+        let left = await self.runtime.connections.waitUntilClosed(deadline: .now + period)
+        if left > 0 {
+            self.runtime.logger.warning("drain period over: closing \(left) connections still open")
+        }
+    }
+
     /// Serves until graceful shutdown is requested.
     public func run() async throws {
         let listeners: [any Channel]
@@ -72,10 +88,7 @@ public final class ProxyServer: Service, Sendable {
             throw error
         }
         try? await gracefulShutdown()
-        self.runtime.logger.info("draining: no longer accepting connections")
-        for channel in listeners {
-            try? await channel.close()
-        }
+        await self.drain(listeners: listeners)
         try? await self.group.shutdownGracefully()
         self.runtime.shutdown()
     }
