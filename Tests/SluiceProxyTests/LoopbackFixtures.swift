@@ -69,6 +69,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try runtime.connections.admit(channel, runtime: runtime)
                     let connection = DownstreamConnection(originalDestination: originalDestination, remote: channel.remoteAddress)
                     try OutboundListener.route(channel: channel, connection: connection, runtime: runtime)
                 }
@@ -86,6 +87,12 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         return ProxyRuntime(role: role, config: ActiveConfig(snapshot: snapshot, role: role), accessLog: accessLog, logger: logger)
+    }
+
+    /// An open client connection that sends nothing.
+    func connect(to address: SocketAddress) throws -> any Channel {
+        let channel = try ClientBootstrap(group: group).connect(to: address).wait()
+        return channel
     }
 
     /// Connects, sends `bytes`, optionally half-closes, and returns everything read until

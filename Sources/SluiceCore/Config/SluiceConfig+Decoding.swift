@@ -214,7 +214,7 @@ extension SluiceConfig {
         let defaults = Limits()
         reader.checkKeys(mapping, allowed: [
             "maxRequestHeadBytes", "headerReadTimeout", "detectionTimeout", "drainPeriod", "connectTimeout", "idleTimeout",
-            "upstreamTimeout",
+            "upstreamTimeout", "maxRequestHeaders", "maxConnections",
         ], prefix: "limits")
         func duration(_ key: String, _ fallback: Duration, allowZero: Bool = false) -> Duration {
             guard let node = YAMLReader.value(mapping, key) else { return fallback }
@@ -225,8 +225,20 @@ extension SluiceConfig {
            let value = reader.int(node, "limits.maxRequestHeadBytes", in: 1024...(16 << 20), what: " bytes") {
             headBytes = value
         }
+        var headerCount = defaults.maxRequestHeaders
+        if let node = YAMLReader.value(mapping, "maxRequestHeaders"),
+           let value = reader.int(node, "limits.maxRequestHeaders", in: 1...10_000) {
+            headerCount = value
+        }
+        var connections = defaults.maxConnections
+        if let node = YAMLReader.value(mapping, "maxConnections"),
+           let value = reader.int(node, "limits.maxConnections", in: 1...1_000_000) {
+            connections = value
+        }
         return Limits(
             maxRequestHeadBytes: headBytes,
+            maxRequestHeaders: headerCount,
+            maxConnections: connections,
             headerReadTimeout: duration("headerReadTimeout", defaults.headerReadTimeout),
             detectionTimeout: duration("detectionTimeout", defaults.detectionTimeout),
             drainPeriod: duration("drainPeriod", defaults.drainPeriod, allowZero: true),

@@ -140,10 +140,16 @@ public struct Limits: Sendable, Equatable {
     /// How long an upstream may take to start answering an HTTP request (Envoy's route
     /// timeout, 15 s by default); past it the answer is 504 with flag UT.
     public let upstreamTimeout: Duration
+    /// Most header fields one request may carry (Envoy's `max_headers_count`); beyond: 431.
+    public let maxRequestHeaders: Int
+    /// Most downstream connections open at once; beyond it new ones are closed at accept.
+    public let maxConnections: Int
 
     /// Creates limits with the documented defaults.
     public init(
         maxRequestHeadBytes: Int = 65536,
+        maxRequestHeaders: Int = 100,
+        maxConnections: Int = 16384,
         headerReadTimeout: Duration = .seconds(10),
         detectionTimeout: Duration = .seconds(5),
         drainPeriod: Duration = .seconds(5),
@@ -152,6 +158,8 @@ public struct Limits: Sendable, Equatable {
         upstreamTimeout: Duration = .seconds(15)
     ) {
         self.upstreamTimeout = upstreamTimeout
+        self.maxRequestHeaders = maxRequestHeaders
+        self.maxConnections = maxConnections
         self.maxRequestHeadBytes = maxRequestHeadBytes
         self.headerReadTimeout = headerReadTimeout
         self.detectionTimeout = detectionTimeout

@@ -129,6 +129,11 @@ extension GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? IdleStateHandler.IdleStateEvent, event == .all {
+            self.partner?.partnerCloseFull()
+            context.close(promise: nil)
+            return
+        }
         if let event = event as? ChannelEvent, case .inputClosed = event {
             self.inputClosed = true
             self.partner?.partnerInputClosed()

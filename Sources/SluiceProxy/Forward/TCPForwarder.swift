@@ -77,6 +77,9 @@ struct TCPForwarder {
         counters.downstreamBytes = UInt64(buffered.readableBytes)
         let (down, up) = GlueHandler.matchedPair(counters: counters)
         do {
+            // A tunnel silent both ways for idleTimeout is closed (Envoy's TCP idle_timeout).
+            let idle = TimeAmount(self.config.limits.idleTimeout)
+            try downstream.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
             try downstream.pipeline.syncOperations.addHandler(down)
             try upstream.channel.pipeline.syncOperations.addHandler(up)
         } catch {

@@ -27,6 +27,9 @@ final class HTTPExchange {
     var responseEnded = false
     var upstreamRequestSent: NIODeadline?
     var upstreamKeepAlive = true
+    /// No request head was read (parse error, slowloris): the answer bypasses the HTTP
+    /// codec, whose pipelining state machine only allows a response to a request.
+    var withoutRequest = false
     /// Fires 504 (UT) if the upstream has not started answering in time.
     var responseTimer: Scheduled<Void>?
 

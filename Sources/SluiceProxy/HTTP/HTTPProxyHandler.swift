@@ -27,6 +27,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var draining = false
     /// Completes when the last response's final bytes have been written to the socket.
     private var lastResponseEnd: EventLoopFuture<Void>?
+    /// The header-read or idle timer while no request is in flight.
+    private var waitTimer: Scheduled<Void>?
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
@@ -39,9 +41,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.startWaitTimer(context: context, first: true)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.waitTimer?.cancel()
         self.context = nil
         self.dropUpstream()
     }
@@ -107,13 +111,40 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.runtime.logger.debug("downstream HTTP error: \(error)")
-        context.close(promise: nil)
+        guard let parseError = error as? HTTPParserError else {
+            self.runtime.logger.debug("downstream error: \(error)")
+            context.close(promise: nil)
+            return
+        }
+        // Bad bytes from the app: answer if no response has started, log it, close this
+        // connection only.
+        let tooLarge = parseError == .headerOverflow
+        self.runtime.logger.info("bad HTTP request from \(self.connection.remote?.logDescription ?? "-"): \(parseError)")
+        let exchange = self.exchange ?? self.makeLocalExchange()
+        self.dropUpstream()
+        if exchange.responseStarted {
+            exchange.record.responseFlags.insert(.downstreamProtocolError)
+            exchange.responseEnded = true
+            exchange.requestEnded = true
+            self.finish(exchange, context: context, closeAfter: true)
+        } else {
+            exchange.phase = .failed
+            self.respondLocally(
+                exchange,
+                status: tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
+                flag: .downstreamProtocolError,
+                body: "",
+                context: context,
+                closeAfter: true
+            )
+        }
     }
 
     // MARK: request parts
 
     private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.waitTimer?.cancel()
+        self.waitTimer = nil
         let config = self.runtime.config
         var record = AccessLogRecord()
         record.startTime = wallClockMillis()
@@ -454,6 +485,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "server", value: "sluice")
         let close = closeAfter || !exchange.keepAlive
         if close { headers.add(name: "connection", value: "close") }
+        if exchange.withoutRequest {
+            self.writeBelowCodec(status: status, headers: headers, body: body, context: context)
+            exchange.requestEnded = true
+            self.finish(exchange, context: context, closeAfter: true)
+            return
+        }
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: status, headers: headers))), promise: nil)
         if !body.isEmpty && !exchange.isHEAD {
             exchange.record.bytesSent &+= UInt64(body.utf8.count)
@@ -481,9 +518,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // pending at close, which would cut the body short.
             let written = self.lastResponseEnd ?? context.eventLoop.makeSucceededVoidFuture()
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        } else if self.pendingRead {
-            self.pendingRead = false
-            context.read()
+        } else {
+            self.startWaitTimer(context: context, first: false)
+            if self.pendingRead {
+                self.pendingRead = false
+                context.read()
+            }
         }
     }
 
@@ -491,6 +531,64 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
         self.lastResponseEnd = promise.futureResult
+    }
+
+    /// Writes a whole response as bytes from the encoder's position, i.e. past the HTTP codec.
+    private func writeBelowCodec(status: HTTPResponseStatus, headers: HTTPHeaders, body: String, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 128 + body.utf8.count)
+        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        for (name, value) in headers { buffer.writeString("\(name): \(value)\r\n") }
+        buffer.writeString("\r\n")
+        buffer.writeString(body)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            encoder.writeAndFlush(NIOAny(buffer), promise: promise)
+        } else {
+            promise.succeed(())
+        }
+        self.lastResponseEnd = promise.futureResult
+    }
+
+    /// An exchange for an answer we give before any request head was read (400, 408, 431).
+    private func makeLocalExchange() -> HTTPExchange {
+        var record = AccessLogRecord()
+        record.startTime = wallClockMillis()
+        record.downstreamLocalAddress = self.connection.originalDestination.logDescription
+        record.downstreamRemoteAddress = self.connection.remote?.logDescription
+        let exchange = HTTPExchange(
+            phase: .failed,
+            record: record,
+            decision: .badRequest,
+            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
+        )
+        exchange.withoutRequest = true
+        self.exchange = exchange
+        return exchange
+    }
+
+    // MARK: waiting for the next request
+
+    /// Bounds the wait for a request head: `headerReadTimeout` for the first request (a
+    /// slowloris client gets 408), `idleTimeout` between keep-alive requests (closed quietly).
+    private func startWaitTimer(context: ChannelHandlerContext, first: Bool) {
+        self.waitTimer?.cancel()
+        let limits = self.runtime.config.limits
+        let timeout = TimeAmount(first ? limits.headerReadTimeout : limits.idleTimeout)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.waitTimer = context.eventLoop.scheduleTask(in: timeout) {
+            handler.value.waitTimedOut(first: first)
+        }
+    }
+
+    private func waitTimedOut(first: Bool) {
+        guard self.exchange == nil, let context = self.context else { return }
+        if !first {
+            context.close(promise: nil)
+            return
+        }
+        self.runtime.logger.info("request head not received in time from \(self.connection.remote?.logDescription ?? "-")")
+        let exchange = self.makeLocalExchange()
+        self.respondLocally(exchange, status: .requestTimeout, flag: nil, body: "", context: context, closeAfter: true)
     }
 
     static func hasBody(_ head: HTTPRequestHead) -> Bool {

@@ -12,12 +12,25 @@ enum HTTPProxyPipeline {
     ) throws {
         let sync = channel.pipeline.syncOperations
         let proxy = HTTPProxyHandler(runtime: runtime, connection: connection)
+        let limits = runtime.config.limits
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = limits.maxRequestHeadBytes
+        decoderLimits.maxHeaderListSize = limits.maxRequestHeadBytes
+        decoderLimits.maxHeaderFieldCount = limits.maxRequestHeaders
+        // NIO's own error handler would answer every parse error 400; the proxy handler
+        // answers 431 for an oversized head and logs the DPE itself.
+        let position: ChannelPipeline.SynchronousOperations.Position = handler.map { .after($0) } ?? .last
         if let handler {
-            // Added in reverse so each lands directly after the sniffer, giving codec → proxy order.
+            // The proxy first, then the codec in front of it, both directly after the sniffer.
             try sync.addHandler(proxy, position: .after(handler))
-            try sync.configureHTTPServerPipeline(position: .after(handler), withErrorHandling: true)
-        } else {
-            try sync.configureHTTPServerPipeline(withErrorHandling: true)
+        }
+        try sync.configureHTTPServerPipeline(
+            position: position,
+            withErrorHandling: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits
+        )
+        if handler == nil {
             try sync.addHandler(proxy)
         }
     }

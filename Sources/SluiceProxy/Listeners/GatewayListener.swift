@@ -17,8 +17,8 @@ enum GatewayListener {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                runtime.connections.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
+                channel.eventLoop.makeCompletedFuture {
+                    try runtime.connections.admit(channel, runtime: runtime)
                     guard let local = channel.localAddress else { throw ChannelError.inputClosed }
                     let connection = DownstreamConnection(originalDestination: local, remote: channel.remoteAddress)
                     switch listener.protocol {

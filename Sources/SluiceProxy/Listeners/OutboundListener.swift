@@ -28,7 +28,12 @@ enum OutboundListener {
     }
 
     static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
-        runtime.connections.track(channel)
+        do {
+            try runtime.connections.admit(channel, runtime: runtime)
+        } catch {
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
+        }
         return OriginalDestination.read(from: channel).flatMapErrorThrowing { error in
             runtime.logger.warning(
                 "refusing connection without an original destination",

@@ -1,0 +1,69 @@
+import NIOCore
+import SluiceCore
+import XCTest
+
+@testable import SluiceProxy
+
+/// Hostile or broken clients get a clear answer and lose only their own connection.
+final class LimitsLoopbackTests: XCTestCase {
+    private let allowAny = "outboundTrafficPolicy: {mode: ALLOW_ANY}\n"
+
+    func testOversizedRequestHeadIs431AndOthersKeepWorking() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny + "limits: {maxRequestHeadBytes: 2048}\n", registry: "", originalDestination: origin)
+        let big = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: \(String(repeating: "a", count: 4096))\r\n\r\n"
+        let reply = try net.exchange(Array(big.utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 431"), reply)
+        let ok = try net.exchange(Array("GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
+        XCTAssertTrue(ok.hasPrefix("HTTP/1.1 200"), ok)
+    }
+
+    func testTooManyHeaderFieldsIs431() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny + "limits: {maxRequestHeaders: 10}\n", registry: "", originalDestination: origin)
+        let fields = (0..<20).map { "X-F\($0): v\r\n" }.joined()
+        let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: a.test\r\n\(fields)\r\n".utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 431"), reply)
+    }
+
+    func testMalformedRequestIs400() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny, registry: "", originalDestination: origin)
+        // Content-Length and Transfer-Encoding together: a request-smuggling shape.
+        let smuggle = "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        let reply = try net.exchange(Array(smuggle.utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 400"), reply)
+    }
+
+    func testSlowlorisGets408AfterTheHeaderReadTimeout() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny + "limits: {headerReadTimeout: 300ms}\n", registry: "", originalDestination: origin)
+        // A request line and never the end of the head.
+        let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: a.test\r\n".utf8), with: proxy, timeout: .seconds(5)).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 408"), reply)
+    }
+
+    func testConnectionsBeyondTheLimitAreRefusedAndTheProxyRecovers() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(
+            config: allowAny + "limits: {maxConnections: 2, detectionTimeout: 10s}\n",
+            registry: "",
+            originalDestination: origin
+        )
+        let request = Array("GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n".utf8)
+        // Two connections that say nothing hold both slots: the third is closed at accept.
+        let holders = try (0..<2).map { _ in try net.connect(to: proxy) }
+        Thread.sleep(forTimeInterval: 0.2)
+        // Closed at accept: either the write fails or nothing comes back.
+        XCTAssertEqual((try? net.exchange(request, with: proxy, timeout: .seconds(2))) ?? [], [])
+        for holder in holders { try holder.close().wait() }
+        Thread.sleep(forTimeInterval: 0.2)
+        let served = try net.exchange(request, with: proxy).text
+        XCTAssertTrue(served.hasPrefix("HTTP/1.1 200"), served)
+    }
+}
