@@ -30,8 +30,6 @@ final class HTTPExchange {
     /// No request head was read (parse error, slowloris): the answer bypasses the HTTP
     /// codec, whose pipelining state machine only allows a response to a request.
     var withoutRequest = false
-    /// Fires 504 (UT) if the upstream has not started answering in time.
-    var responseTimer: Scheduled<Void>?
 
     init(phase: Phase, record: AccessLogRecord, decision: Decision, head: HTTPRequestHead) {
         self.phase = phase

@@ -27,8 +27,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var draining = false
     /// Completes when the last response's final bytes have been written to the socket.
     private var lastResponseEnd: EventLoopFuture<Void>?
-    /// The header-read or idle timer while no request is in flight.
-    private var waitTimer: Scheduled<Void>?
+    /// What the connection is waiting for, and until when (header read, idle, response).
+    private var deadline = ConnectionDeadline.none
+    /// The one timer of this connection and when it fires. It is re-armed lazily: moving a
+    /// deadline later costs nothing per request; the timer, when it fires early, re-arms.
+    private var timer: Scheduled<Void>?
+    private var timerFiresAt: NIODeadline?
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
@@ -41,11 +45,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.startWaitTimer(context: context, first: true)
+        let limits = self.runtime.config.limits
+        self.setDeadline(.firstHead(.now() + TimeAmount(limits.headerReadTimeout)), context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.waitTimer?.cancel()
+        self.timer?.cancel()
         self.context = nil
         self.dropUpstream()
     }
@@ -143,8 +148,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: request parts
 
     private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        self.waitTimer?.cancel()
-        self.waitTimer = nil
+        self.deadline = .none
         let config = self.runtime.config
         var record = AccessLogRecord()
         record.startTime = wallClockMillis()
@@ -341,13 +345,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Starts the clock for `upstream_service_time` and Envoy's route timeout.
     private func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
-        exchange.upstreamRequestSent = .now()
+        let now = NIODeadline.now()
+        exchange.upstreamRequestSent = now
         let timeout = TimeAmount(self.runtime.config.limits.upstreamTimeout)
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let timedExchange = NIOLoopBound(exchange, eventLoop: context.eventLoop)
-        exchange.responseTimer = context.eventLoop.scheduleTask(in: timeout) {
-            handler.value.upstreamTimedOut(timedExchange.value, after: timeout)
-        }
+        self.setDeadline(.response(now + timeout, timeout), context: context)
     }
 
     private func upstreamTimedOut(_ exchange: HTTPExchange, after timeout: TimeAmount) {
@@ -389,7 +390,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(var head):
-            exchange.responseTimer?.cancel()
+            self.deadline = .none
             exchange.responseStarted = true
             exchange.record.responseCode = Int(head.status.code)
             if let sent = exchange.upstreamRequestSent {
@@ -509,7 +510,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finish(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
-        exchange.responseTimer?.cancel()
         exchange.record.duration = exchange.start.millisecondsElapsed
         self.runtime.log(exchange.record)
         if (closeAfter || self.draining) && !self.closing {
@@ -519,7 +519,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let written = self.lastResponseEnd ?? context.eventLoop.makeSucceededVoidFuture()
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
-            self.startWaitTimer(context: context, first: false)
+            let idle = TimeAmount(self.runtime.config.limits.idleTimeout)
+            self.setDeadline(.idle(.now() + idle), context: context)
             if self.pendingRead {
                 self.pendingRead = false
                 context.read()
@@ -568,27 +569,46 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: waiting for the next request
 
-    /// Bounds the wait for a request head: `headerReadTimeout` for the first request (a
-    /// slowloris client gets 408), `idleTimeout` between keep-alive requests (closed quietly).
-    private func startWaitTimer(context: ChannelHandlerContext, first: Bool) {
-        self.waitTimer?.cancel()
-        let limits = self.runtime.config.limits
-        let timeout = TimeAmount(first ? limits.headerReadTimeout : limits.idleTimeout)
+    private func setDeadline(_ deadline: ConnectionDeadline, context: ChannelHandlerContext) {
+        self.deadline = deadline
+        guard let at = deadline.instant else { return }
+        if let firesAt = self.timerFiresAt, firesAt <= at { return }
+        self.armTimer(at: at, context: context)
+    }
+
+    private func armTimer(at: NIODeadline, context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.timerFiresAt = at
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.waitTimer = context.eventLoop.scheduleTask(in: timeout) {
-            handler.value.waitTimedOut(first: first)
+        self.timer = context.eventLoop.scheduleTask(deadline: at) {
+            handler.value.timerFired()
         }
     }
 
-    private func waitTimedOut(first: Bool) {
-        guard self.exchange == nil, let context = self.context else { return }
-        if !first {
-            context.close(promise: nil)
+    private func timerFired() {
+        self.timer = nil
+        self.timerFiresAt = nil
+        guard let context = self.context, let at = self.deadline.instant else { return }
+        if NIODeadline.now() < at {
+            self.armTimer(at: at, context: context)
             return
         }
-        self.runtime.logger.info("request head not received in time from \(self.connection.remote?.logDescription ?? "-")")
-        let exchange = self.makeLocalExchange()
-        self.respondLocally(exchange, status: .requestTimeout, flag: nil, body: "", context: context, closeAfter: true)
+        let expired = self.deadline
+        self.deadline = .none
+        switch expired {
+        case .none:
+            break
+        case .idle:
+            // Envoy's idle_timeout: a keep-alive connection with nothing in flight closes quietly.
+            if self.exchange == nil { context.close(promise: nil) }
+        case .firstHead:
+            guard self.exchange == nil else { return }
+            self.runtime.logger.info("request head not received in time from \(self.connection.remote?.logDescription ?? "-")")
+            let exchange = self.makeLocalExchange()
+            self.respondLocally(exchange, status: .requestTimeout, flag: nil, body: "", context: context, closeAfter: true)
+        case .response(_, let timeout):
+            if let exchange = self.exchange { self.upstreamTimedOut(exchange, after: timeout) }
+        }
     }
 
     static func hasBody(_ head: HTTPRequestHead) -> Bool {
@@ -603,5 +623,23 @@ extension Decision {
     /// A request we could not even decide (no usable Host): answered 400, logged as such.
     static var badRequest: Decision {
         Decision(action: .deny, cluster: "-", routeName: "-", match: nil, reason: "request has no valid Host")
+    }
+}
+
+/// What a connection waits for, with its deadline.
+enum ConnectionDeadline {
+    case none
+    /// The first request head (`headerReadTimeout`: 408 when it passes).
+    case firstHead(NIODeadline)
+    /// The next request on a kept-alive connection (`idleTimeout`: closed when it passes).
+    case idle(NIODeadline)
+    /// The upstream's response head (`upstreamTimeout`: 504 UT when it passes).
+    case response(NIODeadline, TimeAmount)
+
+    var instant: NIODeadline? {
+        switch self {
+        case .none: return nil
+        case .firstHead(let at), .idle(let at), .response(let at, _): return at
+        }
     }
 }
