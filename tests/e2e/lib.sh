@@ -7,6 +7,9 @@
 #   processes start_origins/stop_origins, start_sidecar/stop_sidecar, kill_recorded
 #   evidence  origin_mark/origin_conns (which addresses the origins saw),
 #             access_mark/access_records (the sidecar's JSON access log)
+#   gateway   gw, start_gateway/stop_gateway, gateway_access_mark/_records,
+#             check_gateway_access_log, start_squid/stop_squid, squid_access_lines,
+#             origin_peers/check_origin_peer (who dialled the origin), last_json_record
 #
 # The test network lives only in namespaces this file creates (prefix sl-) and
 # uses documentation addresses (192.0.2.0/24, 2001:db8::/64) with no default
@@ -528,4 +531,200 @@ e2e_reset() {
 	stop_origins
 	kill_recorded
 	topo_down
+}
+
+# --- the egress gateway (sl-gw) ------------------------------------------------
+
+GATEWAY_PID=
+GATEWAY_LOG=$E2E_TMP/gateway.log
+GATEWAY_ACCESS_LOG=$E2E_TMP/gateway.access.log
+GATEWAY_PORTS=(80 443 15080) # the listeners of tests/e2e/configs/gateway/gateway.yaml
+
+gw() { ip netns exec "$NS_GW" "$@"; }
+
+gateway_alive() {
+	[[ -n $GATEWAY_PID ]] && pid_running "$GATEWAY_PID"
+}
+
+gateway_listening() {
+	local port
+	for port in "${GATEWAY_PORTS[@]}"; do
+		[[ -n $(gw ss -Hltn "sport = :$port") ]] || return 1
+	done
+}
+
+# start_gateway CONFIG [FLAGS...]: `sluice gateway` in sl-gw (as root: it is not
+# captured); returns when every port in GATEWAY_PORTS listens, fails after ~10 s
+# or if it exits. Access log (stdout) and stderr go to files of their own.
+start_gateway() {
+	local config=$1 err_mark out_mark i
+	shift
+	stop_gateway
+	if [[ ! -x $SLUICE_BIN ]]; then
+		echo "start_gateway: no binary at $SLUICE_BIN" >&2
+		return 1
+	fi
+	touch "$GATEWAY_ACCESS_LOG" "$GATEWAY_LOG"
+	err_mark=$(wc -l <"$GATEWAY_LOG")
+	out_mark=$(gateway_access_mark)
+	# ip netns exec directly, fd 9 closed: see start_origins.
+	ip netns exec "$NS_GW" "$SLUICE_BIN" gateway --config "$config" "$@" \
+		>>"$GATEWAY_ACCESS_LOG" 2>>"$GATEWAY_LOG" 9>&- &
+	GATEWAY_PID=$!
+	record_pid "$GATEWAY_PID"
+	for ((i = 0; i < 100; i++)); do
+		gateway_listening && return 0
+		if ! gateway_alive; then
+			wait "$GATEWAY_PID" 2>/dev/null
+			echo "start_gateway: sluice gateway exited (status $?) before listening on ${GATEWAY_PORTS[*]}" >&2
+			break
+		fi
+		sleep 0.1
+	done
+	((i < 100)) || echo "start_gateway: not listening on all of ${GATEWAY_PORTS[*]} after 10 s" >&2
+	{
+		echo "--- its stderr:"
+		tail -n +"$((err_mark + 1))" "$GATEWAY_LOG" | tail -n 15
+		echo "--- its stdout:"
+		tail -n +"$((out_mark + 1))" "$GATEWAY_ACCESS_LOG" | tail -n 5
+	} >&2
+	stop_gateway
+	return 1
+}
+
+# pid_recorded PID: PID is still in E2E_PIDS (kill_recorded may have stopped and
+# forgotten it already; a pid no longer ours must not be signalled).
+pid_recorded() {
+	local pid
+	for pid in "${E2E_PIDS[@]}"; do
+		[[ $pid == "$1" ]] && return 0
+	done
+	return 1
+}
+
+stop_gateway() {
+	[[ -n $GATEWAY_PID ]] && pid_recorded "$GATEWAY_PID" && kill_pid "$GATEWAY_PID"
+	GATEWAY_PID=
+}
+
+# json_records FILE MARK: the lines of FILE after line MARK that are JSON objects.
+json_records() {
+	tail -n +"$(($2 + 1))" "$1" | jq -R -c 'fromjson? | select(type == "object")'
+}
+
+# _json_record_has FILE MARK JQ_CONDITION: some record since MARK satisfies it.
+_json_record_has() { json_records "$1" "$2" | jq -e --slurp "any(.[]; $3)" >/dev/null; }
+
+gateway_access_mark() { wc -l <"$GATEWAY_ACCESS_LOG"; }
+gateway_access_records() { json_records "$GATEWAY_ACCESS_LOG" "$1"; }
+
+# check_gateway_access_log DESC MARK JQ_CONDITION: like check_access_log, for
+# the gateway's access log.
+check_gateway_access_log() {
+	if wait_until 3 _json_record_has "$GATEWAY_ACCESS_LOG" "$2" "$3"; then
+		pass "$1"
+	else
+		fail "$1" "no gateway access-log record since line $2 with $3; got:"
+		indent "$(tail -n +"$(($2 + 1))" "$GATEWAY_ACCESS_LOG")"
+	fi
+}
+
+# --- Squid as the egress gateway (sl-gw) ---------------------------------------
+
+SQUID_PID=
+SQUID_PORT=3128
+SQUID_CONF=${SQUID_CONF:-$E2E_DIR/squid/squid.conf}
+SQUID_ACCESS_LOG=$E2E_TMP/squid.access.log
+SQUID_LOG=$E2E_TMP/squid.cache.log
+
+squid_alive() {
+	[[ -n $SQUID_PID ]] && pid_running "$SQUID_PID"
+}
+
+squid_listening() {
+	[[ -n $(gw ss -Hltn "sport = :$SQUID_PORT") ]]
+}
+
+# start_squid: Debian's squid in the foreground (-N: one process, no daemon)
+# in sl-gw with tests/e2e/squid/squid.conf; returns when :3128 listens, fails
+# after ~10 s or if it exits. Its access log is its stdout, cache.log its stderr.
+start_squid() {
+	local i out_mark err_mark
+	stop_squid
+	if ! command -v squid >/dev/null; then
+		echo "start_squid: squid is not installed (scripts/setup installs it)" >&2
+		return 1
+	fi
+	# Squid reopens /dev/stdout and /dev/stderr as the proxy user (see squid.conf).
+	touch "$SQUID_ACCESS_LOG" "$SQUID_LOG"
+	chown proxy:proxy "$SQUID_ACCESS_LOG" "$SQUID_LOG"
+	out_mark=$(squid_access_mark)
+	err_mark=$(wc -l <"$SQUID_LOG")
+	ip netns exec "$NS_GW" squid -N -f "$SQUID_CONF" >>"$SQUID_ACCESS_LOG" 2>>"$SQUID_LOG" 9>&- &
+	SQUID_PID=$!
+	record_pid "$SQUID_PID"
+	for ((i = 0; i < 100; i++)); do
+		squid_listening && return 0
+		if ! squid_alive; then
+			wait "$SQUID_PID" 2>/dev/null
+			echo "start_squid: squid exited (status $?) before listening on :$SQUID_PORT" >&2
+			break
+		fi
+		sleep 0.1
+	done
+	((i < 100)) || echo "start_squid: not listening on :$SQUID_PORT after 10 s" >&2
+	{
+		echo "--- its cache.log (stderr):"
+		tail -n +"$((err_mark + 1))" "$SQUID_LOG" | tail -n 15
+		echo "--- its access.log (stdout):"
+		tail -n +"$((out_mark + 1))" "$SQUID_ACCESS_LOG" | tail -n 5
+	} >&2
+	stop_squid
+	return 1
+}
+
+stop_squid() {
+	[[ -n $SQUID_PID ]] && pid_recorded "$SQUID_PID" && kill_pid "$SQUID_PID"
+	SQUID_PID=
+}
+
+# squid_access_mark / squid_access_lines MARK: Squid's access.log (its native
+# format: time elapsed client code/status bytes method URL ...) since MARK.
+squid_access_mark() { wc -l <"$SQUID_ACCESS_LOG"; }
+squid_access_lines() { tail -n +"$(($1 + 1))" "$SQUID_ACCESS_LOG"; }
+
+# --- evidence across hops (gateway cases) ---------------------------------------
+
+# origin_peers MARK LOCAL_IP [LISTENER]: the distinct peer addresses of the
+# connections the origins accepted on LOCAL_IP (and LISTENER) since MARK, sorted
+# and space-separated: who actually dialled the origin.
+origin_peers() {
+	local mark=$1 local_ip=$2 listener=${3:-}
+	tail -n +"$((mark + 1))" "$ORIGIN_LOG" |
+		jq -r --arg ip "$local_ip" --arg port "$listener" \
+			'select(.local == $ip and ($port == "" or (.listener | tostring) == $port)) | .peer' |
+		sort -u | paste -sd' '
+}
+
+# check_origin_peer DESC MARK IP PORT PEER: IP:PORT was reached since MARK, and
+# only ever from PEER.
+check_origin_peer() {
+	local desc=$1 mark=$2 ip=$3 port=$4 peer=$5 peers
+	wait_until 2 _origin_saw "$mark" "$ip" "$port"
+	origin_settle
+	peers=$(origin_peers "$mark" "$ip" "$port")
+	if [[ $peers == "$peer" ]]; then
+		pass "$desc"
+	else
+		fail "$desc" "connections to $ip:$port came from '${peers:-nobody}', expected only $peer; origin log:"
+		indent "$(tail -n +"$((mark + 1))" "$ORIGIN_LOG")"
+	fi
+}
+
+# last_json_record FILE MARK JQ_CONDITION: the last JSON record of FILE written
+# since MARK that satisfies the condition, waiting up to 3 s for it (records may
+# trail the response); empty output and status 1 if none came.
+last_json_record() {
+	wait_until 3 _json_record_has "$@" || return 1
+	json_records "$1" "$2" | jq -c "select($3)" | tail -n 1
 }
