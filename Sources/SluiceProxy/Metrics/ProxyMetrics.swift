@@ -1,0 +1,302 @@
+import NIOConcurrencyHelpers
+import Prometheus
+public import SluiceCore
+
+/// The proxy's metrics: Istio's standard request and TCP metrics plus Sluice's own, kept in a
+/// Prometheus registry that belongs to this object (no global `MetricsSystem`), so two
+/// runtimes in one process each count their own traffic.
+///
+/// Every recording call is cheap enough for the event loop: counters are atomics, a histogram
+/// sample takes that histogram's own short lock, and finding the series for a label set is
+/// one dictionary lookup under a short lock (the registry itself is only touched the first
+/// time a label set appears).
+///
+/// Label values come only from configuration (registered hosts, via the cluster name) and
+/// small enums, never from a client's Host, SNI or path; on top of that the number of
+/// distinct `destination_service` values is capped at `maxDestinationServices` (the rest
+/// report as `other`).
+public final class ProxyMetrics: Sendable {
+    /// Cap on distinct `destination_service` values, a defence against unbounded series.
+    public static let maxDestinationServices = 1000
+
+    /// Sidecar or gateway; decides the `reporter` label.
+    public let role: ProxyRole
+    /// Where every series lives; `prometheusText()` renders it.
+    let registry: PrometheusCollectorRegistry
+    private let reporter: String
+    private let sniffCounters: [SniffOutcome: Counter]
+    private let deniedCounters: [DeniedProtocol: Counter]
+    private let reloadSuccesses: Counter
+    private let reloadFailures: Counter
+    private let registryEntries: Gauge
+    private let accessLogDroppedLines: Gauge
+    private let upstreamConnectDuration: ValueHistogram
+    private let table: NIOLockedValueBox<SeriesTable>
+
+    /// Creates the metrics of one proxy process.
+    public init(role: ProxyRole) {
+        self.role = role
+        // Istio: `source` for a client-side proxy. The gateway reports as `gateway` so that
+        // its series never add up with the sidecars' in a `reporter="source"` query.
+        self.reporter = role == .sidecar ? "source" : "gateway"
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        // The enum-labelled series exist from the start at 0, so `rate()` and alerts see them
+        // before the first event.
+        var sniff: [SniffOutcome: Counter] = [:]
+        for outcome in SniffOutcome.allCases {
+            sniff[outcome] = registry.counter(MetricName.sniff, Help.sniff, [(MetricLabel.outcome, outcome.rawValue)])
+        }
+        self.sniffCounters = sniff
+        var denied: [DeniedProtocol: Counter] = [:]
+        for kind in DeniedProtocol.allCases {
+            denied[kind] = registry.counter(MetricName.denied, Help.denied, [(MetricLabel.protocol, kind.rawValue)])
+        }
+        self.deniedCounters = denied
+        self.reloadSuccesses = registry.counter(MetricName.configReloads, Help.configReloads, [(MetricLabel.result, "success")])
+        self.reloadFailures = registry.counter(MetricName.configReloads, Help.configReloads, [(MetricLabel.result, "failure")])
+        self.registryEntries = registry.gauge(MetricName.registryServiceEntries, Help.registryEntries)
+        self.accessLogDroppedLines = registry.gauge(MetricName.accessLogDroppedLines, Help.accessLogDropped)
+        self.upstreamConnectDuration = registry.histogram(MetricName.upstreamConnectDuration, Help.upstreamConnect, [], buckets: MetricBuckets.milliseconds)
+        self.table = NIOLockedValueBox(SeriesTable(
+            services: LabelValueCap(
+                limit: Self.maxDestinationServices,
+                fixed: [Decision.passthroughCluster, Decision.blackHoleCluster, MetricLabelValues.unknown])))
+    }
+
+    // MARK: - Recording
+
+    /// One HTTP request finished: counts it and records its duration and body sizes, labelled
+    /// by the record's cluster, response code and flags.
+    public func requestCompleted(_ record: AccessLogRecord) {
+        let series = self.requestSeries(
+            service: MetricLabelValues.destinationService(cluster: record.upstreamCluster),
+            code: record.responseCode,
+            flags: record.responseFlags)
+        series.requests.increment()
+        series.duration.record(Double(max(0, record.duration)))
+        series.requestBytes.record(Double(record.bytesReceived))
+        series.responseBytes.record(Double(record.bytesSent))
+    }
+
+    /// A TCP (TLS or opaque) connection was accepted for `cluster`.
+    public func tcpOpened(cluster: String) {
+        self.tcpSeries(service: MetricLabelValues.destinationService(cluster: cluster)).opened.increment()
+    }
+
+    /// A TCP connection closed: counts the close (with its flags) and its bytes in each direction.
+    public func tcpClosed(_ record: AccessLogRecord) {
+        let service = MetricLabelValues.destinationService(cluster: record.upstreamCluster)
+        let (series, closed) = self.tcpClosedSeries(service: service, flags: record.responseFlags)
+        closed.increment()
+        series.sent.increment(by: Int64(clamping: record.bytesSent))
+        series.received.increment(by: Int64(clamping: record.bytesReceived))
+    }
+
+    /// Protocol detection finished for a captured connection.
+    public func sniffed(_ outcome: SniffOutcome) {
+        self.sniffCounters[outcome]?.increment()
+    }
+
+    /// A request or connection was denied.
+    public func denied(_ protocol: DeniedProtocol) {
+        self.deniedCounters[`protocol`]?.increment()
+    }
+
+    /// An upstream connection was established after `milliseconds`.
+    public func upstreamConnected(milliseconds: Double) {
+        guard milliseconds.isFinite else { return }
+        self.upstreamConnectDuration.record(max(0, milliseconds))
+    }
+
+    /// A config reload was attempted; a failure kept the last good configuration.
+    public func configReloaded(success: Bool) {
+        (success ? self.reloadSuccesses : self.reloadFailures).increment()
+    }
+
+    /// The registry in force now has `entries` ServiceEntries.
+    public func registrySize(_ entries: Int) {
+        self.registryEntries.set(Double(entries))
+    }
+
+    /// The access log has dropped `total` lines since start (the writer's running count).
+    public func accessLogDropped(_ total: UInt64) {
+        self.accessLogDroppedLines.set(Double(total))
+    }
+
+    // MARK: - Rendering
+
+    /// Every series in the Prometheus text exposition format (version 0.0.4).
+    public func prometheusText() -> String {
+        self.registry.emitToString()
+    }
+
+    /// Envoy-like `/stats` text: one `name{labels}: value` line per counter, gauge and
+    /// histogram `_count` / `_sum`, sorted. Histogram buckets are left to `/stats/prometheus`,
+    /// where a dashboard can use them; on a terminal they are noise.
+    public func plainText() -> String {
+        Self.plainText(fromPrometheus: self.prometheusText())
+    }
+
+    /// Converts exposition text to `/stats` lines; exposed for tests.
+    static func plainText(fromPrometheus text: String) -> String {
+        var lines: [Substring] = []
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            // `name{labels} value`: the value follows the last space (label values may hold spaces).
+            guard let space = line.lastIndex(of: " ") else { continue }
+            let series = line[..<space]
+            let name = series.prefix { $0 != "{" }
+            if name.hasSuffix("_bucket") { continue }
+            lines.append(line)
+        }
+        lines.sort()
+        var out = ""
+        for line in lines {
+            guard let space = line.lastIndex(of: " ") else { continue }
+            out += line[..<space]
+            out += ": "
+            // Gauges and sums come out as `42.0`; Envoy's /stats prints whole numbers bare.
+            let value = line[line.index(after: space)...]
+            out += value.hasSuffix(".0") ? value.dropLast(2) : value
+            out += "\n"
+        }
+        return out
+    }
+
+    // MARK: - Series lookup
+
+    /// The handles of one HTTP label set.
+    private struct RequestSeries: Sendable {
+        let requests: Counter
+        let duration: ValueHistogram
+        let requestBytes: ValueHistogram
+        let responseBytes: ValueHistogram
+    }
+
+    private struct RequestKey: Hashable, Sendable {
+        let service: String
+        let code: Int
+        let flags: UInt32
+    }
+
+    /// The handles that depend on the destination only.
+    private struct TCPSeries: Sendable {
+        let opened: Counter
+        let sent: Counter
+        let received: Counter
+    }
+
+    private struct TCPClosedKey: Hashable, Sendable {
+        let service: String
+        let flags: UInt32
+    }
+
+    private struct SeriesTable: Sendable {
+        var services: LabelValueCap
+        var requests: [RequestKey: RequestSeries] = [:]
+        var tcp: [String: TCPSeries] = [:]
+        var tcpClosed: [TCPClosedKey: Counter] = [:]
+    }
+
+    private func requestSeries(service: String, code: Int, flags: ResponseFlags) -> RequestSeries {
+        // Codes outside 0…999 share one key, as they share the `other` label value.
+        let code = (0...999).contains(code) ? code : -1
+        let (key, found) = self.table.withLockedValue { table in
+            let key = RequestKey(service: table.services.admit(service), code: code, flags: flags.rawValue)
+            return (key, table.requests[key])
+        }
+        if let found { return found }
+        // First sighting of this label set: create it outside our lock (the registry has its
+        // own), then publish. Two threads racing here get the same handles from the registry.
+        let labels = self.labels(service: key.service) + [
+            (MetricLabel.requestProtocol, "http"),
+            (MetricLabel.responseCode, MetricLabelValues.responseCode(key.code)),
+            (MetricLabel.responseFlags, MetricLabelValues.responseFlags(flags)),
+        ]
+        let series = RequestSeries(
+            requests: self.registry.counter(MetricName.requestsTotal, Help.requests, labels),
+            duration: self.registry.histogram(MetricName.requestDuration, Help.duration, labels, buckets: MetricBuckets.milliseconds),
+            requestBytes: self.registry.histogram(MetricName.requestBytes, Help.requestBytes, labels, buckets: MetricBuckets.bytes),
+            responseBytes: self.registry.histogram(MetricName.responseBytes, Help.responseBytes, labels, buckets: MetricBuckets.bytes))
+        self.table.withLockedValue { $0.requests[key] = series }
+        return series
+    }
+
+    private func tcpSeries(service: String) -> TCPSeries {
+        let (admitted, found) = self.table.withLockedValue { table in
+            let admitted = table.services.admit(service)
+            return (admitted, table.tcp[admitted])
+        }
+        if let found { return found }
+        let labels = self.labels(service: admitted) + [(MetricLabel.requestProtocol, "tcp")]
+        let series = TCPSeries(
+            opened: self.registry.counter(MetricName.tcpConnectionsOpened, Help.tcpOpened, labels),
+            sent: self.registry.counter(MetricName.tcpSentBytes, Help.tcpSent, labels),
+            received: self.registry.counter(MetricName.tcpReceivedBytes, Help.tcpReceived, labels))
+        self.table.withLockedValue { $0.tcp[admitted] = series }
+        return series
+    }
+
+    private func tcpClosedSeries(service: String, flags: ResponseFlags) -> (TCPSeries, Counter) {
+        let series = self.tcpSeries(service: service)
+        let (key, found) = self.table.withLockedValue { table in
+            let key = TCPClosedKey(service: table.services.admit(service), flags: flags.rawValue)
+            return (key, table.tcpClosed[key])
+        }
+        if let found { return (series, found) }
+        let labels = self.labels(service: key.service) + [
+            (MetricLabel.requestProtocol, "tcp"),
+            (MetricLabel.responseFlags, MetricLabelValues.responseFlags(flags)),
+        ]
+        let closed = self.registry.counter(MetricName.tcpConnectionsClosed, Help.tcpClosed, labels)
+        self.table.withLockedValue { $0.tcpClosed[key] = closed }
+        return (series, closed)
+    }
+
+    private func labels(service: String) -> [(String, String)] {
+        [
+            (MetricLabel.reporter, self.reporter),
+            (MetricLabel.destinationService, service),
+            (MetricLabel.destinationServiceName, service),
+        ]
+    }
+
+    /// HELP texts; one per name, as the registry requires every series of a name to share it.
+    private enum Help {
+        static let requests = "HTTP requests completed."
+        static let duration = "HTTP request duration in milliseconds."
+        static let requestBytes = "HTTP request body bytes."
+        static let responseBytes = "HTTP response body bytes."
+        static let tcpOpened = "TCP connections opened."
+        static let tcpClosed = "TCP connections closed."
+        static let tcpSent = "Bytes sent downstream on TCP connections."
+        static let tcpReceived = "Bytes received from downstream on TCP connections."
+        static let sniff = "Protocol detection outcomes of captured connections."
+        static let denied = "Requests and connections denied by policy."
+        static let configReloads = "Config reloads by result; a failure keeps the last good config."
+        static let registryEntries = "ServiceEntries in the registry in force."
+        static let accessLogDropped = "Access-log lines dropped because the output could not keep up."
+        static let upstreamConnect = "Time to establish an upstream connection in milliseconds."
+    }
+}
+
+extension PrometheusCollectorRegistry {
+    // Sluice's names are fixed strings (Istio's), not assembled from namespace and unit, so
+    // each goes in whole as the descriptor's metric name.
+
+    fileprivate func counter(_ name: String, _ help: String, _ labels: [(String, String)]) -> Counter {
+        self.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    fileprivate func gauge(_ name: String, _ help: String) -> Gauge {
+        self.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help))
+    }
+
+    fileprivate func histogram(_ name: String, _ help: String, _ labels: [(String, String)], buckets: [Double]) -> ValueHistogram {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        // An unlabelled series must be made without labels: a family is either one or the other.
+        return labels.isEmpty
+            ? self.makeValueHistogram(descriptor: descriptor, buckets: buckets)
+            : self.makeValueHistogram(descriptor: descriptor, labels: labels, buckets: buckets)
+    }
+}
