@@ -141,3 +141,26 @@ extension SidecarLoopbackTests {
         }
     }
 }
+
+extension SidecarLoopbackTests {
+    func testConnectionPerRequestClientsReuseOnePooledUpstreamConnection() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\n", registry: "", originalDestination: origin)
+        var upstreamPorts: Set<String> = []
+        for _ in 0..<5 {
+            // Keep-alive request, then the client closes: the idle upstream goes to the pool.
+            let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: pooled.test\r\n\r\n".utf8), with: proxy, halfClose: true, timeout: .seconds(1)).text
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200"), reply)
+            upstreamPorts.insert(reply)
+        }
+        XCTAssertEqual(UpstreamPoolProbe.idleCount(on: net.group.next()), 1, "one upstream connection serves every client in turn")
+    }
+}
+
+/// Reads the pool of an event loop from that loop's thread.
+enum UpstreamPoolProbe {
+    static func idleCount(on loop: any EventLoop) -> Int {
+        (try? loop.submit { UpstreamPool.current.idleCount }.wait()) ?? -1
+    }
+}

@@ -706,6 +706,25 @@ origin_peers() {
 		sort -u | paste -sd' '
 }
 
+# check_origin_reached_via DESC MARK IP PORT PEER UPSTREAM_LOCAL: the request
+# reached IP:PORT from PEER. Either the origin saw new connections since MARK, all
+# from PEER, or it saw none because the proxy reused a pooled connection — then
+# the proxy's own log line must show that connection's local end on PEER
+# (UPSTREAM_LOCAL is its upstream_local_address).
+check_origin_reached_via() {
+	local desc=$1 mark=$2 ip=$3 port=$4 peer=$5 local_addr=$6 peers
+	origin_settle
+	peers=$(origin_peers "$mark" "$ip" "$port")
+	if [[ $peers == "$peer" ]]; then
+		pass "$desc"
+	elif [[ -z $peers && $local_addr == "$peer:"* ]]; then
+		pass "$desc (a pooled connection from $local_addr)"
+	else
+		fail "$desc" "new connections to $ip:$port came from '${peers:-nobody}' and the proxy's upstream_local_address is '$local_addr'; expected $peer; origin log:"
+		indent "$(tail -n +"$((mark + 1))" "$ORIGIN_LOG")"
+	fi
+}
+
 # check_origin_peer DESC MARK IP PORT PEER: IP:PORT was reached since MARK, and
 # only ever from PEER.
 check_origin_peer() {

@@ -27,6 +27,8 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private var state = State.idle
     private var record = AccessLogRecord()
     private var decision: Decision?
+    /// The client's EOF arrived before the tunnel was glued: replayed to the glue.
+    private var inputClosedEarly = false
 
     init(
         runtime: ProxyRuntime,
@@ -42,11 +44,8 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
 
     /// Installs decoder, encoder and this handler on a fresh gateway connection.
     static func install(on channel: any Channel, runtime: ProxyRuntime, connection: DownstreamConnection) throws {
-        // `.dropBytes`: NIO 2.101's decoder, paused on CONNECT, hands back the CONNECT head
-        // itself as "left-over" bytes, which would be sent into the tunnel. Clients wait for
-        // our 200 before sending tunnel bytes (curl, Squid's peers, our sidecar), and by then
-        // the decoder is gone, so nothing a well-behaved client sends is dropped.
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
+        // Bytes that arrive behind the CONNECT head belong to the tunnel: forwarded on removal.
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
         // No automatic framing: a 2xx CONNECT answer has no body and must not be chunked.
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
@@ -85,6 +84,19 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             self.state = .upgradeComplete(pendingBytes: pendingBytes)
         case .upgradeFailed:
             break
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, case .inputClosed = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch self.state {
+        case .idle, .upgradeFailed:
+            context.close(promise: nil)
+        default:
+            self.inputClosedEarly = true
         }
     }
 
@@ -219,6 +231,9 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             self.state = .upgradeComplete(pendingBytes: [])
             for data in pendingBytes { context.fireChannelRead(data) }
             if !pendingBytes.isEmpty { context.fireChannelReadComplete() }
+        }
+        if self.inputClosedEarly {
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
         upstream.channel.setOption(.autoRead, value: true).whenFailure { _ in upstream.channel.close(promise: nil) }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

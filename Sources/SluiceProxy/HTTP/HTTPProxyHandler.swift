@@ -52,7 +52,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.timer?.cancel()
         self.context = nil
-        self.dropUpstream()
+        self.releaseUpstream()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -79,11 +79,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.record.responseFlags.insert(.downstreamConnectionTermination)
             self.finish(exchange, context: context, closeAfter: true)
         }
-        self.dropUpstream()
+        self.releaseUpstream()
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            // The app sent FIN: nothing more will come. Finish the exchange in flight (its
+            // response still goes out), then close; with nothing in flight, close now.
+            self.draining = true
+            if self.exchange == nil { context.close(promise: nil) }
+            return
+        }
         if event is DrainEvent {
             self.draining = true
             if self.exchange == nil { context.close(promise: nil) }
@@ -218,15 +225,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             record.xForwardedFor = upstreamHead.headers.first(name: "x-forwarded-for")
             let exchange = HTTPExchange(phase: .forwarding, record: record, decision: decision, head: head)
             self.exchange = exchange
-            if let upstream = self.upstream, upstream.target == target, upstream.reusable, !upstream.busy,
-                upstream.channel?.isActive == true
-            {
+            if let upstream = self.reusableUpstream(for: target) {
+                self.upstream = upstream
                 self.attach(exchange, to: upstream)
                 upstream.busy = true
                 self.requestSent(exchange, context: context)
                 upstream.send(.head(upstreamHead), flush: false)
             } else {
-                self.dropUpstream()
                 exchange.phase = .connecting([.head(upstreamHead)])
                 self.connect(exchange, target: target, config: config, context: context)
             }
@@ -369,10 +374,31 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         )
     }
 
+    /// This connection's own upstream if it goes to `target` and is idle, else an idle one
+    /// from the event loop's pool; the previous upstream goes back to the pool.
+    private func reusableUpstream(for target: UpstreamTarget) -> UpstreamHTTPHandler? {
+        if let upstream = self.upstream, upstream.target == target, upstream.reusable, !upstream.busy,
+            upstream.channel?.isActive == true
+        {
+            return upstream
+        }
+        self.releaseUpstream()
+        return UpstreamPool.current.take(target)
+    }
+
     private func attach(_ exchange: HTTPExchange, to upstream: UpstreamHTTPHandler) {
         upstream.downstream = self
         exchange.record.upstreamHost = upstream.remote.logDescription
         exchange.record.upstreamLocalAddress = upstream.localAddress?.logDescription
+    }
+
+    /// Lets go of the current upstream connection, keeping it in the pool when it is idle
+    /// and reusable.
+    private func releaseUpstream() {
+        guard let upstream = self.upstream else { return }
+        self.upstream = nil
+        upstream.downstream = nil
+        UpstreamPool.current.put(upstream)
     }
 
     /// Lets go of the current upstream connection (closing it).

@@ -23,6 +23,8 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var busy = false
     /// False once the upstream said `Connection: close` or failed.
     var reusable = true
+    /// Sitting idle in this event loop's `UpstreamPool`.
+    var pooled = false
 
     init(target: UpstreamTarget, remote: SocketAddress) {
         self.target = target
@@ -51,6 +53,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.reusable = false
+        if self.pooled {
+            self.pooled = false
+            UpstreamPool.current.remove(self)
+        }
         self.downstream?.upstreamClosed(self)
     }
 

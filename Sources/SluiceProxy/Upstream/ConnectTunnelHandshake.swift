@@ -20,6 +20,7 @@ final class ConnectTunnelHandshake: ChannelInboundHandler, RemovableChannelHandl
     private let promise: EventLoopPromise<Void>
     private var received: ByteBuffer?
     private var done = false
+    private var sent = false
 
     init(authority: String, gateway: String, promise: EventLoopPromise<Void>) {
         self.authority = authority
@@ -37,6 +38,10 @@ final class ConnectTunnelHandshake: ChannelInboundHandler, RemovableChannelHandl
     }
 
     private func sendRequest(context: ChannelHandlerContext) {
+        // Added to a channel that is already active, channelActive can still arrive after
+        // handlerAdded: send the CONNECT once.
+        guard !self.sent else { return }
+        self.sent = true
         var request = context.channel.allocator.buffer(capacity: 64 + 2 * self.authority.utf8.count)
         request.writeString("CONNECT \(self.authority) HTTP/1.1\r\nHost: \(self.authority)\r\n\r\n")
         context.writeAndFlush(Self.wrapOutboundOut(request), promise: nil)
