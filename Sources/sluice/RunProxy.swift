@@ -14,8 +14,9 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     let path = try resolveConfigPath(options.config)
     // A closed stdout (access log) or peer must be an error value, not a fatal signal.
     signal(SIGPIPE, SIG_IGN)
-    var logger = Logger(label: "sluice.\(role.rawValue)")
-    logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .info
+    // One process-wide level that the admin port's /logging can change at run time.
+    let levelBox = LogLevelBox(Logger.Level(rawValue: options.logLevel) ?? .info)
+    let logger = Logger(label: "sluice.\(role.rawValue)") { DynamicLogHandler(label: $0, levelBox: levelBox) }
 
     let snapshot: SluiceSnapshot
     switch SluiceSnapshot.load(configPath: path) {
@@ -42,7 +43,13 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         accessLog = nil
     }
 
-    let runtime = ProxyRuntime(role: role, config: ActiveConfig(snapshot: snapshot, role: role), accessLog: accessLog, logger: logger)
+    let runtime = ProxyRuntime(
+        role: role,
+        config: ActiveConfig(snapshot: snapshot, role: role),
+        accessLog: accessLog,
+        logger: logger,
+        logLevel: levelBox
+    )
     logger.info(
         "starting \(role.rawValue)",
         metadata: ["config": "\(path)", "serviceEntries": "\(snapshot.registry.entries.count)"]

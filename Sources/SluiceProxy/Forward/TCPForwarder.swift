@@ -22,7 +22,9 @@ struct TCPForwarder {
         record.responseFlags = [.noRouteFound]
         record.bytesReceived = UInt64(bytesReceived)
         record.duration = self.connection.start.millisecondsElapsed
-        self.runtime.log(record)
+        self.runtime.metrics.denied(self.serverName == nil ? .tcp : .tls)
+        self.runtime.metrics.tcpOpened(cluster: self.decision.cluster)
+        self.runtime.completedConnection(record)
         channel.close(promise: nil)
     }
 
@@ -55,7 +57,8 @@ struct TCPForwarder {
                 record.upstreamTransportFailureReason = failure.transportFailureReason
                 record.bytesReceived = UInt64(buffered.readableBytes)
                 record.duration = self.connection.start.millisecondsElapsed
-                self.runtime.log(record)
+                self.runtime.metrics.tcpOpened(cluster: self.decision.cluster)
+                self.runtime.completedConnection(record)
                 downstream.close(promise: nil)
             case .success(let upstream):
                 self.glue(downstream: downstream, upstream: upstream, buffered: buffered, onGlued: onGlued)
@@ -92,6 +95,7 @@ struct TCPForwarder {
         }
         let upstreamLocal = upstream.channel.localAddress
         let remote = upstream.remote
+        self.runtime.metrics.tcpOpened(cluster: self.decision.cluster)
         downstream.closeFuture.and(upstream.channel.closeFuture).assumeIsolated().whenComplete { _ in
             var record = self.record(upstream: remote, upstreamLocal: upstreamLocal)
             if counters.upstreamClosedFirst && counters.upstreamBytes == 0 {
@@ -100,7 +104,7 @@ struct TCPForwarder {
             record.bytesReceived = counters.downstreamBytes
             record.bytesSent = counters.upstreamBytes
             record.duration = self.connection.start.millisecondsElapsed
-            self.runtime.log(record)
+            self.runtime.completedConnection(record)
         }
         upstream.channel.setOption(.autoRead, value: true).whenFailure { _ in
             upstream.channel.close(promise: nil)

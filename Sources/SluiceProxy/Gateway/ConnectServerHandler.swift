@@ -149,6 +149,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.record.routeName = decision.routeName
         guard case .forward(let target) = decision.action else {
             self.runtime.logger.info("denied CONNECT \(head.uri)", metadata: ["reason": "\(decision.reason)"])
+            self.runtime.metrics.denied(.connect)
             self.state = .upgradeFailed
             self.record.responseCode = 403
             self.record.responseFlags.insert(.noRouteFound)
@@ -219,13 +220,14 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         let record = self.record
         let runtime = self.runtime
+        runtime.metrics.tcpOpened(cluster: record.upstreamCluster ?? "-")
         let start = self.connection.start
         context.channel.closeFuture.and(upstream.channel.closeFuture).assumeIsolated().whenComplete { _ in
             var record = record
             record.bytesReceived = counters.downstreamBytes
             record.bytesSent = counters.upstreamBytes
             record.duration = start.millisecondsElapsed
-            runtime.log(record)
+            runtime.completedConnection(record)
         }
         if case .upgradeComplete(let pendingBytes) = self.state {
             self.state = .upgradeComplete(pendingBytes: [])
@@ -257,7 +259,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         guard !self.logged else { return }
         self.logged = true
         self.record.duration = self.connection.start.millisecondsElapsed
-        self.runtime.log(self.record)
+        self.runtime.completedRequest(self.record)
     }
 
     /// `host:port` or `[v6]:port`; the port is required in a CONNECT target.

@@ -191,6 +191,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .deny:
             let exchange = HTTPExchange(phase: .denied, record: record, decision: decision, head: head)
             self.exchange = exchange
+            self.runtime.metrics.denied(.http)
             self.runtime.logger.info(
                 "denied http \(host) to \(self.connection.originalDestination.logDescription)",
                 metadata: ["reason": "\(decision.reason)"]
@@ -537,7 +538,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard self.exchange === exchange else { return }
         self.exchange = nil
         exchange.record.duration = exchange.start.millisecondsElapsed
-        self.runtime.log(exchange.record)
+        self.runtime.completedRequest(exchange.record)
         if (closeAfter || self.draining) && !self.closing {
             self.closing = true
             // Close only after the response's last bytes are out: NIO fails writes still

@@ -50,6 +50,7 @@ public final class ConfigWatcher: Service, Sendable {
                     } catch {
                         return
                     }
+                    self.runtime.metrics.accessLogDropped(self.runtime.accessLogDropped)
                     let now = Self.fingerprint(self.runtime.config.snapshot.watchedPaths)
                     if now != state.withLockedValue({ $0 }) {
                         self.reload(reason: "file change", state: state)
@@ -68,6 +69,8 @@ public final class ConfigWatcher: Service, Sendable {
         switch SluiceSnapshot.load(configPath: self.configPath) {
         case .success(let snapshot):
             self.runtime.update(ActiveConfig(snapshot: snapshot, role: self.runtime.role))
+            self.runtime.metrics.configReloaded(success: true)
+            self.runtime.metrics.registrySize(snapshot.registry.entries.count)
             state.withLockedValue { $0 = Self.fingerprint(snapshot.watchedPaths) }
             logger.notice(
                 "config reloaded (\(reason)): \(snapshot.registry.entries.count) ServiceEntries, was \(old.snapshot.registry.entries.count)"
@@ -81,6 +84,7 @@ public final class ConfigWatcher: Service, Sendable {
         case .failure(let diagnostics):
             // Remember what we saw, so one bad edit is reported once, not every poll.
             state.withLockedValue { $0 = Self.fingerprint(old.snapshot.watchedPaths) }
+            self.runtime.metrics.configReloaded(success: false)
             logger.error("config reload (\(reason)) rejected; keeping the last good configuration")
             for diagnostic in diagnostics { logger.error("\(diagnostic)") }
         }

@@ -53,6 +53,12 @@ public final class ProxyRuntime: Sendable {
     public let role: ProxyRole
     /// Human-readable operational log (stderr).
     public let logger: Logger
+    /// Istio-named Prometheus metrics.
+    public let metrics: ProxyMetrics
+    /// What /healthz/ready answers.
+    public let readiness = Readiness()
+    /// The run-time log level (admin `/logging`).
+    public let logLevel: LogLevelBox
     let accessLog: AccessLogWriter?
     let resolver: DNSResolver
     let connector: UpstreamConnector
@@ -60,13 +66,22 @@ public final class ProxyRuntime: Sendable {
     private let active: NIOLockedValueBox<ActiveConfig>
 
     /// Creates the runtime with a first, already validated configuration.
-    public init(role: ProxyRole, config: ActiveConfig, accessLog: AccessLogWriter?, logger: Logger) {
+    public init(
+        role: ProxyRole,
+        config: ActiveConfig,
+        accessLog: AccessLogWriter?,
+        logger: Logger,
+        logLevel: LogLevelBox = LogLevelBox(.info)
+    ) {
         self.role = role
         self.logger = logger
+        self.logLevel = logLevel
         self.accessLog = accessLog
+        self.metrics = ProxyMetrics(role: role)
         self.resolver = DNSResolver()
-        self.connector = UpstreamConnector(resolver: self.resolver, logger: logger)
+        self.connector = UpstreamConnector(resolver: self.resolver, logger: logger, metrics: self.metrics)
         self.active = NIOLockedValueBox(config)
+        self.metrics.registrySize(config.snapshot.registry.entries.count)
     }
 
     /// The configuration in force now.
@@ -77,10 +92,20 @@ public final class ProxyRuntime: Sendable {
         self.active.withLockedValue { $0 = config }
     }
 
-    /// Writes one access-log record, never blocking the caller.
-    func log(_ record: AccessLogRecord) {
+    /// One HTTP request (or CONNECT answer) is done: its log line and its metrics.
+    func completedRequest(_ record: AccessLogRecord) {
         self.accessLog?.write(record)
+        self.metrics.requestCompleted(record)
     }
+
+    /// One TCP/TLS connection or tunnel is done: its log line and its metrics.
+    func completedConnection(_ record: AccessLogRecord) {
+        self.accessLog?.write(record)
+        self.metrics.tcpClosed(record)
+    }
+
+    /// Access-log lines dropped because the writer could not keep up.
+    var accessLogDropped: UInt64 { self.accessLog?.droppedLines ?? 0 }
 
     /// Stops background threads and flushes the access log.
     public func shutdown() {

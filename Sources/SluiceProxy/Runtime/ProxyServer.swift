@@ -33,42 +33,77 @@ public final class ProxyServer: Service, Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, concurrency))
     }
 
+    /// The traffic listeners (closed first when draining) and the operational ones
+    /// (health, stats, admin: kept until the end, so probes see 503 while draining).
+    struct Listeners {
+        var traffic: [any Channel] = []
+        var operational: [any Channel] = []
+    }
+
     /// Binds the role's listeners; throws if a required one cannot be bound.
-    func bindListeners() async throws -> [any Channel] {
-        var channels: [any Channel] = []
+    func bindListeners() async throws -> Listeners {
+        var bound = Listeners()
+        do {
+            try await self.bindTraffic(into: &bound)
+            try await self.bindOperational(into: &bound)
+        } catch {
+            for channel in bound.traffic + bound.operational { try? await channel.close() }
+            throw error
+        }
+        for channel in bound.traffic + bound.operational {
+            self.runtime.logger.info("listening on \(channel.localAddress?.logDescription ?? "-")")
+        }
+        return bound
+    }
+
+    private func bindTraffic(into bound: inout Listeners) async throws {
         switch self.runtime.role {
         case .sidecar:
-            let v4 = try await OutboundListener.bind(
-                host: "127.0.0.1", port: self.ports.outbound, group: self.group, runtime: self.runtime)
-            channels.append(v4)
+            bound.traffic.append(
+                try await OutboundListener.bind(
+                    host: "127.0.0.1", port: self.ports.outbound, group: self.group, runtime: self.runtime)
+            )
             do {
-                let v6 = try await OutboundListener.bind(
-                    host: "::1", port: self.ports.outbound, group: self.group, runtime: self.runtime)
-                channels.append(v6)
+                bound.traffic.append(
+                    try await OutboundListener.bind(
+                        host: "::1", port: self.ports.outbound, group: self.group, runtime: self.runtime)
+                )
             } catch {
                 // A pod without IPv6 is normal; say so once and carry on.
                 self.runtime.logger.notice("IPv6 outbound listener skipped: [::1]:\(self.ports.outbound) unavailable (\(error))")
             }
         case .gateway:
             for listener in self.runtime.config.snapshot.config.listeners {
-                channels.append(
-                    try await GatewayListener.bind(listener, group: self.group, runtime: self.runtime)
-                )
+                bound.traffic.append(try await GatewayListener.bind(listener, group: self.group, runtime: self.runtime))
             }
         }
-        for channel in channels {
-            self.runtime.logger.info("listening on \(channel.localAddress?.logDescription ?? "-")")
-        }
-        return channels
+    }
+
+    private func bindOperational(into bound: inout Listeners) async throws {
+        let runtime = self.runtime
+        bound.operational.append(
+            try await HealthServer.bind(port: self.ports.health, group: self.group, readiness: runtime.readiness))
+        bound.operational.append(
+            try await StatsServer.bind(port: self.ports.stats, group: self.group, metrics: runtime.metrics))
+        bound.operational.append(
+            try await AdminServer.bind(
+                port: self.ports.admin,
+                group: self.group,
+                role: runtime.role,
+                metrics: runtime.metrics,
+                logLevel: runtime.logLevel,
+                snapshot: { runtime.config.snapshot }
+            )
+        )
     }
 
     /// Envoy's drain: stop accepting, let HTTP connections finish their exchange in flight
     /// (idle ones close now), give tunnels the drain period, then close what is left.
-    private func drain(listeners: [any Channel]) async {
+    private func drain(_ listeners: Listeners) async {
         let period = self.runtime.config.limits.drainPeriod
         let open = self.runtime.connections.count
         self.runtime.logger.notice("draining: no longer accepting connections; \(open) open, drain period \(period)")
-        for channel in listeners {
+        for channel in listeners.traffic {
             try? await channel.close()
         }
         self.runtime.connections.broadcastDrain()
@@ -76,19 +111,24 @@ public final class ProxyServer: Service, Sendable {
         if left > 0 {
             self.runtime.logger.warning("drain period over: closing \(left) connections still open")
         }
+        for channel in listeners.operational {
+            try? await channel.close()
+        }
     }
 
     /// Serves until graceful shutdown is requested.
     public func run() async throws {
-        let listeners: [any Channel]
+        let listeners: Listeners
         do {
             listeners = try await self.bindListeners()
         } catch {
             try? await self.group.shutdownGracefully()
             throw error
         }
+        self.runtime.readiness.markReady()
         try? await gracefulShutdown()
-        await self.drain(listeners: listeners)
+        self.runtime.readiness.markDraining()
+        await self.drain(listeners)
         try? await self.group.shutdownGracefully()
         self.runtime.shutdown()
     }

@@ -25,6 +25,8 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.sniffing
     private var buffered: ByteBuffer?
     private var timeout: Scheduled<Void>?
+    /// The detection timer fired (counted as `timeout`, not `opaque`).
+    private var timedOut = false
     /// The client's EOF arrived while we were handing off: replayed after the bytes.
     private var inputClosedDuringHandOff = false
 
@@ -39,6 +41,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         self.timeout = context.eventLoop.scheduleTask(in: .init(limits.detectionTimeout)) {
             // A client that says nothing (or a server-first protocol): opaque TCP, decided by address.
+            loopBound.value.timedOut = true
             loopBound.value.decide(context: contextBound.value, detected: .opaque)
         }
     }
@@ -97,6 +100,13 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard case .sniffing = self.state else { return }
         self.timeout?.cancel()
         self.state = .handingOff
+        let outcome: SniffOutcome
+        switch detected {
+        case .http: outcome = .http
+        case .tls: outcome = .tls
+        case .opaque: outcome = self.timedOut ? .timeout : .opaque
+        }
+        self.runtime.metrics.sniffed(outcome)
         switch detected {
         case .http:
             self.handOffToHTTP(context: context)

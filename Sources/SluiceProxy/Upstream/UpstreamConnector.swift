@@ -20,6 +20,7 @@ struct UpstreamConnection {
 struct UpstreamConnector: Sendable {
     let resolver: DNSResolver
     let logger: Logger
+    let metrics: ProxyMetrics
 
     /// Resolves the addresses to try, in order.
     func addresses(
@@ -117,6 +118,8 @@ struct UpstreamConnector: Sendable {
             return eventLoop.makeFailedFuture(lastError ?? UpstreamError.noHealthyUpstream)
         }
         let rest = addresses.dropFirst()
+        let started = NIODeadline.now()
+        let metrics = self.metrics
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
@@ -124,7 +127,10 @@ struct UpstreamConnector: Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer(initializer)
             .connect(to: address)
-            .map { UpstreamConnection(channel: $0, remote: address) }
+            .map { channel in
+                metrics.upstreamConnected(milliseconds: Double((NIODeadline.now() - started).nanoseconds) / 1_000_000)
+                return UpstreamConnection(channel: channel, remote: address)
+            }
             .flatMapError { error in
                 let failure: UpstreamError
                 if case ChannelError.connectTimeout = error {
