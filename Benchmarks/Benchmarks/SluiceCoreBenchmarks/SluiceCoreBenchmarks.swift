@@ -1,0 +1,139 @@
+// Micro-benchmarks of the per-connection / per-request pure functions on Sluice's data path:
+// each runs once (or more) for every connection or request the sidecar handles, so their
+// time and, above all, their allocations add directly to CPU per request.
+//
+//   cd Benchmarks && swift package benchmark
+
+import Benchmark
+import NIOCore
+import SluiceCore
+
+/// A registry like a big mesh's: `count` hosts on :80 (HTTP) and :443 (TLS), plus a few
+/// wildcards, so lookups hit the same dictionaries a real 10k-entry registry fills.
+func makeRegistry(count: Int) -> Registry {
+    var entries: [ServiceEntry] = []
+    entries.reserveCapacity(count + 10)
+    for i in 0..<count {
+        entries.append(ServiceEntry(
+            name: "svc-\(i)",
+            hosts: ["svc-\(i).bench"],
+            ports: [
+                ServicePort(number: 80, name: "http", protocol: .http),
+                ServicePort(number: 443, name: "tls", protocol: .tls),
+            ],
+            resolution: .dns
+        ))
+    }
+    for i in 0..<10 {
+        entries.append(ServiceEntry(
+            name: "wild-\(i)",
+            hosts: ["*.zone-\(i).bench"],
+            ports: [ServicePort(number: 80, name: "http", protocol: .http)],
+            resolution: .dns
+        ))
+    }
+    return Registry(entries)
+}
+
+/// What the sidecar logs for a typical allowed HTTP request.
+let sampleRecord = AccessLogRecord(
+    startTime: 1_764_000_000_123,
+    method: "GET",
+    path: "/1k",
+    protocol: "HTTP/1.1",
+    responseCode: 200,
+    bytesReceived: 0,
+    bytesSent: 1024,
+    duration: 1,
+    upstreamServiceTime: 1,
+    userAgent: "wrk",
+    authority: "origin.bench",
+    upstreamHost: "198.51.100.2:80",
+    upstreamCluster: "outbound|80||origin.bench",
+    upstreamLocalAddress: "198.51.100.1:40000",
+    downstreamLocalAddress: "198.51.100.2:80",
+    downstreamRemoteAddress: "198.51.100.1:39999",
+    routeName: "default"
+)
+
+let requestHead = "GET /1k HTTP/1.1\r\nHost: origin.bench\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .instructions, .mallocCountTotal, .throughput],
+        warmupIterations: 100,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 10_000
+    )
+
+    let helloBuffer = ByteBuffer(bytes: curlClientHello)
+    Benchmark("ClientHelloParser.parse (curl ClientHello, 517 B)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(ClientHelloParser.parse(helloBuffer))
+        }
+    }
+
+    let headBuffer = ByteBuffer(string: requestHead)
+    Benchmark("ProtocolDetector.detect (HTTP GET head)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(ProtocolDetector.detect(headBuffer))
+        }
+    }
+    Benchmark("ProtocolDetector.detect (TLS ClientHello)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(ProtocolDetector.detect(helloBuffer))
+        }
+    }
+
+    // Built once outside the measured closures: the build is a load-time cost, the lookup a
+    // per-request one.
+    let registry10k = makeRegistry(count: 10_000)
+    let registry10 = makeRegistry(count: 10)
+    Benchmark("Registry.lookup exact hit (10,000 entries)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(registry10k.lookup(host: "svc-4242.bench", port: 80))
+        }
+    }
+    Benchmark("Registry.lookup exact hit, Host with port (10,000 entries)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(registry10k.lookup(host: "SVC-4242.bench:80", port: 80))
+        }
+    }
+    Benchmark("Registry.lookup wildcard hit (10,000 entries)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(registry10k.lookup(host: "a.b.zone-7.bench", port: 80))
+        }
+    }
+    Benchmark("Registry.lookup miss (10,000 entries)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(registry10k.lookup(host: "unregistered.example.bench", port: 80))
+        }
+    }
+    Benchmark("Registry.lookup exact hit (10 entries)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(registry10.lookup(host: "svc-4.bench", port: 80))
+        }
+    }
+    Benchmark(
+        "Registry.init (10,000 entries)",
+        configuration: .init(scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 20)
+    ) { benchmark in
+        let entries = (0..<10_000).map {
+            ServiceEntry(name: "svc-\($0)", hosts: ["svc-\($0).bench"],
+                         ports: [ServicePort(number: 80, name: "http", protocol: .http)], resolution: .dns)
+        }
+        benchmark.startMeasurement()
+        blackHole(Registry(entries))
+        benchmark.stopMeasurement()
+    }
+
+    Benchmark("AccessLogRecord.appendJSON (allowed HTTP request)") { benchmark in
+        var buffer = ByteBufferAllocator().buffer(capacity: 2048)
+        for _ in benchmark.scaledIterations {
+            buffer.clear()
+            sampleRecord.appendJSON(to: &buffer)
+            blackHole(buffer.readableBytes)
+        }
+    }
+}
