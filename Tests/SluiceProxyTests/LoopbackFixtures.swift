@@ -52,6 +52,22 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
         return channel.localAddress!
     }
 
+    /// Answers any request head with `101 Switching Protocols` plus a first frame, then
+    /// echoes raw bytes: enough of a WebSocket origin to prove the tunnel after the upgrade.
+    func startUpgradeOrigin() throws -> SocketAddress {
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UpgradeOriginHandler())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        channels.append(channel)
+        return channel.localAddress!
+    }
+
     /// Accepts and reads, never answers: an upstream that stalls.
     func startSilentOrigin() throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
@@ -150,6 +166,32 @@ private final class OriginHandler: ChannelInboundHandler, Sendable {
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.write(Self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+private final class UpgradeOriginHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var head: [UInt8] = []
+    private var upgraded = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = Array(Self.unwrapInboundIn(data).readableBytesView)
+        if upgraded {
+            context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            return
+        }
+        head += bytes
+        guard let end = head.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+        upgraded = true
+        let reply = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nhello-from-origin;"
+        var out = context.channel.allocator.buffer(string: reply)
+        out.writeBytes(head[end.upperBound...])
+        context.writeAndFlush(Self.wrapOutboundOut(out), promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event { context.close(promise: nil) }
     }
 }
 

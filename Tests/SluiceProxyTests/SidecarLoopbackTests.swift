@@ -164,3 +164,39 @@ enum UpstreamPoolProbe {
         (try? loop.submit { UpstreamPool.current.idleCount }.wait()) ?? -1
     }
 }
+
+extension SidecarLoopbackTests {
+    func testWebSocketUpgradeBecomesATunnelAfterThePolicyDecision() throws {
+        let net = Loopback()
+        let origin = try net.startUpgradeOrigin()
+        let entry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: ws}
+            spec:
+              hosts: [ws.test]
+              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry, originalDestination: origin)
+        let upgrade = "GET /chat HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        let reply = try net.exchange(Array(upgrade.utf8), with: proxy, halfClose: true, then: Array("frame-1".utf8)).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 101 Switching Protocols"), reply)
+        XCTAssertTrue(reply.lowercased().contains("upgrade: websocket"), reply)
+        XCTAssertTrue(reply.hasSuffix("\r\n\r\nhello-from-origin;frame-1"), reply)
+        // The upgrade is still decided by Host: an unregistered one gets 502, not a tunnel.
+        let denied = try net.exchange(Array(upgrade.replacingOccurrences(of: "ws.test", with: "evil.test").utf8), with: proxy).text
+        XCTAssertTrue(denied.hasPrefix("HTTP/1.1 502"), denied)
+    }
+}
+
+extension SidecarLoopbackTests {
+    func testCONNECTFromTheAppIsRefusedWith405() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\n", registry: "", originalDestination: origin)
+        let reply = try net.exchange(Array("CONNECT aliyun.com:443 HTTP/1.1\r\nHost: aliyun.com:443\r\n\r\n".utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 405"), reply)
+    }
+}

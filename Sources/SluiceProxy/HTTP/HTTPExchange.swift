@@ -27,6 +27,11 @@ final class HTTPExchange {
     var responseEnded = false
     var upstreamRequestSent: NIODeadline?
     var upstreamKeepAlive = true
+    /// The request asked to switch protocols (WebSocket `Upgrade`); a 101 turns the
+    /// connection into a tunnel.
+    var upgrade: String?
+    /// The upstream answered 101: after its end the connection becomes a raw tunnel.
+    var switching = false
     /// No request head was read (parse error, slowloris): the answer bypasses the HTTP
     /// codec, whose pipelining state machine only allows a response to a request.
     var withoutRequest = false

@@ -183,6 +183,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
 
+        if head.method == .CONNECT {
+            // A CONNECT to a proxy the app dialled is not tunnelled by the sidecar (yet):
+            // refuse it clearly rather than relay a tunnel the policy cannot see into.
+            let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
+            self.exchange = exchange
+            self.runtime.logger.info("refused CONNECT \(head.uri) from the app: not supported by the sidecar")
+            self.respondLocally(exchange, status: .methodNotAllowed, flag: nil, body: "CONNECT is not supported by the sidecar\n", context: context, closeAfter: true)
+            return
+        }
         let decision = config.decide(ConnectionFacts(kind: .http(host: host), destination: destination, port: port), role: self.runtime.role, host: host)
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
@@ -196,15 +205,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 "denied http \(host) to \(self.connection.originalDestination.logDescription)",
                 metadata: ["reason": "\(decision.reason)"]
             )
-            // A request that will send a body (or waits for 100-continue) is answered at once
-            // and the connection closed, so we never wait for bytes the client holds back.
-            if Self.hasBody(head) {
+            // A request that will send a body (or waits for 100-continue, or asks for an
+            // upgrade, after which the codec stops) is answered at once and the connection
+            // closed, so we never wait for bytes the client holds back.
+            if Self.hasBody(head) || Self.requestedUpgrade(head) != nil {
                 self.respondDenied(exchange, context: context, closeAfter: true)
             }
         case .forward(let target):
             var upstreamHead = head
             upstreamHead.version = .http1_1
             upstreamHead.headers.removeHopByHop()
+            let upgrade = Self.requestedUpgrade(head)
+            if let upgrade {
+                // Upgrade is hop-by-hop, but a WebSocket handshake must reach the origin.
+                upstreamHead.headers.add(name: "connection", value: "upgrade")
+                upstreamHead.headers.add(name: "upgrade", value: upgrade)
+            }
             if upstreamHead.headers.first(name: "x-request-id") == nil {
                 upstreamHead.headers.add(name: "x-request-id", value: requestID)
             }
@@ -225,6 +241,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             record.xForwardedFor = upstreamHead.headers.first(name: "x-forwarded-for")
             let exchange = HTTPExchange(phase: .forwarding, record: record, decision: decision, head: head)
+            exchange.upgrade = upgrade
             self.exchange = exchange
             if let upstream = self.reusableUpstream(for: target) {
                 self.upstream = upstream
@@ -289,7 +306,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             connectTimeout: .init(config.limits.connectTimeout),
             initializer: { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // Bytes an origin sends right behind a 101 belong to the upgraded stream.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                 }
             }
         )
@@ -375,6 +393,75 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         )
     }
 
+    /// Turns an upgraded exchange into a raw tunnel: the HTTP codecs leave both pipelines
+    /// (each decoder hands on what it read past the 101 / the request head) and the two
+    /// channels are glued like a TCP connection. The exchange is logged when the tunnel closes.
+    private func switchToTunnel(_ exchange: HTTPExchange, upstream: UpstreamHTTPHandler) {
+        guard let context = self.context, let upstreamChannel = upstream.channel,
+            context.channel.isActive, upstreamChannel.isActive
+        else {
+            self.context?.close(promise: nil)
+            upstream.close()
+            return
+        }
+        self.exchange = nil
+        self.upstream = nil
+        self.deadline = .none
+        upstream.downstream = nil
+        let counters = TransferCounters()
+        let (down, up) = GlueHandler.matchedPair(counters: counters)
+        let downstream = context.channel
+        let downSync = downstream.pipeline.syncOperations
+        let upSync = upstreamChannel.pipeline.syncOperations
+        do {
+            // Order matters: every handler that expects HTTP parts on writes leaves before
+            // the decoders do, because removing a decoder hands its left-over bytes to the
+            // glue at once, and the glue writes them as raw bytes to the other side.
+            try upSync.addHandler(up)
+            try downSync.addHandler(down)
+            upSync.removeHandler(upstream, promise: nil)
+            if let validator = try? upSync.handler(type: NIOHTTPRequestHeadersValidator.self) {
+                upSync.removeHandler(validator, promise: nil)
+            }
+            if let encoder = try? upSync.handler(type: HTTPRequestEncoder.self) { upSync.removeHandler(encoder, promise: nil) }
+            downSync.removeHandler(context: context, promise: nil)
+            if let pipelining = try? downSync.handler(type: HTTPServerPipelineHandler.self) {
+                downSync.removeHandler(pipelining, promise: nil)
+            }
+            if let validator = try? downSync.handler(type: NIOHTTPResponseHeadersValidator.self) {
+                downSync.removeHandler(validator, promise: nil)
+            }
+            if let encoder = try? downSync.handler(type: HTTPResponseEncoder.self) { downSync.removeHandler(encoder, promise: nil) }
+            if let decoder = try? upSync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) {
+                upSync.removeHandler(decoder, promise: nil)
+            }
+            if let decoder = try? downSync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                downSync.removeHandler(decoder, promise: nil)
+            }
+        } catch {
+            downstream.close(promise: nil)
+            upstreamChannel.close(promise: nil)
+            return
+        }
+        let runtime = self.runtime
+        downstream.closeFuture.and(upstreamChannel.closeFuture).assumeIsolated().whenComplete { _ in
+            exchange.record.bytesReceived &+= counters.downstreamBytes
+            exchange.record.bytesSent &+= counters.upstreamBytes
+            exchange.record.duration = exchange.start.millisecondsElapsed
+            runtime.completedRequest(exchange.record)
+        }
+        downstream.read()
+        upstreamChannel.read()
+    }
+
+    /// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`).
+    static func requestedUpgrade(_ head: HTTPRequestHead) -> String? {
+        guard head.method != .CONNECT, let upgrade = head.headers.first(name: "upgrade"),
+            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
+        else { return nil }
+        return upgrade
+    }
+
     /// This connection's own upstream if it goes to `target` and is idle, else an idle one
     /// from the event loop's pool; the previous upstream goes back to the pool.
     private func reusableUpstream(for target: UpstreamTarget) -> UpstreamHTTPHandler? {
@@ -428,6 +515,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !head.isKeepAlive { upstream.reusable = false }
             head.headers.removeHopByHop()
             head.version = exchange.requestVersion
+            if head.status == .switchingProtocols, let upgrade = exchange.upgrade {
+                // The origin accepted the upgrade: pass the 101 on; at its end both sides become a tunnel.
+                exchange.switching = true
+                upstream.reusable = false
+                head.headers.replaceOrAdd(name: "connection", value: "upgrade")
+                head.headers.replaceOrAdd(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgrade)
+            }
             if !exchange.keepAlive || self.draining { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: head.headers))), promise: nil)
         case .body(let body):
@@ -437,6 +531,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.responseEnded = true
             upstream.busy = false
             self.writeEnd(trailers, context: context)
+            if exchange.switching {
+                // After this callback returns: the codecs are mid-decode now.
+                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let tunnelExchange = NIOLoopBound(exchange, eventLoop: context.eventLoop)
+                let tunnelUpstream = NIOLoopBound(upstream, eventLoop: context.eventLoop)
+                context.eventLoop.execute {
+                    handler.value.switchToTunnel(tunnelExchange.value, upstream: tunnelUpstream.value)
+                }
+                return
+            }
             if !upstream.reusable { self.dropUpstream() }
             if exchange.isDone {
                 self.finish(exchange, context: context, closeAfter: !exchange.keepAlive)
