@@ -56,7 +56,10 @@ struct YAMLReader {
         // part of the first key.
         let yaml = yaml.hasPrefix("\u{FEFF}") ? String(yaml.dropFirst()) : yaml
         do {
-            var sequence = try Yams.compose_all(yaml: yaml)
+            // The basic resolver tags every plain scalar as a string: this reader converts
+            // scalars itself, and the default resolver's regular expressions (int, float,
+            // timestamp…) made loading 10,000 ServiceEntries take seconds.
+            var sequence = try Yams.compose_all(yaml: yaml, .basic)
             while let node = sequence.next() { result.append(node) }
             if let error = sequence.error { return (result, syntaxDiagnostic(error, path: path)) }
         } catch {
@@ -241,7 +244,19 @@ extension Node {
     /// The mapping with YAML merge keys (`<<: *defaults`) applied, as kubectl applies them:
     /// keys written in the mapping win over merged ones, and earlier merge sources over later.
     /// Nil when the node is not a mapping.
+    ///
+    /// Nil too when merging would take more than `maxMergeSources` merge sources, nested ones
+    /// included: aliases let a few lines merge a mapping into itself 2^30 times over, which
+    /// would hang the loader. Callers report nil as an error, so such a file is refused.
     var effectiveMapping: Node.Mapping? {
+        var budget = Node.maxMergeSources
+        return effectiveMapping(budget: &budget)
+    }
+
+    /// Far more merge sources than any hand-written or generated resource uses.
+    static let maxMergeSources = 1_000
+
+    private func effectiveMapping(budget: inout Int) -> Node.Mapping? {
         guard let mapping = self.mapping else { return nil }
         guard mapping.contains(where: { $0.key.scalar?.string == "<<" }) else { return mapping }
         var pairs: [(Node, Node)] = []
@@ -256,7 +271,11 @@ extension Node {
             }
         }
         for source in sources {
-            guard let merged = source.effectiveMapping else {
+            budget -= 1
+            if budget < 0 { return nil }
+            let merged = source.effectiveMapping(budget: &budget)
+            if budget < 0 { return nil }
+            guard let merged else {
                 // Not a mapping: keep it so that the unknown-field check reports "<<" at its line.
                 pairs.append((Node("<<"), source))
                 continue

@@ -128,6 +128,10 @@ private final class LineQueue: @unchecked Sendable {
 
     /// Capacity a drained buffer may keep; a burst past this gives its memory back.
     private static let retainedCapacity = 1 << 20
+    /// Queued bytes that wake the writer before its timer does.
+    private static let wakeThreshold = 64 << 10
+    /// How long a line may wait in the queue: the writer's own wake-up period.
+    private static let flushInterval = 0.1
 
     init(fd: CInt, ownsFD: Bool) {
         self.fd = fd
@@ -158,9 +162,10 @@ private final class LineQueue: @unchecked Sendable {
             return
         }
         pendingLines += 1
-        // Wake the writer only on empty → non-empty (a futex wake per line would cost more than
-        // the encoding); while it is busy writing it will find the rest on its next swap.
-        if pendingLines == 1 {
+        // Wake the writer only when a batch has built up: it also wakes by itself every
+        // `flushInterval`. A wake per line (or per idle → busy edge, which under steady load
+        // is nearly every line) put a thread switch on every request's path.
+        if pending.readableBytes >= Self.wakeThreshold, pending.readableBytes - (pending.writerIndex - mark) < Self.wakeThreshold {
             condition.unlock(withValue: true)
         } else {
             condition.unlock()
@@ -177,7 +182,9 @@ private final class LineQueue: @unchecked Sendable {
     /// until a shutdown has been seen with the queue empty.
     func drainUntilShutdown() {
         while true {
-            condition.lock(whenValue: true)
+            if !condition.lock(whenValue: true, timeoutSeconds: Self.flushInterval) {
+                condition.lock()
+            }
             swap(&pending, &spare)
             let lines = pendingLines
             pendingLines = 0

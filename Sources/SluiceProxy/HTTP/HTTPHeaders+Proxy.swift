@@ -31,7 +31,7 @@ enum RequestAuthority {
     /// `nil` when the value cannot be a host (CR, LF, NUL, spaces, userinfo, empty).
     static func normalisedHost(_ authority: String) -> String? {
         var host = Substring(authority)
-        if host.contains("@") { return nil }
+        if host.contains(where: { $0 == "@" }) { return nil }
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return nil }
             host = host[host.index(after: host.startIndex)..<close]
