@@ -52,6 +52,14 @@ struct YAMLReader {
     /// before it are returned together with the error.
     static func documents(yaml: String, path: String) -> (documents: [Node], error: ConfigDiagnostic?) {
         var result: [Node] = []
+        let error = forEachDocument(yaml: yaml, path: path) { result.append($0) }
+        return (result, error)
+    }
+
+    /// Hands each document of a YAML stream to `body` as soon as it is composed, so a file of
+    /// thousands of resources never holds all their node trees at once. A syntax error ends
+    /// the stream and is returned after the documents before it.
+    static func forEachDocument(yaml: String, path: String, _ body: (Node) -> Void) -> ConfigDiagnostic? {
         // Editors on Windows save UTF-8 with a byte-order mark, which libyaml would read as
         // part of the first key.
         let yaml = yaml.hasPrefix("\u{FEFF}") ? String(yaml.dropFirst()) : yaml
@@ -60,12 +68,12 @@ struct YAMLReader {
             // scalars itself, and the default resolver's regular expressions (int, float,
             // timestamp…) made loading 10,000 ServiceEntries take seconds.
             var sequence = try Yams.compose_all(yaml: yaml, .basic)
-            while let node = sequence.next() { result.append(node) }
-            if let error = sequence.error { return (result, syntaxDiagnostic(error, path: path)) }
+            while let node = sequence.next() { body(node) }
+            if let error = sequence.error { return syntaxDiagnostic(error, path: path) }
         } catch {
-            return (result, syntaxDiagnostic(error, path: path))
+            return syntaxDiagnostic(error, path: path)
         }
-        return (result, nil)
+        return nil
     }
 
     private static func syntaxDiagnostic(_ error: any Error, path: String) -> ConfigDiagnostic {

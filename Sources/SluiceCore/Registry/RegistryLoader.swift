@@ -42,8 +42,7 @@ public enum RegistryLoader {
 
     private static func parseDocuments(yaml: String, path: String) -> RegistryLoadResult {
         var result = RegistryLoadResult()
-        let (documents, syntaxError) = YAMLReader.documents(yaml: yaml, path: path)
-        for document in documents {
+        let syntaxError = YAMLReader.forEachDocument(yaml: yaml, path: path) { document in
             parseResource(document, path: path, into: &result, inList: false)
         }
         if let syntaxError { result.diagnostics.append(syntaxError) }
