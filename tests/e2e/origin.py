@@ -14,6 +14,8 @@ HTTP behaviour:
         which is what the real site answers and what Istio's walkthrough shows
   GET /bytes/N       -> N deterministic bytes (see pattern_chunks), streamed
   POST /sha256       -> sha256 hex of the body (Content-Length or chunked)
+  GET /delay/MS      -> 200 "delayed=MS\\n" after MS milliseconds (at most 30 s): a slow
+                        answer, for requests that must still be in flight a while
   anything else      -> 200 "origin=<local ip> host=<host>\\n"
 Every response carries X-Origin-Local, the address the client reached.
 
@@ -32,6 +34,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 
 HTTP_PORT = 80
@@ -51,6 +54,7 @@ ALIYUN_SUFFIXES = (".aliyun.test",)
 
 IDLE_TIMEOUT_S = 60  # so a forgotten connection cannot hold a thread forever
 READ_PIECE = 1 << 16
+DELAY_MAX_MS = 30_000  # /delay/MS never holds a thread longer than this
 
 
 def pattern_chunks(total):
@@ -182,6 +186,10 @@ class OriginHandler(BaseHTTPRequestHandler):
             if with_body:
                 for piece in pattern_chunks(total):
                     self.wfile.write(piece)
+        elif path.startswith("/delay/") and path[len("/delay/"):].isdigit():
+            delay_ms = min(int(path[len("/delay/"):]), DELAY_MAX_MS)
+            time.sleep(delay_ms / 1000)
+            self.send_simple(200, f"delayed={delay_ms}\n".encode(), with_body=with_body)
         else:
             body = f"origin={self.local_ip()} host={self.host()}\n".encode()
             self.send_simple(200, body, with_body=with_body)
