@@ -320,6 +320,15 @@ extension ClientHelloParser {
         var length = bytes.count
         if length > 0, bytes[bytes.count - 1] == UInt8(ascii: ".") { length -= 1 }
         guard length > 0 else { return .failure(Reason("empty host_name")) }
+        // One spelling per name: "a..", ".a" and "a..b" have an empty label, so no DNS name is
+        // spelt that way; "a.." would otherwise come out as "a." and dodge exact-host rules.
+        var previous = UInt8(ascii: ".")
+        for i in 0..<bytes.count {
+            if bytes[i] == UInt8(ascii: "."), previous == UInt8(ascii: ".") {
+                return .failure(Reason("host_name has an empty label"))
+            }
+            previous = bytes[i]
+        }
         let lowered = String(unsafeUninitializedCapacity: length) { out in
             for i in 0..<length {
                 let byte = bytes[i]
