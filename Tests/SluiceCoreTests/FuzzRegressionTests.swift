@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import SluiceCore
+@testable import SluiceCore
 import XCTest
 
 /// Inputs the libFuzzer targets in Fuzz/ found, kept as plain tests so that `swift test` guards
@@ -97,5 +97,24 @@ final class FuzzRegressionTests: XCTestCase {
         let result = RegistryLoader.parse(yaml: yaml, path: "merge.yaml")
         XCTAssertEqual(result.entries.map(\.hosts), [["merged.test"]], "\(result.diagnostics)")
         XCTAssertEqual(result.entries.first?.ports.map(\.number), [443])
+    }
+}
+
+final class AliasKeyRegressionTests: XCTestCase {
+    func testAliasUsedAsAMappingKeyIsRefusedBeforeYamsHashesIt() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/known-issues/yams-alias-key-hash-timeout.yaml").standardized
+        let yaml = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+        let started = Date()
+        let result = RegistryLoader.parse(yaml: yaml, path: "bomb.yaml")
+        XCTAssertTrue(result.hasErrors)
+        XCTAssertTrue(result.diagnostics.contains { $0.message.contains("alias") }, "\(result.diagnostics)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "refused by the pre-scan, not after expanding")
+    }
+
+    func testOrdinaryAliasesMergeKeysAndQuotedWildcardsStillLoad() {
+        XCTAssertNil(YAMLReader.aliasUsedAsKey(in: "a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\nhosts: [\"*.example.com\"]\nk: '*: no'\n# *x: comment\n"))
+        XCTAssertEqual(YAMLReader.aliasUsedAsKey(in: "a: &x {b: 1}\nm:\n  *x : 1\n"), 3)
+        XCTAssertEqual(YAMLReader.aliasUsedAsKey(in: "m: {*x: 1}\n"), 1)
     }
 }

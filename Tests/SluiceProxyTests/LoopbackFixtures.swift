@@ -13,12 +13,14 @@ import XCTest
 final class Loopback: @unchecked Sendable {  // used from one test thread at a time
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var channels: [any Channel] = []
+    private var runtimes: [ProxyRuntime] = []
 
     /// Closes `channel` when the fixture goes away.
     func adopt(_ channel: any Channel) { channels.append(channel) }
 
     deinit {
         for channel in channels { try? channel.close().wait() }
+        for runtime in runtimes { runtime.shutdown() }
         try? group.syncShutdownGracefully()
     }
 
@@ -80,6 +82,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     /// A sidecar listener whose every connection "was redirected from" `originalDestination`.
     func startSidecar(config yaml: String, registry: String, originalDestination: SocketAddress, accessLog: AccessLogWriter? = nil) throws -> SocketAddress {
         let runtime = try Self.runtime(config: yaml, registry: registry, accessLog: accessLog)
+        runtimes.append(runtime)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -272,6 +275,7 @@ extension Loopback {
     /// A gateway with one listener of each kind on ephemeral ports: (http, tls, connect).
     func startGateway(config yaml: String, registry: String) throws -> (http: SocketAddress, tls: SocketAddress, connect: SocketAddress) {
         let runtime = try Self.runtime(config: yaml, registry: registry, role: .gateway)
+        runtimes.append(runtime)
         func bind(_ proto: ListenerProtocol) throws -> SocketAddress {
             let listener = ListenerConfig(port: 0, protocol: proto, address: "127.0.0.1")
             let channel = try self.group.next().makeFutureWithTask {

@@ -60,6 +60,12 @@ struct YAMLReader {
     /// thousands of resources never holds all their node trees at once. A syntax error ends
     /// the stream and is returned after the documents before it.
     static func forEachDocument(yaml: String, path: String, _ body: (Node) -> Void) -> ConfigDiagnostic? {
+        if let line = aliasUsedAsKey(in: yaml) {
+            // Yams hashes a key node in full to find duplicate keys; an alias key that expands
+            // to a nested structure makes that exponential (a 1 KB file took over 15 s).
+            // Kubernetes resources never need one.
+            return ConfigDiagnostic(path: path, line: line, message: "invalid YAML: an alias (*name) used as a mapping key is not supported")
+        }
         // Editors on Windows save UTF-8 with a byte-order mark, which libyaml would read as
         // part of the first key.
         let yaml = yaml.hasPrefix("\u{FEFF}") ? String(yaml.dropFirst()) : yaml
@@ -74,6 +80,72 @@ struct YAMLReader {
             return syntaxDiagnostic(error, path: path)
         }
         return nil
+    }
+
+    /// The line of the first alias written as a mapping key (`*name:`), if any. A `*` that
+    /// starts a token is always an alias in YAML (a literal `*` must be quoted), so a byte
+    /// scan suffices.
+    static func aliasUsedAsKey(in yaml: String) -> Int? {
+        var line = 1
+        var previous: UInt8 = UInt8(ascii: "\n")
+        var inQuote: UInt8? = nil
+        var bytes = yaml.utf8.makeIterator()
+        var pending: UInt8? = nil
+        func next() -> UInt8? {
+            if let byte = pending { pending = nil; return byte }
+            return bytes.next()
+        }
+        while let byte = next() {
+            defer { previous = byte }
+            if byte == UInt8(ascii: "\n") { line += 1; inQuote = nil; continue }
+            if let quote = inQuote {
+                if byte == quote { inQuote = nil }
+                continue
+            }
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
+                if Self.startsToken(previous) { inQuote = byte }
+                continue
+            }
+            if byte == UInt8(ascii: "#"), Self.startsToken(previous) {
+                // A comment runs to the end of the line.
+                while let c = next(), c != UInt8(ascii: "\n") {}
+                line += 1
+                previous = UInt8(ascii: "\n")
+                continue
+            }
+            guard byte == UInt8(ascii: "*"), Self.startsToken(previous) else { continue }
+            var after: UInt8? = next()
+            while let c = after, !Self.endsAlias(c) { after = next() }
+            while after == UInt8(ascii: " ") { after = next() }
+            if after == UInt8(ascii: ":") {
+                let following = next()
+                if following == nil || following == UInt8(ascii: " ") || following == UInt8(ascii: "\n") { return line }
+                pending = following
+            } else {
+                pending = after
+            }
+        }
+        return nil
+    }
+
+    private static func startsToken(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"),
+            UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","), UInt8(ascii: "-"), UInt8(ascii: "?"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func endsAlias(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"),
+            UInt8(ascii: ","), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ":"):
+            return true
+        default:
+            return false
+        }
     }
 
     private static func syntaxDiagnostic(_ error: any Error, path: String) -> ConfigDiagnostic {

@@ -11,8 +11,8 @@ import SluiceCore
 import UnixSignals
 
 /// Applies config and registry changes while running: polls the files the current snapshot
-/// came from (every `interval`, so a change is live well within DESIGN's 2 s) and reloads at
-/// once on SIGHUP. A change is applied whole and atomically — new connections and requests
+/// came from (every `interval`; a change is applied once it has been stable for one interval,
+/// so it is live within about a second, well inside DESIGN's 2 s) and reloads at once on SIGHUP. A change is applied whole and atomically — new connections and requests
 /// see the new registry, those in flight keep their decision — and an invalid change keeps
 /// the last good configuration, logging why with `path:line`.
 ///
@@ -44,6 +44,9 @@ public final class ConfigWatcher: Service, Sendable {
                 }
             }
             group.addTask {
+                // A change is applied once the files have stayed the same for one interval:
+                // an editor or `cp` still writing a file must not get half of it loaded.
+                var settling: [String]?
                 while !Task.isCancelled {
                     do {
                         try await Task.sleep(for: self.interval)
@@ -52,8 +55,15 @@ public final class ConfigWatcher: Service, Sendable {
                     }
                     self.runtime.metrics.accessLogDropped(self.runtime.accessLogDropped)
                     let now = Self.fingerprint(self.runtime.config.snapshot.watchedPaths)
-                    if now != state.withLockedValue({ $0 }) {
+                    guard now != state.withLockedValue({ $0 }) else {
+                        settling = nil
+                        continue
+                    }
+                    if now == settling {
+                        settling = nil
                         self.reload(reason: "file change", state: state)
+                    } else {
+                        settling = now
                     }
                 }
             }
