@@ -14,6 +14,10 @@ HTTP behaviour:
         which is what the real site answers and what Istio's walkthrough shows
   GET /bytes/N       -> N deterministic bytes (see pattern_chunks), streamed
   POST /sha256       -> sha256 hex of the body (Content-Length or chunked)
+  GET /truncate/N    -> declares Content-Length N, sends the first N/2 bytes of
+                        the pattern, then closes (an upstream dying mid-body)
+  any /smuggled...   -> like "anything else", and also logs {"request": path,
+                        "host": host} to --conn-log: proof a request reached us
   GET /delay/MS      -> 200 "delayed=MS\\n" after MS milliseconds (at most 30 s): a slow
                         answer, for requests that must still be in flight a while
   anything else      -> 200 "origin=<local ip> host=<host>\\n"
@@ -52,6 +56,9 @@ PATTERN_BLOCK = bytes(range(PATTERN_PERIOD)) * 261  # 65511 bytes, whole periods
 ALIYUN_NAMES = ("aliyun.com",)
 ALIYUN_SUFFIXES = (".aliyun.test",)
 
+# The connection log, for the /smuggled branch (set by main).
+REQUEST_LOG = None
+
 IDLE_TIMEOUT_S = 60  # so a forgotten connection cannot hold a thread forever
 READ_PIECE = 1 << 16
 DELAY_MAX_MS = 30_000  # /delay/MS never holds a thread longer than this
@@ -88,6 +95,12 @@ class ConnectionLog:
 
     def accepted(self, listener, sock, peer):
         record = {"listener": listener, "local": plain_ip(sock.getsockname()[0]), "peer": plain_ip(peer[0])}
+        with self._lock:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+
+    def request(self, path, host):
+        record = {"request": path, "host": host}
         with self._lock:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self._file.flush()
@@ -190,7 +203,20 @@ class OriginHandler(BaseHTTPRequestHandler):
             delay_ms = min(int(path[len("/delay/"):]), DELAY_MAX_MS)
             time.sleep(delay_ms / 1000)
             self.send_simple(200, f"delayed={delay_ms}\n".encode(), with_body=with_body)
+        elif path.startswith("/truncate/") and path[len("/truncate/"):].isdigit():
+            total = int(path[len("/truncate/"):])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(total))
+            self.send_header("X-Origin-Local", self.local_ip())
+            self.end_headers()
+            if with_body:
+                for piece in pattern_chunks(total // 2):
+                    self.wfile.write(piece)
+            self.close_connection = True  # and the connection closes short of N bytes
         else:
+            if path.startswith("/smuggled") and REQUEST_LOG is not None:
+                REQUEST_LOG.request(self.path, self.host())
             body = f"origin={self.local_ip()} host={self.host()}\n".encode()
             self.send_simple(200, body, with_body=with_body)
 
@@ -286,6 +312,8 @@ def main():
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(args.cert, args.key)
     conn_log = ConnectionLog(args.conn_log)
+    global REQUEST_LOG  # pylint: disable=global-statement
+    REQUEST_LOG = conn_log
 
     services = {
         HTTP_PORT: lambda s, p: serve_http(s, p, None),
