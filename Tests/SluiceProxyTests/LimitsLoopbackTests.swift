@@ -67,3 +67,13 @@ final class LimitsLoopbackTests: XCTestCase {
         XCTAssertTrue(served.hasPrefix("HTTP/1.1 200"), served)
     }
 }
+
+extension LimitsLoopbackTests {
+    func testTwoHostHeadersAre400() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny, registry: "", originalDestination: origin)
+        let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n".utf8), with: proxy).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 400"), reply)
+    }
+}

@@ -200,3 +200,21 @@ extension SidecarLoopbackTests {
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 405"), reply)
     }
 }
+
+extension SidecarLoopbackTests {
+    /// A pooled upstream connection must still be reading: the previous client may have left
+    /// it with a held read (it was not writable when it went away).
+    func testPooledUpstreamServesTheNextClientAfterASlowOneLeft() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\nlimits: {upstreamTimeout: 3s}\n", registry: "", originalDestination: origin)
+        // A large response to a Connection: close client (the proxy's write buffer fills, so
+        // upstream reads are held at some point), then ordinary requests on the same loop.
+        let big = try net.exchange(Array("GET /bytes/4194304 HTTP/1.1\r\nHost: p.test\r\nConnection: close\r\n\r\n".utf8), with: proxy, timeout: .seconds(10))
+        XCTAssertGreaterThan(big.count, 4_194_304)
+        for _ in 0..<3 {
+            let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: p.test\r\nConnection: close\r\n\r\n".utf8), with: proxy, timeout: .seconds(5)).text
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200"), reply)
+        }
+    }
+}

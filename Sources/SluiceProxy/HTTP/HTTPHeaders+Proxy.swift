@@ -5,12 +5,32 @@ extension HTTPHeaders {
     /// every name the `Connection` field lists. `transfer-encoding` stays: NIO's encoder
     /// reads it to frame the body it re-encodes.
     mutating func removeHopByHop() {
+        // One pass to find out whether there is anything to remove: most heads carry at most
+        // `connection`, and eight remove(name:) scans per head showed in the profile.
+        var found = false
+        for (name, _) in self where Self.isHopByHop(name) {
+            found = true
+            break
+        }
+        guard found else { return }
         for listed in self[canonicalForm: "connection"] {
             self.remove(name: String(listed))
         }
-        for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization"] {
+        for name in Self.hopByHop {
             self.remove(name: name)
         }
+    }
+
+    private static let hopByHop = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization"]
+
+    private static func isHopByHop(_ name: String) -> Bool {
+        // Cheap length filter first: hop-by-hop names are 2 to 19 bytes.
+        let count = name.utf8.count
+        guard count >= 2, count <= 19 else { return false }
+        for candidate in hopByHop where candidate.utf8.count == count {
+            if name.utf8.elementsEqual(candidate.utf8, by: { a, b in (a | 0x20) == b }) { return true }
+        }
+        return false
     }
 }
 
@@ -24,7 +44,11 @@ enum RequestAuthority {
             let authority = afterScheme.prefix(while: { $0 != "/" && $0 != "?" && $0 != "#" })
             if !authority.isEmpty { return String(authority) }
         }
-        return head.headers.first(name: "host")
+        // Two Host fields are a 400 (RFC 9112 §3.2), not "take the first": a server behind
+        // us that reads the last one would serve a host the policy never saw.
+        let hosts = head.headers["host"]
+        guard hosts.count <= 1 else { return nil }
+        return hosts.first
     }
 
     /// Lower-cased host without port or trailing dot; IPv6 literals without brackets.

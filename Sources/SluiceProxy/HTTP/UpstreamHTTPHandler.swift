@@ -10,8 +10,12 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    /// The downstream handler; cleared when it lets go of this connection.
-    weak var downstream: HTTPProxyHandler?
+    /// The downstream handler; cleared when it lets go of this connection. A read held for
+    /// the previous downstream is released on every change: a pooled connection with no read
+    /// outstanding would never see its next response (the request would hang until 504 UT).
+    weak var downstream: HTTPProxyHandler? {
+        didSet { self.resumeReading() }
+    }
     /// What this connection was opened for; reused only for the same target.
     let target: UpstreamTarget
     /// The address dialled and our end of it, for the access log.
