@@ -218,3 +218,15 @@ extension SidecarLoopbackTests {
         }
     }
 }
+
+extension SidecarLoopbackTests {
+    func testGeneratedRequestIDsAreVersion4UUIDs() {
+        var seen: Set<String> = []
+        for _ in 0..<100 {
+            let id = makeRequestID()
+            XCTAssertNotNil(id.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/), id)
+            seen.insert(id)
+        }
+        XCTAssertEqual(seen.count, 100)
+    }
+}

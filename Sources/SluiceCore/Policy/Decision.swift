@@ -96,15 +96,32 @@ public struct Decision: Sendable, Equatable {
     /// The registry match, when the destination is registered.
     public var match: RegistryMatch?
     /// One sentence saying why, naming the entry (namespace/name, file:line) and the port.
-    public var reason: String
+    /// Built on first use: the data path decides every request but reads the reason only
+    /// for `sluice explain` and debug logs, and composing it cost more than the lookup.
+    public var reason: String {
+        get { self.explain() }
+        set { self.explain = { newValue } }
+    }
+    private var explain: @Sendable () -> String
 
     /// Creates a decision.
     public init(action: Action, cluster: String, routeName: String, match: RegistryMatch?, reason: String) {
+        self.init(action: action, cluster: cluster, routeName: routeName, match: match, explain: { reason })
+    }
+
+    /// Creates a decision whose reason is composed only when asked for.
+    init(action: Action, cluster: String, routeName: String, match: RegistryMatch?, explain: @escaping @Sendable () -> String) {
         self.action = action
         self.cluster = cluster
         self.routeName = routeName
         self.match = match
-        self.reason = reason
+        self.explain = explain
+    }
+
+    /// Equal when they act alike and give the same reason.
+    public static func == (lhs: Decision, rhs: Decision) -> Bool {
+        lhs.action == rhs.action && lhs.cluster == rhs.cluster && lhs.routeName == rhs.routeName
+            && lhs.match == rhs.match && lhs.reason == rhs.reason
     }
 
     /// Envoy's cluster for unregistered traffic that is let through.

@@ -119,7 +119,6 @@ public struct Policy: Sendable {
         // A host match names the concrete host asked for; an address match only has the entry.
         let concreteHost: String? = match.isHostMatch ? subject.requestedHost : nil
         let routingHost = concreteHost ?? match.matchedHost
-        let why = Policy.describe(match)
 
         if let gateway, gateway.routes(host: routingHost) {
             // The istio protocol routes by Host or SNI at the gateway; only CONNECT can carry
@@ -136,41 +135,46 @@ public struct Policy: Sendable {
                 let target = UpstreamTarget.gateway(authority: authority, gatewayPort: gatewayPort, protocol: gateway.protocol)
                 return Decision(
                     action: .forward(target), cluster: cluster, routeName: routeName, match: match,
-                    reason: "\(why); egress gateway \(gateway.addresses.joined(separator: ", ")) routes \(routingHost), so it goes via gateway port \(gatewayPort) (\(gateway.protocol.rawValue)) for \(authority)")
+                    explain: {
+                        "\(Policy.describe(match)); egress gateway \(gateway.addresses.joined(separator: ", ")) routes \(routingHost), so it goes via gateway port \(gatewayPort) (\(gateway.protocol.rawValue)) for \(authority)"
+                    })
             }
         }
 
         let target: UpstreamTarget
-        let how: String
+        let how: @Sendable () -> String
+        let original = subject.original
         switch entry.resolution {
         case .none:
             target = subject.originalTarget
-            how = "resolution NONE forwards to the original destination \(subject.original)"
+            how = { "resolution NONE forwards to the original destination \(original)" }
         case .static:
             target = .endpoints(entry.endpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
-            how = "resolution STATIC forwards to its endpoints"
+            how = { "resolution STATIC forwards to its endpoints" }
         case .dns, .dnsRoundRobin:
             if !entry.endpoints.isEmpty {
                 target = .endpoints(entry.endpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
-                how = "resolution \(entry.resolution.rawValue) forwards to its endpoints"
+                how = { "resolution \(entry.resolution.rawValue) forwards to its endpoints" }
             } else if let name = concreteHost ?? (match.matchedHost.hasPrefix("*.") ? nil : match.matchedHost) {
                 let upstreamPort = port.targetPort ?? port.number
                 target = .resolve(host: name, port: upstreamPort)
-                how = "resolution \(entry.resolution.rawValue) resolves \(HostPort(host: name, port: upstreamPort))"
+                how = { "resolution \(entry.resolution.rawValue) resolves \(HostPort(host: name, port: upstreamPort))" }
             } else {
                 // A wildcard entry matched by address: there is no concrete name to resolve.
                 target = subject.originalTarget
-                how = "resolution \(entry.resolution.rawValue) has no concrete name to resolve, so it forwards to the original destination"
+                how = { "resolution \(entry.resolution.rawValue) has no concrete name to resolve, so it forwards to the original destination" }
             }
         }
-        var direct = ""
-        if let gateway {
-            direct = gateway.routes(host: routingHost)
-                ? " directly (the \(gateway.protocol.rawValue) gateway cannot carry this traffic)"
-                : " directly (not in the gateway's hosts)"
-        }
-        return Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: match,
-                        reason: "\(why); \(how)\(direct)")
+        let gateway = self.gateway
+        return Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: match, explain: {
+            var direct = ""
+            if let gateway {
+                direct = gateway.routes(host: routingHost)
+                    ? " directly (the \(gateway.protocol.rawValue) gateway cannot carry this traffic)"
+                    : " directly (not in the gateway's hosts)"
+            }
+            return "\(Policy.describe(match)); \(how())\(direct)"
+        })
     }
 
     /// "ServiceEntry ns/name (file:line) registers host h on port 80 (HTTP)".
@@ -191,30 +195,34 @@ public struct Policy: Sendable {
     // MARK: Unregistered
 
     private func unregistered(_ subject: Subject, destination: IPAddress?) -> Decision {
-        let what: String
-        let address = destination.map(\.description) ?? "?"
-        switch subject.traffic {
-        case .http:
-            what = subject.requestedHost.map { "host \($0)" } ?? "a request without Host to \(address)"
-        case .tls:
-            what = subject.requestedHost.map { "SNI \($0) or address \(address)" } ?? "address \(address) (no SNI)"
-        case .tcp:
-            what = "address \(address)"
-        case .tunnel:
-            what = subject.requestedHost.map { "host \($0)" } ?? "address \(address)"
+        let policy = self
+        let reason: @Sendable () -> String = {
+            let what: String
+            let address = destination.map(\.description) ?? "?"
+            switch subject.traffic {
+            case .http:
+                what = subject.requestedHost.map { "host \($0)" } ?? "a request without Host to \(address)"
+            case .tls:
+                what = subject.requestedHost.map { "SNI \($0) or address \(address)" } ?? "address \(address) (no SNI)"
+            case .tcp:
+                what = "address \(address)"
+            case .tunnel:
+                what = subject.requestedHost.map { "host \($0)" } ?? "address \(address)"
+            }
+            var reason = "no ServiceEntry registers \(what) on port \(subject.port) for \(subject.traffic.rawValue)"
+            if let hint = policy.mismatchHint(subject) { reason += " (\(hint))" }
+            return reason
         }
-        var reason = "no ServiceEntry registers \(what) on port \(subject.port) for \(subject.traffic.rawValue)"
-        if let hint = mismatchHint(subject) { reason += " (\(hint))" }
         switch mode {
         case .allowAny:
             return Decision(
                 action: .forward(subject.originalTarget), cluster: Decision.passthroughCluster,
                 routeName: Decision.allowAnyRoute, match: nil,
-                reason: reason + "; ALLOW_ANY passes it through to \(subject.original)")
+                explain: { reason() + "; ALLOW_ANY passes it through to \(subject.original)" })
         case .registryOnly:
             return Decision(
                 action: .deny, cluster: Decision.blackHoleCluster, routeName: Decision.blockAllRoute, match: nil,
-                reason: reason + "; REGISTRY_ONLY blocks it")
+                explain: { reason() + "; REGISTRY_ONLY blocks it" })
         }
     }
 

@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceCore
 
 /// What we know about an accepted connection before reading a byte of it.
 struct DownstreamConnection: Sendable {
@@ -11,12 +12,23 @@ struct DownstreamConnection: Sendable {
     let startMillis: Int64
     /// Monotonic start, for `duration`.
     let start: NIODeadline
+    /// The original destination as the registry's types, for policy decisions.
+    let destinationIP: IPAddress?
+    let destinationPort: Int?
+    /// `ip:port` texts for the access log. Worked out once per connection: every request on
+    /// a keep-alive connection logs them, and formatting an address is not free.
+    let destinationText: String
+    let remoteText: String?
 
     init(originalDestination: SocketAddress, remote: SocketAddress?) {
         self.originalDestination = originalDestination
         self.remote = remote
         self.startMillis = wallClockMillis()
         self.start = .now()
+        self.destinationIP = originalDestination.sluiceIPAddress
+        self.destinationPort = originalDestination.port
+        self.destinationText = originalDestination.logDescription
+        self.remoteText = remote?.logDescription
     }
 }
 

@@ -15,7 +15,7 @@ struct TCPForwarder {
     /// Closes a denied connection without sending a byte, as Envoy's BlackHoleCluster does.
     func deny(channel: any Channel, bytesReceived: Int) {
         self.runtime.logger.info(
-            "denied \(self.serverName.map { "tls \($0)" } ?? "tcp") to \(self.connection.originalDestination.logDescription)",
+            "denied \(self.serverName.map { "tls \($0)" } ?? "tcp") to \(self.connection.destinationText)",
             metadata: ["reason": "\(self.decision.reason)"]
         )
         var record = self.record(upstream: nil, upstreamLocal: nil)
@@ -49,7 +49,7 @@ struct TCPForwarder {
             case .failure(let error):
                 let failure = error as? UpstreamError ?? .connectFailed("\(error)")
                 self.runtime.logger.warning(
-                    "upstream connect failed for \(self.connection.originalDestination.logDescription)",
+                    "upstream connect failed for \(self.connection.destinationText)",
                     metadata: ["error": "\(failure)", "cluster": "\(self.decision.cluster)"]
                 )
                 var record = self.record(upstream: nil, upstreamLocal: nil)
@@ -121,8 +121,8 @@ struct TCPForwarder {
         record.upstreamLocalAddress = upstreamLocal?.logDescription
         record.upstreamCluster = self.decision.cluster
         record.routeName = self.decision.routeName
-        record.downstreamLocalAddress = self.connection.originalDestination.logDescription
-        record.downstreamRemoteAddress = self.connection.remote?.logDescription
+        record.downstreamLocalAddress = self.connection.destinationText
+        record.downstreamRemoteAddress = self.connection.remoteText
         record.requestedServerName = self.serverName
         return record
     }

@@ -122,8 +122,8 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.record.authority = head.uri
         self.record.protocol = "HTTP/\(head.version.major).\(head.version.minor)"
         self.record.userAgent = head.headers.first(name: "user-agent")
-        self.record.downstreamLocalAddress = self.connection.originalDestination.logDescription
-        self.record.downstreamRemoteAddress = self.connection.remote?.logDescription
+        self.record.downstreamLocalAddress = self.connection.destinationText
+        self.record.downstreamRemoteAddress = self.connection.remoteText
         self.record.requestId = head.headers.first(name: "x-request-id")
 
         guard head.method == .CONNECT else {

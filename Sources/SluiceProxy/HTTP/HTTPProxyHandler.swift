@@ -131,7 +131,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Bad bytes from the app: answer if no response has started, log it, close this
         // connection only.
         let tooLarge = parseError == .headerOverflow
-        self.runtime.logger.info("bad HTTP request from \(self.connection.remote?.logDescription ?? "-"): \(parseError)")
+        self.runtime.logger.info("bad HTTP request from \(self.connection.remoteText ?? "-"): \(parseError)")
         let exchange = self.exchange ?? self.makeLocalExchange()
         self.dropUpstream()
         if exchange.responseStarted {
@@ -161,10 +161,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.startTime = wallClockMillis()
         record.method = head.method.rawValue
         record.path = head.uri
-        record.protocol = "HTTP/\(head.version.major).\(head.version.minor)"
+        record.protocol = Self.protocolName(head.version)
         record.userAgent = head.headers.first(name: "user-agent")
-        record.downstreamLocalAddress = self.connection.originalDestination.logDescription
-        record.downstreamRemoteAddress = self.connection.remote?.logDescription
+        record.downstreamLocalAddress = self.connection.destinationText
+        record.downstreamRemoteAddress = self.connection.remoteText
 
         let authority = RequestAuthority.raw(head)
         record.authority = authority
@@ -172,8 +172,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.requestId = requestID
 
         guard let authority, let host = RequestAuthority.normalisedHost(authority),
-            let destination = self.connection.originalDestination.sluiceIPAddress,
-            let port = self.connection.originalDestination.port
+            let destination = self.connection.destinationIP,
+            let port = self.connection.destinationPort
         else {
             let decision = Decision.badRequest
             let exchange = HTTPExchange(phase: .failed, record: record, decision: decision, head: head)
@@ -202,7 +202,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.exchange = exchange
             self.runtime.metrics.denied(.http)
             self.runtime.logger.info(
-                "denied http \(host) to \(self.connection.originalDestination.logDescription)",
+                "denied http \(host) to \(self.connection.destinationText)",
                 metadata: ["reason": "\(decision.reason)"]
             )
             // A request that will send a body (or waits for 100-continue, or asks for an
@@ -691,8 +691,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func makeLocalExchange() -> HTTPExchange {
         var record = AccessLogRecord()
         record.startTime = wallClockMillis()
-        record.downstreamLocalAddress = self.connection.originalDestination.logDescription
-        record.downstreamRemoteAddress = self.connection.remote?.logDescription
+        record.downstreamLocalAddress = self.connection.destinationText
+        record.downstreamRemoteAddress = self.connection.remoteText
         let exchange = HTTPExchange(
             phase: .failed,
             record: record,
@@ -740,11 +740,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if self.exchange == nil { context.close(promise: nil) }
         case .firstHead:
             guard self.exchange == nil else { return }
-            self.runtime.logger.info("request head not received in time from \(self.connection.remote?.logDescription ?? "-")")
+            self.runtime.logger.info("request head not received in time from \(self.connection.remoteText ?? "-")")
             let exchange = self.makeLocalExchange()
             self.respondLocally(exchange, status: .requestTimeout, flag: nil, body: "", context: context, closeAfter: true)
         case .response(_, let timeout):
             if let exchange = self.exchange { self.upstreamTimedOut(exchange, after: timeout) }
+        }
+    }
+
+    /// `HTTP/1.1` and `HTTP/1.0` without building a string per request.
+    static func protocolName(_ version: HTTPVersion) -> String {
+        switch (version.major, version.minor) {
+        case (1, 1): return "HTTP/1.1"
+        case (1, 0): return "HTTP/1.0"
+        default: return "HTTP/\(version.major).\(version.minor)"
         }
     }
 

@@ -63,7 +63,7 @@ enum OutboundListener {
     /// server-first protocols (SMTP, MySQL, SSH banners) work; everything else is sniffed.
     static func route(channel: any Channel, connection: DownstreamConnection, runtime: ProxyRuntime) throws {
         let config = runtime.config
-        if let ip = connection.originalDestination.sluiceIPAddress, let port = connection.originalDestination.port,
+        if let ip = connection.destinationIP, let port = connection.destinationPort,
             let match = config.snapshot.registry.lookup(address: ip, port: port), match.port.protocol.isOpaqueTCP
         {
             let decision = config.policy.decide(ConnectionFacts(kind: .tcp, destination: ip, port: port))

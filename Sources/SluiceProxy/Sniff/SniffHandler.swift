@@ -119,8 +119,8 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func forwardTCP(context: ChannelHandlerContext, kind: TrafficKind, serverName: String?) {
         let config = self.runtime.config
-        guard let destination = self.connection.originalDestination.sluiceIPAddress,
-            let port = self.connection.originalDestination.port
+        guard let destination = self.connection.destinationIP,
+            let port = self.connection.destinationPort
         else {
             context.close(promise: nil)
             return
