@@ -230,3 +230,32 @@ extension SidecarLoopbackTests {
         XCTAssertEqual(seen.count, 100)
     }
 }
+
+extension SidecarLoopbackTests {
+    func testPipelinedRequestsAreAnsweredInOrderIncludingDenials() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let entry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: p}
+            spec:
+              hosts: [p.test]
+              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry, originalDestination: origin)
+        let requests = [
+            "GET /bytes/10 HTTP/1.1\r\nHost: p.test\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            "GET /bytes/2000 HTTP/1.1\r\nHost: p.test\r\n\r\n",
+            "GET /bytes/30 HTTP/1.1\r\nHost: p.test\r\nConnection: close\r\n\r\n",
+        ].joined()
+        let reply = try net.exchange(Array(requests.utf8), with: proxy).text
+        let statuses = reply.matches(of: /HTTP\/1\.1 (\d{3})/).map { String($0.output.1) }
+        XCTAssertEqual(statuses, ["200", "502", "200", "200"], reply)
+        let lengths = reply.matches(of: /content-length: (\d+)/).map { String($0.output.1) }
+        XCTAssertEqual(lengths, ["10", "0", "2000", "30"], reply)
+    }
+}

@@ -6,7 +6,10 @@ import SluiceCore
 /// Proxies HTTP/1.x requests on one downstream connection, deciding **each request** on its
 /// own Host, so a keep-alive connection cannot switch to an unregistered host.
 ///
-/// Requests arrive one at a time (NIO's `HTTPServerPipelineHandler` queues pipelined ones
+/// Requests are handled one at a time: a pipelined request that arrives while one is in
+/// flight is queued (and reading paused) until the response in flight has ended. Unlike
+/// NIO's `HTTPServerPipelineHandler`, reading is paused only when a client really
+/// pipelines, so a keep-alive request costs no epoll re-registration.
 /// until the previous response has ended). Bodies stream in both directions with
 /// backpressure: a downstream `read()` is held while the upstream is not writable, and the
 /// upstream's while the downstream is not. The upstream connection is kept for the next
@@ -25,6 +28,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     /// Draining: close once the exchange in flight is done.
     private var draining = false
+    /// Pipelined request parts waiting for the exchange in flight to finish.
+    private var queued = CircularBuffer<HTTPServerRequestPart>(initialCapacity: 0)
+    private var queueing = false
     /// Completes when the last response's final bytes have been written to the socket.
     private var lastResponseEnd: EventLoopFuture<Void>?
     /// What the connection is waiting for, and until when (header read, idle, response).
@@ -56,7 +62,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
+        let part = Self.unwrapInboundIn(data)
+        if self.queueing {
+            self.queued.append(part)
+            return
+        }
+        if case .head = part, self.exchange != nil {
+            // Pipelined behind a request still in flight: it waits its turn.
+            self.queueing = true
+            self.queued.append(part)
+            return
+        }
+        self.handle(part, context: context)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             self.requestHead(head, context: context)
         case .body(let body):
@@ -105,6 +126,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
+        if self.queueing {
+            self.pendingRead = true
+            return
+        }
         if let exchange = self.exchange {
             switch exchange.phase {
             case .connecting:
@@ -655,6 +680,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // pending at close, which would cut the body short.
             let written = self.lastResponseEnd ?? context.eventLoop.makeSucceededVoidFuture()
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else if self.queueing {
+            self.replayQueued(context: context)
         } else {
             let idle = TimeAmount(self.runtime.config.limits.idleTimeout)
             self.setDeadline(.idle(.now() + idle), context: context)
@@ -685,6 +712,38 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             promise.succeed(())
         }
         self.lastResponseEnd = promise.futureResult
+    }
+
+    /// Hands the queued pipelined parts on now that the exchange in flight is done; a head
+    /// behind the next one queues again.
+    private func replayQueued(context: ChannelHandlerContext) {
+        let parts = self.queued
+        self.queued.removeAll()
+        self.queueing = false
+        for part in parts {
+            if self.queueing {
+                self.queued.append(part)
+            } else if case .head = part, self.exchange != nil {
+                self.queueing = true
+                self.queued.append(part)
+            } else {
+                self.handle(part, context: context)
+            }
+        }
+        if !self.queueing, self.pendingRead, self.exchange == nil || !self.isReadHeld {
+            self.pendingRead = false
+            context.read()
+        }
+    }
+
+    /// True while the exchange in flight holds reads (connecting, or upstream not writable).
+    private var isReadHeld: Bool {
+        guard let exchange = self.exchange else { return false }
+        switch exchange.phase {
+        case .connecting: return true
+        case .forwarding: return !(self.upstream?.isWritable ?? true)
+        case .denied, .failed: return false
+        }
     }
 
     /// An exchange for an answer we give before any request head was read (400, 408, 431).

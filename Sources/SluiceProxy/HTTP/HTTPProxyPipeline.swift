@@ -28,6 +28,7 @@ enum HTTPProxyPipeline {
         // (already validated as parsed) or from us; re-scanning them cost ~6% of the CPU.
         try sync.configureHTTPServerPipeline(
             position: position,
+            withPipeliningAssistance: false,  // the proxy handler queues pipelined requests itself
             withErrorHandling: false,
             withOutboundHeaderValidation: false,
             withEncoderConfiguration: .init(),
