@@ -192,12 +192,30 @@ extension SidecarLoopbackTests {
 }
 
 extension SidecarLoopbackTests {
-    func testCONNECTFromTheAppIsRefusedWith405() throws {
+    func testCONNECTFromTheAppIsDecidedThenTunnelled() throws {
         let net = Loopback()
-        let origin = try net.startHTTPOrigin()
-        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\n", registry: "", originalDestination: origin)
-        let reply = try net.exchange(Array("CONNECT aliyun.com:443 HTTP/1.1\r\nHost: aliyun.com:443\r\n\r\n".utf8), with: proxy).text
-        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 405"), reply)
+        let echo = try net.startEchoOrigin()
+        let entry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: t}
+            spec:
+              hosts: [tunnel.test]
+              ports: [{number: \(echo.port!), name: tls, protocol: TLS}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """
+        // The app dialled some proxy (here: the echo origin's address); the sidecar decides the
+        // CONNECT target itself and, when it is registered, tunnels to it.
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry, originalDestination: echo)
+        let tunnel = try net.exchange(
+            Array("CONNECT tunnel.test:\(echo.port!) HTTP/1.1\r\nHost: tunnel.test:\(echo.port!)\r\n\r\n".utf8),
+            with: proxy, halfClose: true, then: Array("through".utf8)
+        ).text
+        XCTAssertTrue(tunnel.hasPrefix("HTTP/1.1 200"), tunnel)
+        XCTAssertEqual(tunnel.components(separatedBy: "\r\n\r\n").last, "through", tunnel)
+        let denied = try net.exchange(Array("CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n".utf8), with: proxy).text
+        XCTAssertTrue(denied.hasPrefix("HTTP/1.1 403"), denied)
     }
 }
 

@@ -191,6 +191,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.downstreamLocalAddress = self.connection.destinationText
         record.downstreamRemoteAddress = self.connection.remoteText
 
+        if head.method == .CONNECT {
+            // The target is the request's authority-form URI, not its Host.
+            let requestID = head.headers.first(name: "x-request-id") ?? makeRequestID()
+            record.requestId = requestID
+            self.connectTunnel(head, record: record, config: config, context: context)
+            return
+        }
         let authority = RequestAuthority.raw(head)
         record.authority = authority
         let requestID = head.headers.first(name: "x-request-id") ?? makeRequestID()
@@ -208,15 +215,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
 
-        if head.method == .CONNECT {
-            // A CONNECT to a proxy the app dialled is not tunnelled by the sidecar (yet):
-            // refuse it clearly rather than relay a tunnel the policy cannot see into.
-            let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
-            self.exchange = exchange
-            self.runtime.logger.info("refused CONNECT \(head.uri) from the app: not supported by the sidecar")
-            self.respondLocally(exchange, status: .methodNotAllowed, flag: nil, body: "CONNECT is not supported by the sidecar\n", context: context, closeAfter: true)
-            return
-        }
         let decision = config.decide(ConnectionFacts(kind: .http(host: host), destination: destination, port: port), role: self.runtime.role, host: host)
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
@@ -428,17 +426,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// (each decoder hands on what it read past the 101 / the request head) and the two
     /// channels are glued like a TCP connection. The exchange is logged when the tunnel closes.
     private func switchToTunnel(_ exchange: HTTPExchange, upstream: UpstreamHTTPHandler) {
-        guard let context = self.context, let upstreamChannel = upstream.channel,
-            context.channel.isActive, upstreamChannel.isActive
-        else {
+        guard let upstreamChannel = upstream.channel else {
             self.context?.close(promise: nil)
             upstream.close()
             return
         }
-        self.exchange = nil
         self.upstream = nil
-        self.deadline = .none
         upstream.downstream = nil
+        self.glueTunnel(exchange, upstreamChannel: upstreamChannel, upstreamHTTP: upstream)
+    }
+
+    /// Glues the downstream to `upstreamChannel` as raw bytes, after taking the HTTP codecs
+    /// out of both pipelines (`upstreamHTTP` is nil for a raw upstream, as after CONNECT).
+    private func glueTunnel(_ exchange: HTTPExchange, upstreamChannel: any Channel, upstreamHTTP: UpstreamHTTPHandler?) {
+        guard let context = self.context, context.channel.isActive, upstreamChannel.isActive else {
+            self.context?.close(promise: nil)
+            upstreamChannel.close(promise: nil)
+            return
+        }
+        self.exchange = nil
+        self.deadline = .none
         let counters = TransferCounters()
         let (down, up) = GlueHandler.matchedPair(counters: counters)
         let downstream = context.channel
@@ -450,7 +457,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // glue at once, and the glue writes them as raw bytes to the other side.
             try upSync.addHandler(up)
             try downSync.addHandler(down)
-            upSync.removeHandler(upstream, promise: nil)
+            if let upstreamHTTP { upSync.removeHandler(upstreamHTTP, promise: nil) }
             if let validator = try? upSync.handler(type: NIOHTTPRequestHeadersValidator.self) {
                 upSync.removeHandler(validator, promise: nil)
             }
@@ -482,7 +489,74 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             runtime.completedRequest(exchange.record)
         }
         downstream.read()
+        // A raw upstream (CONNECT) was dialled with autoRead off, like every upstream.
+        upstreamChannel.setOption(.autoRead, value: true).whenFailure { _ in upstreamChannel.close(promise: nil) }
         upstreamChannel.read()
+    }
+
+    /// `CONNECT host:port` from the app: decided like the gateway's CONNECT listener decides a
+    /// tunnel (the registry by name or address, on any protocol of that port), then the sidecar
+    /// itself dials the target (directly or through the egress gateway), answers 200 and glues
+    /// the tunnel. Unregistered under REGISTRY_ONLY: 403, as Envoy answers a CONNECT it has no
+    /// route for.
+    private func connectTunnel(_ head: HTTPRequestHead, record: AccessLogRecord, config: ActiveConfig, context: ChannelHandlerContext) {
+        var record = record
+        record.authority = head.uri
+        guard let (host, port) = ConnectServerHandler.splitAuthority(head.uri) else {
+            let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
+            self.exchange = exchange
+            self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "", context: context, closeAfter: true)
+            return
+        }
+        let decision = config.policy.decide(tunnelTo: HostPort(host: host, port: port))
+        record.upstreamCluster = decision.cluster
+        record.routeName = decision.routeName
+        let exchange = HTTPExchange(phase: .failed, record: record, decision: decision, head: head)
+        self.exchange = exchange
+        guard case .forward(let target) = decision.action else {
+            self.runtime.metrics.denied(.connect)
+            self.runtime.logger.info("denied CONNECT \(head.uri) from the app", metadata: ["reason": "\(decision.reason)"])
+            self.respondLocally(exchange, status: .forbidden, flag: .noRouteFound, body: "", context: context, closeAfter: true)
+            return
+        }
+        exchange.phase = .connecting([])
+        let loop = context.eventLoop
+        self.runtime.connector.connect(
+            target: target,
+            gateway: config.gateway,
+            eventLoop: loop,
+            connectTimeout: .init(config.limits.connectTimeout),
+            initializer: { _ in loop.makeSucceededVoidFuture() }
+        ).assumeIsolated().whenComplete { result in
+            guard self.exchange === exchange, let context = self.context else {
+                if case .success(let connection) = result { connection.channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .failure(let error):
+                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+                exchange.phase = .failed
+                exchange.record.upstreamTransportFailureReason = failure.transportFailureReason
+                self.respondLocally(exchange, status: .serviceUnavailable, flag: failure.responseFlag, body: "", context: context, closeAfter: true)
+            case .success(let connection):
+                exchange.record.responseCode = 200
+                exchange.record.upstreamHost = connection.remote.logDescription
+                exchange.record.upstreamLocalAddress = connection.channel.localAddress?.logDescription
+                exchange.responseStarted = true
+                var headers = HTTPHeaders()
+                headers.add(name: "date", value: HTTPDate.now())
+                headers.add(name: "server", value: "sluice")
+                context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: .ok, headers: headers))), promise: nil)
+                self.writeEnd(nil, context: context)
+                // After this callback: the 200 is written through the codec before it leaves.
+                let handler = NIOLoopBound(self, eventLoop: loop)
+                let tunnelExchange = NIOLoopBound(exchange, eventLoop: loop)
+                let channel = connection.channel
+                loop.execute {
+                    handler.value.glueTunnel(tunnelExchange.value, upstreamChannel: channel, upstreamHTTP: nil)
+                }
+            }
+        }
     }
 
     /// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`).

@@ -329,6 +329,21 @@ upstream_closes_mid_body() {
 
 # --- running ----------------------------------------------------------------------
 
+# connect_from_app_decided_then_tunnelled: an app that sends CONNECT to a forward proxy it
+# dials (here an address nobody owns, 192.0.2.31:3128) gets its tunnel decided on the CONNECT
+# target: a registered one (aliyun.com:443) is dialled by the sidecar itself, an unregistered
+# one gets 403, and the proxy address it dialled sees nothing.
+connect_from_app_decided_then_tunnelled() {
+	local mark
+	mark=$(origin_mark)
+	check_eq "CONNECT from the app: curl -p -x http://$UNREG_V4:3128 https://aliyun.com answers 301 through the tunnel" 301 \
+		"$(app_status -I -p -x "http://$UNREG_V4:3128" https://aliyun.com/)"
+	check_origin_saw "CONNECT from the app: the tunnel reached aliyun.com's :443 ($ALIYUN_V4)" "$mark" "$ALIYUN_V4" 443
+	check_eq "CONNECT from the app: an unregistered target gets 403" 403 \
+		"$(app curl -s -o /dev/null -w '%{http_connect}' --max-time "$CURL_MAX_TIME" -p -x "http://$UNREG_V4:3128" https://unregistered.test/ 2>/dev/null || true)"
+	check_origin_never "CONNECT from the app: the proxy address the app dialled saw nothing" "$mark" "$UNREG_V4" 3128
+}
+
 hostile_cases() {
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
@@ -359,6 +374,7 @@ hostile_cases() {
 		tls_malformed_hellos_closed \
 		pipelined_requests_keep_order \
 		no_reuse_after_connection_close \
+		connect_from_app_decided_then_tunnelled \
 		own_port_refused \
 		v4_mapped_v6_denied \
 		proxy_uid_is_not_captured \
