@@ -77,3 +77,48 @@ extension LimitsLoopbackTests {
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 400"), reply)
     }
 }
+
+extension LimitsLoopbackTests {
+    func testIdleKeepAliveConnectionIsClosedAfterIdleTimeout() throws {
+        let net = Loopback()
+        let origin = try net.startHTTPOrigin()
+        let proxy = try net.startSidecar(config: allowAny + "limits: {idleTimeout: 300ms}\n", registry: "", originalDestination: origin)
+        // One keep-alive request, then silence: the proxy closes the connection by itself.
+        let started = Date()
+        let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: idle.test\r\n\r\n".utf8), with: proxy, timeout: .seconds(5)).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200"), reply)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4, "closed by the idle timeout, not by the test's own 5 s limit")
+    }
+
+    func testIdleTCPTunnelIsClosedAfterIdleTimeout() throws {
+        let net = Loopback()
+        let echo = try net.startEchoOrigin()
+        let entry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: echo}
+            spec:
+              hosts: [echo.internal]
+              addresses: [127.0.0.1/32]
+              ports: [{number: \(echo.port!), name: tcp, protocol: TCP}]
+              resolution: NONE
+            """
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\nlimits: {idleTimeout: 300ms}\n", registry: entry, originalDestination: echo)
+        let started = Date()
+        let echoed = try net.exchange(Array("once".utf8), with: proxy, timeout: .seconds(5)).text
+        XCTAssertEqual(echoed, "once")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4, "closed by the idle timeout, not by the test's own 5 s limit")
+    }
+}
+
+extension LimitsLoopbackTests {
+    func testSilentClientBecomesOpaqueTCPAfterTheDetectionTimeout() throws {
+        let net = Loopback()
+        // A server-first protocol on a port nobody declared: only the detection timeout
+        // (here 300 ms) lets the banner through, as opaque TCP to the original destination.
+        let banner = try net.startEchoOrigin(banner: "220 smtp ready\r\n")
+        let proxy = try net.startSidecar(config: allowAny + "limits: {detectionTimeout: 300ms}\n", registry: "", originalDestination: banner)
+        let said = try net.exchange([], with: proxy, timeout: .seconds(2)).text
+        XCTAssertEqual(said, "220 smtp ready\r\n")
+    }
+}
