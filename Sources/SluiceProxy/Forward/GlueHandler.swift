@@ -163,3 +163,35 @@ extension GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 }
+
+extension GlueHandler {
+    /// Joins two channels as a raw tunnel: a matched pair of glue handlers at the end of each
+    /// pipeline (with Envoy's TCP idle timeout on the downstream when given), and `onClose`
+    /// called once both have closed, with the bytes moved each way. Shared by TLS/TCP
+    /// forwarding, the gateway's CONNECT tunnels and HTTP upgrades.
+    ///
+    /// - Parameter counters: pre-filled when bytes were moved before the glue (sniffed bytes).
+    static func join(
+        downstream: any Channel,
+        upstream: any Channel,
+        idleTimeout: TimeAmount? = nil,
+        counters: TransferCounters = TransferCounters(),
+        onClose: @escaping (TransferCounters) -> Void
+    ) throws {
+        let (down, up) = GlueHandler.matchedPair(counters: counters)
+        if let idleTimeout {
+            try downstream.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+        }
+        try downstream.pipeline.syncOperations.addHandler(down)
+        try upstream.pipeline.syncOperations.addHandler(up)
+        downstream.closeFuture.and(upstream.closeFuture).assumeIsolated().whenComplete { _ in
+            onClose(counters)
+        }
+    }
+
+    /// Turns reading on for an upstream that was dialled with autoRead off (so no byte of a
+    /// server that speaks first arrived before the glue), closing it if that fails.
+    static func startReading(_ upstream: any Channel) {
+        upstream.setOption(.autoRead, value: true).whenFailure { _ in upstream.close(promise: nil) }
+    }
+}

@@ -78,13 +78,25 @@ struct TCPForwarder {
         }
         let counters = TransferCounters()
         counters.downstreamBytes = UInt64(buffered.readableBytes)
-        let (down, up) = GlueHandler.matchedPair(counters: counters)
+        let upstreamLocal = upstream.channel.localAddress
+        let remote = upstream.remote
         do {
             // A tunnel silent both ways for idleTimeout is closed (Envoy's TCP idle_timeout).
-            let idle = TimeAmount(self.config.limits.idleTimeout)
-            try downstream.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
-            try downstream.pipeline.syncOperations.addHandler(down)
-            try upstream.channel.pipeline.syncOperations.addHandler(up)
+            try GlueHandler.join(
+                downstream: downstream,
+                upstream: upstream.channel,
+                idleTimeout: TimeAmount(self.config.limits.idleTimeout),
+                counters: counters
+            ) { counters in
+                var record = self.record(upstream: remote, upstreamLocal: upstreamLocal)
+                if counters.upstreamClosedFirst && counters.upstreamBytes == 0 {
+                    record.responseFlags = [.upstreamConnectionTermination]
+                }
+                record.bytesReceived = counters.downstreamBytes
+                record.bytesSent = counters.upstreamBytes
+                record.duration = self.connection.start.millisecondsElapsed
+                self.runtime.completedConnection(record)
+            }
         } catch {
             downstream.close(promise: nil)
             upstream.channel.close(promise: nil)
@@ -93,22 +105,8 @@ struct TCPForwarder {
         if buffered.readableBytes > 0 {
             upstream.channel.writeAndFlush(buffered, promise: nil)
         }
-        let upstreamLocal = upstream.channel.localAddress
-        let remote = upstream.remote
         self.runtime.metrics.tcpOpened(cluster: self.decision.cluster)
-        downstream.closeFuture.and(upstream.channel.closeFuture).assumeIsolated().whenComplete { _ in
-            var record = self.record(upstream: remote, upstreamLocal: upstreamLocal)
-            if counters.upstreamClosedFirst && counters.upstreamBytes == 0 {
-                record.responseFlags = [.upstreamConnectionTermination]
-            }
-            record.bytesReceived = counters.downstreamBytes
-            record.bytesSent = counters.upstreamBytes
-            record.duration = self.connection.start.millisecondsElapsed
-            self.runtime.completedConnection(record)
-        }
-        upstream.channel.setOption(.autoRead, value: true).whenFailure { _ in
-            upstream.channel.close(promise: nil)
-        }
+        GlueHandler.startReading(upstream.channel)
         onGlued()
     }
 

@@ -208,27 +208,23 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
         context.pipeline.syncOperations.removeHandler(self.encoder, promise: nil)
 
-        let counters = TransferCounters()
-        let (down, up) = GlueHandler.matchedPair(counters: counters)
+        let record = self.record
+        let runtime = self.runtime
+        let start = self.connection.start
         do {
-            try context.pipeline.syncOperations.addHandler(down)
-            try upstream.channel.pipeline.syncOperations.addHandler(up)
+            try GlueHandler.join(downstream: context.channel, upstream: upstream.channel) { counters in
+                var record = record
+                record.bytesReceived = counters.downstreamBytes
+                record.bytesSent = counters.upstreamBytes
+                record.duration = start.millisecondsElapsed
+                runtime.completedConnection(record)
+            }
         } catch {
             upstream.channel.close(promise: nil)
             context.close(promise: nil)
             return
         }
-        let record = self.record
-        let runtime = self.runtime
         runtime.metrics.tcpOpened(cluster: record.upstreamCluster ?? "-")
-        let start = self.connection.start
-        context.channel.closeFuture.and(upstream.channel.closeFuture).assumeIsolated().whenComplete { _ in
-            var record = record
-            record.bytesReceived = counters.downstreamBytes
-            record.bytesSent = counters.upstreamBytes
-            record.duration = start.millisecondsElapsed
-            runtime.completedConnection(record)
-        }
         if case .upgradeComplete(let pendingBytes) = self.state {
             self.state = .upgradeComplete(pendingBytes: [])
             for data in pendingBytes { context.fireChannelRead(data) }
@@ -237,7 +233,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         if self.inputClosedEarly {
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
-        upstream.channel.setOption(.autoRead, value: true).whenFailure { _ in upstream.channel.close(promise: nil) }
+        GlueHandler.startReading(upstream.channel)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 

@@ -385,9 +385,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.requestSent(exchange, context: context)
                 for part in parts { handler.send(part, flush: false) }
                 handler.flush()
-                connection.channel.setOption(.autoRead, value: true).whenFailure { _ in
-                    connection.channel.close(promise: nil)
-                }
+                GlueHandler.startReading(connection.channel)
                 if self.pendingRead {
                     self.pendingRead = false
                     context.read()
@@ -446,17 +444,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         self.exchange = nil
         self.deadline = .none
-        let counters = TransferCounters()
-        let (down, up) = GlueHandler.matchedPair(counters: counters)
         let downstream = context.channel
         let downSync = downstream.pipeline.syncOperations
         let upSync = upstreamChannel.pipeline.syncOperations
+        let runtime = self.runtime
         do {
-            // Order matters: every handler that expects HTTP parts on writes leaves before
-            // the decoders do, because removing a decoder hands its left-over bytes to the
-            // glue at once, and the glue writes them as raw bytes to the other side.
-            try upSync.addHandler(up)
-            try downSync.addHandler(down)
+            // Order matters: the glue goes in first, then every handler that expects HTTP
+            // parts on writes leaves before the decoders do, because removing a decoder hands
+            // its left-over bytes to the glue at once, which writes them raw to the other side.
+            try GlueHandler.join(downstream: downstream, upstream: upstreamChannel) { counters in
+                exchange.record.bytesReceived &+= counters.downstreamBytes
+                exchange.record.bytesSent &+= counters.upstreamBytes
+                exchange.record.duration = exchange.start.millisecondsElapsed
+                runtime.completedRequest(exchange.record)
+            }
             if let upstreamHTTP { upSync.removeHandler(upstreamHTTP, promise: nil) }
             if let validator = try? upSync.handler(type: NIOHTTPRequestHeadersValidator.self) {
                 upSync.removeHandler(validator, promise: nil)
@@ -481,16 +482,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             upstreamChannel.close(promise: nil)
             return
         }
-        let runtime = self.runtime
-        downstream.closeFuture.and(upstreamChannel.closeFuture).assumeIsolated().whenComplete { _ in
-            exchange.record.bytesReceived &+= counters.downstreamBytes
-            exchange.record.bytesSent &+= counters.upstreamBytes
-            exchange.record.duration = exchange.start.millisecondsElapsed
-            runtime.completedRequest(exchange.record)
-        }
         downstream.read()
         // A raw upstream (CONNECT) was dialled with autoRead off, like every upstream.
-        upstreamChannel.setOption(.autoRead, value: true).whenFailure { _ in upstreamChannel.close(promise: nil) }
+        GlueHandler.startReading(upstreamChannel)
         upstreamChannel.read()
     }
 
