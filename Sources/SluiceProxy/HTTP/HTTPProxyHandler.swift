@@ -28,6 +28,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     /// Draining: close once the exchange in flight is done.
     private var draining = false
+    /// The limits in force for the current request: read with the config once per request,
+    /// not again for each timer.
+    private var limits = Limits()
     /// Pipelined request parts waiting for the exchange in flight to finish.
     private var queued = CircularBuffer<HTTPServerRequestPart>(initialCapacity: 0)
     private var queueing = false
@@ -52,6 +55,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let limits = self.runtime.config.limits
+        self.limits = limits
         self.setDeadline(.firstHead(.now() + TimeAmount(limits.headerReadTimeout)), context: context)
     }
 
@@ -182,6 +186,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         self.deadline = .none
         let config = self.runtime.config
+        self.limits = config.limits
         var record = AccessLogRecord()
         record.startTime = wallClockMillis()
         record.method = head.method.rawValue
@@ -398,7 +403,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
         let now = NIODeadline.now()
         exchange.upstreamRequestSent = now
-        let timeout = TimeAmount(self.runtime.config.limits.upstreamTimeout)
+        let timeout = TimeAmount(self.limits.upstreamTimeout)
         self.setDeadline(.response(now + timeout, timeout), context: context)
     }
 
@@ -751,7 +756,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else if self.queueing {
             self.replayQueued(context: context)
         } else {
-            let idle = TimeAmount(self.runtime.config.limits.idleTimeout)
+            let idle = TimeAmount(self.limits.idleTimeout)
             self.setDeadline(.idle(.now() + idle), context: context)
             if self.pendingRead {
                 self.pendingRead = false

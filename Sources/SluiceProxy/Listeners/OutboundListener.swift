@@ -69,7 +69,7 @@ enum OutboundListener {
     static func route(channel: any Channel, connection: DownstreamConnection, runtime: ProxyRuntime) throws {
         let config = runtime.config
         if let ip = connection.destinationIP, let port = connection.destinationPort,
-            let match = config.snapshot.registry.lookup(address: ip, port: port), match.port.protocol.isOpaqueTCP
+            let match = config.snapshot.registry.lookup(address: ip, port: port), match.port.protocol.isOpaque
         {
             let decision = config.policy.decide(ConnectionFacts(kind: .tcp, destination: ip, port: port))
             if case .forward(let target) = decision.action {
