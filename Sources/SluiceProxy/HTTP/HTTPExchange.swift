@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import SluiceCore
 
 /// One request/response pair on a downstream connection and what its log line needs.
@@ -7,9 +6,10 @@ final class HTTPExchange {
     enum Phase {
         /// Denied: the body is discarded, the denial is sent at the end of the request.
         case denied
-        /// Waiting for the upstream connection; request parts queue here.
-        case connecting([HTTPClientRequestPart])
-        /// Request parts stream to the upstream.
+        /// Waiting for the upstream connection; the request's bytes (head rewritten, body as
+        /// read) queue here.
+        case connecting([ByteBuffer])
+        /// Request bytes stream to the upstream.
         case forwarding
         /// Failed before a response: the error answer has been (or is being) sent.
         case failed
@@ -19,31 +19,44 @@ final class HTTPExchange {
     var record: AccessLogRecord
     let decision: Decision
     let start: NIODeadline
-    let requestVersion: HTTPVersion
+    /// The request's `HTTP/1.x` minor version: responses go back in the same version.
+    let requestVersionMinor: Int
     let keepAlive: Bool
     let isHEAD: Bool
     var requestEnded = false
     var responseStarted = false
     var responseEnded = false
     var upstreamRequestSent: NIODeadline?
-    var upstreamKeepAlive = true
     /// The request asked to switch protocols (WebSocket `Upgrade`); a 101 turns the
     /// connection into a tunnel.
     var upgrade: String?
-    /// The upstream answered 101: after its end the connection becomes a raw tunnel.
+    /// The upstream answered 101: after its head the connection becomes a raw tunnel.
     var switching = false
-    /// No request head was read (parse error, slowloris): the answer bypasses the HTTP
-    /// codec, whose pipelining state machine only allows a response to a request.
-    var withoutRequest = false
+    /// An interim (1xx) response head was framed: its end is not the response's end.
+    var interimResponse = false
+    /// The response to the app is delimited by closing the connection (an HTTP/1.0 app
+    /// given a chunked or close-delimited response).
+    var closeAfterResponse = false
 
-    init(phase: Phase, record: AccessLogRecord, decision: Decision, head: HTTPRequestHead) {
+    init(phase: Phase, record: AccessLogRecord, decision: Decision, versionMinor: Int, keepAlive: Bool, isHEAD: Bool) {
         self.phase = phase
         self.record = record
         self.decision = decision
         self.start = .now()
-        self.requestVersion = head.version
-        self.keepAlive = head.isKeepAlive
-        self.isHEAD = head.method == .HEAD
+        self.requestVersionMinor = versionMinor
+        self.keepAlive = keepAlive
+        self.isHEAD = isHEAD
+    }
+
+    convenience init(phase: Phase, record: AccessLogRecord, decision: Decision, head: HTTP1Head) {
+        self.init(
+            phase: phase,
+            record: record,
+            decision: decision,
+            versionMinor: head.versionMinor,
+            keepAlive: head.isKeepAlive,
+            isHEAD: head.methodIs("HEAD")
+        )
     }
 
     var isDone: Bool { self.requestEnded && self.responseEnded }

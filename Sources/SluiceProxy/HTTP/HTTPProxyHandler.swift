@@ -1,29 +1,37 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 import SluiceCore
 
 /// Proxies HTTP/1.x requests on one downstream connection, deciding **each request** on its
 /// own Host, so a keep-alive connection cannot switch to an unregistered host.
 ///
-/// Requests are handled one at a time: a pipelined request that arrives while one is in
-/// flight is queued (and reading paused) until the response in flight has ended. Unlike
-/// NIO's `HTTPServerPipelineHandler`, reading is paused only when a client really
-/// pipelines, so a keep-alive request costs no epoll re-registration.
-/// until the previous response has ended). Bodies stream in both directions with
-/// backpressure: a downstream `read()` is held while the upstream is not writable, and the
-/// upstream's while the downstream is not. The upstream connection is kept for the next
-/// request when it goes to the same target.
+/// Bytes are framed with `HTTP1Framer` (strict parsing, the smuggling shapes rejected) and
+/// forwarded as read: the head is rewritten field by field from the bytes (hop-by-hop fields
+/// out, the proxy's fields in), bodies go on as the same buffers, chunk framing included. No
+/// request or response is decoded into `HTTPHeaders` and encoded again: that decode/encode
+/// was most of the CPU a keep-alive request cost (bench/profile).
+///
+/// Requests are handled one at a time: bytes of a pipelined request that arrive while one is
+/// in flight stay buffered (and reading is paused) until the response in flight has ended.
+/// Bodies stream in both directions with backpressure: a downstream `read()` is held while
+/// the upstream is not writable, and the upstream's while the downstream is not. The
+/// upstream connection is kept for the next request when it goes to the same target.
 final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
     private var context: ChannelHandlerContext?
     private var exchange: HTTPExchange?
     private var upstream: UpstreamHTTPHandler?
+    private var framer: HTTP1Framer
+    /// Bytes read but not framed yet: a partial head, or a pipelined request waiting its turn.
+    private var inbound: ByteBuffer?
+    /// A request head was framed and its end not yet.
+    private var requestOpen = false
+    private var processing = false
     private var pendingRead = false
     private var closing = false
     /// Draining: close once the exchange in flight is done.
@@ -31,21 +39,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The limits in force for the current request: read with the config once per request,
     /// not again for each timer.
     private var limits = Limits()
-    /// Pipelined request parts waiting for the exchange in flight to finish.
-    private var queued = CircularBuffer<HTTPServerRequestPart>(initialCapacity: 0)
-    private var queueing = false
-    /// Completes when the last response's final bytes have been written to the socket.
-    private var lastResponseEnd: EventLoopFuture<Void>?
     /// What the connection is waiting for, and until when (header read, idle, response).
     private var deadline = ConnectionDeadline.none
     /// The one timer of this connection and when it fires. It is re-armed lazily: moving a
     /// deadline later costs nothing per request; the timer, when it fires early, re-arms.
     private var timer: Scheduled<Void>?
     private var timerFiresAt: NIODeadline?
+    /// The last request's authority and decision: a keep-alive connection asks for the same
+    /// host again and again, and the decision is a pure function of the host, the original
+    /// destination (fixed per connection) and the configuration.
+    private var lastDecision: CachedDecision?
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
         self.connection = connection
+        self.framer = HTTP1Framer(kind: .request, limits: HTTP1Limits())
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -56,6 +64,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
         let limits = self.runtime.config.limits
         self.limits = limits
+        self.framer.limits = Self.framerLimits(limits)
         self.setDeadline(.firstHead(.now() + TimeAmount(limits.headerReadTimeout)), context: context)
     }
 
@@ -66,29 +75,45 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = Self.unwrapInboundIn(data)
-        if self.queueing {
-            self.queued.append(part)
-            return
-        }
-        if case .head = part, self.exchange != nil {
-            // Pipelined behind a request still in flight: it waits its turn.
-            self.queueing = true
-            self.queued.append(part)
-            return
-        }
-        self.handle(part, context: context)
+        if self.closing { return }
+        self.inbound.append(Self.unwrapInboundIn(data))
+        self.processInbound(context: context)
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            self.requestHead(head, context: context)
-        case .body(let body):
-            self.requestBody(body)
-        case .end(let trailers):
-            self.requestEnd(trailers, context: context)
+    /// Frames what is buffered, one request at a time: stops at the end of a request whose
+    /// response is still to come (what follows is a pipelined request, or a tunnel's bytes).
+    private func processInbound(context: ChannelHandlerContext) {
+        guard !self.processing else { return }
+        self.processing = true
+        defer { self.processing = false }
+        // Until the framer needs more: a head that used up every byte read may still be
+        // followed by its end (no body), which costs no byte.
+        loop: while !self.closing, var buffer = self.inbound {
+            if !self.requestOpen && self.exchange != nil { break }
+            self.inbound = nil
+            let event: HTTP1Framer.Event
+            do {
+                event = try self.framer.next(&buffer)
+            } catch {
+                self.inbound = nil
+                self.badRequest(error, context: context)
+                return
+            }
+            self.inbound = buffer
+            switch event {
+            case .needMore:
+                break loop
+            case .head(let head):
+                self.requestOpen = true
+                self.requestHead(head, context: context)
+            case .body(let body):
+                self.requestBody(body)
+            case .end:
+                self.requestOpen = false
+                self.requestEnd(context: context)
+            }
         }
+        if let buffer = self.inbound, buffer.readableBytes == 0 { self.inbound = nil }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -130,43 +155,48 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.queueing {
+        if self.isReadHeld {
             self.pendingRead = true
             return
-        }
-        if let exchange = self.exchange {
-            switch exchange.phase {
-            case .connecting:
-                self.pendingRead = true
-                return
-            case .forwarding:
-                if let upstream = self.upstream, !upstream.isWritable {
-                    self.pendingRead = true
-                    return
-                }
-            case .denied, .failed:
-                break
-            }
         }
         context.read()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parseError = error as? HTTPParserError else {
-            self.runtime.logger.debug("downstream error: \(error)")
-            context.close(promise: nil)
-            return
+    /// True while reading must wait: a pipelined request is buffered behind the one in
+    /// flight, the upstream is being dialled, or it cannot take more bytes.
+    private var isReadHeld: Bool {
+        guard let exchange = self.exchange else { return false }
+        if !self.requestOpen, let inbound = self.inbound, inbound.readableBytes > 0 { return true }
+        switch exchange.phase {
+        case .connecting: return true
+        case .forwarding: return !(self.upstream?.isWritable ?? true)
+        case .denied, .failed: return false
         }
-        // Bad bytes from the app: answer if no response has started, log it, close this
-        // connection only.
-        let tooLarge = parseError == .headerOverflow
-        self.runtime.logger.info("bad HTTP request from \(self.connection.remoteText ?? "-"): \(parseError)")
+    }
+
+    private func resumeReadingIfHeld(context: ChannelHandlerContext) {
+        if self.pendingRead, !self.isReadHeld {
+            self.pendingRead = false
+            context.read()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.runtime.logger.debug("downstream error: \(error)")
+        context.close(promise: nil)
+    }
+
+    /// Bad bytes from the app: answer if no response has started (431 for an oversized head,
+    /// 400 otherwise), log it, close this connection only.
+    private func badRequest(_ error: HTTP1ParseError, context: ChannelHandlerContext) {
+        let tooLarge = error == .headTooLarge || error == .tooManyFields
+        self.runtime.logger.info("bad HTTP request from \(self.connection.remoteText ?? "-"): \(error)")
         let exchange = self.exchange ?? self.makeLocalExchange()
         self.dropUpstream()
+        exchange.requestEnded = true
         if exchange.responseStarted {
             exchange.record.responseFlags.insert(.downstreamProtocolError)
             exchange.responseEnded = true
-            exchange.requestEnded = true
             self.finish(exchange, context: context, closeAfter: true)
         } else {
             exchange.phase = .failed
@@ -183,46 +213,45 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: request parts
 
-    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func requestHead(_ head: HTTP1Head, context: ChannelHandlerContext) {
         self.deadline = .none
         let config = self.runtime.config
-        self.limits = config.limits
+        let limits = config.limits
+        self.limits = limits
+        self.framer.limits = Self.framerLimits(limits)
+        let target = head.string(head.target)
         var record = AccessLogRecord()
         record.startTime = wallClockMillis()
-        record.method = head.method.rawValue
-        record.path = head.uri
-        record.protocol = Self.protocolName(head.version)
-        record.userAgent = head.headers.first(name: "user-agent")
+        record.method = head.string(head.method)
+        record.path = target
+        record.protocol = head.versionMinor == 0 ? "HTTP/1.0" : "HTTP/1.1"
+        record.userAgent = head.userAgent.map(head.string)
         record.downstreamLocalAddress = self.connection.destinationText
         record.downstreamRemoteAddress = self.connection.remoteText
-
-        if head.method == .CONNECT {
-            // The target is the request's authority-form URI, not its Host.
-            let requestID = head.headers.first(name: "x-request-id") ?? makeRequestID()
-            record.requestId = requestID
-            self.connectTunnel(head, record: record, config: config, context: context)
-            return
-        }
-        let authority = RequestAuthority.raw(head)
-        record.authority = authority
-        let requestID = head.headers.first(name: "x-request-id") ?? makeRequestID()
+        let incomingID = head.hasRequestID ? head.firstValue("x-request-id").map(head.string) : nil
+        let requestID = incomingID ?? makeRequestID()
         record.requestId = requestID
 
-        guard let authority, let host = RequestAuthority.normalisedHost(authority),
-            let destination = self.connection.destinationIP,
-            let port = self.connection.destinationPort
+        if head.methodIs("CONNECT") {
+            // The target is the request's authority-form URI, not its Host.
+            self.connectTunnel(head, target: target, record: record, config: config, context: context)
+            return
+        }
+        let authority = RequestAuthority.raw(target: target, host: head.host.map(head.string))
+        record.authority = authority
+
+        guard let authority, let destination = self.connection.destinationIP,
+            let port = self.connection.destinationPort,
+            let (host, decision) = self.decide(authority, destination: destination, port: port, config: config)
         else {
-            let decision = Decision.badRequest
-            let exchange = HTTPExchange(phase: .failed, record: record, decision: decision, head: head)
+            let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
             self.exchange = exchange
-            exchange.record.upstreamCluster = nil
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "missing or invalid Host\n", context: context, closeAfter: true)
             return
         }
-
-        let decision = config.decide(ConnectionFacts(kind: .http(host: host), destination: destination, port: port), role: self.runtime.role, host: host)
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
+        let upgrade = Self.requestedUpgrade(head)
 
         switch decision.action {
         case .deny:
@@ -234,54 +263,56 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 metadata: ["reason": "\(decision.reason)"]
             )
             // A request that will send a body (or waits for 100-continue, or asks for an
-            // upgrade, after which the codec stops) is answered at once and the connection
-            // closed, so we never wait for bytes the client holds back.
-            if Self.hasBody(head) || Self.requestedUpgrade(head) != nil {
+            // upgrade, after which it may send anything) is answered at once and the
+            // connection closed, so we never wait for bytes the client holds back.
+            if Self.hasBody(head) || upgrade != nil {
                 self.respondDenied(exchange, context: context, closeAfter: true)
             }
-        case .forward(let target):
-            var upstreamHead = head
-            upstreamHead.version = .http1_1
-            upstreamHead.headers.removeHopByHop()
-            let upgrade = Self.requestedUpgrade(head)
-            if let upgrade {
-                // Upgrade is hop-by-hop, but a WebSocket handshake must reach the origin.
-                upstreamHead.headers.add(name: "connection", value: "upgrade")
-                upstreamHead.headers.add(name: "upgrade", value: upgrade)
-            }
-            if upstreamHead.headers.first(name: "x-request-id") == nil {
-                upstreamHead.headers.add(name: "x-request-id", value: requestID)
-            }
+        case .forward(let upstreamTarget):
+            var edits = HTTP1Rewrite.RequestEdits(upgrade: upgrade, requestID: incomingID == nil ? requestID : nil)
             if self.runtime.role == .gateway, let remoteIP = self.connection.remote?.ipAddress {
-                let existing = upstreamHead.headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
-                upstreamHead.headers.replaceOrAdd(
-                    name: "x-forwarded-for",
-                    value: existing.isEmpty ? remoteIP : "\(existing), \(remoteIP)"
-                )
+                let existing = Self.forwardedFor(head)
+                edits.forwardedFor = existing.isEmpty ? remoteIP : "\(existing), \(remoteIP)"
             }
-            // Envoy answers `Expect: 100-continue` itself rather than relaying it.
-            if upstreamHead.headers.first(name: "expect")?.lowercased() == "100-continue" {
-                upstreamHead.headers.remove(name: "expect")
-                context.writeAndFlush(
-                    Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
-                    promise: nil
-                )
+            if head.expectContinue {
+                // Envoy answers `Expect: 100-continue` itself rather than relaying it.
+                edits.dropExpect = true
+                var interim = context.channel.allocator.buffer(capacity: 32)
+                interim.writeStaticString(head.versionMinor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
+                context.writeAndFlush(Self.wrapOutboundOut(interim), promise: nil)
             }
-            record.xForwardedFor = upstreamHead.headers.first(name: "x-forwarded-for")
+            record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
+            var bytes = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 128)
+            HTTP1Rewrite.writeUpstreamRequest(head, edits: edits, to: &bytes)
             let exchange = HTTPExchange(phase: .forwarding, record: record, decision: decision, head: head)
             exchange.upgrade = upgrade
             self.exchange = exchange
-            if let upstream = self.reusableUpstream(for: target) {
+            if let upstream = self.reusableUpstream(for: upstreamTarget) {
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)
-                upstream.busy = true
                 self.requestSent(exchange, context: context)
-                upstream.send(.head(upstreamHead), flush: false)
+                upstream.send(bytes, flush: false)
             } else {
-                exchange.phase = .connecting([.head(upstreamHead)])
-                self.connect(exchange, target: target, config: config, context: context)
+                exchange.phase = .connecting([bytes])
+                self.connect(exchange, target: upstreamTarget, config: config, context: context)
             }
         }
+    }
+
+    /// The normalised host and the decision for `authority`, reusing the previous request's
+    /// when the authority and the configuration are the same. Nil when it names no valid host.
+    private func decide(_ authority: String, destination: IPAddress, port: Int, config: ActiveConfig) -> (String, Decision)? {
+        if let last = self.lastDecision, last.config === config.identity, last.authority == authority {
+            return (last.host, last.decision)
+        }
+        guard let host = RequestAuthority.normalisedHost(authority) else { return nil }
+        let decision = config.decide(
+            ConnectionFacts(kind: .http(host: host), destination: destination, port: port),
+            role: self.runtime.role,
+            host: host
+        )
+        self.lastDecision = CachedDecision(authority: authority, host: host, config: config.identity, decision: decision)
+        return (host, decision)
     }
 
     private func requestBody(_ body: ByteBuffer) {
@@ -289,24 +320,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.record.bytesReceived &+= UInt64(body.readableBytes)
         switch exchange.phase {
         case .connecting(var parts):
-            parts.append(.body(.byteBuffer(body)))
+            exchange.phase = .denied  // drop the array's reference so the append does not copy
+            parts.append(body)
             exchange.phase = .connecting(parts)
         case .forwarding:
-            self.upstream?.send(.body(.byteBuffer(body)), flush: false)
+            self.upstream?.send(body, flush: false)
         case .denied, .failed:
             break
         }
     }
 
-    private func requestEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+    private func requestEnd(context: ChannelHandlerContext) {
         guard let exchange = self.exchange else { return }
         exchange.requestEnded = true
         switch exchange.phase {
-        case .connecting(var parts):
-            parts.append(.end(trailers))
-            exchange.phase = .connecting(parts)
+        case .connecting:
+            break
         case .forwarding:
-            self.upstream?.send(.end(trailers), flush: true)
+            self.upstream?.flush()
         case .denied:
             if !exchange.responseStarted {
                 self.respondDenied(exchange, context: context, closeAfter: !exchange.keepAlive)
@@ -332,19 +363,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             gateway: config.gateway,
             eventLoop: loop,
             connectTimeout: .init(config.limits.connectTimeout),
-            initializer: { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Bytes an origin sends right behind a 101 belong to the upgraded stream.
-                    // No outbound header validation: every header forwarded was parsed (and
-                    // so validated) by the downstream decoder, and re-scanning every header
-                    // of every request cost ~3% of the sidecar's CPU in bench/profile.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        enableOutboundHeaderValidation: false
-                    )
-                }
-            }
+            initializer: { channel in channel.eventLoop.makeSucceededVoidFuture() }
         )
+        let responseLimits = Self.framerLimits(config.limits)
         future.assumeIsolated().whenComplete { result in
             guard self.exchange === exchange, let context = self.context else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
@@ -374,7 +395,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     closeAfter: !exchange.requestEnded
                 )
             case .success(let connection):
-                let handler = UpstreamHTTPHandler(target: target, remote: connection.remote)
+                let handler = UpstreamHTTPHandler(target: target, remote: connection.remote, limits: responseLimits)
                 do {
                     try connection.channel.pipeline.syncOperations.addHandler(handler)
                 } catch {
@@ -383,7 +404,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     return
                 }
                 self.upstream = handler
-                handler.busy = true
                 self.attach(exchange, to: handler)
                 guard case .connecting(let parts) = exchange.phase else { return }
                 exchange.phase = .forwarding
@@ -391,10 +411,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 for part in parts { handler.send(part, flush: false) }
                 handler.flush()
                 GlueHandler.startReading(connection.channel)
-                if self.pendingRead {
-                    self.pendingRead = false
-                    context.read()
-                }
+                self.resumeReadingIfHeld(context: context)
             }
         }
     }
@@ -425,9 +442,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         )
     }
 
-    /// Turns an upgraded exchange into a raw tunnel: the HTTP codecs leave both pipelines
-    /// (each decoder hands on what it read past the 101 / the request head) and the two
-    /// channels are glued like a TCP connection. The exchange is logged when the tunnel closes.
+    /// Turns an upgraded exchange into a raw tunnel, once the 101 has been relayed.
     private func switchToTunnel(_ exchange: HTTPExchange, upstream: UpstreamHTTPHandler) {
         guard let upstreamChannel = upstream.channel else {
             self.context?.close(promise: nil)
@@ -439,8 +454,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.glueTunnel(exchange, upstreamChannel: upstreamChannel, upstreamHTTP: upstream)
     }
 
-    /// Glues the downstream to `upstreamChannel` as raw bytes, after taking the HTTP codecs
-    /// out of both pipelines (`upstreamHTTP` is nil for a raw upstream, as after CONNECT).
+    /// Glues the downstream to `upstreamChannel` as raw bytes: the HTTP handlers leave both
+    /// pipelines, and what each had read past the switch (the app's first tunnel bytes, the
+    /// origin's bytes behind its 101) goes to the other side first. `upstreamHTTP` is nil for
+    /// a raw upstream, as after CONNECT. The exchange is logged when the tunnel closes.
     private func glueTunnel(_ exchange: HTTPExchange, upstreamChannel: any Channel, upstreamHTTP: UpstreamHTTPHandler?) {
         guard let context = self.context, context.channel.isActive, upstreamChannel.isActive else {
             self.context?.close(promise: nil)
@@ -449,44 +466,35 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         self.exchange = nil
         self.deadline = .none
+        self.closing = true  // this handler is done with the connection
         let downstream = context.channel
-        let downSync = downstream.pipeline.syncOperations
-        let upSync = upstreamChannel.pipeline.syncOperations
         let runtime = self.runtime
+        let fromApp = self.inbound
+        self.inbound = nil
+        let fromOrigin = upstreamHTTP?.takeTunnelBytes()
+        let counters = TransferCounters()
         do {
-            // Order matters: the glue goes in first, then every handler that expects HTTP
-            // parts on writes leaves before the decoders do, because removing a decoder hands
-            // its left-over bytes to the glue at once, which writes them raw to the other side.
-            try GlueHandler.join(downstream: downstream, upstream: upstreamChannel) { counters in
+            try GlueHandler.join(downstream: downstream, upstream: upstreamChannel, counters: counters) { counters in
                 exchange.record.bytesReceived &+= counters.downstreamBytes
                 exchange.record.bytesSent &+= counters.upstreamBytes
                 exchange.record.duration = exchange.start.millisecondsElapsed
                 runtime.completedRequest(exchange.record)
             }
-            if let upstreamHTTP { upSync.removeHandler(upstreamHTTP, promise: nil) }
-            if let validator = try? upSync.handler(type: NIOHTTPRequestHeadersValidator.self) {
-                upSync.removeHandler(validator, promise: nil)
+            if let fromApp, fromApp.readableBytes > 0 {
+                counters.downstreamBytes &+= UInt64(fromApp.readableBytes)
+                upstreamChannel.writeAndFlush(fromApp, promise: nil)
             }
-            if let encoder = try? upSync.handler(type: HTTPRequestEncoder.self) { upSync.removeHandler(encoder, promise: nil) }
-            downSync.removeHandler(context: context, promise: nil)
-            if let pipelining = try? downSync.handler(type: HTTPServerPipelineHandler.self) {
-                downSync.removeHandler(pipelining, promise: nil)
-            }
-            if let validator = try? downSync.handler(type: NIOHTTPResponseHeadersValidator.self) {
-                downSync.removeHandler(validator, promise: nil)
-            }
-            if let encoder = try? downSync.handler(type: HTTPResponseEncoder.self) { downSync.removeHandler(encoder, promise: nil) }
-            if let decoder = try? upSync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) {
-                upSync.removeHandler(decoder, promise: nil)
-            }
-            if let decoder = try? downSync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-                downSync.removeHandler(decoder, promise: nil)
+            if let fromOrigin, fromOrigin.readableBytes > 0 {
+                counters.upstreamBytes &+= UInt64(fromOrigin.readableBytes)
+                downstream.writeAndFlush(fromOrigin, promise: nil)
             }
         } catch {
             downstream.close(promise: nil)
             upstreamChannel.close(promise: nil)
             return
         }
+        if let upstreamHTTP { upstreamChannel.pipeline.syncOperations.removeHandler(upstreamHTTP, promise: nil) }
+        downstream.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         downstream.read()
         // A raw upstream (CONNECT) was dialled with autoRead off, like every upstream.
         GlueHandler.startReading(upstreamChannel)
@@ -498,10 +506,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// itself dials the target (directly or through the egress gateway), answers 200 and glues
     /// the tunnel. Unregistered under REGISTRY_ONLY: 403, as Envoy answers a CONNECT it has no
     /// route for.
-    private func connectTunnel(_ head: HTTPRequestHead, record: AccessLogRecord, config: ActiveConfig, context: ChannelHandlerContext) {
+    private func connectTunnel(_ head: HTTP1Head, target: String, record: AccessLogRecord, config: ActiveConfig, context: ChannelHandlerContext) {
         var record = record
-        record.authority = head.uri
-        guard let (host, port) = ConnectServerHandler.splitAuthority(head.uri) else {
+        record.authority = target
+        guard let (host, port) = ConnectServerHandler.splitAuthority(target) else {
             let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
             self.exchange = exchange
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "", context: context, closeAfter: true)
@@ -512,16 +520,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.routeName = decision.routeName
         let exchange = HTTPExchange(phase: .failed, record: record, decision: decision, head: head)
         self.exchange = exchange
-        guard case .forward(let target) = decision.action else {
+        guard case .forward(let upstreamTarget) = decision.action else {
             self.runtime.metrics.denied(.connect)
-            self.runtime.logger.info("denied CONNECT \(head.uri) from the app", metadata: ["reason": "\(decision.reason)"])
+            self.runtime.logger.info("denied CONNECT \(target) from the app", metadata: ["reason": "\(decision.reason)"])
             self.respondLocally(exchange, status: .forbidden, flag: .noRouteFound, body: "", context: context, closeAfter: true)
             return
         }
         exchange.phase = .connecting([])
         let loop = context.eventLoop
         self.runtime.connector.connect(
-            target: target,
+            target: upstreamTarget,
             gateway: config.gateway,
             eventLoop: loop,
             connectTimeout: .init(config.limits.connectTimeout),
@@ -542,28 +550,43 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 exchange.record.upstreamHost = connection.remote.logDescription
                 exchange.record.upstreamLocalAddress = connection.channel.localAddress?.logDescription
                 exchange.responseStarted = true
-                var headers = HTTPHeaders()
-                headers.add(name: "date", value: HTTPDate.now())
-                headers.add(name: "server", value: "sluice")
-                context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: .ok, headers: headers))), promise: nil)
-                self.writeEnd(nil, context: context)
-                // After this callback: the 200 is written through the codec before it leaves.
-                let handler = NIOLoopBound(self, eventLoop: loop)
-                let tunnelExchange = NIOLoopBound(exchange, eventLoop: loop)
-                let channel = connection.channel
-                loop.execute {
-                    handler.value.glueTunnel(tunnelExchange.value, upstreamChannel: channel, upstreamHTTP: nil)
-                }
+                var answer = context.channel.allocator.buffer(capacity: 96)
+                HTTP1Rewrite.writeLocalResponse(
+                    versionMinor: exchange.requestVersionMinor,
+                    status: 200,
+                    reason: "OK",
+                    fields: [("date", HTTPDate.now()), ("server", "sluice")],
+                    body: "",
+                    includeBody: false,
+                    to: &answer
+                )
+                context.writeAndFlush(Self.wrapOutboundOut(answer), promise: nil)
+                self.glueTunnel(exchange, upstreamChannel: connection.channel, upstreamHTTP: nil)
             }
         }
     }
 
     /// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`).
-    static func requestedUpgrade(_ head: HTTPRequestHead) -> String? {
-        guard head.method != .CONNECT, let upgrade = head.headers.first(name: "upgrade"),
-            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
-        else { return nil }
-        return upgrade
+    static func requestedUpgrade(_ head: HTTP1Head) -> String? {
+        guard head.connectionUpgrade, let upgrade = head.upgrade, !head.methodIs("CONNECT") else { return nil }
+        return head.string(upgrade)
+    }
+
+    /// Every `x-forwarded-for` value the request carries, joined as one list.
+    static func forwardedFor(_ head: HTTP1Head) -> String {
+        var values: [String] = []
+        for field in head.fields where head.nameEquals(field, "x-forwarded-for") {
+            values.append(head.string(field.value))
+        }
+        return values.joined(separator: ", ")
+    }
+
+    static func hasBody(_ head: HTTP1Head) -> Bool {
+        head.expectContinue || head.hasTransferEncoding || (head.contentLength ?? 0) > 0
+    }
+
+    static func framerLimits(_ limits: Limits) -> HTTP1Limits {
+        HTTP1Limits(maxHeadBytes: limits.maxRequestHeadBytes, maxFields: limits.maxRequestHeaders)
     }
 
     /// This connection's own upstream if it goes to `target` and is idle, else an idle one
@@ -580,8 +603,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func attach(_ exchange: HTTPExchange, to upstream: UpstreamHTTPHandler) {
         upstream.downstream = self
-        exchange.record.upstreamHost = upstream.remote.logDescription
-        exchange.record.upstreamLocalAddress = upstream.localAddress?.logDescription
+        upstream.busy = true
+        upstream.expectResponse(toHEAD: exchange.isHEAD, stripChunkFraming: exchange.requestVersionMinor == 0)
+        exchange.record.upstreamHost = upstream.remoteText
+        exchange.record.upstreamLocalAddress = upstream.localText
     }
 
     /// Lets go of the current upstream connection, keeping it in the pool when it is idle
@@ -604,39 +629,54 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: upstream events (called by UpstreamHTTPHandler on this event loop)
 
-    func upstreamResponse(_ part: HTTPClientResponsePart, from upstream: UpstreamHTTPHandler) {
+    func upstreamResponse(_ part: UpstreamResponsePart, from upstream: UpstreamHTTPHandler) {
         guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
         switch part {
-        case .head(var head):
+        case .head(let head):
+            if head.status / 100 == 1 && head.status != 101 {
+                // An interim answer (100, 103): not relayed. The proxy answered any
+                // `Expect: 100-continue` itself, and an HTTP/1.0 app must not see one.
+                exchange.interimResponse = true
+                return
+            }
             self.deadline = .none
             exchange.responseStarted = true
-            exchange.record.responseCode = Int(head.status.code)
+            exchange.record.responseCode = head.status
+            var edits = HTTP1Rewrite.ResponseEdits(versionMinor: exchange.requestVersionMinor)
             if let sent = exchange.upstreamRequestSent {
                 let ms = sent.millisecondsElapsed
                 exchange.record.upstreamServiceTime = ms
-                head.headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: String(ms))
+                edits.serviceTimeMs = ms
             }
-            if !head.isKeepAlive { upstream.reusable = false }
-            head.headers.removeHopByHop()
-            head.version = exchange.requestVersion
-            if head.status == .switchingProtocols, let upgrade = exchange.upgrade {
-                // The origin accepted the upgrade: pass the 101 on; at its end both sides become a tunnel.
+            if !head.isKeepAlive || upstream.isCloseDelimited { upstream.reusable = false }
+            if exchange.requestVersionMinor == 0 && head.transferEncodingChunked {
+                // De-chunked for an HTTP/1.0 app: the end is the connection's close.
+                edits.dropTransferEncoding = true
+                exchange.closeAfterResponse = true
+            }
+            if upstream.isCloseDelimited { exchange.closeAfterResponse = true }
+            if head.status == 101 {
+                guard let upgrade = exchange.upgrade else {
+                    self.upstreamProtocolError(upstream, error: .malformed("101 to a request that asked for no upgrade"))
+                    return
+                }
+                // The origin accepted the upgrade: pass the 101 on; after it both sides become a tunnel.
                 exchange.switching = true
                 upstream.reusable = false
-                head.headers.replaceOrAdd(name: "connection", value: "upgrade")
-                head.headers.replaceOrAdd(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgrade)
+                edits.connection = .upgrade(head.upgrade.map(head.string) ?? upgrade)
+            } else if !exchange.keepAlive || self.draining || exchange.closeAfterResponse {
+                edits.connection = .close
+            } else if exchange.requestVersionMinor == 0 {
+                edits.connection = .keepAlive
             }
-            if !exchange.keepAlive || self.draining { head.headers.replaceOrAdd(name: "connection", value: "close") }
-            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: head.headers))), promise: nil)
-        case .body(let body):
-            exchange.record.bytesSent &+= UInt64(body.readableBytes)
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        case .end(let trailers):
-            exchange.responseEnded = true
-            upstream.busy = false
-            self.writeEnd(trailers, context: context)
+            var bytes = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96)
+            HTTP1Rewrite.writeDownstreamResponse(head, edits: edits, to: &bytes)
             if exchange.switching {
-                // After this callback returns: the codecs are mid-decode now.
+                // The 101 is the whole response; what follows is the upgraded protocol's. The
+                // tunnel is glued after this callback returns (the upstream handler is mid-read).
+                exchange.responseEnded = true
+                upstream.busy = false
+                context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 let tunnelExchange = NIOLoopBound(exchange, eventLoop: context.eventLoop)
                 let tunnelUpstream = NIOLoopBound(upstream, eventLoop: context.eventLoop)
@@ -645,9 +685,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 return
             }
+            context.write(Self.wrapOutboundOut(bytes), promise: nil)
+        case .body(let body):
+            exchange.record.bytesSent &+= UInt64(body.readableBytes)
+            context.write(Self.wrapOutboundOut(body), promise: nil)
+        case .end:
+            if exchange.interimResponse {
+                exchange.interimResponse = false
+                return
+            }
+            exchange.responseEnded = true
+            upstream.busy = false
+            context.flush()
             if !upstream.reusable { self.dropUpstream() }
             if exchange.isDone {
-                self.finish(exchange, context: context, closeAfter: !exchange.keepAlive)
+                self.finish(exchange, context: context, closeAfter: !exchange.keepAlive || exchange.closeAfterResponse)
             }
         }
     }
@@ -658,9 +710,35 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func upstreamBecameWritable(_ upstream: UpstreamHTTPHandler) {
-        guard upstream === self.upstream, self.pendingRead, let context = self.context else { return }
-        self.pendingRead = false
-        context.read()
+        guard upstream === self.upstream, let context = self.context else { return }
+        self.resumeReadingIfHeld(context: context)
+    }
+
+    /// The upstream's response could not be framed (Envoy's `UPE`): 502 if nothing was
+    /// relayed yet, else the app's connection is cut.
+    func upstreamProtocolError(_ upstream: UpstreamHTTPHandler, error: HTTP1ParseError) {
+        guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
+        self.runtime.logger.warning(
+            "bad HTTP response from upstream",
+            metadata: ["authority": "\(exchange.record.authority ?? "-")", "error": "\(error)"]
+        )
+        self.dropUpstream()
+        exchange.record.responseFlags.insert(.upstreamProtocolError)
+        if exchange.responseStarted {
+            exchange.responseEnded = true
+            self.finish(exchange, context: context, closeAfter: true)
+        } else {
+            exchange.phase = .failed
+            exchange.record.upstreamTransportFailureReason = "protocol_error"
+            self.respondLocally(
+                exchange,
+                status: .badGateway,
+                flag: nil,
+                body: "upstream connect error or disconnect/reset before headers. reset reason: protocol error\n",
+                context: context,
+                closeAfter: !exchange.requestEnded
+            )
+        }
     }
 
     func upstreamClosed(_ upstream: UpstreamHTTPHandler) {
@@ -704,35 +782,39 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends a complete response of our own and finishes the exchange when the request has ended.
     private func respondLocally(
         _ exchange: HTTPExchange,
-        status: HTTPResponseStatus,
+        status: LocalStatus,
         flag: ResponseFlags?,
         body: String,
         context: ChannelHandlerContext,
         closeAfter: Bool = false
     ) {
         if let flag { exchange.record.responseFlags.insert(flag) }
-        exchange.record.responseCode = Int(status.code)
+        exchange.record.responseCode = status.code
         exchange.responseStarted = true
         exchange.responseEnded = true
-        var headers = HTTPHeaders()
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        if !body.isEmpty { headers.add(name: "content-type", value: "text/plain") }
-        headers.add(name: "date", value: HTTPDate.now())
-        headers.add(name: "server", value: "sluice")
         let close = closeAfter || !exchange.keepAlive
-        if close { headers.add(name: "connection", value: "close") }
-        if exchange.withoutRequest {
-            self.writeBelowCodec(status: status, headers: headers, body: body, context: context)
-            exchange.requestEnded = true
-            self.finish(exchange, context: context, closeAfter: true)
-            return
+        var fields = [("content-length", String(body.utf8.count))]
+        if !body.isEmpty { fields.append(("content-type", "text/plain")) }
+        fields.append(("date", HTTPDate.now()))
+        fields.append(("server", "sluice"))
+        if close {
+            fields.append(("connection", "close"))
+        } else if exchange.requestVersionMinor == 0 {
+            fields.append(("connection", "keep-alive"))
         }
-        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: status, headers: headers))), promise: nil)
-        if !body.isEmpty && !exchange.isHEAD {
-            exchange.record.bytesSent &+= UInt64(body.utf8.count)
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        }
-        self.writeEnd(nil, context: context)
+        let includeBody = !body.isEmpty && !exchange.isHEAD
+        var bytes = context.channel.allocator.buffer(capacity: 160 + body.utf8.count)
+        HTTP1Rewrite.writeLocalResponse(
+            versionMinor: exchange.requestVersionMinor,
+            status: status.code,
+            reason: status.reason,
+            fields: fields,
+            body: body,
+            includeBody: includeBody,
+            to: &bytes
+        )
+        if includeBody { exchange.record.bytesSent &+= UInt64(body.utf8.count) }
+        context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
         if close {
             exchange.requestEnded = true
         }
@@ -749,73 +831,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.runtime.completedRequest(exchange.record)
         if (closeAfter || self.draining) && !self.closing {
             self.closing = true
+            self.inbound = nil
             // Close only after the response's last bytes are out: NIO fails writes still
-            // pending at close, which would cut the body short.
-            let written = self.lastResponseEnd ?? context.eventLoop.makeSucceededVoidFuture()
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        } else if self.queueing {
-            self.replayQueued(context: context)
-        } else {
+            // pending at close, which would cut the body short. Writes complete in order, so
+            // an empty write behind them completes when they have.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
+            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else if !self.closing {
             let idle = TimeAmount(self.limits.idleTimeout)
             self.setDeadline(.idle(.now() + idle), context: context)
-            if self.pendingRead {
-                self.pendingRead = false
-                context.read()
-            }
-        }
-    }
-
-    private func writeEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
-        self.lastResponseEnd = promise.futureResult
-    }
-
-    /// Writes a whole response as bytes from the encoder's position, i.e. past the HTTP codec.
-    private func writeBelowCodec(status: HTTPResponseStatus, headers: HTTPHeaders, body: String, context: ChannelHandlerContext) {
-        var buffer = context.channel.allocator.buffer(capacity: 128 + body.utf8.count)
-        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
-        for (name, value) in headers { buffer.writeString("\(name): \(value)\r\n") }
-        buffer.writeString("\r\n")
-        buffer.writeString(body)
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
-            encoder.writeAndFlush(NIOAny(buffer), promise: promise)
-        } else {
-            promise.succeed(())
-        }
-        self.lastResponseEnd = promise.futureResult
-    }
-
-    /// Hands the queued pipelined parts on now that the exchange in flight is done; a head
-    /// behind the next one queues again.
-    private func replayQueued(context: ChannelHandlerContext) {
-        let parts = self.queued
-        self.queued.removeAll()
-        self.queueing = false
-        for part in parts {
-            if self.queueing {
-                self.queued.append(part)
-            } else if case .head = part, self.exchange != nil {
-                self.queueing = true
-                self.queued.append(part)
-            } else {
-                self.handle(part, context: context)
-            }
-        }
-        if !self.queueing, self.pendingRead, self.exchange == nil || !self.isReadHeld {
-            self.pendingRead = false
-            context.read()
-        }
-    }
-
-    /// True while the exchange in flight holds reads (connecting, or upstream not writable).
-    private var isReadHeld: Bool {
-        guard let exchange = self.exchange else { return false }
-        switch exchange.phase {
-        case .connecting: return true
-        case .forwarding: return !(self.upstream?.isWritable ?? true)
-        case .denied, .failed: return false
+            // A pipelined request may be buffered already.
+            self.processInbound(context: context)
+            self.resumeReadingIfHeld(context: context)
         }
     }
 
@@ -825,13 +853,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.startTime = wallClockMillis()
         record.downstreamLocalAddress = self.connection.destinationText
         record.downstreamRemoteAddress = self.connection.remoteText
-        let exchange = HTTPExchange(
-            phase: .failed,
-            record: record,
-            decision: .badRequest,
-            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
-        )
-        exchange.withoutRequest = true
+        let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, versionMinor: 1, keepAlive: false, isHEAD: false)
         self.exchange = exchange
         return exchange
     }
@@ -879,21 +901,53 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let exchange = self.exchange { self.upstreamTimedOut(exchange, after: timeout) }
         }
     }
+}
 
-    /// `HTTP/1.1` and `HTTP/1.0` without building a string per request.
-    static func protocolName(_ version: HTTPVersion) -> String {
-        switch (version.major, version.minor) {
-        case (1, 1): return "HTTP/1.1"
-        case (1, 0): return "HTTP/1.0"
-        default: return "HTTP/\(version.major).\(version.minor)"
+/// A connection's last decision and what it was made from (one object: reading it per
+/// request costs one retain, not a copy of every field).
+final class CachedDecision {
+    let authority: String
+    let host: String
+    let config: ConfigIdentity
+    let decision: Decision
+
+    init(authority: String, host: String, config: ConfigIdentity, decision: Decision) {
+        self.authority = authority
+        self.host = host
+        self.config = config
+        self.decision = decision
+    }
+}
+
+/// The answers the proxy makes itself.
+enum LocalStatus {
+    case badRequest, forbidden, notFound, requestTimeout, requestHeaderFieldsTooLarge
+    case badGateway, serviceUnavailable, gatewayTimeout
+
+    var code: Int {
+        switch self {
+        case .badRequest: return 400
+        case .forbidden: return 403
+        case .notFound: return 404
+        case .requestTimeout: return 408
+        case .requestHeaderFieldsTooLarge: return 431
+        case .badGateway: return 502
+        case .serviceUnavailable: return 503
+        case .gatewayTimeout: return 504
         }
     }
 
-    static func hasBody(_ head: HTTPRequestHead) -> Bool {
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" { return true }
-        if head.headers.contains(name: "transfer-encoding") { return true }
-        if let length = head.headers.first(name: "content-length"), let n = Int(length), n > 0 { return true }
-        return false
+    var reason: String {
+        switch self {
+        case .badRequest: return "Bad Request"
+        case .forbidden: return "Forbidden"
+        case .notFound: return "Not Found"
+        case .requestTimeout: return "Request Timeout"
+        case .requestHeaderFieldsTooLarge: return "Request Header Fields Too Large"
+        case .badGateway: return "Bad Gateway"
+        case .serviceUnavailable: return "Service Unavailable"
+        case .gatewayTimeout: return "Gateway Timeout"
+        }
     }
 }
 

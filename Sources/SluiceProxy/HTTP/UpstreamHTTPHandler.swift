@@ -1,14 +1,23 @@
 import NIOCore
-import NIOHTTP1
 import SluiceCore
 
-/// The client end of an upstream HTTP/1.1 connection: passes response parts to the
-/// downstream proxy handler (same event loop, so a plain reference) and holds reads while
-/// the downstream cannot take more.
+/// What an upstream connection hands the downstream proxy handler.
+enum UpstreamResponsePart {
+    /// A response head (interim 1xx heads included).
+    case head(HTTP1Head)
+    /// Body bytes as read (chunk framing included, unless de-chunking).
+    case body(ByteBuffer)
+    case end
+}
+
+/// The client end of an upstream HTTP/1.1 connection: frames responses with `HTTP1Framer`
+/// (the bytes as read, no re-encoding), passes them to the downstream proxy handler (same
+/// event loop, so a plain reference) and holds reads while the downstream cannot take more.
+/// Requests are written as bytes the downstream handler already laid out.
 final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The downstream handler; cleared when it lets go of this connection. A read held for
     /// the previous downstream is released on every change: a pooled connection with no read
@@ -20,9 +29,17 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let target: UpstreamTarget
     /// The address dialled and our end of it, for the access log.
     let remote: SocketAddress
-    private(set) var localAddress: SocketAddress?
+    /// `remote` and our end of the connection as the access log writes them, formatted once
+    /// per connection rather than once per request.
+    let remoteText: String
+    private(set) var localText: String?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    private var framer: HTTP1Framer
+    /// Bytes read but not yet framed (a partial head), or read past a 101 (the tunnel's).
+    private var inbound: ByteBuffer?
+    /// After a 101 head: what follows is the upgraded protocol's, not HTTP.
+    private(set) var switched = false
     /// True between a request being sent and its response's end.
     var busy = false
     /// False once the upstream said `Connection: close` or failed.
@@ -30,9 +47,11 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sitting idle in this event loop's `UpstreamPool`.
     var pooled = false
 
-    init(target: UpstreamTarget, remote: SocketAddress) {
+    init(target: UpstreamTarget, remote: SocketAddress, limits: HTTP1Limits) {
         self.target = target
         self.remote = remote
+        self.remoteText = remote.logDescription
+        self.framer = HTTP1Framer(kind: .response, limits: limits)
     }
 
     var channel: (any Channel)? { self.context?.channel }
@@ -40,15 +59,81 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.localAddress = context.channel.localAddress
+        self.localText = context.channel.localAddress?.logDescription
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
     }
 
+    /// A request is about to be sent: how to frame its response, and whether it may relay
+    /// chunked bytes as they are.
+    func expectResponse(toHEAD: Bool, stripChunkFraming: Bool) {
+        self.framer.expectResponse(toHEAD: toHEAD)
+        self.framer.stripChunkFraming = stripChunkFraming
+    }
+
+    /// The current response ends when the upstream closes (no length, not chunked).
+    var isCloseDelimited: Bool { self.framer.isCloseDelimited }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.downstream?.upstreamResponse(Self.unwrapInboundIn(data), from: self)
+        self.inbound.append(Self.unwrapInboundIn(data))
+        self.frame(context: context)
+    }
+
+    private func frame(context: ChannelHandlerContext) {
+        guard !self.switched, var buffer = self.inbound else { return }
+        self.inbound = nil
+        defer { if buffer.readableBytes > 0 { self.inbound = buffer } }
+        guard let downstream = self.downstream else {
+            self.discardUnexpected(&buffer, context: context)
+            return
+        }
+        while !self.switched {
+            guard self.busy else {
+                // Bytes nobody asked for (past the response's end, or to an idle pooled
+                // connection): the connection's framing can no longer be trusted.
+                self.discardUnexpected(&buffer, context: context)
+                return
+            }
+            let event: HTTP1Framer.Event
+            do {
+                event = try self.framer.next(&buffer)
+            } catch {
+                self.reusable = false
+                buffer.clear()
+                downstream.upstreamProtocolError(self, error: error)
+                context.close(promise: nil)
+                return
+            }
+            switch event {
+            case .needMore:
+                return
+            case .head(let head):
+                if head.status == 101 { self.switched = true }
+                downstream.upstreamResponse(.head(head), from: self)
+            case .body(let body):
+                downstream.upstreamResponse(.body(body), from: self)
+            case .end:
+                downstream.upstreamResponse(.end, from: self)
+            }
+            // The downstream may have let go of this connection while handling the part.
+            guard self.downstream === downstream, self.context != nil else { return }
+        }
+    }
+
+    private func discardUnexpected(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
+        guard buffer.readableBytes > 0 else { return }
+        self.reusable = false
+        buffer.clear()
+        context.close(promise: nil)
+    }
+
+    /// What the upstream sent behind its 101, for the tunnel.
+    func takeTunnelBytes() -> ByteBuffer? {
+        defer { self.inbound = nil }
+        guard let inbound = self.inbound, inbound.readableBytes > 0 else { return nil }
+        return inbound
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -60,6 +145,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if self.pooled {
             self.pooled = false
             UpstreamPool.current.remove(self)
+        }
+        if self.busy, self.framer.isCloseDelimited, self.framer.inputClosed() {
+            // The close ends a response delimited by it.
+            self.downstream?.upstreamResponse(.end, from: self)
         }
         self.downstream?.upstreamClosed(self)
     }
@@ -83,14 +172,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if context.channel.isWritable {
             self.downstream?.upstreamBecameWritable(self)
         }
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if self.downstream?.isWritable ?? true {
-            context.read()
-        } else {
-            self.pendingRead = true
-        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// The downstream can take more: replay a held read.
@@ -101,13 +183,13 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Sends one request part; flushes when asked.
-    func send(_ part: HTTPClientRequestPart, flush: Bool) {
+    /// Sends request bytes; flushes when asked.
+    func send(_ bytes: ByteBuffer, flush: Bool) {
         guard let context = self.context else { return }
         if flush {
-            context.writeAndFlush(Self.wrapOutboundOut(part), promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
         } else {
-            context.write(Self.wrapOutboundOut(part), promise: nil)
+            context.write(Self.wrapOutboundOut(bytes), promise: nil)
         }
     }
 
@@ -118,5 +200,15 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func close() {
         self.reusable = false
         self.context?.close(promise: nil)
+    }
+}
+
+extension UpstreamHTTPHandler {
+    func read(context: ChannelHandlerContext) {
+        if self.downstream?.isWritable ?? true {
+            context.read()
+        } else {
+            self.pendingRead = true
+        }
     }
 }

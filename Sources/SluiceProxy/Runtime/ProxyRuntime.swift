@@ -18,6 +18,8 @@ public struct ActiveConfig: Sendable {
     public let snapshot: SluiceSnapshot
     /// The decision function built from them.
     public let policy: Policy
+    /// Which load this is: a connection may reuse a decision only while this is unchanged.
+    let identity = ConfigIdentity()
 
     /// Builds the policy for a role (the gateway never forwards to another gateway).
     public init(snapshot: SluiceSnapshot, role: ProxyRole) {
@@ -45,6 +47,9 @@ public struct ActiveConfig: Sendable {
     }
     var gateway: EgressGatewayConfig? { self.snapshot.config.egressGateway }
 }
+
+/// Compared by reference: one per loaded configuration.
+final class ConfigIdentity: Sendable {}
 
 /// Process-wide state shared by all connections: the current config, the access log, the
 /// resolver and the logger.

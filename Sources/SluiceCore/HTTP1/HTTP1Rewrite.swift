@@ -1,0 +1,296 @@
+public import NIOCore
+
+/// Writes the head a proxy forwards, from the head it parsed: the start line in the version
+/// it speaks, every end-to-end field copied as the bytes it read (no `String` per field), the
+/// hop-by-hop fields (RFC 9110 §7.6.1: the fixed list and every name `Connection` lists)
+/// left out, and the proxy's own fields added. Bodies are forwarded as read, so
+/// `Transfer-Encoding` stays unless the body is being de-chunked.
+public enum HTTP1Rewrite {
+    /// What the proxy changes in a request it forwards.
+    public struct RequestEdits: Sendable {
+        /// The protocol the app asked to switch to: `Connection: upgrade` + `Upgrade` are
+        /// forwarded (hop-by-hop, but a WebSocket handshake must reach the origin).
+        public var upgrade: String?
+        /// Added as `x-request-id` (when the request had none).
+        public var requestID: String?
+        /// Replaces every `x-forwarded-for` field with this one value (the gateway appends
+        /// the client's address to what came in).
+        public var forwardedFor: String?
+        /// `Expect: 100-continue` was answered by the proxy: not forwarded.
+        public var dropExpect = false
+
+        public init(upgrade: String? = nil, requestID: String? = nil, forwardedFor: String? = nil, dropExpect: Bool = false) {
+            self.upgrade = upgrade
+            self.requestID = requestID
+            self.forwardedFor = forwardedFor
+            self.dropExpect = dropExpect
+        }
+    }
+
+    /// The `Connection` field the proxy sends the app.
+    public enum ConnectionField: Sendable, Equatable {
+        case none
+        case close
+        case keepAlive
+        /// A 101: `Connection: upgrade` and `Upgrade: <protocol>`.
+        case upgrade(String)
+    }
+
+    /// What the proxy changes in a response it relays.
+    public struct ResponseEdits: Sendable {
+        /// `HTTP/1.<minor>` on the status line: the app's version.
+        public var versionMinor: Int
+        /// Envoy's `x-envoy-upstream-service-time` (replaces any the upstream sent).
+        public var serviceTimeMs: Int64?
+        public var connection: ConnectionField
+        /// The body is being de-chunked for an HTTP/1.0 app.
+        public var dropTransferEncoding = false
+
+        public init(versionMinor: Int, serviceTimeMs: Int64? = nil, connection: ConnectionField = .none, dropTransferEncoding: Bool = false) {
+            self.versionMinor = versionMinor
+            self.serviceTimeMs = serviceTimeMs
+            self.connection = connection
+            self.dropTransferEncoding = dropTransferEncoding
+        }
+    }
+
+    /// `METHOD target HTTP/1.1`, the request's end-to-end fields, then the edits.
+    public static func writeUpstreamRequest(_ head: HTTP1Head, edits: RequestEdits, to out: inout ByteBuffer) {
+        out.reserveCapacity(minimumWritableBytes: head.bytes.readableBytes + 128)
+        head.bytes.withUnsafeReadableBytes { raw in
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.method]))
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.target]))
+            out.writeStaticString(" HTTP/1.1\r\n")
+            copyFields(head, raw, to: &out) { kind in
+                switch kind {
+                case .hopByHop: return false
+                case .expect: return !edits.dropExpect
+                case .forwardedFor: return edits.forwardedFor == nil
+                default: return true
+                }
+            }
+        }
+        if let upgrade = edits.upgrade {
+            out.writeStaticString("connection: upgrade\r\nupgrade: ")
+            out.writeString(upgrade)
+            out.writeStaticString("\r\n")
+        }
+        if let requestID = edits.requestID {
+            out.writeStaticString("x-request-id: ")
+            out.writeString(requestID)
+            out.writeStaticString("\r\n")
+        }
+        if let forwardedFor = edits.forwardedFor {
+            out.writeStaticString("x-forwarded-for: ")
+            out.writeString(forwardedFor)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+    }
+
+    /// `HTTP/1.x code reason`, the response's end-to-end fields, then the edits.
+    public static func writeDownstreamResponse(_ head: HTTP1Head, edits: ResponseEdits, to out: inout ByteBuffer) {
+        out.reserveCapacity(minimumWritableBytes: head.bytes.readableBytes + 96)
+        out.writeStaticString(edits.versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        writeStatusCode(head.status, to: &out)
+        head.bytes.withUnsafeReadableBytes { raw in
+            if !head.reason.isEmpty {
+                out.writeInteger(UInt8(ascii: " "))
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reason]))
+            } else {
+                out.writeInteger(UInt8(ascii: " "))
+            }
+            out.writeStaticString("\r\n")
+            copyFields(head, raw, to: &out) { kind in
+                switch kind {
+                case .hopByHop: return false
+                case .serviceTime: return edits.serviceTimeMs == nil
+                case .transferEncoding: return !edits.dropTransferEncoding
+                default: return true
+                }
+            }
+        }
+        if let ms = edits.serviceTimeMs {
+            out.writeStaticString("x-envoy-upstream-service-time: ")
+            writeDecimal(ms, to: &out)
+            out.writeStaticString("\r\n")
+        }
+        switch edits.connection {
+        case .none: break
+        case .close: out.writeStaticString("connection: close\r\n")
+        case .keepAlive: out.writeStaticString("connection: keep-alive\r\n")
+        case .upgrade(let upgrade):
+            out.writeStaticString("connection: upgrade\r\nupgrade: ")
+            out.writeString(upgrade)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+    }
+
+    /// A complete response of the proxy's own: status line, the given fields, the body.
+    public static func writeLocalResponse(
+        versionMinor: Int,
+        status: Int,
+        reason: String,
+        fields: [(String, String)],
+        body: String,
+        includeBody: Bool,
+        to out: inout ByteBuffer
+    ) {
+        out.writeStaticString(versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        writeStatusCode(status, to: &out)
+        out.writeInteger(UInt8(ascii: " "))
+        out.writeString(reason)
+        out.writeStaticString("\r\n")
+        for (name, value) in fields {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+        if includeBody { out.writeString(body) }
+    }
+
+    // MARK: fields
+
+    /// Copies the field lines `keep` accepts (by class) and that `Connection` does not list,
+    /// as read: runs of neighbouring lines with one write each.
+    static func copyFields(
+        _ head: HTTP1Head,
+        _ raw: UnsafeRawBufferPointer,
+        to out: inout ByteBuffer,
+        keeping keep: (FieldClass) -> Bool
+    ) {
+        let listed = connectionListed(head, raw)
+        var run = LineRun()
+        for field in head.fields {
+            let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
+            if keep(classify(name)) && (listed.isEmpty || !isListed(name, listed, raw)) {
+                run.add(field, raw, to: &out)
+            } else {
+                run.flush(raw, to: &out)
+            }
+        }
+        run.flush(raw, to: &out)
+    }
+
+    enum FieldClass {
+        case endToEnd, hopByHop, expect, forwardedFor, serviceTime, transferEncoding
+    }
+
+    /// What the proxy does with a field, by its name (case-insensitive). Lengths first: most
+    /// names match none of the few lengths the special names have.
+    static func classify(_ name: UnsafeRawBufferPointer) -> FieldClass {
+        switch name.count {
+        case 2: return equals(name, "te") ? .hopByHop : .endToEnd
+        case 6: return equals(name, "expect") ? .expect : .endToEnd
+        case 7: return equals(name, "upgrade") ? .hopByHop : .endToEnd
+        case 10:
+            return equals(name, "connection") || equals(name, "keep-alive") ? .hopByHop : .endToEnd
+        case 15: return equals(name, "x-forwarded-for") ? .forwardedFor : .endToEnd
+        case 16: return equals(name, "proxy-connection") ? .hopByHop : .endToEnd
+        case 17: return equals(name, "transfer-encoding") ? .transferEncoding : .endToEnd
+        case 19: return equals(name, "proxy-authorization") ? .hopByHop : .endToEnd
+        case 29: return equals(name, "x-envoy-upstream-service-time") ? .serviceTime : .endToEnd
+        default: return .endToEnd
+        }
+    }
+
+    /// ASCII case-insensitive comparison with a lower-case literal.
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+        guard bytes.count == lower.utf8CodeUnitCount else { return false }
+        let literal = UnsafeRawBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount)
+        for i in 0..<bytes.count where bytes[i] | 0x20 != literal[i] {
+            // `| 0x20` folds letters; for '-' (0x2d) it is a no-op, and no other byte of a
+            // token folds onto a lower-case letter of these names.
+            return false
+        }
+        return true
+    }
+
+    /// The names the `Connection` fields list beyond close / keep-alive / upgrade (which are
+    /// dropped anyway): ranges into the head. Empty, and allocation-free, when there are none.
+    static func connectionListed(_ head: HTTP1Head, _ raw: UnsafeRawBufferPointer) -> [Range<Int>] {
+        var listed: [Range<Int>] = []
+        for field in head.fields where field.name.count == 10 {
+            let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
+            guard equals(name, "connection") else { continue }
+            var start = field.value.lowerBound
+            var i = start
+            while i <= field.value.upperBound {
+                if i == field.value.upperBound || raw[i] == UInt8(ascii: ",") {
+                    var lo = start
+                    var hi = i
+                    while lo < hi, raw[lo] == UInt8(ascii: " ") || raw[lo] == UInt8(ascii: "\t") { lo += 1 }
+                    while hi > lo, raw[hi - 1] == UInt8(ascii: " ") || raw[hi - 1] == UInt8(ascii: "\t") { hi -= 1 }
+                    let token = UnsafeRawBufferPointer(rebasing: raw[lo..<hi])
+                    if !token.isEmpty, !equals(token, "close"), !equals(token, "keep-alive"), !equals(token, "upgrade") {
+                        listed.append(lo..<hi)
+                    }
+                    start = i + 1
+                }
+                i += 1
+            }
+        }
+        return listed
+    }
+
+    static func isListed(_ name: UnsafeRawBufferPointer, _ listed: [Range<Int>], _ raw: UnsafeRawBufferPointer) -> Bool {
+        for range in listed where range.count == name.count {
+            var same = true
+            for (i, j) in zip(name.indices, range) where name[i] | 0x20 != raw[j] | 0x20 {
+                same = false
+                break
+            }
+            if same { return true }
+        }
+        return false
+    }
+
+    /// Kept field lines next to each other in the head are copied with one write: the
+    /// lines as read, each with its CRLF.
+    struct LineRun {
+        private var range: Range<Int>?
+
+        mutating func add(_ field: HTTP1Field, _ raw: UnsafeRawBufferPointer, to out: inout ByteBuffer) {
+            let line = field.line.lowerBound..<min(field.line.upperBound + 2, raw.count)
+            if let current = self.range, current.upperBound == line.lowerBound {
+                self.range = current.lowerBound..<line.upperBound
+            } else {
+                self.flush(raw, to: &out)
+                self.range = line
+            }
+        }
+
+        mutating func flush(_ raw: UnsafeRawBufferPointer, to out: inout ByteBuffer) {
+            guard let range = self.range else { return }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range]))
+            self.range = nil
+        }
+    }
+
+    static func writeStatusCode(_ status: Int, to out: inout ByteBuffer) {
+        let code = min(max(status, 100), 999)
+        out.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
+        out.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
+        out.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
+    }
+
+    static func writeDecimal(_ value: Int64, to out: inout ByteBuffer) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value < 0 ? 0 : UInt64(value)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buf in
+            repeat {
+                buf[19 - count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+                count += 1
+            } while n > 0
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: buf[(20 - count)...]))
+        }
+    }
+}
