@@ -120,8 +120,7 @@ public struct AccessLogRecord: Sendable, Equatable {
     public func appendLine(format: AccessLogFormat, to buffer: inout ByteBuffer) {
         switch format {
         case .json:
-            appendJSON(to: &buffer)
-            buffer.writeInteger(UInt8(ascii: "\n"))
+            appendJSONLine(to: &buffer)
         case .text:
             appendText(to: &buffer)
         }
@@ -160,6 +159,10 @@ struct AccessLogLineWriter {
         (value?.utf8.count ?? 0) * 6 + 4
     }
 
+    // The small writers below are `@inline(__always)`: each is a bound check and a store or
+    // two, and ~80 out-of-line calls per line cost more than the bytes they write.
+
+    @inline(__always)
     private func fits(_ extra: Int) -> Bool {
         guard extra <= out.count - count else {
             assertionFailure("access-log line bound too small")
@@ -168,20 +171,33 @@ struct AccessLogLineWriter {
         return true
     }
 
+    @inline(__always)
     mutating func write(_ byte: UInt8) {
         guard fits(1) else { return }
         out[count] = byte
         count += 1
     }
 
+    @inline(__always)
     mutating func write(_ text: StaticString) {
         text.withUTF8Buffer { write(bytes: UnsafeRawBufferPointer($0)) }
     }
 
+    @inline(__always)
     mutating func write(bytes: UnsafeRawBufferPointer) {
-        guard fits(bytes.count) else { return }
-        UnsafeMutableRawBufferPointer(rebasing: out[count..<(count + bytes.count)]).copyMemory(from: bytes)
-        count += bytes.count
+        let n = bytes.count
+        guard n > 0, fits(n), let source = bytes.baseAddress, let base = out.baseAddress else { return }
+        let target = base + count
+        if n >= 8 && n <= 16 {
+            // Most keys and values are this short: two overlapping word moves beat a memmove call.
+            let head = source.loadUnaligned(as: UInt64.self)
+            let tail = source.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            target.storeBytes(of: head, as: UInt64.self)
+            target.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
+        } else {
+            target.copyMemory(from: source, byteCount: n)
+        }
+        count += n
     }
 
     /// Writes `value` in decimal, at most 20 bytes.
@@ -213,6 +229,7 @@ struct AccessLogLineWriter {
     }
 
     /// Writes `value` zero-padded to exactly `width` digits (`value` must fit).
+    @inline(__always)
     mutating func writePadded(_ value: Int, width: Int) {
         guard fits(width) else { return }
         var rest = value
@@ -230,15 +247,26 @@ struct AccessLogLineWriter {
     /// nor break a JavaScript consumer. Swift strings are always valid UTF-8 (invalid input was
     /// already replaced with U+FFFD when the String was made), so the output is valid JSON.
     mutating func writeEscaped(_ string: String) {
-        var string = string
-        // Native strings are already contiguous UTF-8; `withUTF8` only copies bridged ones.
-        string.withUTF8 { writeEscaped(utf8: UnsafeRawBufferPointer($0)) }
+        // Native and small strings are contiguous UTF-8 and are read in place; only a bridged
+        // string (none on Linux) takes the copying path.
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { writeEscaped(utf8: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { writeEscaped(utf8: UnsafeRawBufferPointer($0)) }
+        }
     }
 
     private mutating func writeEscaped(utf8: UnsafeRawBufferPointer) {
-        // Copy runs of safe bytes in one go; most values need no escaping at all.
+        // Nearly every value is plain printable ASCII: find that out eight bytes at a time and
+        // copy the whole value at once.
+        let plain = Self.plainPrefixLength(utf8)
+        if plain == utf8.count {
+            write(bytes: utf8)
+            return
+        }
+        // Copy runs of safe bytes in one go, escaping the rest.
         var runStart = 0
-        var index = 0
+        var index = plain
         let end = utf8.count
         while index < end {
             let byte = utf8[index]
@@ -277,6 +305,33 @@ struct AccessLogLineWriter {
             runStart = index
         }
         write(bytes: UnsafeRawBufferPointer(rebasing: utf8[runStart..<end]))
+    }
+
+    /// Length of the longest prefix of `utf8` made of 8-byte words that need no escaping
+    /// (printable ASCII other than `"` and `\`); the byte loop takes it from there.
+    ///
+    /// Per word, without looking at bytes one by one (the "SWAR" tests of Hacker's Delight /
+    /// Bit Twiddling Hacks, each exact about whether *any* byte matches):
+    /// - some byte < 0x20: `(w - 0x20…) & ~w & 0x80…`
+    /// - some byte >= 0x7F (DEL or non-ASCII): `((w + 0x01…) | w) & 0x80…`
+    /// - some byte equal to c: the "< 0x01" test on `w ^ c…`.
+    @inline(__always)
+    static func plainPrefixLength(_ utf8: UnsafeRawBufferPointer) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var index = 0
+        while index + 8 <= utf8.count {
+            let w = utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let control = (w &- 0x20 &* ones) & ~w
+            let high = (w &+ ones) | w
+            let q = w ^ (UInt64(UInt8(ascii: "\"")) &* ones)
+            let quote = (q &- ones) & ~q
+            let b = w ^ (UInt64(UInt8(ascii: "\\")) &* ones)
+            let backslash = (b &- ones) & ~b
+            if (control | high | quote | backslash) & highs != 0 { break }
+            index += 8
+        }
+        return index
     }
 
     private static func hexDigit(_ nibble: UInt8) -> UInt8 {

@@ -16,14 +16,21 @@ public enum MetricLabelValues {
         guard let cluster, !cluster.isEmpty else { return unknown }
         if cluster == Decision.passthroughCluster || cluster == Decision.blackHoleCluster { return cluster }
         // Envoy's `direction|port|subset|host`: exactly four fields, a known direction, a
-        // numeric port and a non-empty host.
-        let fields = cluster.split(separator: "|", maxSplits: 4, omittingEmptySubsequences: false)
-        guard fields.count == 4,
-            fields[0] == "outbound" || fields[0] == "inbound",
-            !fields[1].isEmpty, fields[1].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-            !fields[3].isEmpty
-        else { return unknown }
-        return String(fields[3])
+        // numeric port and a non-empty host. Scanned in place rather than split: this ran
+        // once per request before ProxyMetrics memoized it, and `split` allocates an array.
+        let utf8 = cluster.utf8
+        guard let bar1 = utf8.firstIndex(of: UInt8(ascii: "|")) else { return unknown }
+        let direction = utf8[..<bar1]
+        guard direction.elementsEqual("outbound".utf8) || direction.elementsEqual("inbound".utf8) else { return unknown }
+        let portStart = utf8.index(after: bar1)
+        guard let bar2 = utf8[portStart...].firstIndex(of: UInt8(ascii: "|")) else { return unknown }
+        let port = utf8[portStart..<bar2]
+        guard !port.isEmpty, port.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return unknown }
+        guard let bar3 = utf8[utf8.index(after: bar2)...].firstIndex(of: UInt8(ascii: "|")) else { return unknown }
+        let host = utf8[utf8.index(after: bar3)...]
+        // A fifth field (another `|`) or an empty host is not a cluster name.
+        guard !host.isEmpty, !host.contains(UInt8(ascii: "|")) else { return unknown }
+        return String(Substring(host))
     }
 
     /// `response_code`: the status as decimal; anything outside 0…999 (no HTTP status is)

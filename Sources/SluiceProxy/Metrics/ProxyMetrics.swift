@@ -7,9 +7,9 @@ public import SluiceCore
 /// runtimes in one process each count their own traffic.
 ///
 /// Every recording call is cheap enough for the event loop: counters are atomics, a histogram
-/// sample takes that histogram's own short lock, and finding the series for a label set is
-/// one dictionary lookup under a short lock (the registry itself is only touched the first
-/// time a label set appears).
+/// sample takes that histogram's own short lock, and finding the series for a request is
+/// one dictionary lookup keyed by the record's cluster name, code and flags under a short
+/// lock (the cluster name is parsed, capped and the registry touched only the first time).
 ///
 /// Label values come only from configuration (registered hosts, via the cluster name) and
 /// small enums, never from a client's Host, SNI or path; on top of that the number of
@@ -69,10 +69,7 @@ public final class ProxyMetrics: Sendable {
     /// One HTTP request finished: counts it and records its duration and body sizes, labelled
     /// by the record's cluster, response code and flags.
     public func requestCompleted(_ record: AccessLogRecord) {
-        let series = self.requestSeries(
-            service: MetricLabelValues.destinationService(cluster: record.upstreamCluster),
-            code: record.responseCode,
-            flags: record.responseFlags)
+        let series = self.requestSeries(cluster: record.upstreamCluster, code: record.responseCode, flags: record.responseFlags)
         series.requests.increment()
         series.duration.record(Double(max(0, record.duration)))
         series.requestBytes.record(Double(record.bytesReceived))
@@ -81,13 +78,12 @@ public final class ProxyMetrics: Sendable {
 
     /// A TCP (TLS or opaque) connection was accepted for `cluster`.
     public func tcpOpened(cluster: String) {
-        self.tcpSeries(service: MetricLabelValues.destinationService(cluster: cluster)).opened.increment()
+        self.tcpSeries(cluster: cluster).opened.increment()
     }
 
     /// A TCP connection closed: counts the close (with its flags) and its bytes in each direction.
     public func tcpClosed(_ record: AccessLogRecord) {
-        let service = MetricLabelValues.destinationService(cluster: record.upstreamCluster)
-        let (series, closed) = self.tcpClosedSeries(service: service, flags: record.responseFlags)
+        let (series, closed) = self.tcpClosedSeries(cluster: record.upstreamCluster, flags: record.responseFlags)
         closed.increment()
         series.sent.increment(by: Int64(clamping: record.bytesSent))
         series.received.increment(by: Int64(clamping: record.bytesReceived))
@@ -179,6 +175,15 @@ public final class ProxyMetrics: Sendable {
         let flags: UInt32
     }
 
+    /// The per-request fast path's key: the record's cluster as it is, so that finding the
+    /// series costs one hash and one lookup, with no parsing of the cluster name and no
+    /// string built.
+    private struct ClusterRequestKey: Hashable, Sendable {
+        let cluster: String?
+        let code: Int
+        let flags: UInt32
+    }
+
     /// The handles that depend on the destination only.
     private struct TCPSeries: Sendable {
         let opened: Counter
@@ -191,19 +196,52 @@ public final class ProxyMetrics: Sendable {
         let flags: UInt32
     }
 
+    /// Bound on each memo keyed by cluster name. Cluster names come from configuration, so
+    /// this is never reached in practice; if it is, lookups past it take the slow path
+    /// (parse, cap, find by service), which gives the same answer.
+    static let maxMemoizedClusters = 4 * maxDestinationServices
+
     private struct SeriesTable: Sendable {
         var services: LabelValueCap
+        /// Cluster name → its admitted `destination_service` (the name's host, or `other`
+        /// past the cap). Admission is final either way, so the answer can be kept.
+        var serviceByCluster: [String?: String] = [:]
         var requests: [RequestKey: RequestSeries] = [:]
+        /// The same series as `requests`, found by cluster name instead of service.
+        var requestsByCluster: [ClusterRequestKey: RequestSeries] = [:]
         var tcp: [String: TCPSeries] = [:]
         var tcpClosed: [TCPClosedKey: Counter] = [:]
+
+        /// The admitted `destination_service` for `cluster`, parsed and capped on first sight.
+        mutating func service(cluster: String?) -> String {
+            if let known = serviceByCluster[cluster] { return known }
+            let service = services.admit(MetricLabelValues.destinationService(cluster: cluster))
+            if serviceByCluster.count < ProxyMetrics.maxMemoizedClusters {
+                serviceByCluster[cluster] = service
+            }
+            return service
+        }
+
+        mutating func memoize(_ series: RequestSeries, for key: ClusterRequestKey) {
+            if requestsByCluster.count < ProxyMetrics.maxMemoizedClusters {
+                requestsByCluster[key] = series
+            }
+        }
     }
 
-    private func requestSeries(service: String, code: Int, flags: ResponseFlags) -> RequestSeries {
+    private func requestSeries(cluster: String?, code: Int, flags: ResponseFlags) -> RequestSeries {
         // Codes outside 0…999 share one key, as they share the `other` label value.
         let code = (0...999).contains(code) ? code : -1
+        let clusterKey = ClusterRequestKey(cluster: cluster, code: code, flags: flags.rawValue)
+        // Every request after the first of its kind ends here.
+        if let found = self.table.withLockedValue({ $0.requestsByCluster[clusterKey] }) { return found }
+
         let (key, found) = self.table.withLockedValue { table in
-            let key = RequestKey(service: table.services.admit(service), code: code, flags: flags.rawValue)
-            return (key, table.requests[key])
+            let key = RequestKey(service: table.service(cluster: cluster), code: code, flags: flags.rawValue)
+            let found = table.requests[key]
+            // Another cluster of the same service made these handles already.
+            if let found { table.memoize(found, for: clusterKey) }
+            return (key, found)
         }
         if let found { return found }
         // First sighting of this label set: create it outside our lock (the registry has its
@@ -218,29 +256,32 @@ public final class ProxyMetrics: Sendable {
             duration: self.registry.histogram(MetricName.requestDuration, Help.duration, labels, buckets: MetricBuckets.milliseconds),
             requestBytes: self.registry.histogram(MetricName.requestBytes, Help.requestBytes, labels, buckets: MetricBuckets.bytes),
             responseBytes: self.registry.histogram(MetricName.responseBytes, Help.responseBytes, labels, buckets: MetricBuckets.bytes))
-        self.table.withLockedValue { $0.requests[key] = series }
+        self.table.withLockedValue { table in
+            table.requests[key] = series
+            table.memoize(series, for: clusterKey)
+        }
         return series
     }
 
-    private func tcpSeries(service: String) -> TCPSeries {
-        let (admitted, found) = self.table.withLockedValue { table in
-            let admitted = table.services.admit(service)
-            return (admitted, table.tcp[admitted])
+    private func tcpSeries(cluster: String?) -> TCPSeries {
+        let (service, found) = self.table.withLockedValue { table in
+            let service = table.service(cluster: cluster)
+            return (service, table.tcp[service])
         }
         if let found { return found }
-        let labels = self.labels(service: admitted) + [(MetricLabel.requestProtocol, "tcp")]
+        let labels = self.labels(service: service) + [(MetricLabel.requestProtocol, "tcp")]
         let series = TCPSeries(
             opened: self.registry.counter(MetricName.tcpConnectionsOpened, Help.tcpOpened, labels),
             sent: self.registry.counter(MetricName.tcpSentBytes, Help.tcpSent, labels),
             received: self.registry.counter(MetricName.tcpReceivedBytes, Help.tcpReceived, labels))
-        self.table.withLockedValue { $0.tcp[admitted] = series }
+        self.table.withLockedValue { $0.tcp[service] = series }
         return series
     }
 
-    private func tcpClosedSeries(service: String, flags: ResponseFlags) -> (TCPSeries, Counter) {
-        let series = self.tcpSeries(service: service)
+    private func tcpClosedSeries(cluster: String?, flags: ResponseFlags) -> (TCPSeries, Counter) {
+        let series = self.tcpSeries(cluster: cluster)
         let (key, found) = self.table.withLockedValue { table in
-            let key = TCPClosedKey(service: table.services.admit(service), flags: flags.rawValue)
+            let key = TCPClosedKey(service: table.service(cluster: cluster), flags: flags.rawValue)
             return (key, table.tcpClosed[key])
         }
         if let found { return (series, found) }
