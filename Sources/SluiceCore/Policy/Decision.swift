@@ -45,12 +45,13 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
 
     /// `host:port`, or `[v6]:port` for an IPv6 address.
     public var description: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        // Bytes, not `contains(":")`: that resolves to Foundation's CFString search here.
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 
 /// Where a forwarded connection goes.
-public enum UpstreamTarget: Sendable, Equatable, CustomStringConvertible {
+public enum UpstreamTarget: Sendable, Hashable, CustomStringConvertible {
     /// Where the client was going: passthrough, and registered entries with resolution NONE.
     case originalDestination(IPAddress, Int)
     /// Resolve this name and dial the port (resolution DNS / DNS_ROUND_ROBIN without endpoints).

@@ -33,6 +33,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestOpen = false
     private var processing = false
     private var pendingRead = false
+    /// Response bytes written to the app and not flushed yet.
+    private var unflushed = false
     private var closing = false
     /// Draining: close once the exchange in flight is done.
     private var draining = false
@@ -686,9 +688,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             context.write(Self.wrapOutboundOut(bytes), promise: nil)
+            self.unflushed = true
         case .body(let body):
             exchange.record.bytesSent &+= UInt64(body.readableBytes)
             context.write(Self.wrapOutboundOut(body), promise: nil)
+            self.unflushed = true
         case .end:
             if exchange.interimResponse {
                 exchange.interimResponse = false
@@ -696,7 +700,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             exchange.responseEnded = true
             upstream.busy = false
-            context.flush()
+            self.flushDownstream(context)
             if !upstream.reusable { self.dropUpstream() }
             if exchange.isDone {
                 self.finish(exchange, context: context, closeAfter: !exchange.keepAlive || exchange.closeAfterResponse)
@@ -705,8 +709,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func upstreamReadComplete(from upstream: UpstreamHTTPHandler) {
-        guard upstream === self.upstream else { return }
-        self.context?.flush()
+        guard upstream === self.upstream, let context = self.context else { return }
+        self.flushDownstream(context)
+    }
+
+    private func flushDownstream(_ context: ChannelHandlerContext) {
+        guard self.unflushed else { return }
+        self.unflushed = false
+        context.flush()
     }
 
     func upstreamBecameWritable(_ upstream: UpstreamHTTPHandler) {

@@ -35,6 +35,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var localText: String?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    private var unflushed = false
     private var framer: HTTP1Framer
     /// Bytes read but not yet framed (a partial head), or read past a 101 (the tunnel's).
     private var inbound: ByteBuffer?
@@ -187,13 +188,19 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func send(_ bytes: ByteBuffer, flush: Bool) {
         guard let context = self.context else { return }
         if flush {
+            self.unflushed = false
             context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
         } else {
+            self.unflushed = true
             context.write(Self.wrapOutboundOut(bytes), promise: nil)
         }
     }
 
+    /// Flushes what `send` wrote, if anything: the end of a request and the end of a read
+    /// both ask, and a flush through the pipeline is not free.
     func flush() {
+        guard self.unflushed else { return }
+        self.unflushed = false
         self.context?.flush()
     }
 

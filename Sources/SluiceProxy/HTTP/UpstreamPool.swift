@@ -25,7 +25,9 @@ final class UpstreamPool: @unchecked Sendable {
         let since: NIODeadline
     }
 
-    private var idle: [String: [Idle]] = [:]
+    /// By target itself (hashing the enum), not its description: formatting a string per
+    /// take and put showed in the new-connection profile.
+    private var idle: [UpstreamTarget: [Idle]] = [:]
     private var total = 0
 
     /// How many idle connections are kept (for tests and stats).
@@ -41,10 +43,9 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// An idle, open connection to `target`, if one is kept.
     func take(_ target: UpstreamTarget) -> UpstreamHTTPHandler? {
-        let key = target.description
         let now = NIODeadline.now()
-        while var list = self.idle[key], let last = list.popLast() {
-            self.idle[key] = list.isEmpty ? nil : list
+        while let last = self.idle[target]?.popLast() {
+            if self.idle[target]?.isEmpty == true { self.idle[target] = nil }
             self.total -= 1
             last.handler.pooled = false
             if last.handler.channel?.isActive == true, now - last.since < Self.maxIdle {
@@ -61,25 +62,22 @@ final class UpstreamPool: @unchecked Sendable {
             handler.close()
             return
         }
-        let key = handler.target.description
-        var list = self.idle[key] ?? []
-        guard list.count < Self.maxPerTarget, self.total < Self.maxTotal else {
+        guard (self.idle[handler.target]?.count ?? 0) < Self.maxPerTarget, self.total < Self.maxTotal else {
             handler.close()
             return
         }
         handler.downstream = nil
         handler.pooled = true
-        list.append(Idle(handler: handler, since: .now()))
-        self.idle[key] = list
+        self.idle[handler.target, default: []].append(Idle(handler: handler, since: .now()))
         self.total += 1
     }
 
     /// Forgets a pooled connection that closed while idle.
     func remove(_ handler: UpstreamHTTPHandler) {
-        let key = handler.target.description
-        guard var list = self.idle[key], let index = list.firstIndex(where: { $0.handler === handler }) else { return }
-        list.remove(at: index)
-        self.idle[key] = list.isEmpty ? nil : list
+        let key = handler.target
+        guard let index = self.idle[key]?.firstIndex(where: { $0.handler === handler }) else { return }
+        self.idle[key]?.remove(at: index)
+        if self.idle[key]?.isEmpty == true { self.idle[key] = nil }
         self.total -= 1
     }
 }

@@ -10,8 +10,17 @@ extension SocketAddress {
     }
 
     /// The address as the registry's type, for policy decisions.
+    /// Read from the socket address's bytes (no text formatted and parsed back: this runs
+    /// for every accepted connection).
     var sluiceIPAddress: IPAddress? {
-        self.ipAddress.flatMap { IPAddress($0) }
+        switch self {
+        case .v4(let address):
+            return .v4(UInt32(bigEndian: address.address.sin_addr.s_addr))
+        case .v6(let address):
+            return withUnsafeBytes(of: address.address.sin6_addr) { IPAddress(bytes: $0) }
+        case .unixDomainSocket:
+            return nil
+        }
     }
 
     /// Builds a socket address from the registry's address type without any name lookup.
