@@ -54,6 +54,21 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
         return channel.localAddress!
     }
 
+    /// Answers each request head with `reply`, byte for byte (whatever it is), then closes
+    /// when `close` is set: an origin that speaks exactly what a test needs.
+    func startScriptedOrigin(reply: String, close: Bool) throws -> SocketAddress {
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ScriptedOriginHandler(reply: reply, close: close))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        channels.append(channel)
+        return channel.localAddress!
+    }
+
     /// Answers any request head with `101 Switching Protocols` plus a first frame, then
     /// echoes raw bytes: enough of a WebSocket origin to prove the tunnel after the upgrade.
     func startUpgradeOrigin() throws -> SocketAddress {
@@ -169,6 +184,31 @@ private final class OriginHandler: ChannelInboundHandler, Sendable {
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.write(Self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+private final class ScriptedOriginHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let reply: String
+    private let close: Bool
+    private var head: [UInt8] = []
+
+    init(reply: String, close: Bool) {
+        self.reply = reply
+        self.close = close
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        head += Array(Self.unwrapInboundIn(data).readableBytesView)
+        while let end = head.firstRange(of: Array("\r\n\r\n".utf8)) {
+            head.removeSubrange(..<end.upperBound)
+            let written = context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(string: reply)))
+            if close {
+                written.whenComplete { _ in context.close(promise: nil) }
+                return
+            }
+        }
     }
 }
 
