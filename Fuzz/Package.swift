@@ -48,5 +48,6 @@ let package = Package(
         fuzzTarget("FuzzProtocolDetector"),
         fuzzTarget("FuzzRegistryLoader"),
         fuzzTarget("FuzzConfig"),
+        fuzzTarget("FuzzHTTP1"),
     ]
 )

@@ -32,6 +32,37 @@ final class HTTP1RewriteTests: XCTestCase {
         XCTAssertEqual(try upstream(wire), "GET /a?b=1 HTTP/1.1\r\nHost: aliyun.com\r\nAccept: */*\r\n\r\n")
     }
 
+    /// Found by the `http1` fuzz target: a field that `Connection` names is hop-by-hop, but the
+    /// framing fields and Host stay, or the message we forward is not the one we framed
+    /// (`Connection: content-length` turned the body into a second, smuggled request).
+    func testConnectionNeverDropsContentLengthTransferEncodingOrHost() throws {
+        XCTAssertEqual(
+            try upstream("GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: Host\r\n\r\n"),
+            "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+        )
+        XCTAssertEqual(
+            try upstream("POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, X-Hop\r\nX-Hop: 1\r\nContent-Length: 5\r\n\r\n"),
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"
+        )
+        XCTAssertEqual(
+            try upstream("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: TRANSFER-ENCODING\r\n\r\n"),
+            "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        XCTAssertEqual(
+            try downstream("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 2\r\n\r\n", .init(versionMinor: 1)),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+        )
+    }
+
+    /// Found by the `http1` fuzz target: `Connection` options match field names ignoring the case
+    /// of letters only; `x^y` (0x5E) is not `x~y` (0x7E).
+    func testConnectionOptionsMatchNamesCaseInsensitivelyForLettersOnly() throws {
+        XCTAssertEqual(
+            try upstream("GET / HTTP/1.1\r\nHost: a\r\nConnection: x^y, X-TRACE, a@\r\nx~y: kept\r\nx-trace: 1\r\na`: kept\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nx~y: kept\r\na`: kept\r\n\r\n"
+        )
+    }
+
     func testFieldValuesKeepTheirBytesIncludingOddSpacing() throws {
         let wire = "POST /x HTTP/1.1\r\nHost: a.test\r\nX-A:  spaced \t\r\nContent-Length: 2\r\nX-B:é\r\n\r\n"
         XCTAssertEqual(

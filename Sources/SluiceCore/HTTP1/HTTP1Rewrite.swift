@@ -212,6 +212,13 @@ public enum HTTP1Rewrite {
 
     /// The names the `Connection` fields list beyond close / keep-alive / upgrade (which are
     /// dropped anyway): ranges into the head. Empty, and allocation-free, when there are none.
+    ///
+    /// Never Content-Length, Transfer-Encoding or Host, whatever `Connection` says (found by the
+    /// `http1` fuzz target): the framer delimited the body by the first two, and policy decided on
+    /// the third, so dropping them would forward a message framed differently from the one we read
+    /// (`Connection: content-length` would turn the body into a smuggled next request, upstream or
+    /// at the client) or a Host-less HTTP/1.1 request. RFC 9110 §7.6.1 forbids senders to list
+    /// such fields, so keeping them only overrides a sender already in the wrong.
     static func connectionListed(_ head: HTTP1Head, _ raw: UnsafeRawBufferPointer) -> [Range<Int>] {
         var listed: [Range<Int>] = []
         for field in head.fields where field.name.count == 10 {
@@ -226,7 +233,9 @@ public enum HTTP1Rewrite {
                     while lo < hi, raw[lo] == UInt8(ascii: " ") || raw[lo] == UInt8(ascii: "\t") { lo += 1 }
                     while hi > lo, raw[hi - 1] == UInt8(ascii: " ") || raw[hi - 1] == UInt8(ascii: "\t") { hi -= 1 }
                     let token = UnsafeRawBufferPointer(rebasing: raw[lo..<hi])
-                    if !token.isEmpty, !equals(token, "close"), !equals(token, "keep-alive"), !equals(token, "upgrade") {
+                    if !token.isEmpty, !equals(token, "close"), !equals(token, "keep-alive"), !equals(token, "upgrade"),
+                        !equals(token, "content-length"), !equals(token, "transfer-encoding"), !equals(token, "host")
+                    {
                         listed.append(lo..<hi)
                     }
                     start = i + 1
@@ -240,13 +249,20 @@ public enum HTTP1Rewrite {
     static func isListed(_ name: UnsafeRawBufferPointer, _ listed: [Range<Int>], _ raw: UnsafeRawBufferPointer) -> Bool {
         for range in listed where range.count == name.count {
             var same = true
-            for (i, j) in zip(name.indices, range) where name[i] | 0x20 != raw[j] | 0x20 {
+            // Fold A-Z only: `| 0x20` on both sides would also equate "^" with "~", "@" with "`",
+            // "[\\]" with "{|}" (found by the `http1` fuzz target: `Connection: x^y` dropped `x~y`).
+            for (i, j) in zip(name.indices, range) where asciiLower(name[i]) != asciiLower(raw[j]) {
                 same = false
                 break
             }
             if same { return true }
         }
         return false
+    }
+
+    @inline(__always)
+    static func asciiLower(_ byte: UInt8) -> UInt8 {
+        byte &- 0x41 < 26 ? byte | 0x20 : byte
     }
 
     /// Kept field lines next to each other in the head are copied with one write: the
