@@ -295,18 +295,7 @@ public enum HTTP1Rewrite {
     }
 
     static func writeDecimal(_ value: Int64, to out: inout ByteBuffer) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = value < 0 ? 0 : UInt64(value)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buf in
-            repeat {
-                buf[19 - count] = UInt8(ascii: "0") + UInt8(n % 10)
-                n /= 10
-                count += 1
-            } while n > 0
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: buf[(20 - count)...]))
-        }
+        // A millisecond count is a small string: no allocation.
+        out.writeString(String(max(value, 0)))
     }
 }

@@ -322,7 +322,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.record.bytesReceived &+= UInt64(body.readableBytes)
         switch exchange.phase {
         case .connecting(var parts):
-            exchange.phase = .denied  // drop the array's reference so the append does not copy
             parts.append(body)
             exchange.phase = .connecting(parts)
         case .forwarding:
@@ -733,22 +732,43 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             metadata: ["authority": "\(exchange.record.authority ?? "-")", "error": "\(error)"]
         )
         self.dropUpstream()
-        exchange.record.responseFlags.insert(.upstreamProtocolError)
+        self.failExchange(
+            exchange,
+            flag: .upstreamProtocolError,
+            status: .badGateway,
+            transportFailure: "protocol_error",
+            resetReason: "protocol error",
+            context: context
+        )
+    }
+
+    /// The upstream failed the exchange in flight: the app's connection is cut if part of the
+    /// response was relayed, else it gets Envoy's local answer for `transportFailure`.
+    private func failExchange(
+        _ exchange: HTTPExchange,
+        flag: ResponseFlags,
+        status: LocalStatus,
+        transportFailure: String,
+        resetReason: String,
+        context: ChannelHandlerContext
+    ) {
+        exchange.record.responseFlags.insert(flag)
         if exchange.responseStarted {
+            // Mid-body: the response cannot be completed; the app must see a truncated transfer.
             exchange.responseEnded = true
             self.finish(exchange, context: context, closeAfter: true)
-        } else {
-            exchange.phase = .failed
-            exchange.record.upstreamTransportFailureReason = "protocol_error"
-            self.respondLocally(
-                exchange,
-                status: .badGateway,
-                flag: nil,
-                body: "upstream connect error or disconnect/reset before headers. reset reason: protocol error\n",
-                context: context,
-                closeAfter: !exchange.requestEnded
-            )
+            return
         }
+        exchange.phase = .failed
+        exchange.record.upstreamTransportFailureReason = transportFailure
+        self.respondLocally(
+            exchange,
+            status: status,
+            flag: nil,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: \(resetReason)\n",
+            context: context,
+            closeAfter: !exchange.requestEnded
+        )
     }
 
     func upstreamClosed(_ upstream: UpstreamHTTPHandler) {
@@ -757,23 +777,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         upstream.downstream = nil
         guard let exchange = self.exchange, !exchange.responseEnded, let context = self.context else { return }
         guard case .forwarding = exchange.phase else { return }
-        exchange.record.responseFlags.insert(.upstreamConnectionTermination)
-        if exchange.responseStarted {
-            // Mid-body: the response cannot be completed; the app must see a truncated transfer.
-            exchange.responseEnded = true
-            self.finish(exchange, context: context, closeAfter: true)
-        } else {
-            exchange.phase = .failed
-            exchange.record.upstreamTransportFailureReason = "connection_termination"
-            self.respondLocally(
-                exchange,
-                status: .serviceUnavailable,
-                flag: .upstreamConnectionTermination,
-                body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
-                context: context,
-                closeAfter: !exchange.requestEnded
-            )
-        }
+        self.failExchange(
+            exchange,
+            flag: .upstreamConnectionTermination,
+            status: .serviceUnavailable,
+            transportFailure: "connection_termination",
+            resetReason: "connection termination",
+            context: context
+        )
     }
 
     // MARK: local answers
