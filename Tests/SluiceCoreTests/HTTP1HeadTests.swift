@@ -92,6 +92,13 @@ final class HTTP1HeadTests: XCTestCase {
         XCTAssertTrue(try parseHead("CONNECT aliyun.com:443 HTTP/1.1\r\nHost: aliyun.com:443\r\n\r\n").methodIs("CONNECT"))
     }
 
+    func testMethodStringIsTheMethodAsRead() throws {
+        for method in ["GET", "PUT", "POST", "HEAD", "PATCH", "DELETE", "OPTIONS", "CONNECT", "get", "GETS", "PURGE", "M-SEARCH", "POSTS", "CONNECTX"] {
+            let head = try parseHead("\(method) / HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(head.methodString, method)
+        }
+    }
+
     func testNameEqualsAndFirstValueIgnoreCase() throws {
         let head = try parseHead("GET / HTTP/1.1\r\nHOST: a\r\nX-Thing: 1\r\nx-thing: 2\r\n\r\n")
         XCTAssertTrue(head.nameEquals(head.fields[0], "host"))

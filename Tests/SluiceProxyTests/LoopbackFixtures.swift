@@ -205,7 +205,7 @@ private final class ScriptedOriginHandler: ChannelInboundHandler {
             head.removeSubrange(..<end.upperBound)
             let written = context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(string: reply)))
             if close {
-                written.whenComplete { _ in context.close(promise: nil) }
+                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
                 return
             }
         }

@@ -3,8 +3,8 @@ import XCTest
 
 @testable import SluiceProxy
 
-/// ProxyMetrics' per-request fast path (series memoized by cluster name, code and flags) gives
-/// the same series as the first, parsing lookup, cap included.
+/// ProxyMetrics' per-request fast path (a connection's memo of its last series) and the
+/// lookup by service give the same series, cap included.
 final class MetricsMemoTests: XCTestCase {
     private static func record(cluster: String?, code: Int = 200, flags: ResponseFlags = []) -> AccessLogRecord {
         AccessLogRecord(responseCode: code, responseFlags: flags, bytesReceived: 1, bytesSent: 1, duration: 1, upstreamCluster: cluster)
@@ -17,16 +17,30 @@ final class MetricsMemoTests: XCTestCase {
 
     func testRepeatedRequestsAndClustersOfOneServiceShareASeries() {
         let metrics = ProxyMetrics(role: .sidecar)
-        for _ in 0..<100 {
+        // One connection's memo sees every kind in turn: it must follow, never stick.
+        var memo = RequestSeriesMemo()
+        for _ in 0..<50 {
+            metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test"), memo: &memo)
+            metrics.requestCompleted(Self.record(cluster: "outbound|443||a.test"), memo: &memo)
+            metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test", code: 503, flags: .upstreamConnectionFailure), memo: &memo)
+            metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test", code: 503, flags: .upstreamConnectionFailure), memo: &memo)
+            metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test", code: 503), memo: &memo)
+            metrics.requestCompleted(Self.record(cluster: nil, code: 1234), memo: &memo)
+            metrics.requestCompleted(Self.record(cluster: "not a cluster", code: -5), memo: &memo)
+        }
+        for _ in 0..<50 {
             metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test"))
             metrics.requestCompleted(Self.record(cluster: "outbound|443||a.test"))
             metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test", code: 503, flags: .upstreamConnectionFailure))
+            metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test", code: 503, flags: .upstreamConnectionFailure))
+            metrics.requestCompleted(Self.record(cluster: "outbound|80||a.test", code: 503))
             metrics.requestCompleted(Self.record(cluster: nil, code: 1234))
             metrics.requestCompleted(Self.record(cluster: "not a cluster", code: -5))
         }
         let text = metrics.prometheusText()
         XCTAssertEqual(requests(text, service: "a.test"), 200, text)
-        XCTAssertEqual(requests(text, service: "a.test", code: "503", flags: "UF"), 100, text)
+        XCTAssertEqual(requests(text, service: "a.test", code: "503", flags: "UF"), 200, text)
+        XCTAssertEqual(requests(text, service: "a.test", code: "503"), 100, text)
         // nil and a malformed name are both `unknown`; both codes are `other`.
         XCTAssertEqual(requests(text, service: "unknown", code: "other"), 200, text)
     }

@@ -152,6 +152,29 @@ public struct HTTP1Head: Sendable {
         return bytes.getString(at: bytes.readerIndex + range.lowerBound, length: range.count) ?? ""
     }
 
+    /// The request method as a `String`: the common ones as literals (no allocation or UTF-8
+    /// check on every request), any other as read.
+    public var methodString: String {
+        switch method.count {
+        case 3:
+            if methodIs("GET") { return "GET" }
+            if methodIs("PUT") { return "PUT" }
+        case 4:
+            if methodIs("POST") { return "POST" }
+            if methodIs("HEAD") { return "HEAD" }
+        case 5:
+            if methodIs("PATCH") { return "PATCH" }
+        case 6:
+            if methodIs("DELETE") { return "DELETE" }
+        case 7:
+            if methodIs("OPTIONS") { return "OPTIONS" }
+            if methodIs("CONNECT") { return "CONNECT" }
+        default:
+            break
+        }
+        return string(method)
+    }
+
     /// The method is exactly `ascii` (case-sensitive, as methods are): `methodIs("HEAD")`.
     public func methodIs(_ ascii: StaticString) -> Bool {
         bytes.withUnsafeReadableBytes { raw in

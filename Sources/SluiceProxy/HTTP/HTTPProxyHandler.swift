@@ -33,14 +33,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestOpen = false
     private var processing = false
     private var pendingRead = false
-    /// Response bytes written to the app and not flushed yet.
+    /// Response bytes written to the app (or held in `responseHead`) and not flushed yet.
     private var unflushed = false
+    /// A response head not written yet: a small body read with it is appended, so head and
+    /// body leave in one write rather than two (one fewer pipeline pass and iovec).
+    private var responseHead: ByteBuffer?
     private var closing = false
     /// Draining: close once the exchange in flight is done.
     private var draining = false
-    /// The limits in force for the current request: read with the config once per request,
-    /// not again for each timer.
-    private var limits = Limits()
+    /// The configuration the last request was handled under, and its limits with the
+    /// timeouts already converted: done again only when a reload replaced the configuration.
+    private var config: ActiveConfig?
+    private var limits = ConnectionLimits(Limits())
     /// What the connection is waiting for, and until when (header read, idle, response).
     private var deadline = ConnectionDeadline.none
     /// The one timer of this connection and when it fires. It is re-armed lazily: moving a
@@ -51,6 +55,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// host again and again, and the decision is a pure function of the host, the original
     /// destination (fixed per connection) and the configuration.
     private var lastDecision: CachedDecision?
+    /// The metric series the last request was counted in.
+    private var seriesMemo = RequestSeriesMemo()
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
@@ -64,10 +70,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let limits = self.runtime.config.limits
-        self.limits = limits
-        self.framer.limits = Self.framerLimits(limits)
-        self.setDeadline(.firstHead(.now() + TimeAmount(limits.headerReadTimeout)), context: context)
+        self.adopt(self.runtime.config)
+        self.setDeadline(.firstHead(.now() + self.limits.headerRead), context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -213,18 +217,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Takes on the configuration in force (on the first request and after a reload).
+    private func adopt(_ config: ActiveConfig) {
+        self.config = config
+        self.limits = ConnectionLimits(config.limits)
+        self.framer.limits = self.limits.framer
+    }
+
     // MARK: request parts
 
     private func requestHead(_ head: HTTP1Head, context: ChannelHandlerContext) {
         self.deadline = .none
         let config = self.runtime.config
-        let limits = config.limits
-        self.limits = limits
-        self.framer.limits = Self.framerLimits(limits)
+        if config !== self.config { self.adopt(config) }
         let target = head.string(head.target)
         var record = AccessLogRecord()
         record.startTime = wallClockMillis()
-        record.method = head.string(head.method)
+        record.method = head.methodString
         record.path = target
         record.protocol = head.versionMinor == 0 ? "HTTP/1.0" : "HTTP/1.1"
         record.userAgent = head.userAgent.map(head.string)
@@ -244,13 +253,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         guard let authority, let destination = self.connection.destinationIP,
             let port = self.connection.destinationPort,
-            let (host, decision) = self.decide(authority, destination: destination, port: port, config: config)
+            let decided = self.decide(authority, destination: destination, port: port, config: config)
         else {
             let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
             self.exchange = exchange
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "missing or invalid Host\n", context: context, closeAfter: true)
             return
         }
+        let decision = decided.decision
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
         let upgrade = Self.requestedUpgrade(head)
@@ -261,7 +271,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.exchange = exchange
             self.runtime.metrics.denied(.http)
             self.runtime.logger.info(
-                "denied http \(host) to \(self.connection.destinationText)",
+                "denied http \(decided.host) to \(self.connection.destinationText)",
                 metadata: ["reason": "\(decision.reason)"]
             )
             // A request that will send a body (or waits for 100-continue, or asks for an
@@ -303,9 +313,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The normalised host and the decision for `authority`, reusing the previous request's
     /// when the authority and the configuration are the same. Nil when it names no valid host.
-    private func decide(_ authority: String, destination: IPAddress, port: Int, config: ActiveConfig) -> (String, Decision)? {
+    private func decide(_ authority: String, destination: IPAddress, port: Int, config: ActiveConfig) -> CachedDecision? {
         if let last = self.lastDecision, last.config === config.identity, last.authority == authority {
-            return (last.host, last.decision)
+            return last
         }
         guard let host = RequestAuthority.normalisedHost(authority) else { return nil }
         let decision = config.decide(
@@ -313,8 +323,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             role: self.runtime.role,
             host: host
         )
-        self.lastDecision = CachedDecision(authority: authority, host: host, config: config.identity, decision: decision)
-        return (host, decision)
+        let decided = CachedDecision(authority: authority, host: host, config: config.identity, decision: decision)
+        self.lastDecision = decided
+        return decided
     }
 
     private func requestBody(_ body: ByteBuffer) {
@@ -366,7 +377,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             connectTimeout: .init(config.limits.connectTimeout),
             initializer: { channel in channel.eventLoop.makeSucceededVoidFuture() }
         )
-        let responseLimits = Self.framerLimits(config.limits)
+        let responseLimits = self.limits.framer
         future.assumeIsolated().whenComplete { result in
             guard self.exchange === exchange, let context = self.context else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
@@ -421,7 +432,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
         let now = NIODeadline.now()
         exchange.upstreamRequestSent = now
-        let timeout = TimeAmount(self.limits.upstreamTimeout)
+        let timeout = self.limits.upstream
         self.setDeadline(.response(now + timeout, timeout), context: context)
     }
 
@@ -586,15 +597,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         head.expectContinue || head.hasTransferEncoding || (head.contentLength ?? 0) > 0
     }
 
-    static func framerLimits(_ limits: Limits) -> HTTP1Limits {
-        HTTP1Limits(maxHeadBytes: limits.maxRequestHeadBytes, maxFields: limits.maxRequestHeaders)
-    }
-
     /// This connection's own upstream if it goes to `target` and is idle, else an idle one
     /// from the event loop's pool; the previous upstream goes back to the pool.
     private func reusableUpstream(for target: UpstreamTarget) -> UpstreamHTTPHandler? {
-        if let upstream = self.upstream, upstream.target == target, upstream.reusable, !upstream.busy,
-            upstream.channel?.isActive == true
+        // `reusable` turns false when the connection closes (channelInactive), so an open
+        // channel need not be asked for (that costs a pipeline and lifecycle lookup).
+        if let upstream = self.upstream, upstream.reusable, !upstream.busy, upstream.isAttached,
+            upstream.target == target
         {
             return upstream
         }
@@ -670,7 +679,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else if exchange.requestVersionMinor == 0 {
                 edits.connection = .keepAlive
             }
-            var bytes = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96)
+            let smallBody = head.contentLength.map { $0 <= Int64(Self.coalescedBodyBytes) ? Int($0) : 0 } ?? 0
+            var bytes = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96 + smallBody)
             HTTP1Rewrite.writeDownstreamResponse(head, edits: edits, to: &bytes)
             if exchange.switching {
                 // The 101 is the whole response; what follows is the upgraded protocol's. The
@@ -686,12 +696,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 return
             }
-            context.write(Self.wrapOutboundOut(bytes), promise: nil)
+            self.responseHead = bytes
             self.unflushed = true
-        case .body(let body):
+        case .body(var body):
             exchange.record.bytesSent &+= UInt64(body.readableBytes)
-            context.write(Self.wrapOutboundOut(body), promise: nil)
             self.unflushed = true
+            if var pending = self.responseHead {
+                self.responseHead = nil  // `pending` is now the only reference: appended in place
+                if pending.readableBytes + body.readableBytes <= Self.coalescedBodyBytes + 1024 {
+                    pending.writeBuffer(&body)
+                    self.responseHead = pending
+                    return
+                }
+                context.write(Self.wrapOutboundOut(pending), promise: nil)
+            }
+            context.write(Self.wrapOutboundOut(body), promise: nil)
         case .end:
             if exchange.interimResponse {
                 exchange.interimResponse = false
@@ -715,8 +734,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func flushDownstream(_ context: ChannelHandlerContext) {
         guard self.unflushed else { return }
         self.unflushed = false
+        if let pending = self.responseHead {
+            self.responseHead = nil
+            context.write(Self.wrapOutboundOut(pending), promise: nil)
+        }
         context.flush()
     }
+
+    /// Body bytes that may ride in the response head's write (copied); larger bodies are
+    /// written as the buffers read.
+    static let coalescedBodyBytes = 4096
 
     func upstreamBecameWritable(_ upstream: UpstreamHTTPHandler) {
         guard upstream === self.upstream, let context = self.context else { return }
@@ -848,11 +875,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finish(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
-        exchange.record.duration = exchange.start.millisecondsElapsed
-        self.runtime.completedRequest(exchange.record)
+        // The record moves out of the finished exchange rather than being copied field by field.
+        var record = AccessLogRecord()
+        swap(&record, &exchange.record)
+        record.duration = exchange.start.millisecondsElapsed
+        self.runtime.completedRequest(record, memo: &self.seriesMemo)
         if (closeAfter || self.draining) && !self.closing {
             self.closing = true
             self.inbound = nil
+            self.flushDownstream(context)
             // Close only after the response's last bytes are out: NIO fails writes still
             // pending at close, which would cut the body short. Writes complete in order, so
             // an empty write behind them completes when they have.
@@ -860,8 +891,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else if !self.closing {
-            let idle = TimeAmount(self.limits.idleTimeout)
-            self.setDeadline(.idle(.now() + idle), context: context)
+            self.setDeadline(.idle(.now() + self.limits.idle), context: context)
             // A pipelined request may be buffered already.
             self.processInbound(context: context)
             self.resumeReadingIfHeld(context: context)
@@ -921,6 +951,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .response(_, let timeout):
             if let exchange = self.exchange { self.upstreamTimedOut(exchange, after: timeout) }
         }
+    }
+}
+
+/// A connection's limits, the timeouts as `TimeAmount`s: converted once per configuration
+/// rather than on every request.
+struct ConnectionLimits {
+    let headerRead: TimeAmount
+    let idle: TimeAmount
+    let upstream: TimeAmount
+    let framer: HTTP1Limits
+
+    init(_ limits: Limits) {
+        self.headerRead = TimeAmount(limits.headerReadTimeout)
+        self.idle = TimeAmount(limits.idleTimeout)
+        self.upstream = TimeAmount(limits.upstreamTimeout)
+        self.framer = HTTP1Limits(maxHeadBytes: limits.maxRequestHeadBytes, maxFields: limits.maxRequestHeaders)
     }
 }
 

@@ -56,6 +56,8 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var channel: (any Channel)? { self.context?.channel }
+    /// Still in its channel's pipeline (removed when the channel closes or becomes a tunnel).
+    var isAttached: Bool { self.context != nil }
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {

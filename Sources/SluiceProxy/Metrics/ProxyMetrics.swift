@@ -7,9 +7,10 @@ public import SluiceCore
 /// runtimes in one process each count their own traffic.
 ///
 /// Every recording call is cheap enough for the event loop: counters are atomics, a histogram
-/// sample takes that histogram's own short lock, and finding the series for a request is
-/// one dictionary lookup keyed by the record's cluster name, code and flags under a short
-/// lock (the cluster name is parsed, capped and the registry touched only the first time).
+/// sample takes that histogram's own short lock, and the series for a request is the one the
+/// connection's previous request used (`RequestSeriesMemo`, no lock) or found under a short
+/// lock by service, code and flags (the cluster name is parsed and capped once per name, the
+/// registry touched once per label set).
 ///
 /// Label values come only from configuration (registered hosts, via the cluster name) and
 /// small enums, never from a client's Host, SNI or path; on top of that the number of
@@ -69,7 +70,24 @@ public final class ProxyMetrics: Sendable {
     /// One HTTP request finished: counts it and records its duration and body sizes, labelled
     /// by the record's cluster, response code and flags.
     public func requestCompleted(_ record: AccessLogRecord) {
-        let series = self.requestSeries(cluster: record.upstreamCluster, code: record.responseCode, flags: record.responseFlags)
+        var memo = RequestSeriesMemo()
+        self.requestCompleted(record, memo: &memo)
+    }
+
+    /// One HTTP request finished, on a connection that remembers in `memo` which series its
+    /// last request was counted in: a keep-alive connection's requests mostly share one.
+    public func requestCompleted(_ record: AccessLogRecord, memo: inout RequestSeriesMemo) {
+        // Codes outside 0…999 share one key, as they share the `other` label value.
+        let code = (0...999).contains(record.responseCode) ? record.responseCode : -1
+        let key = ClusterRequestKey(cluster: record.upstreamCluster, code: code, flags: record.responseFlags.rawValue)
+        let series: RequestSeries
+        if let last = memo.series, memo.key == key {
+            series = last
+        } else {
+            series = self.requestSeries(key)
+            memo.key = key
+            memo.series = series
+        }
         series.requests.increment()
         series.duration.record(Double(max(0, record.duration)))
         series.requestBytes.record(Double(record.bytesReceived))
@@ -162,7 +180,7 @@ public final class ProxyMetrics: Sendable {
     // MARK: - Series lookup
 
     /// The handles of one HTTP label set.
-    private struct RequestSeries: Sendable {
+    struct RequestSeries: Sendable {
         let requests: Counter
         let duration: ValueHistogram
         let requestBytes: ValueHistogram
@@ -175,10 +193,9 @@ public final class ProxyMetrics: Sendable {
         let flags: UInt32
     }
 
-    /// The per-request fast path's key: the record's cluster as it is, so that finding the
-    /// series costs one hash and one lookup, with no parsing of the cluster name and no
-    /// string built.
-    private struct ClusterRequestKey: Hashable, Sendable {
+    /// A request's series as the record names it: its cluster as it is (a connection's
+    /// requests to one host share the decision's string, so comparing is cheap).
+    struct ClusterRequestKey: Hashable, Sendable {
         let cluster: String?
         let code: Int
         let flags: UInt32
@@ -196,9 +213,9 @@ public final class ProxyMetrics: Sendable {
         let flags: UInt32
     }
 
-    /// Bound on each memo keyed by cluster name. Cluster names come from configuration, so
-    /// this is never reached in practice; if it is, lookups past it take the slow path
-    /// (parse, cap, find by service), which gives the same answer.
+    /// Bound on the memo of cluster name → service. Cluster names come from configuration, so
+    /// this is never reached in practice; if it is, names past it are parsed again each
+    /// time, which gives the same answer.
     static let maxMemoizedClusters = 4 * maxDestinationServices
 
     private struct SeriesTable: Sendable {
@@ -207,8 +224,6 @@ public final class ProxyMetrics: Sendable {
         /// past the cap). Admission is final either way, so the answer can be kept.
         var serviceByCluster: [String?: String] = [:]
         var requests: [RequestKey: RequestSeries] = [:]
-        /// The same series as `requests`, found by cluster name instead of service.
-        var requestsByCluster: [ClusterRequestKey: RequestSeries] = [:]
         var tcp: [String: TCPSeries] = [:]
         var tcpClosed: [TCPClosedKey: Counter] = [:]
 
@@ -221,27 +236,12 @@ public final class ProxyMetrics: Sendable {
             }
             return service
         }
-
-        mutating func memoize(_ series: RequestSeries, for key: ClusterRequestKey) {
-            if requestsByCluster.count < ProxyMetrics.maxMemoizedClusters {
-                requestsByCluster[key] = series
-            }
-        }
     }
 
-    private func requestSeries(cluster: String?, code: Int, flags: ResponseFlags) -> RequestSeries {
-        // Codes outside 0…999 share one key, as they share the `other` label value.
-        let code = (0...999).contains(code) ? code : -1
-        let clusterKey = ClusterRequestKey(cluster: cluster, code: code, flags: flags.rawValue)
-        // Every request after the first of its kind ends here.
-        if let found = self.table.withLockedValue({ $0.requestsByCluster[clusterKey] }) { return found }
-
+    private func requestSeries(_ clusterKey: ClusterRequestKey) -> RequestSeries {
         let (key, found) = self.table.withLockedValue { table in
-            let key = RequestKey(service: table.service(cluster: cluster), code: code, flags: flags.rawValue)
-            let found = table.requests[key]
-            // Another cluster of the same service made these handles already.
-            if let found { table.memoize(found, for: clusterKey) }
-            return (key, found)
+            let key = RequestKey(service: table.service(cluster: clusterKey.cluster), code: clusterKey.code, flags: clusterKey.flags)
+            return (key, table.requests[key])
         }
         if let found { return found }
         // First sighting of this label set: create it outside our lock (the registry has its
@@ -249,17 +249,14 @@ public final class ProxyMetrics: Sendable {
         let labels = self.labels(service: key.service) + [
             (MetricLabel.requestProtocol, "http"),
             (MetricLabel.responseCode, MetricLabelValues.responseCode(key.code)),
-            (MetricLabel.responseFlags, MetricLabelValues.responseFlags(flags)),
+            (MetricLabel.responseFlags, MetricLabelValues.responseFlags(ResponseFlags(rawValue: key.flags))),
         ]
         let series = RequestSeries(
             requests: self.registry.counter(MetricName.requestsTotal, Help.requests, labels),
             duration: self.registry.histogram(MetricName.requestDuration, Help.duration, labels, buckets: MetricBuckets.milliseconds),
             requestBytes: self.registry.histogram(MetricName.requestBytes, Help.requestBytes, labels, buckets: MetricBuckets.bytes),
             responseBytes: self.registry.histogram(MetricName.responseBytes, Help.responseBytes, labels, buckets: MetricBuckets.bytes))
-        self.table.withLockedValue { table in
-            table.requests[key] = series
-            table.memoize(series, for: clusterKey)
-        }
+        self.table.withLockedValue { $0.requests[key] = series }
         return series
     }
 
@@ -340,4 +337,13 @@ extension PrometheusCollectorRegistry {
             ? self.makeValueHistogram(descriptor: descriptor, buckets: buckets)
             : self.makeValueHistogram(descriptor: descriptor, labels: labels, buckets: buckets)
     }
+}
+
+/// Which series a connection's last request was counted in (see
+/// `ProxyMetrics.requestCompleted(_:memo:)`); one per connection, used on its event loop.
+public struct RequestSeriesMemo: Sendable {
+    fileprivate var key: ProxyMetrics.ClusterRequestKey?
+    fileprivate var series: ProxyMetrics.RequestSeries?
+
+    public init() {}
 }

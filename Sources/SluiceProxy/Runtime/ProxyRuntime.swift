@@ -12,13 +12,16 @@ public enum ProxyRole: String, Sendable {
 }
 
 /// The configuration every new connection or request reads: swapped whole on reload, so a
-/// request sees one consistent version of it.
-public struct ActiveConfig: Sendable {
+/// request sees one consistent version of it. A class: reading the one in force costs a
+/// retain, not a copy of every field.
+public final class ActiveConfig: Sendable {
     /// The loaded config and registry.
     public let snapshot: SluiceSnapshot
     /// The decision function built from them.
     public let policy: Policy
     /// Which load this is: a connection may reuse a decision only while this is unchanged.
+    /// (A connection's cached decision holds this small token, not the whole configuration,
+    /// so an idle connection does not keep a replaced registry alive.)
     let identity = ConfigIdentity()
 
     /// Builds the policy for a role (the gateway never forwards to another gateway).
@@ -101,6 +104,12 @@ public final class ProxyRuntime: Sendable {
     func completedRequest(_ record: AccessLogRecord) {
         self.accessLog?.write(record)
         self.metrics.requestCompleted(record)
+    }
+
+    /// The same, on a connection that remembers its last request's metric series in `memo`.
+    func completedRequest(_ record: AccessLogRecord, memo: inout RequestSeriesMemo) {
+        self.accessLog?.write(record)
+        self.metrics.requestCompleted(record, memo: &memo)
     }
 
     /// One TCP/TLS connection or tunnel is done: its log line and its metrics.
