@@ -9,19 +9,19 @@ extension AccessLogRecord {
     /// growth. `upstream_service_time` is a JSON string of milliseconds, because Envoy's
     /// `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` is a header value.
     public func appendJSON(to buffer: inout ByteBuffer) {
-        buffer.writeAccessLogLine(bound: jsonBound) { writeJSON(to: &$0) }
+        buffer.writeBounded(jsonBound) { writeJSON(to: &$0) }
     }
 
     /// Appends the JSON object and its `\n` in one reservation of the buffer, for the log.
     func appendJSONLine(to buffer: inout ByteBuffer) {
-        buffer.writeAccessLogLine(bound: jsonBound + 1) { w in
+        buffer.writeBounded(jsonBound + 1) { w in
             writeJSON(to: &w)
             w.write(UInt8(ascii: "\n"))
         }
     }
 
     /// The JSON object, written through a line writer with at least `jsonBound` bytes free.
-    private func writeJSON(to w: inout AccessLogLineWriter) {
+    private func writeJSON(to w: inout BoundedWriter) {
         w.write("{\"start_time\":\"")
         RFC3339.write(epochMilliseconds: startTime, to: &w)
         w.write("\",\"method\":")
@@ -89,7 +89,7 @@ extension AccessLogRecord {
     /// Most bytes `appendJSON` can write: the keys and punctuation (under 600 bytes), numbers
     /// (20 digits each), the timestamp, the flags, and every string escaped at worst.
     private var jsonBound: Int {
-        func b(_ value: String?) -> Int { AccessLogLineWriter.bound(value) }
+        func b(_ value: String?) -> Int { BoundedWriter.escapedBound(value) }
         return 1024 + ResponseFlags.maxRenderedLength
             + b(method) + b(path) + b(self.protocol)
             + b(xForwardedFor) + b(userAgent) + b(requestId)

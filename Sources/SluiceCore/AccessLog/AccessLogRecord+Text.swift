@@ -14,7 +14,7 @@ extension AccessLogRecord {
     /// (`\"`, `\\`, `\n`, `\u00XX`) so that a hostile header can neither split the line nor
     /// forge a field.
     public func appendText(to buffer: inout ByteBuffer) {
-        buffer.writeAccessLogLine(bound: textBound) { w in
+        buffer.writeBounded(textBound) { w in
             w.write(UInt8(ascii: "["))
             RFC3339.write(epochMilliseconds: startTime, to: &w)
             w.write("] \"")
@@ -63,7 +63,7 @@ extension AccessLogRecord {
     /// Most bytes `appendText` can write: punctuation, numbers and timestamp (under 256 bytes),
     /// the flags, and the eight strings escaped at worst.
     private var textBound: Int {
-        func b(_ value: String?) -> Int { AccessLogLineWriter.bound(value) }
+        func b(_ value: String?) -> Int { BoundedWriter.escapedBound(value) }
         return 256 + ResponseFlags.maxRenderedLength
             + b(method) + b(path) + b(self.protocol)
             + b(xForwardedFor) + b(userAgent) + b(requestId)

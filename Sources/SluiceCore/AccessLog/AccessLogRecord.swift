@@ -135,109 +135,15 @@ public struct AccessLogRecord: Sendable, Equatable {
     }
 }
 
-// MARK: - Line writer
+// MARK: - Escaping
 
-/// Writes one log line into memory reserved up front.
-///
-/// A record is ~25 fields and ~80 small writes; going through `ByteBuffer.write*` for each
-/// costs a capacity and uniqueness check apiece, several times the cost of the bytes. Instead
-/// the encoders reserve a worst-case bound once (`ByteBuffer.writeAccessLogLine(bound:_:)`) and store
-/// bytes through this cursor. Every store still checks the bound, so a wrong bound truncates
-/// the line (and trips an assertion in debug builds) instead of touching memory it must not.
-struct AccessLogLineWriter {
-    private let out: UnsafeMutableRawBufferPointer
-    /// Bytes written so far.
-    private(set) var count = 0
-
-    init(_ out: UnsafeMutableRawBufferPointer) {
-        self.out = out
-    }
-
+/// JSON and text escaping of log values, through the writer the encoders reserve a line's
+/// worst case with (`BoundedWriter`).
+extension BoundedWriter {
     /// Worst-case output size of a string value: 6 bytes per input byte (`\u00XX`), plus room
     /// for the quotes or `null`.
-    static func bound(_ value: String?) -> Int {
+    static func escapedBound(_ value: String?) -> Int {
         (value?.utf8.count ?? 0) * 6 + 4
-    }
-
-    // The small writers below are `@inline(__always)`: each is a bound check and a store or
-    // two, and ~80 out-of-line calls per line cost more than the bytes they write.
-
-    @inline(__always)
-    private func fits(_ extra: Int) -> Bool {
-        guard extra <= out.count - count else {
-            assertionFailure("access-log line bound too small")
-            return false
-        }
-        return true
-    }
-
-    @inline(__always)
-    mutating func write(_ byte: UInt8) {
-        guard fits(1) else { return }
-        out[count] = byte
-        count += 1
-    }
-
-    @inline(__always)
-    mutating func write(_ text: StaticString) {
-        text.withUTF8Buffer { write(bytes: UnsafeRawBufferPointer($0)) }
-    }
-
-    @inline(__always)
-    mutating func write(bytes: UnsafeRawBufferPointer) {
-        let n = bytes.count
-        guard n > 0, fits(n), let source = bytes.baseAddress, let base = out.baseAddress else { return }
-        let target = base + count
-        if n >= 8 && n <= 16 {
-            // Most keys and values are this short: two overlapping word moves beat a memmove call.
-            let head = source.loadUnaligned(as: UInt64.self)
-            let tail = source.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
-            target.storeBytes(of: head, as: UInt64.self)
-            target.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
-        } else {
-            target.copyMemory(from: source, byteCount: n)
-        }
-        count += n
-    }
-
-    /// Writes `value` in decimal, at most 20 bytes.
-    mutating func writeDecimal(_ value: UInt64) {
-        var digits = 1
-        var probe = value
-        while probe >= 10 {
-            probe /= 10
-            digits += 1
-        }
-        guard fits(digits) else { return }
-        var rest = value
-        for i in stride(from: count + digits - 1, through: count, by: -1) {
-            out[i] = UInt8(truncatingIfNeeded: 0x30 &+ rest % 10)
-            rest /= 10
-        }
-        count += digits
-    }
-
-    /// Writes `value` in decimal with a leading `-` when negative, at most 20 bytes.
-    mutating func writeDecimal(_ value: Int64) {
-        if value < 0 {
-            write(UInt8(ascii: "-"))
-            // Two's complement negation in UInt64 also covers Int64.min.
-            writeDecimal(0 &- UInt64(bitPattern: value))
-        } else {
-            writeDecimal(UInt64(value))
-        }
-    }
-
-    /// Writes `value` zero-padded to exactly `width` digits (`value` must fit).
-    @inline(__always)
-    mutating func writePadded(_ value: Int, width: Int) {
-        guard fits(width) else { return }
-        var rest = value
-        for i in stride(from: count + width - 1, through: count, by: -1) {
-            out[i] = UInt8(truncatingIfNeeded: 0x30 &+ rest % 10)
-            rest /= 10
-        }
-        count += width
     }
 
     /// Writes `string` with JSON string escaping, without the surrounding quotes.
@@ -356,16 +262,5 @@ struct AccessLogLineWriter {
             return
         }
         writeEscaped(value)
-    }
-}
-
-extension ByteBuffer {
-    /// Reserves `bound` bytes once and lets `body` fill them through a `AccessLogLineWriter`.
-    mutating func writeAccessLogLine(bound: Int, _ body: (inout AccessLogLineWriter) -> Void) {
-        writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { out in
-            var writer = AccessLogLineWriter(out)
-            body(&writer)
-            return writer.count
-        }
     }
 }

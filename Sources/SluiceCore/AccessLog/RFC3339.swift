@@ -87,11 +87,11 @@ public enum RFC3339 {
 
     /// Appends the 24-byte timestamp for `epochMilliseconds` to `buffer`.
     public static func append(epochMilliseconds: Int64, to buffer: inout ByteBuffer) {
-        buffer.writeAccessLogLine(bound: length) { write(epochMilliseconds: epochMilliseconds, to: &$0) }
+        buffer.writeBounded(length) { write(epochMilliseconds: epochMilliseconds, to: &$0) }
     }
 
     /// Writes the 24-byte timestamp through an access-log line writer.
-    static func write(epochMilliseconds: Int64, to w: inout AccessLogLineWriter) {
+    static func write(epochMilliseconds: Int64, to w: inout BoundedWriter) {
         let c = components(epochMilliseconds: epochMilliseconds)
         w.writePadded(c.year, width: 4)
         w.write(UInt8(ascii: "-"))

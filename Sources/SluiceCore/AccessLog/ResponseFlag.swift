@@ -187,7 +187,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
     /// Envoy's rendering: `-` when empty, else the short codes comma-joined in Envoy's order (`UF,URX`).
     public var envoyString: String {
         var buffer = ByteBufferAllocator().buffer(capacity: Self.maxRenderedLength)
-        buffer.writeAccessLogLine(bound: Self.maxRenderedLength) { write(to: &$0) }
+        buffer.writeBounded(Self.maxRenderedLength) { write(to: &$0) }
         return String(buffer: buffer)
     }
 
@@ -195,7 +195,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
     static let maxRenderedLength = ResponseFlag.allCases.count * 6
 
     /// Writes `envoyString` without building a String; used on the per-request log path.
-    func write(to writer: inout AccessLogLineWriter) {
+    func write(to writer: inout BoundedWriter) {
         var first = true
         var bits = rawValue
         while bits != 0 {

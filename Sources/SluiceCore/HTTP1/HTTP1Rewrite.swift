@@ -56,76 +56,79 @@ public enum HTTP1Rewrite {
 
     /// `METHOD target HTTP/1.1`, the request's end-to-end fields, then the edits.
     public static func writeUpstreamRequest(_ head: HTTP1Head, edits: RequestEdits, to out: inout ByteBuffer) {
-        out.reserveCapacity(minimumWritableBytes: head.bytes.readableBytes + 128)
-        head.bytes.withUnsafeReadableBytes { raw in
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.method]))
-            out.writeInteger(UInt8(ascii: " "))
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.target]))
-            out.writeStaticString(" HTTP/1.1\r\n")
-            copyFields(head, raw, to: &out) { kind in
-                switch kind {
-                case .hopByHop: return false
-                case .expect: return !edits.dropExpect
-                case .forwardedFor: return edits.forwardedFor == nil
-                default: return true
+        // The head as read bounds the start line and the fields kept; the rest is ours.
+        let bound = head.bytes.readableBytes + 128
+            + (edits.upgrade?.utf8.count ?? 0) + (edits.requestID?.utf8.count ?? 0) + (edits.forwardedFor?.utf8.count ?? 0)
+        out.writeBounded(bound) { w in
+            head.bytes.withUnsafeReadableBytes { raw in
+                w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.method]))
+                w.write(UInt8(ascii: " "))
+                w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.target]))
+                w.write(" HTTP/1.1\r\n")
+                copyFields(head, raw, to: &w) { kind in
+                    switch kind {
+                    case .hopByHop: return false
+                    case .expect: return !edits.dropExpect
+                    case .forwardedFor: return edits.forwardedFor == nil
+                    default: return true
+                    }
                 }
             }
+            if let upgrade = edits.upgrade {
+                w.write("connection: upgrade\r\nupgrade: ")
+                w.write(string: upgrade)
+                w.write("\r\n")
+            }
+            if let requestID = edits.requestID {
+                w.write("x-request-id: ")
+                w.write(string: requestID)
+                w.write("\r\n")
+            }
+            if let forwardedFor = edits.forwardedFor {
+                w.write("x-forwarded-for: ")
+                w.write(string: forwardedFor)
+                w.write("\r\n")
+            }
+            w.write("\r\n")
         }
-        if let upgrade = edits.upgrade {
-            out.writeStaticString("connection: upgrade\r\nupgrade: ")
-            out.writeString(upgrade)
-            out.writeStaticString("\r\n")
-        }
-        if let requestID = edits.requestID {
-            out.writeStaticString("x-request-id: ")
-            out.writeString(requestID)
-            out.writeStaticString("\r\n")
-        }
-        if let forwardedFor = edits.forwardedFor {
-            out.writeStaticString("x-forwarded-for: ")
-            out.writeString(forwardedFor)
-            out.writeStaticString("\r\n")
-        }
-        out.writeStaticString("\r\n")
     }
 
     /// `HTTP/1.x code reason`, the response's end-to-end fields, then the edits.
     public static func writeDownstreamResponse(_ head: HTTP1Head, edits: ResponseEdits, to out: inout ByteBuffer) {
-        out.reserveCapacity(minimumWritableBytes: head.bytes.readableBytes + 96)
-        out.writeStaticString(edits.versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        writeStatusCode(head.status, to: &out)
-        head.bytes.withUnsafeReadableBytes { raw in
-            if !head.reason.isEmpty {
-                out.writeInteger(UInt8(ascii: " "))
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reason]))
-            } else {
-                out.writeInteger(UInt8(ascii: " "))
-            }
-            out.writeStaticString("\r\n")
-            copyFields(head, raw, to: &out) { kind in
-                switch kind {
-                case .hopByHop: return false
-                case .serviceTime: return edits.serviceTimeMs == nil
-                case .transferEncoding: return !edits.dropTransferEncoding
-                default: return true
+        var bound = head.bytes.readableBytes + 128
+        if case .upgrade(let upgrade) = edits.connection { bound += upgrade.utf8.count }
+        out.writeBounded(bound) { w in
+            w.write(edits.versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            writeStatusCode(head.status, to: &w)
+            w.write(UInt8(ascii: " "))
+            head.bytes.withUnsafeReadableBytes { raw in
+                w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.reason]))
+                w.write("\r\n")
+                copyFields(head, raw, to: &w) { kind in
+                    switch kind {
+                    case .hopByHop: return false
+                    case .serviceTime: return edits.serviceTimeMs == nil
+                    case .transferEncoding: return !edits.dropTransferEncoding
+                    default: return true
+                    }
                 }
             }
+            if let ms = edits.serviceTimeMs {
+                w.write("x-envoy-upstream-service-time: ")
+                w.writeDecimal(max(ms, 0))
+                w.write("\r\n")
+            }
+            switch edits.connection {
+            case .none: break
+            case .close: w.write("connection: close\r\n")
+            case .keepAlive: w.write("connection: keep-alive\r\n")
+            case .upgrade(let upgrade):
+                w.write("connection: upgrade\r\nupgrade: ")
+                w.write(string: upgrade)
+                w.write("\r\n")
+            }
+            w.write("\r\n")
         }
-        if let ms = edits.serviceTimeMs {
-            out.writeStaticString("x-envoy-upstream-service-time: ")
-            writeDecimal(ms, to: &out)
-            out.writeStaticString("\r\n")
-        }
-        switch edits.connection {
-        case .none: break
-        case .close: out.writeStaticString("connection: close\r\n")
-        case .keepAlive: out.writeStaticString("connection: keep-alive\r\n")
-        case .upgrade(let upgrade):
-            out.writeStaticString("connection: upgrade\r\nupgrade: ")
-            out.writeString(upgrade)
-            out.writeStaticString("\r\n")
-        }
-        out.writeStaticString("\r\n")
     }
 
     /// A complete response of the proxy's own: status line, the given fields, the body.
@@ -138,19 +141,23 @@ public enum HTTP1Rewrite {
         includeBody: Bool,
         to out: inout ByteBuffer
     ) {
-        out.writeStaticString(versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        writeStatusCode(status, to: &out)
-        out.writeInteger(UInt8(ascii: " "))
-        out.writeString(reason)
-        out.writeStaticString("\r\n")
-        for (name, value) in fields {
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
-            out.writeStaticString("\r\n")
+        var bound = 64 + reason.utf8.count + (includeBody ? body.utf8.count : 0)
+        for (name, value) in fields { bound += name.utf8.count + value.utf8.count + 4 }
+        out.writeBounded(bound) { w in
+            w.write(versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            writeStatusCode(status, to: &w)
+            w.write(UInt8(ascii: " "))
+            w.write(string: reason)
+            w.write("\r\n")
+            for (name, value) in fields {
+                w.write(string: name)
+                w.write(": ")
+                w.write(string: value)
+                w.write("\r\n")
+            }
+            w.write("\r\n")
+            if includeBody { w.write(string: body) }
         }
-        out.writeStaticString("\r\n")
-        if includeBody { out.writeString(body) }
     }
 
     // MARK: fields
@@ -160,7 +167,7 @@ public enum HTTP1Rewrite {
     static func copyFields(
         _ head: HTTP1Head,
         _ raw: UnsafeRawBufferPointer,
-        to out: inout ByteBuffer,
+        to out: inout BoundedWriter,
         keeping keep: (FieldClass) -> Bool
     ) {
         let listed = connectionListed(head, raw)
@@ -270,7 +277,7 @@ public enum HTTP1Rewrite {
     struct LineRun {
         private var range: Range<Int>?
 
-        mutating func add(_ field: HTTP1Field, _ raw: UnsafeRawBufferPointer, to out: inout ByteBuffer) {
+        mutating func add(_ field: HTTP1Field, _ raw: UnsafeRawBufferPointer, to out: inout BoundedWriter) {
             let line = field.line.lowerBound..<min(field.line.upperBound + 2, raw.count)
             if let current = self.range, current.upperBound == line.lowerBound {
                 self.range = current.lowerBound..<line.upperBound
@@ -280,22 +287,14 @@ public enum HTTP1Rewrite {
             }
         }
 
-        mutating func flush(_ raw: UnsafeRawBufferPointer, to out: inout ByteBuffer) {
+        mutating func flush(_ raw: UnsafeRawBufferPointer, to out: inout BoundedWriter) {
             guard let range = self.range else { return }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range]))
+            out.write(bytes: UnsafeRawBufferPointer(rebasing: raw[range]))
             self.range = nil
         }
     }
 
-    static func writeStatusCode(_ status: Int, to out: inout ByteBuffer) {
-        let code = min(max(status, 100), 999)
-        out.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
-        out.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
-        out.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
-    }
-
-    static func writeDecimal(_ value: Int64, to out: inout ByteBuffer) {
-        // A millisecond count is a small string: no allocation.
-        out.writeString(String(max(value, 0)))
+    static func writeStatusCode(_ status: Int, to out: inout BoundedWriter) {
+        out.writePadded(min(max(status, 100), 999), width: 3)
     }
 }
