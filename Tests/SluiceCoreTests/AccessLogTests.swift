@@ -305,6 +305,25 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(RFC3339.string(epochMilliseconds: .min), "0000-01-01T00:00:00.000Z")
     }
 
+    func testLinesWrittenWithOneSecondCacheMatchFreshOnes() {
+        // A writer's cache of the formatted second must never leak into a line of another
+        // second: same second, next second, backwards, before 1970, clamped, and back again.
+        let instants: [Int64] = [
+            1_795_000_000_123, 1_795_000_000_999, 1_795_000_001_000, 1_795_000_000_001, -1, -1_000, -1_001, 0,
+            .max, .min, RFC3339.maxEpochMilliseconds, 1_795_000_000_500, 951_782_400_000, 951_782_399_999,
+        ]
+        for format in AccessLogFormat.allCases {
+            var cache = RFC3339.SecondCache()
+            for ms in instants {
+                let record = AccessLogRecord(startTime: ms, method: "GET", responseCode: 200)
+                var cached = ByteBufferAllocator().buffer(capacity: 0)
+                record.appendLine(format: format, to: &cached, timestamps: &cache)
+                XCTAssertEqual(String(buffer: cached), record.line(format: format), "\(format) \(ms)")
+                XCTAssertTrue(String(buffer: cached).contains(RFC3339.string(epochMilliseconds: ms)), "\(format) \(ms)")
+            }
+        }
+    }
+
     func testRFC3339AgreesWithFoundationOverManyDays() {
         // Cross-check the arithmetic against Foundation's calendar for one instant per ~5 days
         // from 1900 to 2200, at an odd time of day.

@@ -9,21 +9,22 @@ extension AccessLogRecord {
     /// growth. `upstream_service_time` is a JSON string of milliseconds, because Envoy's
     /// `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` is a header value.
     public func appendJSON(to buffer: inout ByteBuffer) {
-        buffer.writeBounded(jsonBound) { writeJSON(to: &$0) }
+        var timestamps = RFC3339.SecondCache()
+        buffer.writeBounded(jsonBound) { writeJSON(to: &$0, timestamps: &timestamps) }
     }
 
     /// Appends the JSON object and its `\n` in one reservation of the buffer, for the log.
-    func appendJSONLine(to buffer: inout ByteBuffer) {
+    func appendJSONLine(to buffer: inout ByteBuffer, timestamps: inout RFC3339.SecondCache) {
         buffer.writeBounded(jsonBound + 1) { w in
-            writeJSON(to: &w)
+            writeJSON(to: &w, timestamps: &timestamps)
             w.write(UInt8(ascii: "\n"))
         }
     }
 
     /// The JSON object, written through a line writer with at least `jsonBound` bytes free.
-    private func writeJSON(to w: inout BoundedWriter) {
+    private func writeJSON(to w: inout BoundedWriter, timestamps: inout RFC3339.SecondCache) {
         w.write("{\"start_time\":\"")
-        RFC3339.write(epochMilliseconds: startTime, to: &w)
+        RFC3339.write(epochMilliseconds: startTime, to: &w, cache: &timestamps)
         w.write("\",\"method\":")
         w.writeJSONValue(method)
         w.write(",\"path\":")

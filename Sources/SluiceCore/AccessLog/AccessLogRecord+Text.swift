@@ -14,9 +14,15 @@ extension AccessLogRecord {
     /// (`\"`, `\\`, `\n`, `\u00XX`) so that a hostile header can neither split the line nor
     /// forge a field.
     public func appendText(to buffer: inout ByteBuffer) {
+        var timestamps = RFC3339.SecondCache()
+        appendText(to: &buffer, timestamps: &timestamps)
+    }
+
+    /// The same, for a writer of many lines: `timestamps` keeps the formatted second.
+    public func appendText(to buffer: inout ByteBuffer, timestamps: inout RFC3339.SecondCache) {
         buffer.writeBounded(textBound) { w in
             w.write(UInt8(ascii: "["))
-            RFC3339.write(epochMilliseconds: startTime, to: &w)
+            RFC3339.write(epochMilliseconds: startTime, to: &w, cache: &timestamps)
             w.write("] \"")
             w.writeTextValue(method)
             w.write(UInt8(ascii: " "))

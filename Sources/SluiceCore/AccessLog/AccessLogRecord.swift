@@ -15,7 +15,7 @@ public enum AccessLogFormat: String, Sendable, CaseIterable {
 /// written as JSON `null` or Envoy's `-`.
 public struct AccessLogRecord: Sendable, Equatable {
     /// Request (HTTP) or downstream connection (TCP) start, in milliseconds since the Unix epoch.
-    public var startTime: Int64
+    public var startTime: Int64 = 0
     /// HTTP method; nil for TLS/TCP.
     public var method: String?
     /// HTTP path (the original path, as Envoy's `X-ENVOY-ORIGINAL-PATH?:PATH`); nil for TLS/TCP.
@@ -23,15 +23,15 @@ public struct AccessLogRecord: Sendable, Equatable {
     /// `HTTP/1.1`, `HTTP/1.0`, ...; nil for TLS/TCP.
     public var `protocol`: String?
     /// HTTP status sent downstream; 0 for TLS/TCP and for connections closed without a response.
-    public var responseCode: Int
+    public var responseCode: Int = 0
     /// What went wrong or was special (`NR` for a denial, `UF` for a failed connect, ...).
-    public var responseFlags: ResponseFlags
+    public var responseFlags: ResponseFlags = []
     /// Body bytes (HTTP) or connection bytes (TCP) received from downstream.
-    public var bytesReceived: UInt64
+    public var bytesReceived: UInt64 = 0
     /// Body bytes (HTTP) or connection bytes (TCP) sent downstream.
-    public var bytesSent: UInt64
+    public var bytesSent: UInt64 = 0
     /// Milliseconds from start to the last byte out.
-    public var duration: Int64
+    public var duration: Int64 = 0
     /// Milliseconds the upstream took to answer (Envoy's `x-envoy-upstream-service-time`); nil when none.
     public var upstreamServiceTime: Int64?
     /// The request's `X-Forwarded-For` header.
@@ -64,6 +64,11 @@ public struct AccessLogRecord: Sendable, Equatable {
     public var istioPolicyStatus: String?
 
     /// Creates a record; every field defaults to "absent" so callers fill what they know.
+    /// An empty record, to be filled in as the request goes. (Separate from the memberwise
+    /// initialiser below: that one, called with every argument defaulted, copied the whole
+    /// record on the way out — measurable once per request.)
+    public init() {}
+
     public init(
         startTime: Int64 = 0,
         method: String? = nil,
@@ -118,11 +123,17 @@ public struct AccessLogRecord: Sendable, Equatable {
 
     /// Appends one complete log line (ending in `\n`) in `format`.
     public func appendLine(format: AccessLogFormat, to buffer: inout ByteBuffer) {
+        var timestamps = RFC3339.SecondCache()
+        appendLine(format: format, to: &buffer, timestamps: &timestamps)
+    }
+
+    /// The same, for a writer of many lines: `timestamps` keeps the formatted second.
+    public func appendLine(format: AccessLogFormat, to buffer: inout ByteBuffer, timestamps: inout RFC3339.SecondCache) {
         switch format {
         case .json:
-            appendJSONLine(to: &buffer)
+            appendJSONLine(to: &buffer, timestamps: &timestamps)
         case .text:
-            appendText(to: &buffer)
+            appendText(to: &buffer, timestamps: &timestamps)
         }
     }
 

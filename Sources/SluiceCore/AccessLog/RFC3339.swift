@@ -90,9 +90,48 @@ public enum RFC3339 {
         buffer.writeBounded(length) { write(epochMilliseconds: epochMilliseconds, to: &$0) }
     }
 
-    /// Writes the 24-byte timestamp through an access-log line writer.
+    /// The date and time of day of one second, formatted: a log writes many lines a second,
+    /// and the calendar arithmetic is the same for all of them (one per writer, not shared).
+    public struct SecondCache: Sendable {
+        /// Clamped epoch seconds the prefix is for.
+        fileprivate var second = Int64.min
+        /// `YYYY-MM-DDTHH:MM:SS.`: 20 bytes.
+        fileprivate var prefix: (UInt64, UInt64, UInt32) = (0, 0, 0)
+
+        public init() {}
+    }
+
+    /// Writes the 24-byte timestamp through a bounded writer.
     static func write(epochMilliseconds: Int64, to w: inout BoundedWriter) {
-        let c = components(epochMilliseconds: epochMilliseconds)
+        var cache = SecondCache()
+        write(epochMilliseconds: epochMilliseconds, to: &w, cache: &cache)
+    }
+
+    /// Writes the 24-byte timestamp, the part up to the second from `cache` when it holds
+    /// that second (and into it when not).
+    static func write(epochMilliseconds: Int64, to w: inout BoundedWriter, cache: inout SecondCache) {
+        let ms = min(max(epochMilliseconds, minEpochMilliseconds), maxEpochMilliseconds)
+        var second = ms / 1000
+        var milli = ms % 1000
+        if milli < 0 {
+            milli += 1000
+            second -= 1
+        }
+        if second != cache.second {
+            let c = components(epochMilliseconds: second * 1000)
+            withUnsafeMutableBytes(of: &cache.prefix) { raw in
+                var prefix = BoundedWriter(raw)
+                writeDateTime(c, to: &prefix)
+            }
+            cache.second = second
+        }
+        withUnsafeBytes(of: cache.prefix) { w.write(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<20])) }
+        w.writePadded(Int(milli), width: 3)
+        w.write(UInt8(ascii: "Z"))
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.` (20 bytes).
+    private static func writeDateTime(_ c: Components, to w: inout BoundedWriter) {
         w.writePadded(c.year, width: 4)
         w.write(UInt8(ascii: "-"))
         w.writePadded(c.month, width: 2)
@@ -105,8 +144,6 @@ public enum RFC3339 {
         w.write(UInt8(ascii: ":"))
         w.writePadded(c.second, width: 2)
         w.write(UInt8(ascii: "."))
-        w.writePadded(c.millisecond, width: 3)
-        w.write(UInt8(ascii: "Z"))
     }
 
     /// The timestamp for `epochMilliseconds` as a String.

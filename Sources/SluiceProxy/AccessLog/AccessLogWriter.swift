@@ -122,6 +122,8 @@ private final class LineQueue: @unchecked Sendable {
     private var dropped: UInt64 = 0
     private var shuttingDown = false
     private var closed = false
+    /// The second last formatted for a line's start time.
+    private var timestamps = RFC3339.SecondCache()
 
     // Writer thread only.
     private var spare = ByteBufferAllocator().buffer(capacity: 64 << 10)
@@ -154,7 +156,7 @@ private final class LineQueue: @unchecked Sendable {
         // Encoding straight into the queue costs no intermediate buffer; it takes about a
         // microsecond, short enough to hold the lock for.
         let mark = pending.writerIndex
-        record.appendLine(format: format, to: &pending)
+        record.appendLine(format: format, to: &pending, timestamps: &timestamps)
         if pending.readableBytes > maxPendingBytes {
             pending.moveWriterIndex(to: mark)
             dropped += 1
