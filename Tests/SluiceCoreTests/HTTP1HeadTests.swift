@@ -97,6 +97,10 @@ final class HTTP1HeadTests: XCTestCase {
             let head = try parseHead("\(method) / HTTP/1.1\r\nHost: a\r\n\r\n")
             XCTAssertEqual(head.methodString, method)
         }
+        XCTAssertEqual(try parseHead("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").knownMethod, .connect)
+        XCTAssertEqual(try parseHead("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n").knownMethod, .head)
+        XCTAssertEqual(try parseHead("head / HTTP/1.1\r\nHost: a\r\n\r\n").knownMethod, .other)
+        XCTAssertEqual(try parseHead("HEADS / HTTP/1.1\r\nHost: a\r\n\r\n").knownMethod, .other)
     }
 
     func testNameEqualsAndFirstValueIgnoreCase() throws {

@@ -225,7 +225,7 @@ public struct HTTP1Framer: Sendable {
         switch kind {
         case .request:
             // The head parser refused Transfer-Encoding that is not chunked-final, and TE + CL.
-            if head.methodIs("CONNECT") {
+            if head.knownMethod == .connect {
                 framing = .none
             } else if head.hasTransferEncoding {
                 framing = .chunked

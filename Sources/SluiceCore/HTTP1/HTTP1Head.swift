@@ -101,11 +101,32 @@ public struct HTTP1Head: Sendable {
     public var userAgent: Range<Int>?
     /// The first `x-forwarded-for` field's value (the proxy joins several if it must).
     public var forwardedFor: Range<Int>?
+    /// The request's method when it is one of the common ones, recognised once while parsing
+    /// (`methodIs` compares bytes on every call).
+    public var knownMethod: HTTP1Method = .other
 
     /// Parses a complete head: `bytes` must hold exactly the start line through the final
     /// CRLF CRLF (what `HTTP1Framer` hands over). Throws on any violation of RFC 9112's syntax
     /// and of the framing rules that guard against request smuggling (see `HTTP1Framer`).
     public init(parsing bytes: ByteBuffer, kind: HTTP1MessageKind, limits: HTTP1Limits = HTTP1Limits()) throws(HTTP1ParseError) {
+        guard bytes.readableBytes <= limits.maxHeadBytes else { throw .headTooLarge }
+        // Parsed into a local and moved into `self` at the end: handing `self` itself to the
+        // closure copied the whole head (its buffer and field array retained) on every parse.
+        var head = HTTP1Head(unparsed: bytes, kind: kind)
+        var failure: HTTP1ParseError?
+        bytes.withUnsafeReadableBytes { raw in
+            do throws(HTTP1ParseError) {
+                try HTTP1HeadParser.parse(raw, into: &head, limits: limits)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        self = head
+    }
+
+    /// A head with nothing parsed yet.
+    private init(unparsed bytes: ByteBuffer, kind: HTTP1MessageKind) {
         self.bytes = bytes
         self.kind = kind
         self.versionMinor = 1
@@ -126,16 +147,6 @@ public struct HTTP1Head: Sendable {
         self.hasRequestID = false
         self.userAgent = nil
         self.forwardedFor = nil
-        guard bytes.readableBytes <= limits.maxHeadBytes else { throw .headTooLarge }
-        var failure: HTTP1ParseError?
-        bytes.withUnsafeReadableBytes { raw in
-            do throws(HTTP1ParseError) {
-                try HTTP1HeadParser.parse(raw, into: &self, limits: limits)
-            } catch {
-                failure = error
-            }
-        }
-        if let failure { throw failure }
     }
 
     /// Whether the connection stays open after this message: HTTP/1.1 unless `Connection: close`;
@@ -155,24 +166,17 @@ public struct HTTP1Head: Sendable {
     /// The request method as a `String`: the common ones as literals (no allocation or UTF-8
     /// check on every request), any other as read.
     public var methodString: String {
-        switch method.count {
-        case 3:
-            if methodIs("GET") { return "GET" }
-            if methodIs("PUT") { return "PUT" }
-        case 4:
-            if methodIs("POST") { return "POST" }
-            if methodIs("HEAD") { return "HEAD" }
-        case 5:
-            if methodIs("PATCH") { return "PATCH" }
-        case 6:
-            if methodIs("DELETE") { return "DELETE" }
-        case 7:
-            if methodIs("OPTIONS") { return "OPTIONS" }
-            if methodIs("CONNECT") { return "CONNECT" }
-        default:
-            break
+        switch knownMethod {
+        case .get: return "GET"
+        case .head: return "HEAD"
+        case .post: return "POST"
+        case .put: return "PUT"
+        case .delete: return "DELETE"
+        case .patch: return "PATCH"
+        case .options: return "OPTIONS"
+        case .connect: return "CONNECT"
+        case .other: return string(method)
         }
-        return string(method)
     }
 
     /// The method is exactly `ascii` (case-sensitive, as methods are): `methodIs("HEAD")`.
@@ -387,6 +391,7 @@ enum HTTP1HeadParser {
         guard i > 0 else { throw .malformed(raw[0] == B.cr ? "empty request line" : "invalid method") }
         guard raw[i] == B.sp else { throw .malformed("invalid method") }
         head.method = 0..<i
+        head.knownMethod = HTTP1Method(raw, length: i)
         i += 1
         let targetStart = i
         while raw[i] &- 0x21 < 0x5E { i += 1 }  // 0x21...0x7E
@@ -569,6 +574,27 @@ enum HTTP1HeadParser {
         if head.kind == .request {
             if head.versionMinor == 0 { throw .malformed("Transfer-Encoding in HTTP/1.0 request") }
             if !head.transferEncodingChunked { throw .malformed("Transfer-Encoding") }
+        }
+    }
+}
+
+/// The request methods the proxy names (case-sensitive, as methods are); `other` for the rest.
+public enum HTTP1Method: Sendable {
+    case get, head, post, put, delete, patch, options, connect, other
+
+    /// The method in the first `length` bytes of `raw`.
+    init(_ raw: UnsafeRawBufferPointer, length: Int) {
+        func matches(_ name: StaticString) -> Bool {
+            name.utf8CodeUnitCount == length
+                && name.withUTF8Buffer { HTTP1Bytes.equal(raw, 0..<length, $0, caseInsensitive: false) }
+        }
+        switch length {
+        case 3: self = matches("GET") ? .get : matches("PUT") ? .put : .other
+        case 4: self = matches("POST") ? .post : matches("HEAD") ? .head : .other
+        case 5: self = matches("PATCH") ? .patch : .other
+        case 6: self = matches("DELETE") ? .delete : .other
+        case 7: self = matches("OPTIONS") ? .options : matches("CONNECT") ? .connect : .other
+        default: self = .other
         }
     }
 }

@@ -17,7 +17,6 @@ final class HTTPExchange {
 
     var phase: Phase
     var record: AccessLogRecord
-    let decision: Decision
     let start: NIODeadline
     /// The request's `HTTP/1.x` minor version: responses go back in the same version.
     let requestVersionMinor: Int
@@ -38,24 +37,22 @@ final class HTTPExchange {
     /// given a chunked or close-delimited response).
     var closeAfterResponse = false
 
-    init(phase: Phase, record: AccessLogRecord, decision: Decision, versionMinor: Int, keepAlive: Bool, isHEAD: Bool) {
+    init(phase: Phase, record: AccessLogRecord, versionMinor: Int, keepAlive: Bool, isHEAD: Bool) {
         self.phase = phase
         self.record = record
-        self.decision = decision
         self.start = .now()
         self.requestVersionMinor = versionMinor
         self.keepAlive = keepAlive
         self.isHEAD = isHEAD
     }
 
-    convenience init(phase: Phase, record: AccessLogRecord, decision: Decision, head: HTTP1Head) {
+    convenience init(phase: Phase, record: AccessLogRecord, head: HTTP1Head) {
         self.init(
             phase: phase,
             record: record,
-            decision: decision,
             versionMinor: head.versionMinor,
             keepAlive: head.isKeepAlive,
-            isHEAD: head.methodIs("HEAD")
+            isHEAD: head.knownMethod == .head
         )
     }
 

@@ -106,7 +106,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             self.inbound = buffer
-            switch event {
+            switch consume event {
             case .needMore:
                 break loop
             case .head(let head):
@@ -243,7 +243,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let requestID = incomingID ?? makeRequestID()
         record.requestId = requestID
 
-        if head.methodIs("CONNECT") {
+        if head.knownMethod == .connect {
             // The target is the request's authority-form URI, not its Host.
             self.connectTunnel(head, target: target, record: record, config: config, context: context)
             return
@@ -255,24 +255,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let port = self.connection.destinationPort,
             let decided = self.decide(authority, destination: destination, port: port, config: config)
         else {
-            let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
+            let exchange = HTTPExchange(phase: .failed, record: record, head: head)
             self.exchange = exchange
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "missing or invalid Host\n", context: context, closeAfter: true)
             return
         }
-        let decision = decided.decision
-        record.upstreamCluster = decision.cluster
-        record.routeName = decision.routeName
+        // Read through the cached object: copying the Decision out retains each of its strings.
+        record.upstreamCluster = decided.decision.cluster
+        record.routeName = decided.decision.routeName
         let upgrade = Self.requestedUpgrade(head)
 
-        switch decision.action {
+        switch decided.decision.action {
         case .deny:
-            let exchange = HTTPExchange(phase: .denied, record: record, decision: decision, head: head)
+            let exchange = HTTPExchange(phase: .denied, record: record, head: head)
             self.exchange = exchange
             self.runtime.metrics.denied(.http)
             self.runtime.logger.info(
                 "denied http \(decided.host) to \(self.connection.destinationText)",
-                metadata: ["reason": "\(decision.reason)"]
+                metadata: ["reason": "\(decided.decision.reason)"]
             )
             // A request that will send a body (or waits for 100-continue, or asks for an
             // upgrade, after which it may send anything) is answered at once and the
@@ -296,7 +296,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
             var bytes = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 128)
             HTTP1Rewrite.writeUpstreamRequest(head, edits: edits, to: &bytes)
-            let exchange = HTTPExchange(phase: .forwarding, record: record, decision: decision, head: head)
+            let exchange = HTTPExchange(phase: .forwarding, record: record, head: head)
             exchange.upgrade = upgrade
             self.exchange = exchange
             if let upstream = self.reusableUpstream(for: upstreamTarget) {
@@ -522,7 +522,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var record = record
         record.authority = target
         guard let (host, port) = ConnectServerHandler.splitAuthority(target) else {
-            let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, head: head)
+            let exchange = HTTPExchange(phase: .failed, record: record, head: head)
             self.exchange = exchange
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "", context: context, closeAfter: true)
             return
@@ -530,7 +530,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let decision = config.policy.decide(tunnelTo: HostPort(host: host, port: port))
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
-        let exchange = HTTPExchange(phase: .failed, record: record, decision: decision, head: head)
+        let exchange = HTTPExchange(phase: .failed, record: record, head: head)
         self.exchange = exchange
         guard case .forward(let upstreamTarget) = decision.action else {
             self.runtime.metrics.denied(.connect)
@@ -580,7 +580,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`).
     static func requestedUpgrade(_ head: HTTP1Head) -> String? {
-        guard head.connectionUpgrade, let upgrade = head.upgrade, !head.methodIs("CONNECT") else { return nil }
+        guard head.connectionUpgrade, let upgrade = head.upgrade, head.knownMethod != .connect else { return nil }
         return head.string(upgrade)
     }
 
@@ -735,10 +735,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard self.unflushed else { return }
         self.unflushed = false
         if let pending = self.responseHead {
+            // One pass through the pipeline for the bytes and the flush.
             self.responseHead = nil
-            context.write(Self.wrapOutboundOut(pending), promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(pending), promise: nil)
+        } else {
+            context.flush()
         }
-        context.flush()
     }
 
     /// Body bytes that may ride in the response head's write (copied); larger bodies are
@@ -904,7 +906,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.startTime = wallClockMillis()
         record.downstreamLocalAddress = self.connection.destinationText
         record.downstreamRemoteAddress = self.connection.remoteText
-        let exchange = HTTPExchange(phase: .failed, record: record, decision: .badRequest, versionMinor: 1, keepAlive: false, isHEAD: false)
+        let exchange = HTTPExchange(phase: .failed, record: record, versionMinor: 1, keepAlive: false, isHEAD: false)
         self.exchange = exchange
         return exchange
     }
@@ -1015,13 +1017,6 @@ enum LocalStatus {
         case .serviceUnavailable: return "Service Unavailable"
         case .gatewayTimeout: return "Gateway Timeout"
         }
-    }
-}
-
-extension Decision {
-    /// A request we could not even decide (no usable Host): answered 400, logged as such.
-    static var badRequest: Decision {
-        Decision(action: .deny, cluster: "-", routeName: "-", match: nil, reason: "request has no valid Host")
     }
 }
 

@@ -35,7 +35,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var localText: String?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    /// Request bytes sent and not flushed yet; the last buffer is held back so that it and
+    /// the flush go through the pipeline as one `writeAndFlush`.
     private var unflushed = false
+    private var heldBack: ByteBuffer?
     private var framer: HTTP1Framer
     /// Bytes read but not yet framed (a partial head), or read past a 101 (the tunnel's).
     private var inbound: ByteBuffer?
@@ -109,7 +112,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.close(promise: nil)
                 return
             }
-            switch event {
+            switch consume event {
             case .needMore:
                 return
             case .head(let head):
@@ -189,21 +192,31 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends request bytes; flushes when asked.
     func send(_ bytes: ByteBuffer, flush: Bool) {
         guard let context = self.context else { return }
+        if let earlier = self.heldBack {
+            self.heldBack = nil
+            context.write(Self.wrapOutboundOut(earlier), promise: nil)
+        }
         if flush {
             self.unflushed = false
             context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
         } else {
             self.unflushed = true
-            context.write(Self.wrapOutboundOut(bytes), promise: nil)
+            self.heldBack = bytes
         }
     }
 
     /// Flushes what `send` wrote, if anything: the end of a request and the end of a read
-    /// both ask, and a flush through the pipeline is not free.
+    /// both ask, and a pass through the pipeline is not free (a GET's head and its flush
+    /// make one `writeAndFlush`).
     func flush() {
         guard self.unflushed else { return }
         self.unflushed = false
-        self.context?.flush()
+        if let last = self.heldBack {
+            self.heldBack = nil
+            self.context?.writeAndFlush(Self.wrapOutboundOut(last), promise: nil)
+        } else {
+            self.context?.flush()
+        }
     }
 
     func close() {
