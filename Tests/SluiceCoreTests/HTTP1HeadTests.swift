@@ -92,6 +92,33 @@ final class HTTP1HeadTests: XCTestCase {
         XCTAssertTrue(try parseHead("CONNECT aliyun.com:443 HTTP/1.1\r\nHost: aliyun.com:443\r\n\r\n").methodIs("CONNECT"))
     }
 
+    func testEveryByteAtEveryOffsetOfAFieldValue() throws {
+        // The value scan skips whole 8-byte words; this pins it to the byte-by-byte rule:
+        // SP, HTAB, visible characters and obs-text are allowed, every other control byte
+        // and DEL refused, surrounding whitespace not part of the value, at any alignment.
+        for byte in UInt8.min...UInt8.max where byte != 0x0D && byte != 0x0A {
+            let allowed = byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+            for offset in 0..<19 {
+                for trailer: [UInt8] in [[], [0x20], [0x09, 0x20, 0x09]] {
+                    var value = [UInt8](repeating: UInt8(ascii: "v"), count: 19)
+                    value[offset] = byte
+                    let wire = Array("GET / HTTP/1.1\r\nHost: a\r\nX-V: ".utf8) + value + trailer + Array("\r\n\r\n".utf8)
+                    guard allowed else {
+                        XCTAssertThrowsError(try parseHead(wire), "byte \(byte) at \(offset)")
+                        continue
+                    }
+                    let head = try parseHead(wire)
+                    var expected = value
+                    while let last = expected.last, last == 0x20 || last == 0x09 { expected.removeLast() }
+                    while let first = expected.first, first == 0x20 || first == 0x09 { expected.removeFirst() }
+                    let range = try XCTUnwrap(head.fields.last?.value)
+                    let got = head.bytes.getBytes(at: head.bytes.readerIndex + range.lowerBound, length: range.count)
+                    XCTAssertEqual(got, expected, "byte \(byte) at \(offset), trailer \(trailer)")
+                }
+            }
+        }
+    }
+
     func testMethodStringIsTheMethodAsRead() throws {
         for method in ["GET", "PUT", "POST", "HEAD", "PATCH", "DELETE", "OPTIONS", "CONNECT", "get", "GETS", "PURGE", "M-SEARCH", "POSTS", "CONNECTX"] {
             let head = try parseHead("\(method) / HTTP/1.1\r\nHost: a\r\n\r\n")

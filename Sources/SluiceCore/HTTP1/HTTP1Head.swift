@@ -249,6 +249,29 @@ enum HTTP1Bytes {
         }
     }
 
+    /// The end of the run of 8-byte words from `start` in which every byte is SP, a visible
+    /// character or obs-text (>= 0x20, not DEL): most of a field value, skipped a word at a
+    /// time. The caller's byte loop continues from there and judges every other byte.
+    ///
+    /// Per word (the exact "some byte is less than n" and "some byte is zero" tests of Bit
+    /// Twiddling Hacks, as in the access log's escaping): a byte < 0x20 sets its high bit in
+    /// `(w - 0x20…) & ~w & 0x80…`; a DEL byte is a zero byte of `w ^ 0x7F…`.
+    @inline(__always)
+    static func plainValueEnd(_ raw: UnsafeRawBufferPointer, from start: Int) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var i = start
+        while i + 8 <= raw.count {
+            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let control = (w &- 0x20 &* ones) & ~w
+            let d = w ^ (0x7F &* ones)
+            let del = (d &- ones) & ~d
+            if (control | del) & highs != 0 { break }
+            i += 8
+        }
+        return i
+    }
+
     /// SP / HTAB.
     @inline(__always)
     static func isWhitespace(_ byte: UInt8) -> Bool {
@@ -356,13 +379,14 @@ enum HTTP1HeadParser {
             i += 1
             while B.isWhitespace(raw[i]) { i += 1 }
             let valueStart = i
-            var valueEnd = i
+            // Whole words of plain value bytes first; the byte loop takes the rest (a tab, the
+            // CR, or a byte to refuse), then trailing whitespace is trimmed off the value.
+            i = B.plainValueEnd(raw, from: i)
             while true {
                 let byte = raw[i]
                 if byte > B.sp {
                     guard byte != 0x7F else { throw .malformed("invalid character in field value") }
                     i += 1
-                    valueEnd = i
                 } else if B.isWhitespace(byte) {
                     i += 1
                 } else if byte == B.cr {
@@ -371,6 +395,8 @@ enum HTTP1HeadParser {
                     throw .malformed("invalid character in field value")
                 }
             }
+            var valueEnd = i
+            while valueEnd > valueStart, B.isWhitespace(raw[valueEnd - 1]) { valueEnd -= 1 }
             // raw[i] is CR; the head's last byte is LF, so i + 1 < n.
             guard raw[i + 1] == B.lf else { throw .malformed("CR without LF") }
             guard head.fields.count < limits.maxFields else { throw .tooManyFields }
