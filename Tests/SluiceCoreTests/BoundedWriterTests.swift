@@ -44,4 +44,30 @@ final class BoundedWriterTests: XCTestCase {
     func testNothingWrittenMovesNothing() {
         XCTAssertEqual(written(bound: 0) { _ in }, "<>")
     }
+
+    func testGeneratedRequestIDText() {
+        // Version 4 and the RFC 4122 variant whatever the random bits; bytes low first.
+        XCTAssertEqual(GeneratedRequestID(random: .max, .max).text, "ffffffff-ffff-4fff-bfff-ffffffffffff")
+        XCTAssertEqual(GeneratedRequestID(random: 0, 0).text, "00000000-0000-4000-8000-000000000000")
+        XCTAssertEqual(GeneratedRequestID(random: 0x0706_0504_0302_0100, 0x0F0E_0D0C_0B0A_0908).text, "00010203-0405-4607-8809-0a0b0c0d0e0f")
+        // Against a digit-at-a-time reference, for random words.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let id = GeneratedRequestID(random: generator.next(), generator.next())
+            var reference = ""
+            for i in 0..<16 {
+                let byte = UInt8(truncatingIfNeeded: (i < 8 ? id.high : id.low) >> (UInt64(i % 8) * 8))
+                if [4, 6, 8, 10].contains(i) { reference += "-" }
+                reference += String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
+            }
+            XCTAssertEqual(id.text, reference)
+        }
+        var record = AccessLogRecord()
+        record.requestID = .generated(GeneratedRequestID(random: 0, 0))
+        XCTAssertEqual(record.requestId, "00000000-0000-4000-8000-000000000000")
+        XCTAssertTrue(record.line(format: .json).contains(#""request_id":"00000000-0000-4000-8000-000000000000""#))
+        XCTAssertTrue(record.line(format: .text).contains(#" "00000000-0000-4000-8000-000000000000" "#))
+        record.requestId = "from-header"
+        XCTAssertEqual(record.requestID, .text("from-header"))
+    }
 }

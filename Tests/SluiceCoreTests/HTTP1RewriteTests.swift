@@ -19,7 +19,7 @@ final class HTTP1RewriteTests: XCTestCase {
 
     func testCurlRequestIsForwardedAsReadWithARequestID() throws {
         XCTAssertEqual(
-            try upstream(Wire.curlGET, .init(requestID: "2b4e1c1e-0000-4000-8000-000000000000")),
+            try upstream(Wire.curlGET, .init(requestID: GeneratedRequestID(random: 0x1e1c_4e2b, 0))),
             "GET / HTTP/1.1\r\nHost: aliyun.com\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
                 + "x-request-id: 2b4e1c1e-0000-4000-8000-000000000000\r\n\r\n"
         )

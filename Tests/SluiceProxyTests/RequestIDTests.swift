@@ -3,7 +3,7 @@ import XCTest
 
 @testable import SluiceProxy
 
-/// `makeRequestID()`: lower-case RFC 4122 version-4 UUIDs from a per-thread generator.
+/// `makeRequestID().text`: lower-case RFC 4122 version-4 UUIDs from a per-thread generator.
 final class RequestIDTests: XCTestCase {
     /// `8-4-4-4-12` lower-case hex digits with dashes, 36 bytes.
     private func assertShape(_ id: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -22,7 +22,7 @@ final class RequestIDTests: XCTestCase {
 
     func testFormatVersionAndVariant() {
         for _ in 0..<1000 {
-            let id = makeRequestID()
+            let id = makeRequestID().text
             assertShape(id)
             let bytes = Array(id.utf8)
             guard bytes.count == 36 else { return }
@@ -37,7 +37,7 @@ final class RequestIDTests: XCTestCase {
         var seen = Set<String>()
         seen.reserveCapacity(100_000)
         for _ in 0..<100_000 {
-            seen.insert(makeRequestID())
+            seen.insert(makeRequestID().text)
         }
         XCTAssertEqual(seen.count, 100_000)
     }
@@ -54,7 +54,7 @@ final class RequestIDTests: XCTestCase {
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             var ids: [String] = []
             ids.reserveCapacity(perThread)
-            for _ in 0..<perThread { ids.append(makeRequestID()) }
+            for _ in 0..<perThread { ids.append(makeRequestID().text) }
             base.value[t] = ids
         }
         let all = results.flatMap { $0 }

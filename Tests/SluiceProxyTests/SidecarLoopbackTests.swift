@@ -241,7 +241,7 @@ extension SidecarLoopbackTests {
     func testGeneratedRequestIDsAreVersion4UUIDs() {
         var seen: Set<String> = []
         for _ in 0..<100 {
-            let id = makeRequestID()
+            let id = makeRequestID().text
             XCTAssertNotNil(id.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/), id)
             seen.insert(id)
         }

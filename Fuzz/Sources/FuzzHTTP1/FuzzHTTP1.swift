@@ -565,7 +565,7 @@ private func nominatingVariant(_ head: HTTP1Head, _ options: Options) -> [HTTP1H
 private func checkRequestRewrite(_ head: HTTP1Head, _ options: Options) {
     // The edits HTTPProxyHandler makes.
     let upgrade: String? = head.connectionUpgrade && !head.methodIs("CONNECT") ? head.upgrade.map(head.string) : nil
-    var edits = HTTP1Rewrite.RequestEdits(upgrade: upgrade, requestID: head.hasRequestID ? nil : "6f1c0e2a-fuzz", dropExpect: head.expectContinue)
+    var edits = HTTP1Rewrite.RequestEdits(upgrade: upgrade, requestID: head.hasRequestID ? nil : GeneratedRequestID(random: 0x6f1c_0e2a, 0x0f), dropExpect: head.expectContinue)
     if options.gateway {
         let existing = head.fields.filter { head.nameEquals($0, "x-forwarded-for") }.map { head.string($0.value) }.joined(separator: ", ")
         edits.forwardedFor = existing.isEmpty ? "192.0.2.7" : "\(existing), 192.0.2.7"
@@ -599,7 +599,7 @@ private func checkRequestRewrite(_ head: HTTP1Head, _ options: Options) {
         (name == "expect" && edits.dropExpect) || (name == "x-forwarded-for" && edits.forwardedFor != nil)
     }
     if let upgrade { expected += [Array("connection: upgrade".utf8), Array("upgrade: \(upgrade)".utf8)] }
-    if let id = edits.requestID { expected.append(Array("x-request-id: \(id)".utf8)) }
+    if let id = edits.requestID { expected.append(Array("x-request-id: \(id.text)".utf8)) }
     if let xff = edits.forwardedFor { expected.append(Array("x-forwarded-for: \(xff)".utf8)) }
     let actual = lines(forwarded)
     invariant(actual == expected, "forwarded fields \(actual.map { String(decoding: $0, as: UTF8.self) }), expected \(expected.map { String(decoding: $0, as: UTF8.self) }) from \(String(decoding: original, as: UTF8.self).debugDescription)")

@@ -54,7 +54,7 @@ extension AccessLogRecord {
         w.write(",\"user_agent\":")
         w.writeJSONValue(userAgent)
         w.write(",\"request_id\":")
-        w.writeJSONValue(requestId)
+        w.writeJSONValue(requestID)
         w.write(",\"authority\":")
         w.writeJSONValue(authority)
         w.write(",\"upstream_host\":")
@@ -93,7 +93,7 @@ extension AccessLogRecord {
         func b(_ value: String?) -> Int { BoundedWriter.escapedBound(value) }
         return 1024 + ResponseFlags.maxRenderedLength
             + b(method) + b(path) + b(self.protocol)
-            + b(xForwardedFor) + b(userAgent) + b(requestId)
+            + b(xForwardedFor) + b(userAgent) + BoundedWriter.escapedBound(requestID)
             + b(authority) + b(upstreamHost) + b(upstreamCluster)
             + b(upstreamLocalAddress) + b(downstreamLocalAddress)
             + b(downstreamRemoteAddress) + b(requestedServerName)

@@ -50,7 +50,7 @@ extension AccessLogRecord {
             w.write("\" \"")
             w.writeTextValue(userAgent)
             w.write("\" \"")
-            w.writeTextValue(requestId)
+            w.writeTextValue(requestID)
             w.write("\" \"")
             w.writeTextValue(authority)
             w.write("\" \"")
@@ -72,7 +72,7 @@ extension AccessLogRecord {
         func b(_ value: String?) -> Int { BoundedWriter.escapedBound(value) }
         return 256 + ResponseFlags.maxRenderedLength
             + b(method) + b(path) + b(self.protocol)
-            + b(xForwardedFor) + b(userAgent) + b(requestId)
+            + b(xForwardedFor) + b(userAgent) + BoundedWriter.escapedBound(requestID)
             + b(authority) + b(upstreamHost)
     }
 }

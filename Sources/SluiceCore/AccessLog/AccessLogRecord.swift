@@ -14,6 +14,14 @@ public enum AccessLogFormat: String, Sendable, CaseIterable {
 /// encoded once with `appendJSON(to:)` / `appendText(to:)`. Absent values stay nil and are
 /// written as JSON `null` or Envoy's `-`.
 public struct AccessLogRecord: Sendable, Equatable {
+    /// A request id as the record keeps it.
+    public enum RequestIDValue: Sendable, Equatable {
+        /// From the request's `x-request-id` header.
+        case text(String)
+        /// Made up by the proxy.
+        case generated(GeneratedRequestID)
+    }
+
     /// Request (HTTP) or downstream connection (TCP) start, in milliseconds since the Unix epoch.
     public var startTime: Int64 = 0
     /// HTTP method; nil for TLS/TCP.
@@ -38,8 +46,20 @@ public struct AccessLogRecord: Sendable, Equatable {
     public var xForwardedFor: String?
     /// The request's `User-Agent` header.
     public var userAgent: String?
-    /// The request's `X-Request-Id` header.
-    public var requestId: String?
+    /// The request's `X-Request-Id` header (or the id the proxy generated for it), as text.
+    public var requestId: String? {
+        get {
+            switch requestID {
+            case .text(let text): return text
+            case .generated(let id): return id.text
+            case nil: return nil
+            }
+        }
+        set { requestID = newValue.map { .text($0) } }
+    }
+    /// The request id as kept: the header's text, or a generated id written out only when the
+    /// line is.
+    public var requestID: RequestIDValue?
     /// The request's `:authority` / `Host`.
     public var authority: String?
     /// The upstream `ip:port` dialed.
@@ -264,6 +284,36 @@ extension BoundedWriter {
         write(UInt8(ascii: "\""))
         writeEscaped(value)
         write(UInt8(ascii: "\""))
+    }
+
+    /// Writes the request id as a JSON string, or `null`.
+    mutating func writeJSONValue(_ id: AccessLogRecord.RequestIDValue?) {
+        switch id {
+        case .text(let text): writeJSONValue(text)
+        case .generated(let id):
+            write(UInt8(ascii: "\""))
+            id.write(to: &self)
+            write(UInt8(ascii: "\""))
+        case nil: write("null")
+        }
+    }
+
+    /// Writes the request id for the text format, or `-`.
+    mutating func writeTextValue(_ id: AccessLogRecord.RequestIDValue?) {
+        switch id {
+        case .text(let text): writeTextValue(text)
+        case .generated(let id): id.write(to: &self)
+        case nil: writeTextValue(nil as String?)
+        }
+    }
+
+    /// Worst-case output size of a request id.
+    static func escapedBound(_ id: AccessLogRecord.RequestIDValue?) -> Int {
+        switch id {
+        case .text(let text): return escapedBound(text)
+        case .generated: return GeneratedRequestID.textLength + 4
+        case nil: return 4
+        }
     }
 
     /// Writes an escaped value, or Envoy's `-` for a nil or empty one.

@@ -99,6 +99,15 @@ struct BoundedWriter {
         count += width
     }
 
+    /// Lets `body` fill the next `n` bytes directly (one bound check for all of them); they
+    /// count as written. Nothing is written if they do not fit.
+    @inline(__always)
+    mutating func writeSlot(_ n: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        guard fits(n), let base = out.baseAddress else { return }
+        body(UnsafeMutableRawBufferPointer(start: base + count, count: n))
+        count += n
+    }
+
     /// Writes a string's UTF-8 bytes as they are.
     @inline(__always)
     mutating func write(string: String) {

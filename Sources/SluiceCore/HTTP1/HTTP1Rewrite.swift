@@ -12,14 +12,14 @@ public enum HTTP1Rewrite {
         /// forwarded (hop-by-hop, but a WebSocket handshake must reach the origin).
         public var upgrade: String?
         /// Added as `x-request-id` (when the request had none).
-        public var requestID: String?
+        public var requestID: GeneratedRequestID?
         /// Replaces every `x-forwarded-for` field with this one value (the gateway appends
         /// the client's address to what came in).
         public var forwardedFor: String?
         /// `Expect: 100-continue` was answered by the proxy: not forwarded.
         public var dropExpect = false
 
-        public init(upgrade: String? = nil, requestID: String? = nil, forwardedFor: String? = nil, dropExpect: Bool = false) {
+        public init(upgrade: String? = nil, requestID: GeneratedRequestID? = nil, forwardedFor: String? = nil, dropExpect: Bool = false) {
             self.upgrade = upgrade
             self.requestID = requestID
             self.forwardedFor = forwardedFor
@@ -56,10 +56,7 @@ public enum HTTP1Rewrite {
 
     /// `METHOD target HTTP/1.1`, the request's end-to-end fields, then the edits.
     public static func writeUpstreamRequest(_ head: HTTP1Head, edits: RequestEdits, to out: inout ByteBuffer) {
-        // The head as read bounds the start line and the fields kept; the rest is ours.
-        let bound = head.bytes.readableBytes + 128
-            + (edits.upgrade?.utf8.count ?? 0) + (edits.requestID?.utf8.count ?? 0) + (edits.forwardedFor?.utf8.count ?? 0)
-        out.writeBounded(bound) { w in
+        out.writeBounded(upstreamRequestBound(head, edits: edits)) { w in
             head.bytes.withUnsafeReadableBytes { raw in
                 w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.method]))
                 w.write(UInt8(ascii: " "))
@@ -81,7 +78,7 @@ public enum HTTP1Rewrite {
             }
             if let requestID = edits.requestID {
                 w.write("x-request-id: ")
-                w.write(string: requestID)
+                requestID.write(to: &w)
                 w.write("\r\n")
             }
             if let forwardedFor = edits.forwardedFor {
@@ -95,9 +92,7 @@ public enum HTTP1Rewrite {
 
     /// `HTTP/1.x code reason`, the response's end-to-end fields, then the edits.
     public static func writeDownstreamResponse(_ head: HTTP1Head, edits: ResponseEdits, to out: inout ByteBuffer) {
-        var bound = head.bytes.readableBytes + 128
-        if case .upgrade(let upgrade) = edits.connection { bound += upgrade.utf8.count }
-        out.writeBounded(bound) { w in
+        out.writeBounded(downstreamResponseBound(head, edits: edits)) { w in
             w.write(edits.versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
             writeStatusCode(head.status, to: &w)
             w.write(UInt8(ascii: " "))
@@ -129,6 +124,19 @@ public enum HTTP1Rewrite {
             }
             w.write("\r\n")
         }
+    }
+
+    /// Most bytes `writeUpstreamRequest` writes: the head as read bounds the start line and the
+    /// fields kept; the rest is ours. Allocate this much and the write never reallocates.
+    public static func upstreamRequestBound(_ head: HTTP1Head, edits: RequestEdits) -> Int {
+        head.bytes.readableBytes + 128
+            + (edits.upgrade?.utf8.count ?? 0) + (edits.requestID == nil ? 0 : GeneratedRequestID.textLength) + (edits.forwardedFor?.utf8.count ?? 0)
+    }
+
+    /// Most bytes `writeDownstreamResponse` writes.
+    public static func downstreamResponseBound(_ head: HTTP1Head, edits: ResponseEdits) -> Int {
+        if case .upgrade(let upgrade) = edits.connection { return head.bytes.readableBytes + 128 + upgrade.utf8.count }
+        return head.bytes.readableBytes + 128
     }
 
     /// A complete response of the proxy's own: status line, the given fields, the body.

@@ -240,8 +240,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.downstreamLocalAddress = self.connection.destinationText
         record.downstreamRemoteAddress = self.connection.remoteText
         let incomingID = head.hasRequestID ? head.firstValue("x-request-id").map(head.string) : nil
-        let requestID = incomingID ?? makeRequestID()
-        record.requestId = requestID
+        let generatedID = incomingID == nil ? makeRequestID() : nil
+        record.requestID = incomingID.map { .text($0) } ?? generatedID.map { .generated($0) }
 
         if head.knownMethod == .connect {
             // The target is the request's authority-form URI, not its Host.
@@ -281,7 +281,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.respondDenied(exchange, context: context, closeAfter: true)
             }
         case .forward(let upstreamTarget):
-            var edits = HTTP1Rewrite.RequestEdits(upgrade: upgrade, requestID: incomingID == nil ? requestID : nil)
+            var edits = HTTP1Rewrite.RequestEdits(upgrade: upgrade, requestID: generatedID)
             if self.runtime.role == .gateway, let remoteIP = self.connection.remote?.ipAddress {
                 let existing = Self.forwardedFor(head)
                 edits.forwardedFor = existing.isEmpty ? remoteIP : "\(existing), \(remoteIP)"
@@ -294,7 +294,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.writeAndFlush(Self.wrapOutboundOut(interim), promise: nil)
             }
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
-            var bytes = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 128)
+            var bytes = context.channel.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
             HTTP1Rewrite.writeUpstreamRequest(head, edits: edits, to: &bytes)
             let exchange = HTTPExchange(phase: .forwarding, record: record, head: head)
             exchange.upgrade = upgrade
@@ -680,7 +680,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 edits.connection = .keepAlive
             }
             let smallBody = head.contentLength.map { $0 <= Int64(Self.coalescedBodyBytes) ? Int($0) : 0 } ?? 0
-            var bytes = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96 + smallBody)
+            var bytes = context.channel.allocator.buffer(capacity: HTTP1Rewrite.downstreamResponseBound(head, edits: edits) + smallBody)
             HTTP1Rewrite.writeDownstreamResponse(head, edits: edits, to: &bytes)
             if exchange.switching {
                 // The 101 is the whole response; what follows is the upgraded protocol's. The

@@ -1,3 +1,5 @@
+import SluiceCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -6,37 +8,19 @@ import Musl
 import Darwin
 #endif
 
-/// A random version-4 UUID in lower case, the form Envoy puts in `x-request-id`.
-/// Written straight into the string's storage: this runs for every request without one.
+/// A random version-4 UUID, the id Envoy puts in `x-request-id` when a request has none;
+/// written out as text only into the forwarded head and the log line.
 ///
 /// The 122 random bits come from a per-thread xoshiro256** generator seeded once from the
 /// system generator, not from `SystemRandomNumberGenerator` directly: that one costs a
 /// `getrandom(2)` syscall per call, two per request. A request id needs to be unique, not
 /// unpredictable, and 256 bits of random seed per thread make a collision as unlikely as
 /// with the system generator.
-func makeRequestID() -> String {
+func makeRequestID() -> GeneratedRequestID {
     let state = RequestIDGenerator.threadState()
     let high = RequestIDGenerator.next(state)
     let low = RequestIDGenerator.next(state)
-    return String(unsafeUninitializedCapacity: 36) { out in
-        let hex: StaticString = "0123456789abcdef"
-        var o = 0
-        for i in 0..<16 {
-            var byte = UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> (UInt64(i % 8) * 8))
-            if i == 6 { byte = (byte & 0x0F) | 0x40 }  // version 4
-            if i == 8 { byte = (byte & 0x3F) | 0x80 }  // RFC 4122 variant
-            if i == 4 || i == 6 || i == 8 || i == 10 {
-                out[o] = UInt8(ascii: "-")
-                o += 1
-            }
-            hex.withUTF8Buffer { digits in
-                out[o] = digits[Int(byte >> 4)]
-                out[o + 1] = digits[Int(byte & 0x0F)]
-            }
-            o += 2
-        }
-        return o
-    }
+    return GeneratedRequestID(random: high, low)
 }
 
 /// xoshiro256** (Blackman and Vigna) with one state per thread, kept behind a pthread key.
