@@ -41,9 +41,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     /// Draining: close once the exchange in flight is done.
     private var draining = false
-    /// The configuration the last request was handled under, and its limits with the
+    /// Which configuration the last request was handled under (its token, not the config: an
+    /// idle connection must not keep a replaced registry alive), and its limits with the
     /// timeouts already converted: done again only when a reload replaced the configuration.
-    private var config: ActiveConfig?
+    private var configIdentity: ConfigIdentity?
     private var limits = ConnectionLimits(Limits())
     /// What the connection is waiting for, and until when (header read, idle, response).
     private var deadline = ConnectionDeadline.none
@@ -219,7 +220,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Takes on the configuration in force (on the first request and after a reload).
     private func adopt(_ config: ActiveConfig) {
-        self.config = config
+        self.configIdentity = config.identity
         self.limits = ConnectionLimits(config.limits)
         self.framer.limits = self.limits.framer
     }
@@ -229,7 +230,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func requestHead(_ head: HTTP1Head, context: ChannelHandlerContext) {
         self.deadline = .none
         let config = self.runtime.config
-        if config !== self.config { self.adopt(config) }
+        if config.identity !== self.configIdentity { self.adopt(config) }
         let target = head.string(head.target)
         var record = AccessLogRecord()
         record.startTime = wallClockMillis()
