@@ -704,7 +704,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.unflushed = true
             if var pending = self.responseHead {
                 self.responseHead = nil  // `pending` is now the only reference: appended in place
-                if pending.readableBytes + body.readableBytes <= Self.coalescedBodyBytes + 1024 {
+                // A body fits when the head's buffer was sized for it (Content-Length up to
+                // `coalescedBodyBytes`): appended without growing the buffer.
+                if body.readableBytes <= pending.writableBytes {
                     pending.writeBuffer(&body)
                     self.responseHead = pending
                     return
@@ -744,8 +746,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Body bytes that may ride in the response head's write (copied); larger bodies are
-    /// written as the buffers read.
+    /// A response whose Content-Length is at most this has room reserved behind its head, and
+    /// its body rides in the head's write (copied); other bodies are written as the buffers read.
     static let coalescedBodyBytes = 4096
 
     func upstreamBecameWritable(_ upstream: UpstreamHTTPHandler) {

@@ -195,7 +195,7 @@ public final class ProxyMetrics: Sendable {
 
     /// A request's series as the record names it: its cluster as it is (a connection's
     /// requests to one host share the decision's string, so comparing is cheap).
-    struct ClusterRequestKey: Hashable, Sendable {
+    struct ClusterRequestKey: Equatable, Sendable {
         let cluster: String?
         let code: Int
         let flags: UInt32
