@@ -67,7 +67,7 @@ final class GlueHandler {
     private func closeAfterPendingWrites(fully: Bool) {
         guard let context = self.context else { return }
         let flushed = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: flushed)
+        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: flushed)
         flushed.futureResult.assumeIsolated().whenComplete { _ in
             if fully {
                 context.close(promise: nil)
@@ -106,7 +106,7 @@ extension GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let count = UInt64(Self.unwrapInboundIn(data).readableBytes)
+        let count = UInt64(self.unwrapInboundIn(data).readableBytes)
         switch self.side {
         case .downstream: self.counters.downstreamBytes &+= count
         case .upstream: self.counters.upstreamBytes &+= count

@@ -60,15 +60,15 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.state {
         case .idle:
-            self.handleInitialMessage(context: context, data: Self.unwrapInboundIn(data))
+            self.handleInitialMessage(context: context, data: self.unwrapInboundIn(data))
         case .beganConnecting:
             // Only .end can follow the head of a CONNECT.
-            if case .end = Self.unwrapInboundIn(data) {
+            if case .end = self.unwrapInboundIn(data) {
                 self.state = .awaitingConnection(pendingBytes: [])
                 self.removeDecoder(context: context)
             }
         case .awaitingEnd(let connection):
-            if case .end = Self.unwrapInboundIn(data) {
+            if case .end = self.unwrapInboundIn(data) {
                 self.state = .upgradeComplete(pendingBytes: [])
                 self.removeDecoder(context: context)
                 self.glue(connection, context: context)
@@ -204,8 +204,8 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         var headers = HTTPHeaders()
         headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "server", value: "sluice")
-        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         context.pipeline.syncOperations.removeHandler(self.encoder, promise: nil)
 
         let record = self.record
@@ -246,8 +246,8 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         headers.add(name: "content-length", value: "0")
         headers.add(name: "connection", value: "close")
         headers.add(name: "server", value: "sluice")
-        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     private var logged = false

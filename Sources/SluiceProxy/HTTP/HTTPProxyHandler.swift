@@ -83,7 +83,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if self.closing { return }
-        self.inbound.append(Self.unwrapInboundIn(data))
+        self.inbound.append(self.unwrapInboundIn(data))
         self.processInbound(context: context)
     }
 
@@ -292,7 +292,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 edits.dropExpect = true
                 var interim = context.channel.allocator.buffer(capacity: 32)
                 interim.writeStaticString(head.versionMinor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
-                context.writeAndFlush(Self.wrapOutboundOut(interim), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(interim), promise: nil)
             }
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
             var bytes = context.channel.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
@@ -573,7 +573,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     includeBody: false,
                     to: &answer
                 )
-                context.writeAndFlush(Self.wrapOutboundOut(answer), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(answer), promise: nil)
                 self.glueTunnel(exchange, upstreamChannel: connection.channel, upstreamHTTP: nil)
             }
         }
@@ -688,7 +688,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // tunnel is glued after this callback returns (the upstream handler is mid-read).
                 exchange.responseEnded = true
                 upstream.busy = false
-                context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 let tunnelExchange = NIOLoopBound(exchange, eventLoop: context.eventLoop)
                 let tunnelUpstream = NIOLoopBound(upstream, eventLoop: context.eventLoop)
@@ -711,9 +711,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     self.responseHead = pending
                     return
                 }
-                context.write(Self.wrapOutboundOut(pending), promise: nil)
+                context.write(self.wrapOutboundOut(pending), promise: nil)
             }
-            context.write(Self.wrapOutboundOut(body), promise: nil)
+            context.write(self.wrapOutboundOut(body), promise: nil)
         case .end:
             if exchange.interimResponse {
                 exchange.interimResponse = false
@@ -740,7 +740,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let pending = self.responseHead {
             // One pass through the pipeline for the bytes and the flush.
             self.responseHead = nil
-            context.writeAndFlush(Self.wrapOutboundOut(pending), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(pending), promise: nil)
         } else {
             context.flush()
         }
@@ -867,7 +867,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             to: &bytes
         )
         if includeBody { exchange.record.bytesSent &+= UInt64(body.utf8.count) }
-        context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
         if close {
             exchange.requestEnded = true
         }
@@ -893,7 +893,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // pending at close, which would cut the body short. Writes complete in order, so
             // an empty write behind them completes when they have.
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(Self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else if !self.closing {
             self.setDeadline(.idle(.now() + self.limits.idle), context: context)

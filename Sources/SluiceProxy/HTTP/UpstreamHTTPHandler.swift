@@ -83,7 +83,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var isCloseDelimited: Bool { self.framer.isCloseDelimited }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.inbound.append(Self.unwrapInboundIn(data))
+        self.inbound.append(self.unwrapInboundIn(data))
         self.frame(context: context)
     }
 
@@ -194,11 +194,11 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context = self.context else { return }
         if let earlier = self.heldBack {
             self.heldBack = nil
-            context.write(Self.wrapOutboundOut(earlier), promise: nil)
+            context.write(self.wrapOutboundOut(earlier), promise: nil)
         }
         if flush {
             self.unflushed = false
-            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
         } else {
             self.unflushed = true
             self.heldBack = bytes
@@ -213,7 +213,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.unflushed = false
         if let last = self.heldBack {
             self.heldBack = nil
-            self.context?.writeAndFlush(Self.wrapOutboundOut(last), promise: nil)
+            self.context?.writeAndFlush(self.wrapOutboundOut(last), promise: nil)
         } else {
             self.context?.flush()
         }

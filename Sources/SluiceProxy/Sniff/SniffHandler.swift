@@ -51,7 +51,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var chunk = Self.unwrapInboundIn(data)
+        var chunk = self.unwrapInboundIn(data)
         if self.buffered == nil {
             self.buffered = chunk
         } else {
@@ -167,7 +167,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.state = .done
         if let rest = self.buffered, rest.readableBytes > 0 {
             self.buffered = nil
-            context.fireChannelRead(Self.wrapInboundOut(rest))
+            context.fireChannelRead(self.wrapInboundOut(rest))
             context.fireChannelReadComplete()
         }
         if self.inputClosedDuringHandOff {

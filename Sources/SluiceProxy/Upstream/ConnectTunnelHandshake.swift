@@ -44,12 +44,12 @@ final class ConnectTunnelHandshake: ChannelInboundHandler, RemovableChannelHandl
         self.sent = true
         var request = context.channel.allocator.buffer(capacity: 64 + 2 * self.authority.utf8.count)
         request.writeString("CONNECT \(self.authority) HTTP/1.1\r\nHost: \(self.authority)\r\n\r\n")
-        context.writeAndFlush(Self.wrapOutboundOut(request), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(request), promise: nil)
         context.read()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var chunk = Self.unwrapInboundIn(data)
+        var chunk = self.unwrapInboundIn(data)
         guard !self.done else {
             context.fireChannelRead(data)
             return
@@ -79,7 +79,7 @@ final class ConnectTunnelHandshake: ChannelInboundHandler, RemovableChannelHandl
         self.done = true
         self.promise.succeed(())
         if buffer.readableBytes > 0 {
-            context.fireChannelRead(Self.wrapInboundOut(buffer))
+            context.fireChannelRead(self.wrapInboundOut(buffer))
         }
         self.received = nil
         context.pipeline.syncOperations.removeHandler(self, promise: nil)
