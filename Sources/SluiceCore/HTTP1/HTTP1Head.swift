@@ -122,7 +122,7 @@ public struct HTTP1Head: Sendable {
             }
         }
         if let failure { throw failure }
-        self = head
+        self = consume head
     }
 
     /// A head with nothing parsed yet.

@@ -46,14 +46,17 @@ final class HTTPExchange {
         self.isHEAD = isHEAD
     }
 
-    convenience init(phase: Phase, record: AccessLogRecord, head: HTTP1Head) {
+    /// Takes `record` (left as an empty record) rather than copying it: a copy retains each
+    /// of its strings and the caller's version is released right after. The head is only read.
+    convenience init(phase: Phase, taking record: inout AccessLogRecord, head: borrowing HTTP1Head) {
         self.init(
             phase: phase,
-            record: record,
+            record: AccessLogRecord(),
             versionMinor: head.versionMinor,
             keepAlive: head.isKeepAlive,
             isHEAD: head.knownMethod == .head
         )
+        swap(&self.record, &record)
     }
 
     var isDone: Bool { self.requestEnded && self.responseEnded }

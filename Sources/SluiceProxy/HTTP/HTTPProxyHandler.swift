@@ -256,7 +256,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let port = self.connection.destinationPort,
             let decided = self.decide(authority, destination: destination, port: port, config: config)
         else {
-            let exchange = HTTPExchange(phase: .failed, record: record, head: head)
+            let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)
             self.exchange = exchange
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "missing or invalid Host\n", context: context, closeAfter: true)
             return
@@ -268,7 +268,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         switch decided.decision.action {
         case .deny:
-            let exchange = HTTPExchange(phase: .denied, record: record, head: head)
+            let exchange = HTTPExchange(phase: .denied, taking: &record, head: head)
             self.exchange = exchange
             self.runtime.metrics.denied(.http)
             self.runtime.logger.info(
@@ -297,7 +297,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
             var bytes = context.channel.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
             HTTP1Rewrite.writeUpstreamRequest(head, edits: edits, to: &bytes)
-            let exchange = HTTPExchange(phase: .forwarding, record: record, head: head)
+            let exchange = HTTPExchange(phase: .forwarding, taking: &record, head: head)
             exchange.upgrade = upgrade
             self.exchange = exchange
             if let upstream = self.reusableUpstream(for: upstreamTarget) {
@@ -523,7 +523,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var record = record
         record.authority = target
         guard let (host, port) = ConnectServerHandler.splitAuthority(target) else {
-            let exchange = HTTPExchange(phase: .failed, record: record, head: head)
+            let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)
             self.exchange = exchange
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "", context: context, closeAfter: true)
             return
@@ -531,7 +531,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let decision = config.policy.decide(tunnelTo: HostPort(host: host, port: port))
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
-        let exchange = HTTPExchange(phase: .failed, record: record, head: head)
+        let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)
         self.exchange = exchange
         guard case .forward(let upstreamTarget) = decision.action else {
             self.runtime.metrics.denied(.connect)

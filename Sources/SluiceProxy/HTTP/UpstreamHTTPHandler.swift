@@ -117,9 +117,9 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             case .head(let head):
                 if head.status == 101 { self.switched = true }
-                downstream.upstreamResponse(.head(head), from: self)
+                downstream.upstreamResponse(.head(consume head), from: self)
             case .body(let body):
-                downstream.upstreamResponse(.body(body), from: self)
+                downstream.upstreamResponse(.body(consume body), from: self)
             case .end:
                 downstream.upstreamResponse(.end, from: self)
             }
