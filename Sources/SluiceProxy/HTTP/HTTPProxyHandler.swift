@@ -83,7 +83,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if self.closing { return }
-        self.inbound.append(self.unwrapInboundIn(data))
+        // Taken out, appended to and put back: a non-inlined mutating call on a class property
+        // makes the compiler check exclusivity at run time on every access to that property.
+        var inbound = self.inbound.take()
+        inbound.append(self.unwrapInboundIn(data))
+        self.inbound = inbound
         self.processInbound(context: context)
     }
 
@@ -100,7 +104,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.inbound = nil
             let event: HTTP1Framer.Event
             do {
-                event = try self.framer.next(&buffer)
+                // Framed on a copy put back after (both ways out), for the reason above.
+                var framer = self.framer
+                defer { self.framer = framer }
+                event = try framer.next(&buffer)
             } catch {
                 self.inbound = nil
                 self.badRequest(error, context: context)

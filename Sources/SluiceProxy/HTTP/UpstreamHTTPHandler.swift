@@ -75,15 +75,21 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A request is about to be sent: how to frame its response, and whether it may relay
     /// chunked bytes as they are.
     func expectResponse(toHEAD: Bool, stripChunkFraming: Bool) {
-        self.framer.expectResponse(toHEAD: toHEAD)
-        self.framer.stripChunkFraming = stripChunkFraming
+        var framer = self.framer  // copied and put back, as in frame(context:)
+        framer.expectResponse(toHEAD: toHEAD)
+        framer.stripChunkFraming = stripChunkFraming
+        self.framer = framer
     }
 
     /// The current response ends when the upstream closes (no length, not chunked).
     var isCloseDelimited: Bool { self.framer.isCloseDelimited }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.inbound.append(self.unwrapInboundIn(data))
+        // Taken out, appended to and put back: a non-inlined mutating call on a class property
+        // makes the compiler check exclusivity at run time on every access to that property.
+        var inbound = self.inbound.take()
+        inbound.append(self.unwrapInboundIn(data))
+        self.inbound = inbound
         self.frame(context: context)
     }
 
@@ -104,7 +110,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             let event: HTTP1Framer.Event
             do {
-                event = try self.framer.next(&buffer)
+                // Framed on a copy put back after (both ways out), for the reason above.
+                var framer = self.framer
+                defer { self.framer = framer }
+                event = try framer.next(&buffer)
             } catch {
                 self.reusable = false
                 buffer.clear()
@@ -152,7 +161,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.pooled = false
             UpstreamPool.current.remove(self)
         }
-        if self.busy, self.framer.isCloseDelimited, self.framer.inputClosed() {
+        var framer = self.framer  // copied and put back, as in frame(context:)
+        let ended = self.busy && framer.isCloseDelimited && framer.inputClosed()
+        self.framer = framer
+        if ended {
             // The close ends a response delimited by it.
             self.downstream?.upstreamResponse(.end, from: self)
         }
