@@ -83,12 +83,12 @@ public struct AccessLogRecord: Sendable, Equatable {
     /// Istio's policy status; kept for field-set compatibility with ASM.
     public var istioPolicyStatus: String?
 
-    /// Creates a record; every field defaults to "absent" so callers fill what they know.
     /// An empty record, to be filled in as the request goes. (Separate from the memberwise
     /// initialiser below: that one, called with every argument defaulted, copied the whole
     /// record on the way out — measurable once per request.)
     public init() {}
 
+    /// Creates a record; every field defaults to "absent" so callers fill what they know.
     public init(
         startTime: Int64 = 0,
         method: String? = nil,

@@ -102,8 +102,8 @@ public final class ProxyRuntime: Sendable {
 
     /// One HTTP request (or CONNECT answer) is done: its log line and its metrics.
     func completedRequest(_ record: AccessLogRecord) {
-        self.accessLog?.write(record)
-        self.metrics.requestCompleted(record)
+        var memo = RequestSeriesMemo()
+        self.completedRequest(record, memo: &memo)
     }
 
     /// The same, on a connection that remembers its last request's metric series in `memo`.
