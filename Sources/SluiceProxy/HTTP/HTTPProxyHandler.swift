@@ -65,12 +65,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.framer = HTTP1Framer(kind: .request, limits: HTTP1Limits())
     }
 
-    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// The channel's writability as of its last `channelWritabilityChanged`: the upstream
+    /// asks on every read, and `channel.isWritable` costs a pipeline and channel lookup.
+    private var channelWritable = true
+    var isWritable: Bool { self.context != nil && self.channelWritable }
+    /// The channel's allocator, looked up once rather than per request head.
+    private var allocator = ByteBufferAllocator()
 
     // MARK: downstream events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.channelWritable = context.channel.isWritable
+        self.allocator = context.channel.allocator
         self.adopt(self.runtime.config)
         self.setDeadline(.firstHead(.now() + self.limits.headerRead), context: context)
     }
@@ -164,7 +171,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { self.upstream?.resumeReading() }
+        self.channelWritable = context.channel.isWritable
+        if self.channelWritable { self.upstream?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -297,12 +305,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if head.expectContinue {
                 // Envoy answers `Expect: 100-continue` itself rather than relaying it.
                 edits.dropExpect = true
-                var interim = context.channel.allocator.buffer(capacity: 32)
+                var interim = self.allocator.buffer(capacity: 32)
                 interim.writeStaticString(head.versionMinor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
                 context.writeAndFlush(self.wrapOutboundOut(interim), promise: nil)
             }
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
-            var bytes = context.channel.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
+            var bytes = self.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
             HTTP1Rewrite.writeUpstreamRequest(head, edits: edits, to: &bytes)
             let exchange = HTTPExchange(phase: .forwarding, taking: &record, head: head)
             exchange.upgrade = upgrade
@@ -570,7 +578,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 exchange.record.upstreamHost = connection.remote.logDescription
                 exchange.record.upstreamLocalAddress = connection.channel.localAddress?.logDescription
                 exchange.responseStarted = true
-                var answer = context.channel.allocator.buffer(capacity: 96)
+                var answer = self.allocator.buffer(capacity: 96)
                 HTTP1Rewrite.writeLocalResponse(
                     versionMinor: exchange.requestVersionMinor,
                     status: 200,
@@ -688,7 +696,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 edits.connection = .keepAlive
             }
             let smallBody = head.contentLength.map { $0 <= Int64(Self.coalescedBodyBytes) ? Int($0) : 0 } ?? 0
-            var bytes = context.channel.allocator.buffer(capacity: HTTP1Rewrite.downstreamResponseBound(head, edits: edits) + smallBody)
+            var bytes = self.allocator.buffer(capacity: HTTP1Rewrite.downstreamResponseBound(head, edits: edits) + smallBody)
             HTTP1Rewrite.writeDownstreamResponse(head, edits: edits, to: &bytes)
             if exchange.switching {
                 // The 101 is the whole response; what follows is the upgraded protocol's. The
@@ -863,7 +871,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             fields.append(("connection", "keep-alive"))
         }
         let includeBody = !body.isEmpty && !exchange.isHEAD
-        var bytes = context.channel.allocator.buffer(capacity: 160 + body.utf8.count)
+        var bytes = self.allocator.buffer(capacity: 160 + body.utf8.count)
         HTTP1Rewrite.writeLocalResponse(
             versionMinor: exchange.requestVersionMinor,
             status: status.code,
@@ -900,7 +908,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // pending at close, which would cut the body short. Writes complete in order, so
             // an empty write behind them completes when they have.
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
+            context.writeAndFlush(self.wrapOutboundOut(self.allocator.buffer(capacity: 0)), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else if !self.closing {
             self.setDeadline(.idle(.now() + self.limits.idle), context: context)

@@ -61,10 +61,14 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var channel: (any Channel)? { self.context?.channel }
     /// Still in its channel's pipeline (removed when the channel closes or becomes a tunnel).
     var isAttached: Bool { self.context != nil }
-    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// The channel's writability as of its last `channelWritabilityChanged`: the downstream
+    /// asks on every read, and `channel.isWritable` costs a pipeline and channel lookup.
+    private var channelWritable = true
+    var isWritable: Bool { self.context != nil && self.channelWritable }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.channelWritable = context.channel.isWritable
         self.localText = context.channel.localAddress?.logDescription
     }
 
@@ -187,7 +191,8 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        self.channelWritable = context.channel.isWritable
+        if self.channelWritable {
             self.downstream?.upstreamBecameWritable(self)
         }
         context.fireChannelWritabilityChanged()

@@ -179,12 +179,20 @@ public final class ProxyMetrics: Sendable {
 
     // MARK: - Series lookup
 
-    /// The handles of one HTTP label set.
-    struct RequestSeries: Sendable {
+    /// The handles of one HTTP label set. A class: the memo hands it out once per request, as
+    /// one reference rather than four.
+    final class RequestSeries: Sendable {
         let requests: Counter
         let duration: ValueHistogram
         let requestBytes: ValueHistogram
         let responseBytes: ValueHistogram
+
+        init(requests: Counter, duration: ValueHistogram, requestBytes: ValueHistogram, responseBytes: ValueHistogram) {
+            self.requests = requests
+            self.duration = duration
+            self.requestBytes = requestBytes
+            self.responseBytes = responseBytes
+        }
     }
 
     private struct RequestKey: Hashable, Sendable {
