@@ -59,6 +59,23 @@ final class GatewayLoopbackTests: XCTestCase {
         XCTAssertTrue(refused.hasPrefix("HTTP/1.1 403"), refused)
     }
 
+    /// Tunnel bytes and the FIN sent right behind the head, before any `200`: NIOHTTP1's
+    /// decoder would drop the bytes it buffers once it sees the EOF; the gateway keeps the EOF
+    /// from it and replays it after those bytes.
+    func testConnectBytesAndFINSentWithTheHeadReachTheTarget() throws {
+        let net = Loopback()
+        let echo = try net.startEchoOrigin()
+        let gateway = try net.startGateway(config: "listeners: []\n", registry: gatewayRegistry(httpPort: 1, tlsPort: echo.port!))
+        for _ in 0..<3 {
+            let tunnel = try net.exchange(
+                Array("CONNECT aliyun.com:\(echo.port!) HTTP/1.1\r\nHost: aliyun.com:\(echo.port!)\r\n\r\nsent-with-the-head".utf8),
+                with: gateway.connect, halfClose: true
+            ).text
+            XCTAssertTrue(tunnel.hasPrefix("HTTP/1.1 200"), tunnel)
+            XCTAssertEqual(tunnel.components(separatedBy: "\r\n\r\n").last, "sent-with-the-head", tunnel)
+        }
+    }
+
     func testTLSListenerRoutesBySNI() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()

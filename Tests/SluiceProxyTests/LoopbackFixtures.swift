@@ -145,10 +145,16 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
             .connect(to: address).wait()
-        if !bytes.isEmpty {
+        if halfClose && then == nil {
+            // Bytes and FIN in one event-loop turn, so the peer tends to see both in one wake-up
+            // (as from `printf … | nc -N`).
+            try channel.eventLoop.submit {
+                if !bytes.isEmpty { channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil) }
+                channel.close(mode: .output, promise: nil)
+            }.wait()
+        } else if !bytes.isEmpty {
             try channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).wait()
         }
-        if halfClose && then == nil { try? channel.close(mode: .output).wait() }
         let timer = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
         let result = try done.futureResult.wait()
         timer.cancel()

@@ -22,36 +22,40 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
+    private let hold: InputClosedHold
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
     private var state = State.idle
     private var record = AccessLogRecord()
     private var decision: Decision?
-    /// The client's EOF arrived before the tunnel was glued: replayed to the glue.
-    private var inputClosedEarly = false
 
     init(
         runtime: ProxyRuntime,
         connection: DownstreamConnection,
+        hold: InputClosedHold,
         decoder: ByteToMessageHandler<HTTPRequestDecoder>,
         encoder: HTTPResponseEncoder
     ) {
         self.runtime = runtime
         self.connection = connection
+        self.hold = hold
         self.decoder = decoder
         self.encoder = encoder
     }
 
-    /// Installs decoder, encoder and this handler on a fresh gateway connection.
+    /// Installs the EOF hold, decoder, encoder and this handler on a fresh gateway connection.
     static func install(on channel: any Channel, runtime: ProxyRuntime, connection: DownstreamConnection) throws {
+        // The client's EOF must not reach the decoder while it buffers tunnel bytes.
+        let hold = InputClosedHold()
         // Bytes that arrive behind the CONNECT head belong to the tunnel: forwarded on removal.
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
         // No automatic framing: a 2xx CONNECT answer has no body and must not be chunked.
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
         let encoder = HTTPResponseEncoder(configuration: encoderConfiguration)
-        let handler = ConnectServerHandler(runtime: runtime, connection: connection, decoder: decoder, encoder: encoder)
+        let handler = ConnectServerHandler(runtime: runtime, connection: connection, hold: hold, decoder: decoder, encoder: encoder)
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(hold)
         try sync.addHandler(decoder)
         try sync.addHandler(encoder)
         try sync.addHandler(handler)
@@ -92,12 +96,9 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             context.fireUserInboundEventTriggered(event)
             return
         }
-        switch self.state {
-        case .idle, .upgradeFailed:
-            context.close(promise: nil)
-        default:
-            self.inputClosedEarly = true
-        }
+        // Once the CONNECT is accepted the hold keeps the EOF until the tunnel is glued, so
+        // only a client that closes before (or after a refusal) gets here.
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -158,6 +159,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             context.close(promise: nil)
             return
         }
+        self.hold.hold()
         self.state = .beganConnecting
         let loop = context.eventLoop
         let contextBound = NIOLoopBound(context, eventLoop: loop)
@@ -230,9 +232,11 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             for data in pendingBytes { context.fireChannelRead(data) }
             if !pendingBytes.isEmpty { context.fireChannelReadComplete() }
         }
-        if self.inputClosedEarly {
-            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-        }
+        // The client's EOF, if it came while dialling, goes after every tunnel byte: the
+        // decoder forwards what it buffered when its (deferred) removal runs, which was
+        // scheduled before this task.
+        let hold = self.hold
+        context.eventLoop.assumeIsolated().execute { hold.release() }
         GlueHandler.startReading(upstream.channel)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }

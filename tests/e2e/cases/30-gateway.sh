@@ -199,6 +199,36 @@ gateway_unregistered_tls_closed() {
 	check_origin_never "gateway refuses: $UNREG_V4:443 saw no connection" "$mark" "$UNREG_V4" 443
 }
 
+# gateway_connect_keeps_bytes_sent_with_head: a client that sends the CONNECT head,
+# its first tunnel bytes and a FIN in one write (what `printf ... | nc -N` does) gets
+# those bytes echoed. NIOHTTP1's decoder drops what it buffers behind the head when it
+# sees EOF, so the gateway keeps the EOF from it until the tunnel is glued.
+gateway_connect_keeps_bytes_sent_with_head() {
+	local gw_access out
+	gw_access=$(gateway_access_mark)
+	# shellcheck disable=SC2016 # the Python program is single-quoted on purpose
+	out=$(app setpriv --reuid "$PROXY_UID" --regid "$PROXY_UID" --clear-groups \
+		timeout 10 python3 -c '
+import socket, sys
+gw, target = sys.argv[1], sys.argv[2]
+sock = socket.create_connection((gw, 15080), timeout=5)
+sock.sendall(b"CONNECT " + target.encode() + b" HTTP/1.1\r\nHost: " + target.encode() + b"\r\n\r\nsent-with-the-head")
+sock.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    piece = sock.recv(65536)
+    if not piece:
+        break
+    got += piece
+head, _, body = got.partition(b"\r\n\r\n")
+print(head.split(b"\r\n")[0].decode("latin-1"), "|", body.decode("latin-1"))
+' "$GW_V4" "$TCP_V4:7000" 2>&1)
+	check_eq "gateway CONNECT: tunnel bytes sent in the CONNECT head's write, then a FIN, are echoed back (then EOF)" \
+		"HTTP/1.1 200 OK | sent-with-the-head" "$out"
+	check_gateway_access_log "gateway CONNECT: its log counts those 18 bytes each way" "$gw_access" \
+		'.method == "CONNECT" and .authority == "192.0.2.33:7000" and .response_code == 200 and .bytes_received == 18 and .bytes_sent == 18'
+}
+
 gateway_connect_unregistered_is_403() {
 	local mark gw_access
 	mark=$(origin_mark)
@@ -452,6 +482,7 @@ gateway_cases() {
 	local case_fn gw_access squid_mark
 	local -a gateway_needed=(
 		harness_gateway_routes_by_host gateway_closes_finished_client_connections
+		gateway_connect_keeps_bytes_sent_with_head
 		istio_http_leaves_through_gateway istio_tls_passes_through_gateway
 		gateway_unregistered_http_is_404 gateway_unregistered_tls_closed gateway_connect_unregistered_is_403
 		sidecar_denial_logged_as_blackhole istio_opaque_tcp_goes_direct
@@ -469,6 +500,7 @@ gateway_cases() {
 	if start_gateway "$GW_CONFIGS/gateway.yaml" 2>"$E2E_TMP/start.err"; then
 		harness_gateway_routes_by_host
 		gateway_closes_finished_client_connections
+		gateway_connect_keeps_bytes_sent_with_head
 		gateway_scenario sidecar-istio.yaml \
 			istio_http_leaves_through_gateway \
 			istio_tls_passes_through_gateway \
