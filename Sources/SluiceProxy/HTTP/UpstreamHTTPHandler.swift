@@ -157,6 +157,8 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         self.downstream?.upstreamReadComplete(from: self)
+        // As in HTTPProxyHandler.channelReadComplete: the next read, without auto-read's pass.
+        self.read(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
