@@ -35,6 +35,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     /// Response bytes written to the app (or held in `responseHead`) and not flushed yet.
     private var unflushed = false
+    /// A kept-alive response's last bytes are flushed at the end of the loop tick.
+    private let deferredFlush = DeferredFlush()
     /// A response head not written yet: a small body read with it is appended, so head and
     /// body leave in one write rather than two (one fewer pipeline pass and iovec).
     private var responseHead: ByteBuffer?
@@ -76,6 +78,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.deferredFlush.attach(context)
         self.channelWritable = context.channel.isWritable
         self.allocator = context.channel.allocator
         self.adopt(self.runtime.config)
@@ -85,6 +88,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.timer?.cancel()
         self.context = nil
+        self.deferredFlush.attach(nil)
         self.releaseUpstream()
     }
 
@@ -163,12 +167,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The app sent FIN: nothing more will come. Finish the exchange in flight (its
             // response still goes out), then close; with nothing in flight, close now.
             self.draining = true
-            if self.exchange == nil { context.close(promise: nil) }
+            if self.exchange == nil { self.closeDownstream(context) }
             return
         }
         if event is DrainEvent {
             self.draining = true
-            if self.exchange == nil { context.close(promise: nil) }
+            if self.exchange == nil { self.closeDownstream(context) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -209,7 +213,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.runtime.logger.debug("downstream error: \(error)")
-        context.close(promise: nil)
+        self.closeDownstream(context)
     }
 
     /// Bad bytes from the app: answer if no response has started (431 for an oversized head,
@@ -369,7 +373,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .connecting:
             break
         case .forwarding:
-            self.upstream?.flush()
+            // The request's last bytes: their flush waits for the end of this loop tick.
+            self.upstream?.deferFlush()
         case .denied:
             if !exchange.responseStarted {
                 self.respondDenied(exchange, context: context, closeAfter: !exchange.keepAlive)
@@ -432,7 +437,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     try connection.channel.pipeline.syncOperations.addHandler(handler)
                 } catch {
                     connection.channel.close(promise: nil)
-                    context.close(promise: nil)
+                    self.closeDownstream(context)
                     return
                 }
                 self.upstream = handler
@@ -740,7 +745,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             exchange.responseEnded = true
             upstream.busy = false
-            self.flushDownstream(context)
+            if exchange.keepAlive && !exchange.closeAfterResponse && !self.draining {
+                // The connection stays open: the flush waits for the end of this loop tick.
+                self.flushDownstreamAtEndOfTick()
+            } else {
+                self.flushDownstream(context)
+            }
             if !upstream.reusable { self.dropUpstream() }
             if exchange.isDone {
                 self.finish(exchange, context: context, closeAfter: !exchange.keepAlive || exchange.closeAfterResponse)
@@ -756,6 +766,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func flushDownstream(_ context: ChannelHandlerContext) {
         guard self.unflushed else { return }
         self.unflushed = false
+        self.deferredFlush.covered()
         if let pending = self.responseHead {
             // One pass through the pipeline for the bytes and the flush.
             self.responseHead = nil
@@ -763,6 +774,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             context.flush()
         }
+    }
+
+    /// As `flushDownstream`, but only the bytes go now; the flush waits for the end of the
+    /// loop tick (`TickFlushes`).
+    private func flushDownstreamAtEndOfTick() {
+        guard self.unflushed else { return }
+        self.unflushed = false
+        let pending = self.responseHead
+        self.responseHead = nil
+        self.deferredFlush.write(pending)
+    }
+
+    /// Closes the app's connection, sending first what a deferred flush still holds.
+    private func closeDownstream(_ context: ChannelHandlerContext) {
+        self.deferredFlush.flushNow()
+        context.close(promise: nil)
     }
 
     /// A response whose Content-Length is at most this has room reserved behind its head, and
@@ -966,7 +993,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         case .idle:
             // Envoy's idle_timeout: a keep-alive connection with nothing in flight closes quietly.
-            if self.exchange == nil { context.close(promise: nil) }
+            if self.exchange == nil { self.closeDownstream(context) }
         case .firstHead:
             guard self.exchange == nil else { return }
             self.runtime.logger.info("request head not received in time from \(self.connection.remoteText ?? "-")")

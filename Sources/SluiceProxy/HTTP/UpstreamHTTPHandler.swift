@@ -38,6 +38,8 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request bytes sent and not flushed yet; the last buffer is held back so that it and
     /// the flush go through the pipeline as one `writeAndFlush`.
     private var unflushed = false
+    /// A request's last bytes are flushed at the end of the loop tick.
+    private let deferredFlush = DeferredFlush()
     private var heldBack: ByteBuffer?
     private var framer: HTTP1Framer
     /// Bytes read but not yet framed (a partial head), or read past a 101 (the tunnel's).
@@ -68,12 +70,14 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.deferredFlush.attach(context)
         self.channelWritable = context.channel.isWritable
         self.localText = context.channel.localAddress?.logDescription
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.deferredFlush.attach(nil)
     }
 
     /// A request is about to be sent: how to frame its response, and whether it may relay
@@ -122,7 +126,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.reusable = false
                 buffer.clear()
                 downstream.upstreamProtocolError(self, error: error)
-                context.close(promise: nil)
+                self.closeConnection(context)
                 return
             }
             switch consume event {
@@ -145,7 +149,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard buffer.readableBytes > 0 else { return }
         self.reusable = false
         buffer.clear()
-        context.close(promise: nil)
+        self.closeConnection(context)
     }
 
     /// What the upstream sent behind its 101, for the tunnel.
@@ -181,7 +185,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             // An HTTP upstream that stops sending is done with this connection.
             self.reusable = false
-            context.close(promise: nil)
+            self.closeConnection(context)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -189,7 +193,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.reusable = false
-        context.close(promise: nil)
+        self.closeConnection(context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -230,6 +234,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func flush() {
         guard self.unflushed else { return }
         self.unflushed = false
+        self.deferredFlush.covered()
         if let last = self.heldBack {
             self.heldBack = nil
             self.context?.writeAndFlush(self.wrapOutboundOut(last), promise: nil)
@@ -238,9 +243,25 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// As `flush`, but only the bytes go now; the flush waits for the end of the loop tick
+    /// (`TickFlushes`).
+    func deferFlush() {
+        guard self.unflushed else { return }
+        self.unflushed = false
+        let last = self.heldBack
+        self.heldBack = nil
+        self.deferredFlush.write(last)
+    }
+
     func close() {
         self.reusable = false
-        self.context?.close(promise: nil)
+        if let context = self.context { self.closeConnection(context) }
+    }
+
+    /// Closes the connection, sending first what a deferred flush still holds.
+    private func closeConnection(_ context: ChannelHandlerContext) {
+        self.deferredFlush.flushNow()
+        context.close(promise: nil)
     }
 }
 
