@@ -1,7 +1,7 @@
 import ArgumentParser
+import Dispatch
 
 /// `sluice`: an egress-control sidecar and egress gateway for Kubernetes pods.
-@main
 struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
@@ -12,4 +12,23 @@ struct Sluice: AsyncParsableCommand {
             """,
         subcommands: [SidecarCommand.self, GatewayCommand.self, CheckCommand.self, ExplainCommand.self]
     )
+}
+
+/// The process entry point, synchronous on purpose: with an `async` main the main thread
+/// ends in `dispatch_main()`, which leaves it with `pthread_exit` — a forced unwind of its
+/// stack that loads libgcc_s and reads the binary's unwind tables, ~0.8 MiB of an idle
+/// sidecar's resident memory for nothing. Here the main thread just waits for the command,
+/// which runs on the concurrency pool as before: detached, since this function is on the
+/// main actor, whose queue the waiting thread never serves (nothing in Sluice uses it). A
+/// command that fails exits from inside `Sluice.main()` with its exit code.
+@main
+enum SluiceEntryPoint {
+    static func main() {
+        let finished = DispatchSemaphore(value: 0)
+        Task.detached {
+            await Sluice.main()
+            finished.signal()
+        }
+        finished.wait()
+    }
 }
