@@ -745,15 +745,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             exchange.responseEnded = true
             upstream.busy = false
-            if exchange.keepAlive && !exchange.closeAfterResponse && !self.draining {
+            let closeAfter = !exchange.keepAlive || exchange.closeAfterResponse
+            if closeAfter || self.draining {
+                self.flushDownstream(context)
+            } else {
                 // The connection stays open: the flush waits for the end of this loop tick.
                 self.flushDownstreamAtEndOfTick()
-            } else {
-                self.flushDownstream(context)
             }
             if !upstream.reusable { self.dropUpstream() }
             if exchange.isDone {
-                self.finish(exchange, context: context, closeAfter: !exchange.keepAlive || exchange.closeAfterResponse)
+                self.finish(exchange, context: context, closeAfter: closeAfter)
             }
         }
     }
