@@ -927,11 +927,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finish(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
-        // The record moves out of the finished exchange rather than being copied field by field.
-        var record = AccessLogRecord()
-        swap(&record, &exchange.record)
-        record.duration = exchange.start.millisecondsElapsed
-        self.runtime.completedRequest(record, memo: &self.seriesMemo)
+        // Logged in place, neither copied nor swapped out for an empty record.
+        exchange.record.duration = exchange.start.millisecondsElapsed
+        self.runtime.completedRequest(&exchange.record, memo: &self.seriesMemo)
         if (closeAfter || self.draining) && !self.closing {
             self.closing = true
             self.inbound = nil

@@ -103,11 +103,14 @@ public final class ProxyRuntime: Sendable {
     /// One HTTP request (or CONNECT answer) is done: its log line and its metrics.
     func completedRequest(_ record: AccessLogRecord) {
         var memo = RequestSeriesMemo()
-        self.completedRequest(record, memo: &memo)
+        var record = record
+        self.completedRequest(&record, memo: &memo)
     }
 
     /// The same, on a connection that remembers its last request's metric series in `memo`.
-    func completedRequest(_ record: AccessLogRecord, memo: inout RequestSeriesMemo) {
+    /// The record is only read: `inout` lets a caller pass one stored in a class (the
+    /// exchange's) in place, where a plain argument is copied, retaining each of its strings.
+    func completedRequest(_ record: inout AccessLogRecord, memo: inout RequestSeriesMemo) {
         self.accessLog?.write(record)
         self.metrics.requestCompleted(record, memo: &memo)
     }
