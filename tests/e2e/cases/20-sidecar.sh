@@ -282,6 +282,23 @@ malformed_registry_refused() {
 		"$E2E_CONFIGS/malformed-entry.yaml" bad-resolution.yaml sometimes-resolved resolution
 }
 
+# A port someone else holds: sluice exits at once and says which address (NIO's
+# own error names only the system call).
+taken_port_named() {
+	local holder
+	app python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 15101)); s.listen(); time.sleep(30)' &
+	holder=$!
+	record_pid "$holder"
+	if wait_until 5 bash -c "ip netns exec $NS_APP ss -Hltn 'sport = :15101' | grep -q ."; then
+		refuses_config "taken port: sluice sidecar exits naming the outbound address in use" \
+			"$E2E_CONFIGS/allow-any.yaml" "cannot listen on 127.0.0.1:15101 (outbound)" "Address already in use"
+	else
+		fail "taken port: the test's own listener on 127.0.0.1:15101 did not start"
+	fi
+	kill_pid "$holder"
+}
+
 # --- running scenarios --------------------------------------------------------
 
 # scenario CONFIG CASE...: one sidecar with CONFIG for all CASEs. A case that
@@ -356,6 +373,7 @@ sidecar_cases() {
 
 	section "sidecar with a bad registry"
 	malformed_registry_refused
+	taken_port_named
 	rm -f "$UPLOAD_FILE"
 }
 
