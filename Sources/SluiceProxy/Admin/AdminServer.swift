@@ -15,12 +15,15 @@ public struct AdminServerError: Error, CustomStringConvertible, Sendable {
 /// Envoy's admin port (127.0.0.1:15000), loopback only: `/config_dump`, `/stats`,
 /// `/stats/prometheus`, `/logging`, and `/` listing them.
 public enum AdminServer {
+    /// Where the listener binds unless told otherwise: loopback only.
+    public static let defaultHost = "127.0.0.1"
+
     /// Binds the admin listener. Throws `AdminServerError` for a non-loopback `host`: anyone who
     /// reaches this port can read the whole registry and change the log level.
     ///
     /// - Parameter snapshot: the configuration in force, read on each `/config_dump`.
     public static func bind(
-        host: String = "127.0.0.1",
+        host: String = Self.defaultHost,
         port: Int,
         group: any EventLoopGroup,
         role: ProxyRole,

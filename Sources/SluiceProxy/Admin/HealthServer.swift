@@ -7,9 +7,12 @@ public enum HealthServer {
     /// The readiness path Istio's sidecar injector configures probes for.
     public static let readyPath = "/healthz/ready"
 
+    /// Where the listener binds unless told otherwise: all IPv4 addresses, for the kubelet.
+    public static let defaultHost = "0.0.0.0"
+
     /// Binds the health listener.
     public static func bind(
-        host: String = "0.0.0.0",
+        host: String = Self.defaultHost,
         port: Int,
         group: any EventLoopGroup,
         readiness: Readiness

@@ -8,9 +8,12 @@ public enum StatsServer {
     /// The text exposition format's content type.
     public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
+    /// Where the listener binds unless told otherwise: all IPv4 addresses, for the scraper.
+    public static let defaultHost = "0.0.0.0"
+
     /// Binds the stats listener.
     public static func bind(
-        host: String = "0.0.0.0",
+        host: String = Self.defaultHost,
         port: Int,
         group: any EventLoopGroup,
         metrics: ProxyMetrics

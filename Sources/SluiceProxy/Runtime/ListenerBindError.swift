@@ -15,7 +15,7 @@ import Darwin
 /// operator guessing which of the proxy's ports is taken. This one reads
 /// `cannot listen on 127.0.0.1:15001 (outbound): Address already in use`.
 public struct ListenerBindError: Error, CustomStringConvertible, Sendable {
-    /// What the listener is for: `outbound`, `health`, `stats`, `admin`, `gateway http`…
+    /// What the listener is for: `outbound`, `health`, `stats`, `admin`, `gateway HTTP`…
     public let listener: String
     /// `host:port`, an IPv6 host in brackets.
     public let address: String

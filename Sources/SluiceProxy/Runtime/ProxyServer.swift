@@ -88,19 +88,18 @@ public final class ProxyServer: Service, Sendable {
         let runtime = self.runtime
         let (health, stats, admin) = (self.ports.health, self.ports.stats, self.ports.admin)
         bound.operational.append(
-            try await ListenerBindError.naming("health", host: "0.0.0.0", port: health) {
-                try await HealthServer.bind(host: "0.0.0.0", port: health, group: self.group, readiness: runtime.readiness)
+            try await ListenerBindError.naming("health", host: HealthServer.defaultHost, port: health) {
+                try await HealthServer.bind(port: health, group: self.group, readiness: runtime.readiness)
             }
         )
         bound.operational.append(
-            try await ListenerBindError.naming("stats", host: "0.0.0.0", port: stats) {
-                try await StatsServer.bind(host: "0.0.0.0", port: stats, group: self.group, metrics: runtime.metrics)
+            try await ListenerBindError.naming("stats", host: StatsServer.defaultHost, port: stats) {
+                try await StatsServer.bind(port: stats, group: self.group, metrics: runtime.metrics)
             }
         )
         bound.operational.append(
-            try await ListenerBindError.naming("admin", host: "127.0.0.1", port: admin) {
+            try await ListenerBindError.naming("admin", host: AdminServer.defaultHost, port: admin) {
                 try await AdminServer.bind(
-                    host: "127.0.0.1",
                     port: admin,
                     group: self.group,
                     role: runtime.role,

@@ -286,7 +286,8 @@ malformed_registry_refused() {
 # own error names only the system call).
 taken_port_named() {
 	local holder
-	app python3 -c 'import socket, time
+	# ip netns exec directly (not the app function): $! must be python's own pid.
+	ip netns exec "$NS_APP" python3 -c 'import socket, time
 s = socket.socket(); s.bind(("127.0.0.1", 15101)); s.listen(); time.sleep(30)' &
 	holder=$!
 	record_pid "$holder"
