@@ -482,7 +482,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Turns an upgraded exchange into a raw tunnel, once the 101 has been relayed.
     private func switchToTunnel(_ exchange: HTTPExchange, upstream: UpstreamHTTPHandler) {
         guard let upstreamChannel = upstream.channel else {
-            self.context?.close(promise: nil)
+            if let context = self.context { self.closeDownstream(context) }
             upstream.close()
             return
         }
@@ -497,7 +497,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// a raw upstream, as after CONNECT. The exchange is logged when the tunnel closes.
     private func glueTunnel(_ exchange: HTTPExchange, upstreamChannel: any Channel, upstreamHTTP: UpstreamHTTPHandler?) {
         guard let context = self.context, context.channel.isActive, upstreamChannel.isActive else {
-            self.context?.close(promise: nil)
+            if let context = self.context { self.closeDownstream(context) }
             upstreamChannel.close(promise: nil)
             return
         }
