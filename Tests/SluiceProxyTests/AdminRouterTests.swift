@@ -55,7 +55,7 @@ final class AdminRouterTests: XCTestCase {
 
     func testServerAnswersAndClosesAndBoundsBodies() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let channel = try await AdminHTTPServer.bind(host: "127.0.0.1", port: 0, group: group, router: router)
+        let channel = try await AdminHTTPServer.bind("admin", host: "127.0.0.1", port: 0, group: group, router: router)
         let address = try XCTUnwrap(channel.localAddress)
 
         let ok = try await AdminTestClient.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n", to: address, group: group)
@@ -88,7 +88,7 @@ final class AdminRouterTests: XCTestCase {
     func testSilentConnectionsAreClosedAtTheDeadline() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try await AdminHTTPServer.bind(
-            host: "127.0.0.1", port: 0, group: group, router: router, connectionDeadline: .milliseconds(100))
+            "admin", host: "127.0.0.1", port: 0, group: group, router: router, connectionDeadline: .milliseconds(100))
         let started = ContinuousClock.now
         // Half a request and then nothing: the server gives up and closes, no answer.
         let answer = try await AdminTestClient.send("GET /a HTTP/1.1\r\n", to: try XCTUnwrap(channel.localAddress), group: group)
@@ -101,7 +101,7 @@ final class AdminRouterTests: XCTestCase {
     func testOffloadedRoutesAnswerToo() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let slow = AdminRouter([AdminRoute("/slow", summary: "off the loop", offload: true) { _ in .text("done") }])
-        let channel = try await AdminHTTPServer.bind(host: "127.0.0.1", port: 0, group: group, router: slow)
+        let channel = try await AdminHTTPServer.bind("admin", host: "127.0.0.1", port: 0, group: group, router: slow)
         let answer = try await AdminTestClient.send("GET /slow HTTP/1.0\r\n\r\n", to: try XCTUnwrap(channel.localAddress), group: group)
         XCTAssertEqual(answer.status, 200)
         XCTAssertEqual(answer.body, "done\n")

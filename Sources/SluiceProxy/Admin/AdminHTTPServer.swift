@@ -16,15 +16,25 @@ enum AdminHTTPServer {
     /// How long any one connection may live.
     static let connectionDeadline = TimeAmount.seconds(10)
 
-    /// Binds `host:port` and serves `router` there.
+    /// Binds `host:port` and serves `router` there. A failed bind is a `ListenerBindError`
+    /// that names the listener (`health`, `stats`, `admin`) and the address.
     static func bind(
+        _ listener: String,
         host: String,
         port: Int,
         group: any EventLoopGroup,
         router: AdminRouter,
         connectionDeadline: TimeAmount = AdminHTTPServer.connectionDeadline
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+        try await ListenerBindError.naming(listener, host: host, port: port) {
+            try await Self.bootstrap(group: group, router: router, connectionDeadline: connectionDeadline)
+                .bind(host: host, port: port)
+                .get()
+        }
+    }
+
+    private static func bootstrap(group: any EventLoopGroup, router: AdminRouter, connectionDeadline: TimeAmount) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -37,8 +47,6 @@ enum AdminHTTPServer {
                     try channel.pipeline.syncOperations.addHandler(AdminHTTPHandler(router: router, deadline: connectionDeadline))
                 }
             }
-            .bind(host: host, port: port)
-            .get()
     }
 }
 

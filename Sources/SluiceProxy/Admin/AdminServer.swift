@@ -15,15 +15,12 @@ public struct AdminServerError: Error, CustomStringConvertible, Sendable {
 /// Envoy's admin port (127.0.0.1:15000), loopback only: `/config_dump`, `/stats`,
 /// `/stats/prometheus`, `/logging`, and `/` listing them.
 public enum AdminServer {
-    /// Where the listener binds unless told otherwise: loopback only.
-    public static let defaultHost = "127.0.0.1"
-
     /// Binds the admin listener. Throws `AdminServerError` for a non-loopback `host`: anyone who
     /// reaches this port can read the whole registry and change the log level.
     ///
     /// - Parameter snapshot: the configuration in force, read on each `/config_dump`.
     public static func bind(
-        host: String = Self.defaultHost,
+        host: String = "127.0.0.1",
         port: Int,
         group: any EventLoopGroup,
         role: ProxyRole,
@@ -35,7 +32,7 @@ public enum AdminServer {
             throw AdminServerError(host: host)
         }
         let router = Self.router(role: role, metrics: metrics, logLevel: logLevel, snapshot: snapshot)
-        return try await AdminHTTPServer.bind(host: host, port: port, group: group, router: router)
+        return try await AdminHTTPServer.bind("admin", host: host, port: port, group: group, router: router)
     }
 
     static func isLoopback(_ address: SocketAddress) -> Bool {

@@ -7,17 +7,14 @@ public enum HealthServer {
     /// The readiness path Istio's sidecar injector configures probes for.
     public static let readyPath = "/healthz/ready"
 
-    /// Where the listener binds unless told otherwise: all IPv4 addresses, for the kubelet.
-    public static let defaultHost = "0.0.0.0"
-
     /// Binds the health listener.
     public static func bind(
-        host: String = Self.defaultHost,
+        host: String = "0.0.0.0",
         port: Int,
         group: any EventLoopGroup,
         readiness: Readiness
     ) async throws -> any Channel {
-        try await AdminHTTPServer.bind(host: host, port: port, group: group, router: Self.router(readiness: readiness))
+        try await AdminHTTPServer.bind("health", host: host, port: port, group: group, router: Self.router(readiness: readiness))
     }
 
     /// The health endpoints.

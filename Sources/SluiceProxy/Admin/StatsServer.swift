@@ -8,17 +8,14 @@ public enum StatsServer {
     /// The text exposition format's content type.
     public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    /// Where the listener binds unless told otherwise: all IPv4 addresses, for the scraper.
-    public static let defaultHost = "0.0.0.0"
-
     /// Binds the stats listener.
     public static func bind(
-        host: String = Self.defaultHost,
+        host: String = "0.0.0.0",
         port: Int,
         group: any EventLoopGroup,
         metrics: ProxyMetrics
     ) async throws -> any Channel {
-        try await AdminHTTPServer.bind(host: host, port: port, group: group, router: AdminRouter([Self.prometheusRoute(metrics)]))
+        try await AdminHTTPServer.bind("stats", host: host, port: port, group: group, router: AdminRouter([Self.prometheusRoute(metrics)]))
     }
 
     /// `/stats/prometheus`, shared with the admin server (Envoy serves it there too).

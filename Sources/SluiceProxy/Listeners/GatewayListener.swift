@@ -6,12 +6,21 @@ import SluiceCore
 /// The egress gateway's listeners: HTTP (routed by Host per request), TLS (routed by SNI,
 /// passed through untouched) and HTTP CONNECT tunnels.
 enum GatewayListener {
+    /// Binds one configured listener; a failure is a `ListenerBindError` naming it.
     static func bind(
         _ listener: ListenerConfig,
         group: any EventLoopGroup,
         runtime: ProxyRuntime
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+        try await ListenerBindError.naming("gateway \(listener.protocol.rawValue)", host: listener.address, port: listener.port) {
+            try await Self.bootstrap(listener, group: group, runtime: runtime)
+                .bind(host: listener.address, port: listener.port)
+                .get()
+        }
+    }
+
+    private static func bootstrap(_ listener: ListenerConfig, group: any EventLoopGroup, runtime: ProxyRuntime) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -36,7 +45,5 @@ enum GatewayListener {
                     }
                 }
             }
-            .bind(host: listener.address, port: listener.port)
-            .get()
     }
 }

@@ -7,14 +7,21 @@ import SluiceCore
 /// iptables rules redirected arrives here. It recovers the original destination, refuses
 /// loops, and hands the connection to the sniffer.
 enum OutboundListener {
-    /// Binds one address. Callers treat an IPv6 bind failure as "no IPv6 in this pod".
+    /// Binds one address; a failure is a `ListenerBindError` naming it. Callers treat an
+    /// IPv6 bind failure as "no IPv6 in this pod".
     static func bind(
         host: String,
         port: Int,
         group: any EventLoopGroup,
         runtime: ProxyRuntime
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+        try await ListenerBindError.naming("outbound", host: host, port: port) {
+            try await Self.bootstrap(group: group, runtime: runtime).bind(host: host, port: port).get()
+        }
+    }
+
+    private static func bootstrap(group: any EventLoopGroup, runtime: ProxyRuntime) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
@@ -28,8 +35,6 @@ enum OutboundListener {
             .childChannelInitializer { channel in
                 Self.initialize(channel: channel, runtime: runtime)
             }
-            .bind(host: host, port: port)
-            .get()
     }
 
     static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {

@@ -61,53 +61,36 @@ public final class ProxyServer: Service, Sendable {
         case .sidecar:
             let port = self.ports.outbound
             bound.traffic.append(
-                try await ListenerBindError.naming("outbound", host: "127.0.0.1", port: port) {
-                    try await OutboundListener.bind(host: "127.0.0.1", port: port, group: self.group, runtime: self.runtime)
-                }
-            )
+                try await OutboundListener.bind(host: "127.0.0.1", port: port, group: self.group, runtime: self.runtime))
             do {
                 bound.traffic.append(
-                    try await OutboundListener.bind(host: "::1", port: port, group: self.group, runtime: self.runtime)
-                )
+                    try await OutboundListener.bind(host: "::1", port: port, group: self.group, runtime: self.runtime))
             } catch {
                 // A pod without IPv6 is normal; say so once and carry on.
-                self.runtime.logger.notice("IPv6 outbound listener skipped: [::1]:\(self.ports.outbound) unavailable (\(error))")
+                self.runtime.logger.notice("IPv6 outbound listener skipped (\(error))")
             }
         case .gateway:
             for listener in self.runtime.config.snapshot.config.listeners {
-                bound.traffic.append(
-                    try await ListenerBindError.naming("gateway \(listener.protocol.rawValue)", host: listener.address, port: listener.port) {
-                        try await GatewayListener.bind(listener, group: self.group, runtime: self.runtime)
-                    }
-                )
+                bound.traffic.append(try await GatewayListener.bind(listener, group: self.group, runtime: self.runtime))
             }
         }
     }
 
     private func bindOperational(into bound: inout Listeners) async throws {
         let runtime = self.runtime
-        let (health, stats, admin) = (self.ports.health, self.ports.stats, self.ports.admin)
         bound.operational.append(
-            try await ListenerBindError.naming("health", host: HealthServer.defaultHost, port: health) {
-                try await HealthServer.bind(port: health, group: self.group, readiness: runtime.readiness)
-            }
-        )
+            try await HealthServer.bind(port: self.ports.health, group: self.group, readiness: runtime.readiness))
         bound.operational.append(
-            try await ListenerBindError.naming("stats", host: StatsServer.defaultHost, port: stats) {
-                try await StatsServer.bind(port: stats, group: self.group, metrics: runtime.metrics)
-            }
-        )
+            try await StatsServer.bind(port: self.ports.stats, group: self.group, metrics: runtime.metrics))
         bound.operational.append(
-            try await ListenerBindError.naming("admin", host: AdminServer.defaultHost, port: admin) {
-                try await AdminServer.bind(
-                    port: admin,
-                    group: self.group,
-                    role: runtime.role,
-                    metrics: runtime.metrics,
-                    logLevel: runtime.logLevel,
-                    snapshot: { runtime.config.snapshot }
-                )
-            }
+            try await AdminServer.bind(
+                port: self.ports.admin,
+                group: self.group,
+                role: runtime.role,
+                metrics: runtime.metrics,
+                logLevel: runtime.logLevel,
+                snapshot: { runtime.config.snapshot }
+            )
         )
     }
 
