@@ -26,15 +26,7 @@ enum AdminHTTPServer {
         router: AdminRouter,
         connectionDeadline: TimeAmount = AdminHTTPServer.connectionDeadline
     ) async throws -> any Channel {
-        try await ListenerBindError.naming(listener, host: host, port: port) {
-            try await Self.bootstrap(group: group, router: router, connectionDeadline: connectionDeadline)
-                .bind(host: host, port: port)
-                .get()
-        }
-    }
-
-    private static func bootstrap(group: any EventLoopGroup, router: AdminRouter, connectionDeadline: TimeAmount) -> ServerBootstrap {
-        ServerBootstrap(group: group)
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -47,6 +39,7 @@ enum AdminHTTPServer {
                     try channel.pipeline.syncOperations.addHandler(AdminHTTPHandler(router: router, deadline: connectionDeadline))
                 }
             }
+            .bind(listener, host: host, port: port)
     }
 }
 

@@ -12,15 +12,7 @@ enum GatewayListener {
         group: any EventLoopGroup,
         runtime: ProxyRuntime
     ) async throws -> any Channel {
-        try await ListenerBindError.naming("gateway \(listener.protocol.rawValue)", host: listener.address, port: listener.port) {
-            try await Self.bootstrap(listener, group: group, runtime: runtime)
-                .bind(host: listener.address, port: listener.port)
-                .get()
-        }
-    }
-
-    private static func bootstrap(_ listener: ListenerConfig, group: any EventLoopGroup, runtime: ProxyRuntime) -> ServerBootstrap {
-        ServerBootstrap(group: group)
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -45,5 +37,6 @@ enum GatewayListener {
                     }
                 }
             }
+            .bind("gateway \(listener.protocol.rawValue)", host: listener.address, port: listener.port)
     }
 }

@@ -15,13 +15,7 @@ enum OutboundListener {
         group: any EventLoopGroup,
         runtime: ProxyRuntime
     ) async throws -> any Channel {
-        try await ListenerBindError.naming("outbound", host: host, port: port) {
-            try await Self.bootstrap(group: group, runtime: runtime).bind(host: host, port: port).get()
-        }
-    }
-
-    private static func bootstrap(group: any EventLoopGroup, runtime: ProxyRuntime) -> ServerBootstrap {
-        ServerBootstrap(group: group)
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
@@ -35,6 +29,7 @@ enum OutboundListener {
             .childChannelInitializer { channel in
                 Self.initialize(channel: channel, runtime: runtime)
             }
+            .bind("outbound", host: host, port: port)
     }
 
     static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -48,6 +49,16 @@ public struct ListenerBindError: Error, CustomStringConvertible, Sendable {
             return try await bind()
         } catch let error as IOError {
             throw ListenerBindError(listener: listener, host: host, port: port, error: error)
+        }
+    }
+}
+
+extension ServerBootstrap {
+    /// `bind(host:port:)`, whose failure is a `ListenerBindError` naming `listener` and the
+    /// address: every listener of the proxy binds through this.
+    func bind(_ listener: String, host: String, port: Int) async throws -> any Channel {
+        try await ListenerBindError.naming(listener, host: host, port: port) {
+            try await self.bind(host: host, port: port).get()
         }
     }
 }
