@@ -6,18 +6,35 @@ struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate the config and its ServiceEntry registry; exit 0 if valid, 1 if not.",
-        discussion: "Each problem is printed as `path:line: message`."
+        discussion: """
+            Each problem is printed as `path:line: message`. An invalid ServiceEntry makes check exit 1; \
+            a running proxy rejects it on its own and applies the rest. Notes say which accepted \
+            fields Sluice does not enforce.
+            """
     )
 
     @Option(name: .long, help: ArgumentHelp("Config file. Also from SLUICE_CONFIG.", valueName: "file"))
     var config: String?
 
+    @OptionGroup var workload: WorkloadOptions
+
     func run() throws {
         let path = try resolveConfigPath(config)
-        switch SluiceSnapshot.load(configPath: path) {
+        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
         case .success(let snapshot):
+            let hidden = snapshot.entries.count - snapshot.registry.entries.count
+            let visibility = hidden > 0 ? " (\(hidden) more not exported to namespace \(snapshot.namespace))" : ""
+            guard !snapshot.hasErrors else {
+                // A running proxy leaves the rejected objects out and serves the rest; the
+                // file set is still not what its author meant.
+                for diagnostic in snapshot.diagnostics {
+                    if diagnostic.isError { printError("\(diagnostic)") } else { print("\(diagnostic)") }
+                }
+                printError("\(path): invalid: \(snapshot.rejectedObjects) rejected; \(snapshot.registry.entries.count) ServiceEntries would apply\(visibility)")
+                throw ExitCode(1)
+            }
             for diagnostic in snapshot.diagnostics { print("\(diagnostic)") }
-            print("\(path): ok: \(snapshot.registry.entries.count) ServiceEntries")
+            print("\(path): ok: \(snapshot.registry.entries.count) ServiceEntries\(visibility)")
         case .failure(let diagnostics):
             for diagnostic in diagnostics { printError("\(diagnostic)") }
             throw ExitCode(1)

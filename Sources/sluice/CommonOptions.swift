@@ -3,10 +3,26 @@ import Logging
 import SluiceCore
 import SluiceProxy
 
+/// Who the workload is: what `exportTo` (and later `Sidecar` and selectors) are matched against.
+struct WorkloadOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The pod's namespace, for ServiceEntry exportTo. Also from POD_NAMESPACE; default \"default\".", valueName: "ns"))
+    var namespace: String?
+
+    /// `--namespace`, else `POD_NAMESPACE`, else `default` (as kubectl applies it).
+    var resolvedNamespace: String {
+        if let namespace, !namespace.isEmpty { return namespace }
+        if let env = ProcessEnvironment.value("POD_NAMESPACE"), !env.isEmpty { return env }
+        return "default"
+    }
+}
+
 /// Flags shared by `sidecar` and `gateway`.
 struct ProxyOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Config file (sluice.yaml). Also from SLUICE_CONFIG.", valueName: "file"))
     var config: String?
+
+    @OptionGroup var workload: WorkloadOptions
 
     @Option(name: .customLong("outbound-port"), help: "Capture listener port (sidecar).")
     var outboundPort: Int = 15001

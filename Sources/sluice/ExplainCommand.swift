@@ -21,25 +21,30 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .long, help: "Decide as the sidecar or the gateway.")
     var role: String = "sidecar"
 
+    @OptionGroup var workload: WorkloadOptions
+
     @Argument(help: "http://host[:port]/path, tls://host:port or tcp://ip:port")
     var url: String
+
+    func validate() throws {
+        guard ProxyRole(rawValue: role) != nil else { throw ValidationError("--role must be sidecar or gateway, got \(role)") }
+    }
 
     func run() throws {
         let path = try resolveConfigPath(config)
         guard let destinationIP = IPAddress(ip) else { throw ValidationError("--ip: not an IP address: \(ip)") }
         let target = try ExplainTarget.parse(url, defaultIP: destinationIP)
         let snapshot: SluiceSnapshot
-        switch SluiceSnapshot.load(configPath: path) {
+        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
         case .success(let loaded): snapshot = loaded
         case .failure(let diagnostics):
             for diagnostic in diagnostics { printError("\(diagnostic)") }
             throw ExitCode(1)
         }
-        let isGateway = role == "gateway"
-        let mode = snapshot.config.mode ?? (isGateway ? .registryOnly : .allowAny)
-        let policy = Policy(mode: mode, registry: snapshot.registry, gateway: isGateway ? nil : snapshot.config.egressGateway)
-        let decision = policy.decide(target.facts)
-        print(ExplainTarget.render(decision: decision, facts: target.facts, mode: mode, isGateway: isGateway))
+        for diagnostic in snapshot.diagnostics where diagnostic.isError { printError("\(diagnostic)") }
+        // The very decision stage the running proxy calls, built the way it builds it.
+        let policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
+        print(ExplainTarget.explain(target, policy: policy))
     }
 }
 
@@ -53,55 +58,51 @@ struct ExplainTarget {
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         let rest = url[schemeEnd.upperBound...]
-        let authority = String(rest.prefix { $0 != "/" && $0 != "?" })
-        let (host, port) = try splitHostPort(authority, defaultPort: scheme == "http" ? 80 : nil)
+        let text = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let authority: Authority
+        switch Authority.parse(text, as: scheme == "http" ? .hostAndOptionalPort : .hostAndPort) {
+        case .success(let parsed): authority = parsed
+        case .failure(let error): throw ValidationError("\(text): \(error)")
+        }
+        let port = authority.port ?? 80
         switch scheme {
         case "http":
-            return ExplainTarget(facts: ConnectionFacts(kind: .http(host: host), destination: IPAddress(host) ?? defaultIP, port: port))
+            return ExplainTarget(facts: ConnectionFacts(kind: .http(authority), destination: authority.address ?? defaultIP, port: port))
         case "tls":
-            return ExplainTarget(facts: ConnectionFacts(kind: .tls(serverName: host), destination: IPAddress(host) ?? defaultIP, port: port))
+            return ExplainTarget(facts: ConnectionFacts(
+                kind: .tls(serverName: authority.address == nil ? authority.host : nil), destination: authority.address ?? defaultIP, port: port))
         case "tcp":
-            guard let ip = IPAddress(host) else { throw ValidationError("tcp:// needs an IP address, got \(host)") }
+            guard let ip = authority.address else { throw ValidationError("tcp:// needs an IP address, got \(authority.host)") }
             return ExplainTarget(facts: ConnectionFacts(kind: .tcp, destination: ip, port: port))
         default:
             throw ValidationError("unknown scheme \(scheme): use http, tls or tcp")
         }
     }
 
-    static func splitHostPort(_ authority: String, defaultPort: Int?) throws -> (String, Int) {
-        var host = Substring(authority)
-        var port = defaultPort
-        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
-            let after = host[host.index(after: close)...]
-            host = host[host.index(after: host.startIndex)..<close]
-            if after.hasPrefix(":") { port = Int(after.dropFirst()) }
-        } else if let colon = host.lastIndex(of: ":") {
-            port = Int(host[host.index(after: colon)...])
-            host = host[..<colon]
+    /// What the proxy does with `target`, through the same calls the data path makes: the
+    /// listener's decision before reading, then the decision on the first bytes.
+    static func explain(_ target: ExplainTarget, policy: Policy) -> String {
+        let facts = target.facts
+        if let early = policy.decideBeforeReading(destination: facts.destination, port: facts.port) {
+            return render(decision: early, facts: facts, policy: policy, note: "decided at accept, before reading a byte: the port is opaque, so whatever is sent is forwarded as TCP")
         }
-        guard !host.isEmpty else { throw ValidationError("missing host in \(authority)") }
-        guard let port, (1...65535).contains(port) else { throw ValidationError("missing or bad port in \(authority)") }
-        return (host.lowercased(), port)
+        return render(decision: policy.decide(facts), facts: facts, policy: policy, note: nil)
     }
 
-    static func render(decision: Decision, facts: ConnectionFacts, mode: OutboundTrafficPolicyMode, isGateway: Bool) -> String {
+    static func render(decision: Decision, facts: ConnectionFacts, policy: Policy, note: String?) -> String {
         var lines: [String] = []
         let what: String
         switch facts.kind {
-        case .http(let host): what = "http \(host):\(facts.port)"
+        case .http(let authority): what = "http \(authority.host):\(facts.port)" + (authority.port.map { $0 == facts.port ? "" : " (Host names port \($0))" } ?? "")
         case .tls(let name): what = "tls \(name ?? "(no SNI)"):\(facts.port)"
-        case .tcp: what = "tcp \(facts.destination):\(facts.port)"
+        case .tcp: what = "tcp \(HostPort(address: facts.destination, port: facts.port))"
         }
         lines.append("destination: \(what)")
-        lines.append("mode:        \(mode.rawValue)")
+        lines.append("role:        \(policy.role.rawValue)")
+        lines.append("mode:        \(policy.mode.rawValue)")
         switch decision.action {
         case .deny:
-            let answer: String
-            switch facts.kind {
-            case .http: answer = isGateway ? "404 Not Found (NR)" : "502 Bad Gateway"
-            case .tls, .tcp: answer = "connection closed without a byte"
-            }
-            lines.append("decision:    deny: \(answer)")
+            lines.append("decision:    deny: \(decision.denial)")
         case .forward(let target):
             lines.append("decision:    allow: \(describe(target))")
         }
@@ -111,6 +112,7 @@ struct ExplainTarget {
         lines.append("cluster:     \(decision.cluster)")
         lines.append("route:       \(decision.routeName)")
         lines.append("why:         \(decision.reason)")
+        if let note { lines.append("note:        \(note)") }
         return lines.joined(separator: "\n")
     }
 

@@ -19,14 +19,18 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     let logger = Logger(label: "sluice.\(role.rawValue)") { DynamicLogHandler(label: $0, levelBox: levelBox) }
 
     let snapshot: SluiceSnapshot
-    switch SluiceSnapshot.load(configPath: path) {
+    let namespace = options.workload.resolvedNamespace
+    switch SluiceSnapshot.load(configPath: path, namespace: namespace) {
     case .success(let loaded):
         snapshot = loaded
     case .failure(let diagnostics):
         for diagnostic in diagnostics { printError("\(diagnostic)") }
         throw ExitCode(1)
     }
-    for diagnostic in snapshot.diagnostics { logger.notice("\(diagnostic)") }
+    // A rejected object is left out and the rest serves, as after a reload.
+    for diagnostic in snapshot.diagnostics {
+        if diagnostic.isError { logger.error("\(diagnostic)") } else { logger.notice("\(diagnostic)") }
+    }
 
     let accessLog: AccessLogWriter?
     if snapshot.config.accessLog.enabled {
@@ -52,8 +56,12 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     )
     logger.info(
         "starting \(role.rawValue)",
-        metadata: ["config": "\(path)", "serviceEntries": "\(snapshot.registry.entries.count)"]
+        metadata: [
+            "config": "\(path)", "namespace": "\(namespace)", "serviceEntries": "\(snapshot.registry.entries.count)",
+            "rejected": "\(snapshot.rejectedObjects)",
+        ]
     )
+    runtime.metrics.registryRejected(snapshot.rejectedObjects)
     let server = ProxyServer(
         runtime: runtime,
         ports: options.ports,

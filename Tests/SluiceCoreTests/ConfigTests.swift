@@ -152,10 +152,12 @@ final class ConfigTests: XCTestCase {
     func testSnapshotLoadsConfigThenRegistry() throws {
         let snapshot = try SluiceSnapshot.load(configPath: RegistryFixtures.path("config/sidecar.yaml")).get()
         XCTAssertEqual(snapshot.config.mode, .registryOnly)
-        XCTAssertEqual(snapshot.registry.entries.count, 12)
+        XCTAssertEqual(snapshot.entries.count, 12)
+        XCTAssertEqual(snapshot.registry.entries.count, 11, "one entry is exported to its own namespace only")
         XCTAssertEqual(snapshot.registry.lookup(host: "aliyun.com", port: 443)?.entry.name, "aliyun")
         XCTAssertFalse(snapshot.diagnostics.contains(where: \.isError))
-        XCTAssertEqual(snapshot.diagnostics.filter { $0.severity == .note }.count, 3, "skipped Gateway, DestinationRule, ConfigMap")
+        XCTAssertEqual(snapshot.diagnostics.filter { $0.severity == .note }.count, 4,
+                       "skipped Gateway, DestinationRule, ConfigMap; MESH_INTERNAL not enforced")
         let docs = RegistryFixtures.path("registry/istio-docs")
         XCTAssertEqual(snapshot.watchedPaths, [
             RegistryFixtures.path("config/sidecar.yaml"), docs,

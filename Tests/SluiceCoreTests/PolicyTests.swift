@@ -38,9 +38,16 @@ final class PolicyTests: XCTestCase {
                        "ServiceEntry default/aliyun (\(docsPath)/01-aliyun.yaml:2) registers host aliyun.com on port 80 (HTTP); resolution DNS resolves aliyun.com:80")
     }
 
-    func testHostHeaderIsNormalisedButTheDialedPortDecides() {
-        let decision = decide(.http(host: "AliYun.COM.:8080"), "106.11.249.99", 80)
-        XCTAssertEqual(decision.action, .forward(.resolve(host: "aliyun.com", port: 80)))
+    func testHostHeaderIsNormalisedAndMustNameTheDialedPort() {
+        for host in ["AliYun.COM.", "aliyun.com:80", "ALIYUN.com.:80"] {
+            XCTAssertEqual(decide(.http(host: host), "106.11.249.99", 80).action, .forward(.resolve(host: "aliyun.com", port: 80)), host)
+        }
+        // Istio's route domains for port 80 are `aliyun.com` and `aliyun.com:80`: a Host naming
+        // 8080 on a connection to 80 is not routed to outbound|80||aliyun.com.
+        let other = decide(.http(host: "aliyun.com:8080"), "106.11.249.99", 80)
+        XCTAssertTrue(other.isDenied)
+        XCTAssertEqual(other.denial, .httpStatus(502))
+        XCTAssertTrue(other.reason.contains("the Host names another port than the 80 it was sent to"), other.reason)
         XCTAssertTrue(decide(.http(host: "aliyun.com:80"), "106.11.249.99", 8080).isDenied)
     }
 
@@ -55,7 +62,7 @@ final class PolicyTests: XCTestCase {
     func testUnregisteredHTTPUnderRegistryOnlyIsDenied() {
         let decision = decide(.http(host: "evil.example"), "203.0.113.9", 80)
         XCTAssertEqual(decision, Decision(
-            action: .deny, cluster: "BlackHoleCluster", routeName: "block_all", match: nil,
+            action: .deny, cluster: "BlackHoleCluster", routeName: "block_all", match: nil, denial: .httpStatus(502),
             reason: "no ServiceEntry registers host evil.example on port 80 for HTTP; REGISTRY_ONLY blocks it"))
     }
 
@@ -84,15 +91,15 @@ final class PolicyTests: XCTestCase {
         XCTAssertTrue(decision.reason.hasSuffix("resolution STATIC forwards to its endpoints"), decision.reason)
     }
 
-    func testHTTPOnAnOpaquePortMatchesByHostOrByAddress() {
-        // mysql.example.com declares TCP 3306 without addresses: a request to it matches by host…
-        let byHost = decide(.http(host: "mysql.example.com"), "192.0.2.50", 3306)
-        XCTAssertEqual(byHost.action, .forward(.resolve(host: "mysql.example.com", port: 3306)))
-        XCTAssertEqual(byHost.match?.matchedBy, .exactHost)
-        // …and any other Host on port 3306 falls to Istio's 0.0.0.0:3306 TCP listener.
-        let byPort = decide(.http(host: "other.example"), "192.0.2.50", 3306)
-        XCTAssertEqual(byPort.match?.matchedBy, .anyAddress)
-        XCTAssertEqual(byPort.action, .forward(.resolve(host: "mysql.example.com", port: 3306)))
+    func testHTTPOnAnOpaquePortMatchesByPortNotByHost() {
+        // mysql.example.com declares TCP 3306 without addresses: Istio's 0.0.0.0:3306 TCP
+        // listener takes the port on every address, whatever the Host says; `hosts` only name
+        // what resolution DNS resolves.
+        for host in ["mysql.example.com", "other.example"] {
+            let decision = decide(.http(host: host), "192.0.2.50", 3306)
+            XCTAssertEqual(decision.match?.matchedBy, .anyAddress, host)
+            XCTAssertEqual(decision.action, .forward(.resolve(host: "mysql.example.com", port: 3306)), host)
+        }
     }
 
     func testHTTPWithIPLiteralHostMatchesEntryAddresses() throws {
@@ -114,10 +121,10 @@ final class PolicyTests: XCTestCase {
                       "an HTTP port is matched by Host, not by the address dialed")
     }
 
-    func testHTTPWithoutHostFallsBackToOpaqueAddressMatch() {
-        let decision = decide(.http(host: ""), "35.232.232.38", 80)
+    func testHTTPToAnAddressOfAnOpaquePortIsForwardedByAddressWhateverTheHost() {
+        let decision = decide(.http(host: "anything.example"), "35.232.232.38", 80)
         XCTAssertEqual(decision.match?.entry.name, "se-httpbin")
-        XCTAssertTrue(decide(.http(host: ""), "203.0.113.1", 80).reason.contains("a request without Host to 203.0.113.1"))
+        XCTAssertEqual(decision.match?.matchedBy, .address(CIDR(address: ip("35.232.232.38"), prefixLength: 32)!))
     }
 
     // MARK: TLS
@@ -329,7 +336,7 @@ final class PolicyTunnelTests: XCTestCase {
     func testUnregisteredTunnels() throws {
         let denied = policy.decide(tunnelTo: HostPort(host: "evil.example", port: 443))
         XCTAssertEqual(denied, Decision(action: .deny, cluster: "BlackHoleCluster", routeName: "block_all", match: nil,
-                                        reason: "no ServiceEntry registers host evil.example on port 443 for CONNECT; REGISTRY_ONLY blocks it"))
+                                        denial: .httpStatus(403), reason: "no ServiceEntry registers host evil.example on port 443 for CONNECT; REGISTRY_ONLY blocks it"))
         XCTAssertTrue(policy.decide(tunnelTo: HostPort(host: "aliyun.com", port: 8443)).isDenied, "the port must be declared")
         // A named target matches by name only: mysql's "TCP 3306 on any address" is about
         // intercepted connections, and must not open the gateway to every name on port 3306.

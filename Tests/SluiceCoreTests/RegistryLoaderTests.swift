@@ -76,7 +76,7 @@ final class RegistryLoaderTests: XCTestCase {
 
     func testAddressesAndStaticEndpoints() throws {
         let result = try parse("registry/istio-docs/05-tcp-addresses.yaml")
-        XCTAssertEqual(result.diagnostics, [])
+        XCTAssertEqual(result.diagnostics.map(\.severity), [.note], "MESH_INTERNAL is accepted, not enforced")
         XCTAssertEqual(result.entries.count, 3)
         let mongo = result.entries[0]
         XCTAssertEqual(mongo.addresses, [CIDR("192.192.192.0/24")].compactMap { $0 })
@@ -121,7 +121,7 @@ final class RegistryLoaderTests: XCTestCase {
             "external-svc-mongocluster", "se-httpbin", "mysql", "external-svc-dns", "legacy-api", "example-json",
         ])
         XCTAssertEqual(result.entries.first?.source.path, RegistryFixtures.path("registry/istio-docs/01-aliyun.yaml"))
-        XCTAssertEqual(result.diagnostics.filter { $0.severity == .note }.count, 3)
+        XCTAssertEqual(result.diagnostics.filter { $0.severity == .note }.count, 4)
     }
 
     func testLoadsFilesAndReportsMissingPaths() {
@@ -175,11 +175,13 @@ final class RegistryLoaderTests: XCTestCase {
         XCTAssertEqual(diagnostic.field, "spec.ports[0].number")
     }
 
-    func testUnknownProtocol() throws {
+    func testUnknownProtocolIsDetectedWithAWarning() throws {
         let result = try parse("registry/broken/unknown-protocol.yaml")
-        XCTAssertEqual(result.entries, [])
+        XCTAssertEqual(result.entries.map(\.name), ["quic"])
+        XCTAssertEqual(result.entries.first?.ports.first?.protocol, .detected("HTTP3"))
+        XCTAssertEqual(result.entries.first?.ports.first?.protocol.family, .detected)
         XCTAssertEqual(result.diagnostics.map(\.description), [
-            "registry/broken/unknown-protocol.yaml:12: ServiceEntry edge/quic: spec.ports[0].protocol: unknown protocol \"HTTP3\"; expected HTTP, HTTPS, HTTP2, GRPC, TLS, TCP or MONGO",
+            "registry/broken/unknown-protocol.yaml:12: warning: ServiceEntry edge/quic: spec.ports[0].protocol: unrecognised protocol \"HTTP3\" (Istio knows HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TLS, TCP, MONGO, MYSQL, REDIS, UDP); the protocol is detected per connection, as for a port without one",
         ])
     }
 
@@ -234,7 +236,7 @@ final class RegistryLoaderTests: XCTestCase {
             return RegistryLoader.parse(yaml: yaml, path: "x.yaml").diagnostics.filter(\.isError).map { "\($0.field ?? ""): \($0.message)" }
         }
         let port = "  ports: [{number: 80, name: http, protocol: HTTP}]\n"
-        XCTAssertEqual(errors("  hosts: [a.example.com]\n"), ["spec.ports: at least one port is required"])
+        XCTAssertEqual(errors("  hosts: [a.example.com]\n"), [], "Istio accepts an entry without ports (it registers nothing)")
         XCTAssertEqual(errors("  hosts: []\n" + port), ["spec.hosts: at least one host is required"])
         XCTAssertEqual(errors("  hosts: [a.example.com]\n" + port + "  resolution: dns\n"),
                        ["spec.resolution: must be NONE, STATIC, DNS or DNS_ROUND_ROBIN, not \"dns\""])
@@ -245,7 +247,7 @@ final class RegistryLoaderTests: XCTestCase {
         XCTAssertEqual(errors("  hosts: [a.example.com]\n" + port + "  resolution: DNS_ROUND_ROBIN\n  endpoints: [{address: a.example.net}, {address: b.example.net}]\n"),
                        ["spec.endpoints: resolution DNS_ROUND_ROBIN allows at most one endpoint"])
         XCTAssertEqual(errors("  hosts: [a.example.com]\n" + port + "  resolution: STATIC\n  endpoints: [{address: unix:///var/run/x.sock}]\n"),
-                       ["spec.endpoints[0].address: unix domain socket endpoints are not supported"])
+                       [], "a unix endpoint loads; a sidecar ignores it")
         XCTAssertEqual(errors("  hosts: [a.example.com]\n  ports: [{number: http, name: http}]\n"),
                        ["spec.ports[0].number: must be a number, not \"http\""])
         XCTAssertEqual(errors("  hosts: [a.example.com]\n  ports: [{number: 80, name: http_1}]\n"),

@@ -27,14 +27,15 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(registry.lookup(host: "api.example.com", port: 80)?.matchedBy, .exactHost)
     }
 
-    func testHostIsNormalised() {
+    func testHostsAreLookedUpInAuthorityNormalForm() throws {
         let registry = Registry([entry("a", hosts: ["api.example.com"], ports: [http80])])
         for host in ["API.Example.COM", "api.example.com.", "api.example.com:8080", "Api.Example.Com.:80"] {
-            XCTAssertEqual(registry.lookup(host: host, port: 80)?.entry.name, "a", host)
+            let name = try XCTUnwrap(Authority(host)).host
+            XCTAssertEqual(registry.lookup(host: name, port: 80)?.entry.name, "a", host)
         }
         XCTAssertNil(registry.lookup(host: "", port: 80))
-        XCTAssertEqual(Registry.normaliseHost("[2001:DB8::1]:443"), "2001:db8::1")
-        XCTAssertEqual(Registry.normaliseHost("2001:db8::1"), "2001:db8::1", "a bare IPv6 address keeps its colons")
+        XCTAssertEqual(Authority("[2001:DB8::1]:443")?.host, "2001:db8::1")
+        XCTAssertEqual(Authority("2001:db8::1")?.host, "2001:db8::1", "a bare IPv6 address keeps its colons")
     }
 
     func testWildcardsMostSpecificWinsAndExactBeatsWildcard() {
@@ -132,7 +133,7 @@ final class RegistryTests: XCTestCase {
     }
 
     func testUnsetProtocolIsOpaque() throws {
-        let registry = Registry([entry("sniffed", hosts: ["db.example.com"], ports: [ServicePort(number: 9000, name: "db", protocol: .unknown(""))])])
+        let registry = Registry([entry("sniffed", hosts: ["db.example.com"], ports: [ServicePort(number: 9000, name: "db", protocol: .detected(""))])])
         XCTAssertEqual(registry.lookup(address: try ip("198.51.100.1"), port: 9000)?.entry.name, "sniffed")
     }
 

@@ -104,6 +104,21 @@ check_not() {
 	fi
 }
 
+# check_exit DESC CODE CMD...: pass only if CMD exits with exactly CODE (curl's 52,
+# "empty reply", is not its 7 or 28, nor a typo's 127).
+check_exit() {
+	local desc=$1 want=$2 out rc
+	shift 2
+	out=$("$@" 2>&1)
+	rc=$?
+	if ((rc == want)); then
+		pass "$desc"
+	else
+		fail "$desc" "expected exit $want, got $rc: $*"
+		indent "$out"
+	fi
+}
+
 # check_eq DESC EXPECTED ACTUAL
 check_eq() {
 	if [[ $2 == "$3" ]]; then

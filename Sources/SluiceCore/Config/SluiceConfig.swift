@@ -57,7 +57,7 @@ public struct EgressGatewayConfig: Sendable, Equatable {
     /// `*` matches everything, `*.example.com` any name under example.com (not example.com
     /// itself), anything else only itself. Case and a trailing dot are ignored.
     public func routes(host: String) -> Bool {
-        let name = Registry.normaliseHost(host)
+        let name = Authority(host)?.host ?? host.lowercased()
         return hosts.contains { EgressGatewayConfig.glob($0, matches: name) }
     }
 

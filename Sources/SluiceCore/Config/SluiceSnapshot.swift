@@ -5,26 +5,66 @@ import Foundation
 public struct SluiceSnapshot: Sendable {
     /// The parsed `sluice.yaml`.
     public var config: SluiceConfig
-    /// The registry built from `config.registryPaths`.
+    /// The registry this workload sees: the entries exported to its namespace.
     public var registry: Registry
-    /// Warnings and notes from loading (errors make the load fail instead).
+    /// Every entry in force, visible to this namespace or not (kept last good versions included).
+    public var entries: [ServiceEntry]
+    /// The namespace the workload runs in (`--namespace`, `POD_NAMESPACE`), for `exportTo`.
+    public var namespace: String
+    /// Errors (rejected objects), warnings and notes from loading, in file order.
     public var diagnostics: [ConfigDiagnostic]
+    /// How many registry objects this load rejected (each keeps its last good version, if any).
+    public var rejectedObjects: Int
     /// The config file, each configured registry path (directories included, since a new file
     /// may appear in one) and every registry file read: what a watcher should poll for changes.
     public var watchedPaths: [String]
 
-    /// Creates a snapshot from parts already loaded.
-    public init(config: SluiceConfig, registry: Registry, diagnostics: [ConfigDiagnostic] = [], watchedPaths: [String] = []) {
+    /// Creates a snapshot from parts already loaded; `registry` holds `entries` visible to `namespace`.
+    public init(
+        config: SluiceConfig, entries: [ServiceEntry], namespace: String = "default",
+        diagnostics: [ConfigDiagnostic] = [], rejectedObjects: Int = 0, watchedPaths: [String] = []
+    ) {
         self.config = config
+        self.entries = entries
+        self.namespace = namespace
+        let registry = Registry(entries.filter { $0.isVisible(fromNamespace: namespace) })
         self.registry = registry
-        self.diagnostics = diagnostics
+        self.diagnostics = diagnostics + registry.conflicts
+        self.rejectedObjects = rejectedObjects
         self.watchedPaths = watchedPaths
     }
 
-    /// Loads the config at `configPath`, then every registry file it names. Any error in either
-    /// fails the whole load (with every diagnostic, warnings included, in file order), so that a
-    /// watcher keeps the last good snapshot.
-    public static func load(configPath: String) -> Result<SluiceSnapshot, ConfigDiagnostics> {
+    /// Creates a snapshot around a registry already built (tests, benchmarks).
+    public init(config: SluiceConfig, registry: Registry, diagnostics: [ConfigDiagnostic] = [], watchedPaths: [String] = []) {
+        self.config = config
+        self.entries = registry.entries
+        self.namespace = "default"
+        self.registry = registry
+        self.diagnostics = diagnostics
+        self.rejectedObjects = 0
+        self.watchedPaths = watchedPaths
+    }
+
+    /// True when some object was rejected or a file could not be read: `sluice check` fails.
+    public var hasErrors: Bool { diagnostics.contains { $0.isError } }
+
+    /// The decision stage for `role` built from this snapshot. The mode defaults as Istio's
+    /// do: ALLOW_ANY at a sidecar, REGISTRY_ONLY at a gateway (which serves registered hosts only).
+    public func policy(role: ProxyRole) -> Policy {
+        let mode = config.mode ?? (role == .gateway ? .registryOnly : .allowAny)
+        return Policy(mode: mode, registry: registry, gateway: config.egressGateway, role: role)
+    }
+
+    /// Loads the config at `configPath`, then every registry file it names.
+    ///
+    /// An invalid `sluice.yaml`, or a registry path that does not exist, fails the whole load
+    /// (the watcher keeps the last good snapshot). An invalid registry object is rejected on its
+    /// own, like an admission webhook refusing one `kubectl apply`: the rest applies, and an
+    /// object that `previous` held keeps that last good version — as do the objects of a file
+    /// that no longer parses to its end.
+    public static func load(
+        configPath: String, namespace: String = "default", previous: SluiceSnapshot? = nil
+    ) -> Result<SluiceSnapshot, ConfigDiagnostics> {
         let config: SluiceConfig
         switch SluiceConfig.load(path: configPath) {
         case .success(let loaded): config = loaded
@@ -33,14 +73,43 @@ public struct SluiceSnapshot: Sendable {
         let absoluteConfigPath = ConfigPath.resolve(configPath, relativeTo: FileManager.default.currentDirectoryPath)
         let base = ConfigPath.directory(of: absoluteConfigPath)
         let loaded = RegistryLoader.load(paths: config.registryPaths, relativeTo: base)
-        if loaded.hasErrors { return .failure(ConfigDiagnostics(loaded.diagnostics)) }
-        let registry = Registry(loaded.entries)
+        if !loaded.pathErrors.isEmpty { return .failure(ConfigDiagnostics(loaded.diagnostics)) }
+        var diagnostics = loaded.diagnostics
+        let entries = keepingLastGood(loaded, previous: previous?.entries ?? [], diagnostics: &diagnostics)
         var watched = [absoluteConfigPath]
         for path in config.registryPaths.map({ ConfigPath.resolve($0, relativeTo: base) }) + loaded.files
         where !watched.contains(path) {
             watched.append(path)
         }
         return .success(SluiceSnapshot(
-            config: config, registry: registry, diagnostics: loaded.diagnostics + registry.conflicts, watchedPaths: watched))
+            config: config, entries: entries, namespace: namespace, diagnostics: diagnostics,
+            rejectedObjects: loaded.rejected.count + Set(loaded.incompleteFiles).count, watchedPaths: watched))
+    }
+
+    /// The loaded entries plus, for each object rejected now (or left in a file that did not
+    /// parse) that `previous` held, its last good version, in load order.
+    static func keepingLastGood(
+        _ loaded: RegistryLoadResult, previous: [ServiceEntry], diagnostics: inout [ConfigDiagnostic]
+    ) -> [ServiceEntry] {
+        guard !previous.isEmpty, !(loaded.rejected.isEmpty && loaded.incompleteFiles.isEmpty) else { return loaded.entries }
+        let present = Set(loaded.entries.map(\.key))
+        let rejected = Set(loaded.rejected)
+        let incomplete = Set(loaded.incompleteFiles)
+        var kept: [ServiceEntry] = []
+        for old in previous where !present.contains(old.key) && (rejected.contains(old.key) || incomplete.contains(old.source.path)) {
+            kept.append(old)
+            diagnostics.append(ConfigDiagnostic(
+                severity: .warning, path: old.source.path, line: old.source.line, resource: old.resourceName,
+                message: "keeping its last good version: the new one was rejected"))
+        }
+        guard !kept.isEmpty else { return loaded.entries }
+        // Load order decides conflicts (first loaded wins): put each kept object back where it stood.
+        var rank: [String: Int] = [:]
+        for (index, file) in loaded.files.enumerated() where rank[file] == nil { rank[file] = index }
+        return (loaded.entries + kept).enumerated().sorted { lhs, rhs in
+            let left = (rank[lhs.element.source.path] ?? Int.max, lhs.element.source.line, lhs.offset)
+            let right = (rank[rhs.element.source.path] ?? Int.max, rhs.element.source.line, rhs.offset)
+            return left < right
+        }.map(\.element)
     }
 }

@@ -40,6 +40,10 @@ struct YAMLReader {
         report(.warning, field, at: node, message)
     }
 
+    mutating func note(_ field: String?, at node: Node?, _ message: String) {
+        report(.note, field, at: node, message)
+    }
+
     static func line(of node: Node?) -> Int? { node?.mark?.line }
 
     static func join(_ prefix: String, _ key: String) -> String {

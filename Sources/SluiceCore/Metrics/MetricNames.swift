@@ -22,6 +22,9 @@ public enum MetricName {
     public static let registryServiceEntries = "sluice_registry_service_entries"
     /// Counter: config reloads, by `result` (`success` / `failure`).
     public static let configReloads = "sluice_config_reloads_total"
+    /// Counter: registry objects rejected by a load (invalid, or in a file that did not parse);
+    /// each keeps its last good version where it had one.
+    public static let registryRejectedObjects = "sluice_registry_rejected_objects_total"
     /// Counter: protocol detection outcomes, by `outcome`.
     public static let sniff = "sluice_sniff_total"
     /// Counter: denied requests and connections, by `protocol`.

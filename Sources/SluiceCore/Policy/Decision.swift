@@ -1,7 +1,16 @@
+/// Which process decides. It decides how a denial is answered, and whether there is an
+/// original destination to pass traffic to.
+public enum ProxyRole: String, Sendable {
+    /// The per-pod outbound interceptor: denial is 502 (HTTP) or a closed connection.
+    case sidecar
+    /// The egress gateway: denial is 404 with `NR` (HTTP), 403 (CONNECT) or a closed connection.
+    case gateway
+}
+
 /// What the sniffer learned about a connection: the input to `Policy.decide`.
 public enum TrafficKind: Sendable, Equatable {
-    /// An HTTP/1.x request; `host` is the Host header as sent (it may carry a port).
-    case http(host: String)
+    /// An HTTP/1.x request; its authority (Host, or the absolute-form target's).
+    case http(Authority)
     /// A TLS connection; `serverName` is the ClientHello's SNI, if it had one.
     case tls(serverName: String?)
     /// Anything else: bytes that are neither HTTP nor TLS, or that did not arrive in time.
@@ -12,9 +21,10 @@ public enum TrafficKind: Sendable, Equatable {
 public struct ConnectionFacts: Sendable {
     /// What the first bytes showed.
     public var kind: TrafficKind
-    /// The address the client dialed (`SO_ORIGINAL_DST`).
+    /// The address the client dialed (`SO_ORIGINAL_DST`); at the gateway, its own listener's.
     public var destination: IPAddress
-    /// The port the client dialed; registry ports are matched against this, not the Host's port.
+    /// The port the client dialed; registry ports are matched against this. A Host that names
+    /// another port matches nothing, as Istio's route domains (`host`, `host:port`) do.
     public var port: Int
 
     /// Creates facts.
@@ -84,8 +94,28 @@ public struct Decision: Sendable, Equatable {
     public enum Action: Sendable, Equatable {
         /// Forward to this upstream.
         case forward(UpstreamTarget)
-        /// Refuse: HTTP 502 for a request, close without a byte for TLS / TCP.
+        /// Refuse, answering as `Decision.denial` says.
         case deny
+    }
+
+    /// What a refused client gets.
+    public enum Denial: Sendable, Equatable, CustomStringConvertible {
+        /// An HTTP response with this status: 502 at the sidecar (Envoy's `block_all`), 404 `NR`
+        /// at the gateway, 403 for a CONNECT.
+        case httpStatus(Int)
+        /// The connection is closed without a byte (BlackHoleCluster).
+        case close
+
+        /// `502 Bad Gateway`, or "connection closed without a byte".
+        public var description: String {
+            switch self {
+            case .httpStatus(502): return "502 Bad Gateway"
+            case .httpStatus(404): return "404 Not Found (NR)"
+            case .httpStatus(403): return "403 Forbidden"
+            case .httpStatus(let code): return "\(code)"
+            case .close: return "connection closed without a byte"
+            }
+        }
     }
 
     /// What to do.
@@ -96,6 +126,8 @@ public struct Decision: Sendable, Equatable {
     public var routeName: String
     /// The registry match, when the destination is registered.
     public var match: RegistryMatch?
+    /// How a `.deny` is answered; `.close` for a forward.
+    public var denial: Denial
     /// One sentence saying why, naming the entry (namespace/name, file:line) and the port.
     /// Built on first use: the data path decides every request but reads the reason only
     /// for `sluice explain` and debug logs, and composing it cost more than the lookup.
@@ -106,23 +138,29 @@ public struct Decision: Sendable, Equatable {
     private var explain: @Sendable () -> String
 
     /// Creates a decision.
-    public init(action: Action, cluster: String, routeName: String, match: RegistryMatch?, reason: String) {
-        self.init(action: action, cluster: cluster, routeName: routeName, match: match, explain: { reason })
+    public init(
+        action: Action, cluster: String, routeName: String, match: RegistryMatch?, denial: Denial = .close, reason: String
+    ) {
+        self.init(action: action, cluster: cluster, routeName: routeName, match: match, denial: denial, explain: { reason })
     }
 
     /// Creates a decision whose reason is composed only when asked for.
-    init(action: Action, cluster: String, routeName: String, match: RegistryMatch?, explain: @escaping @Sendable () -> String) {
+    init(
+        action: Action, cluster: String, routeName: String, match: RegistryMatch?, denial: Denial = .close,
+        explain: @escaping @Sendable () -> String
+    ) {
         self.action = action
         self.cluster = cluster
         self.routeName = routeName
         self.match = match
+        self.denial = denial
         self.explain = explain
     }
 
     /// Equal when they act alike and give the same reason.
     public static func == (lhs: Decision, rhs: Decision) -> Bool {
         lhs.action == rhs.action && lhs.cluster == rhs.cluster && lhs.routeName == rhs.routeName
-            && lhs.match == rhs.match && lhs.reason == rhs.reason
+            && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.reason == rhs.reason
     }
 
     /// Envoy's cluster for unregistered traffic that is let through.

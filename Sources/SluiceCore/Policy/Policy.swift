@@ -1,96 +1,178 @@
-/// Applies the registry and the outbound traffic policy to a connection: the one place where
-/// Sluice decides whether traffic leaves, and how.
+/// The one decision stage: applies the registry and the outbound traffic policy to a
+/// connection (or, for HTTP, a request), for the sidecar and the gateway alike. The listener,
+/// the sniffer, the HTTP path, both CONNECT handlers and `sluice explain` all call it, and
+/// nothing else decides.
 ///
-/// Matching follows Istio's listeners: an HTTP request matches by Host on HTTP ports, a TLS
-/// connection by SNI on TLS/HTTPS ports, and anything may match by destination address on an
-/// opaque (TCP) port, because Istio's TCP proxy takes whatever arrives on such a port.
+/// Matching follows Istio's listeners (the ServiceEntry reference and the sidecar's
+/// generated listeners), not a looser reading of the YAML:
+///
+/// | port protocol | entry has `addresses` | what matches it at the sidecar |
+/// |---|---|---|
+/// | HTTP, HTTP2, GRPC | either | HTTP requests by Host (`host` or `host:port`), or a Host naming one of its addresses |
+/// | TLS, HTTPS | no | TLS by SNI, on any destination address |
+/// | TLS, HTTPS | one IP | TLS to that IP (a VIP identifies the service; SNI is not needed) |
+/// | TLS, HTTPS | a CIDR | TLS to an address in it whose SNI is one of the hosts |
+/// | TCP, MONGO, MYSQL… | no | anything on that port, any address (Istio's `0.0.0.0:port` TCP listener) |
+/// | TCP, MONGO, MYSQL… | yes | anything to those addresses; `hosts` are ignored |
+/// | unset (detected) | either | HTTP by Host, TLS by SNI (or by address when it has one), other bytes by address |
+///
+/// Bytes of another protocol than the port's are not forwarded under REGISTRY_ONLY: HTTP on a
+/// TLS port is decided by Host like any HTTP, TLS on an HTTP port by SNI, opaque bytes on an
+/// HTTP or TLS port by address alone. An HTTP request on a port that only opaque or TLS
+/// entries declare has no HTTP listener to answer 502: like unregistered TCP it is closed.
 public struct Policy: Sendable {
     /// What happens to unregistered destinations.
     public let mode: OutboundTrafficPolicyMode
-    /// The registered services.
+    /// The registered services (those visible to this workload's namespace).
     public let registry: Registry
-    /// The egress gateway registered traffic goes through, if any.
+    /// The egress gateway registered traffic goes through, if any (sidecar only).
     public let gateway: EgressGatewayConfig?
+    /// Sidecar or gateway.
+    public let role: ProxyRole
 
-    /// Creates a policy.
-    public init(mode: OutboundTrafficPolicyMode, registry: Registry, gateway: EgressGatewayConfig?) {
+    /// Creates a policy. A gateway never forwards to another gateway, so `gateway` is
+    /// ignored for the gateway role.
+    public init(mode: OutboundTrafficPolicyMode, registry: Registry, gateway: EgressGatewayConfig?, role: ProxyRole = .sidecar) {
         self.mode = mode
         self.registry = registry
-        self.gateway = gateway
+        self.gateway = role == .sidecar ? gateway : nil
+        self.role = role
     }
 
-    /// Decides what to do with one intercepted connection (or, for HTTP, one request).
-    public func decide(_ facts: ConnectionFacts) -> Decision {
-        let port = facts.port
-        var requestedHost: String?
-        var match: RegistryMatch?
+    /// Families whose ports Istio binds to an entry's addresses (HTTP ports stay on 0.0.0.0).
+    private static let addressBound: ProtocolFamilies = [.opaque, .tls, .detected]
 
-        switch facts.kind {
-        case .http(let host):
-            let name = Registry.normaliseHost(host)
-            if !name.isEmpty {
-                requestedHost = name
-                match = registry.lookup(host: name, port: port, families: [.http, .opaque])
-                if match == nil, let literal = IPAddress(name) {
-                    // Istio adds an entry's addresses to its virtual host domains: Host: <vip> matches.
-                    match = registry.lookup(address: literal, port: port, families: [.http, .opaque])
-                }
-            }
-            if match == nil {
-                match = registry.lookup(address: facts.destination, port: port, families: .opaque)
-            }
-        case .tls(let serverName):
-            let name = serverName.map(Registry.normaliseHost) ?? ""
-            if !name.isEmpty {
-                requestedHost = name
-                match = registry.lookup(host: name, port: port, families: [.tls, .opaque])
-            }
-            if match == nil {
-                match = registry.lookup(address: facts.destination, port: port, families: [.tls, .opaque])
-            }
-        case .tcp:
-            match = registry.lookup(address: facts.destination, port: port)
-        }
+    // MARK: Before the first byte
 
-        let original = HostPort(address: facts.destination, port: port)
-        let subject: Subject
-        switch facts.kind {
-        case .http:
-            subject = Subject(traffic: .http, port: port, requestedHost: requestedHost, original: original,
-                              originalTarget: .originalDestination(facts.destination, port))
-        case .tls:
-            subject = Subject(traffic: .tls, port: port, requestedHost: requestedHost, original: original,
-                              originalTarget: .originalDestination(facts.destination, port))
-        case .tcp:
-            subject = Subject(traffic: .tcp, port: port, requestedHost: nil, original: original,
-                              originalTarget: .originalDestination(facts.destination, port))
+    /// At accept, before reading: the decision when the destination address and port alone
+    /// decide, whatever the bytes (an opaque port by address, or an opaque port on every
+    /// address that no name-routed entry shares), so that server-first protocols (SMTP, MySQL,
+    /// SSH banners) work. Nil: read the first bytes and call `decide`.
+    public func decideBeforeReading(destination: IPAddress, port: Int) -> Decision? {
+        guard role == .sidecar else { return nil }
+        let subject = Subject(traffic: .tcp, port: port, requestedHost: nil, destination: destination)
+        if let match = registry.lookup(address: destination, port: port, families: Self.addressBound, anyAddress: false) {
+            return match.port.protocol.isOpaque ? registered(subject, match: match) : nil
         }
-        guard let match else { return unregistered(subject, destination: facts.destination) }
+        guard registry.wildcardFamilies(port: port).isDisjoint(with: [.http, .tls, .detected]),
+              let match = registry.lookup(address: destination, port: port, families: .opaque)
+        else { return nil }
         return registered(subject, match: match)
     }
 
-    /// Decides on an HTTP CONNECT tunnel to `target` (the gateway's CONNECT listener).
+    // MARK: After sniffing
+
+    /// Decides one connection (TLS, opaque TCP) or one HTTP request from what was read.
+    public func decide(_ facts: ConnectionFacts) -> Decision {
+        let port = facts.port
+        let destination = facts.destination
+        switch facts.kind {
+        case .tcp:
+            let subject = Subject(traffic: .tcp, port: port, requestedHost: nil, destination: destination)
+            guard role == .sidecar else {
+                return unregistered(subject, note: "a gateway routes TLS by SNI and HTTP by Host; these bytes are neither")
+            }
+            if let match = registry.lookup(address: destination, port: port, families: Self.addressBound, anyAddress: false) {
+                if match.port.protocol.isTLS {
+                    return unregistered(subject, note: "\(Policy.describe(match)), and these bytes are not TLS")
+                }
+                return registered(subject, match: match)
+            }
+            if let match = registry.lookup(address: destination, port: port, families: [.opaque, .detected]) {
+                return registered(subject, match: match)
+            }
+            return unregistered(subject)
+
+        case .tls(let serverName):
+            let sni = serverName.flatMap { Authority($0, as: .hostOnly) }
+            let subject = Subject(traffic: .tls, port: port, requestedHost: sni?.host, destination: destination)
+            if role == .sidecar,
+               let match = registry.lookup(address: destination, port: port, families: Self.addressBound, anyAddress: false) {
+                switch match.matchedBy {
+                case .address(let cidr) where match.port.protocol.isTLS && cidr.prefixLength < cidr.address.bitWidth:
+                    // A CIDR: Istio matches the destination range and the SNI together.
+                    if let sni, let byName = registry.lookup(host: sni.host, port: port, families: .tls),
+                       byName.entry == match.entry {
+                        return registered(subject, match: byName)
+                    }
+                default:
+                    // Opaque and detected ports by address take any bytes; a TLS port bound to
+                    // one IP is identified by that IP (Istio does no SNI match on a VIP).
+                    return registered(subject, match: match)
+                }
+            }
+            if let sni {
+                // At the sidecar an entry with addresses has its TLS port bound to them: its
+                // hosts do not match other destinations. The gateway has no destination but itself.
+                let addressed = role == .gateway
+                if let match = registry.lookup(host: sni.host, port: port, families: [.tls, .detected], addressed: addressed) {
+                    return registered(subject, match: match)
+                }
+            }
+            if role == .sidecar, let match = registry.lookup(address: destination, port: port, families: .opaque) {
+                // The port is open to opaque bytes on every address; TLS gains nothing more there.
+                return registered(subject, match: match)
+            }
+            return unregistered(subject)
+
+        case .http(let authority):
+            let subject = Subject(traffic: .http, port: port, requestedHost: authority.host, destination: destination)
+            var bound: RegistryMatch?
+            if role == .sidecar {
+                bound = registry.lookup(address: destination, port: port, families: Self.addressBound, anyAddress: false)
+                if let bound, bound.port.protocol.isOpaque { return registered(subject, match: bound) }
+            }
+            // Istio's route domains for a port P are `host` and `host:P`: a Host naming another
+            // port matches no entry on this one.
+            if authority.port == nil || authority.port == port {
+                // HTTP ports match by Host on any address (their listener is 0.0.0.0:port); a
+                // detected port of an entry with addresses is bound to them, so its hosts
+                // match only there.
+                let addressed = role == .gateway
+                if let match = registry.lookup(host: authority.host, port: port, families: .http)
+                    ?? registry.lookup(host: authority.host, port: port, families: .detected, addressed: addressed) {
+                    return registered(subject, match: match)
+                }
+                if let bound, bound.port.protocol.family == .detected,
+                   let match = registry.lookup(host: authority.host, port: port, families: .detected),
+                   match.entry == bound.entry {
+                    return registered(subject, match: match)
+                }
+                if let literal = authority.address,
+                   let match = registry.lookup(address: literal, port: port, families: [.http, .detected], anyAddress: false) {
+                    // Istio adds an entry's addresses to its virtual host domains: Host: <vip> matches.
+                    return registered(subject, match: match)
+                }
+            }
+            if role == .sidecar, registry.wildcardFamilies(port: port).isDisjoint(with: [.http, .detected]),
+               let match = registry.lookup(address: destination, port: port, families: .opaque) {
+                // No HTTP listener on this port: its TCP listener on every address takes it.
+                return registered(subject, match: match)
+            }
+            return unregistered(subject, hostPortMismatch: authority.port.map { $0 != port } ?? false)
+        }
+    }
+
+    /// Decides an HTTP CONNECT tunnel to `target` (the gateway's CONNECT listener, or an app's
+    /// CONNECT at the sidecar).
     ///
     /// A tunnel carries bytes of any protocol, so a registered host or address matches on a
-    /// port of any protocol. A name target matches by host, an IP target by address. Where a
-    /// connection would go to its original destination (passthrough, resolution NONE), a tunnel
-    /// goes to its target: an IP as is, a name resolved.
-    public func decide(tunnelTo target: HostPort) -> Decision {
-        let name = Registry.normaliseHost(target.host)
-        let literal = IPAddress(name)
+    /// port of any protocol — except that an opaque port of an entry with addresses is matched
+    /// by address only, as everywhere. Where a connection would go to its original destination
+    /// (passthrough, resolution NONE), a tunnel goes to its target: an IP as is, a name resolved.
+    public func decide(tunnelTo target: Authority) -> Decision {
+        let port = target.port ?? 0
+        let subject = Subject(
+            traffic: .tunnel, port: port, requestedHost: target.address == nil ? target.host : nil,
+            destination: target.address, tunnelTarget: target)
         let match: RegistryMatch?
-        let originalTarget: UpstreamTarget
-        if let literal {
-            match = registry.lookup(address: literal, port: target.port)
-            originalTarget = .originalDestination(literal, target.port)
+        if let literal = target.address {
+            match = registry.lookup(address: literal, port: port, families: .all)
         } else {
-            match = name.isEmpty ? nil : registry.lookup(host: name, port: target.port)
-            originalTarget = .resolve(host: name, port: target.port)
+            match = registry.lookup(host: target.host, port: port, families: [.http, .tls, .detected])
+                ?? registry.lookup(host: target.host, port: port, families: .opaque, addressed: false)
         }
-        let original = literal.map { HostPort(address: $0, port: target.port) } ?? HostPort(host: name, port: target.port)
-        let subject = Subject(traffic: .tunnel, port: target.port, requestedHost: literal == nil ? name : nil,
-                              original: original, originalTarget: originalTarget)
-        guard let match else { return unregistered(subject, destination: literal) }
+        guard let match else { return unregistered(subject) }
         return registered(subject, match: match)
     }
 
@@ -105,10 +187,28 @@ public struct Policy: Sendable {
         var port: Int
         /// The normalised Host, SNI or tunnel host name; nil when there is none.
         var requestedHost: String?
+        /// The original destination (the target's address for a tunnel); nil when there is none.
+        var destination: IPAddress?
+        /// A CONNECT's target.
+        var tunnelTarget: Authority?
+
         /// Where the client was going, as host:port, for messages and CONNECT authorities.
-        var original: HostPort
-        /// Where passthrough and resolution NONE send it.
-        var originalTarget: UpstreamTarget
+        var original: HostPort {
+            if let tunnelTarget { return HostPort(host: tunnelTarget.host, port: port) }
+            return HostPort(host: destination?.description ?? "?", port: port)
+        }
+    }
+
+    /// Where passthrough and resolution NONE send the traffic: the original destination at the
+    /// sidecar; at the gateway (which has none) or for a tunnel, the name asked for, resolved.
+    private func originalTarget(_ subject: Subject) -> UpstreamTarget? {
+        if subject.traffic == .tunnel || role == .gateway {
+            if let destination = subject.destination, subject.traffic == .tunnel {
+                return .originalDestination(destination, subject.port)
+            }
+            return subject.requestedHost.map { .resolve(host: $0, port: subject.port) }
+        }
+        return subject.destination.map { .originalDestination($0, subject.port) }
     }
 
     private func registered(_ subject: Subject, match: RegistryMatch) -> Decision {
@@ -144,25 +244,42 @@ public struct Policy: Sendable {
         let target: UpstreamTarget
         let how: @Sendable () -> String
         let original = subject.original
+        let role = self.role
         switch entry.resolution {
         case .none:
-            target = subject.originalTarget
-            how = { "resolution NONE forwards to the original destination \(original)" }
+            guard let passthrough = originalTarget(subject) else {
+                return Decision(
+                    action: .deny, cluster: cluster, routeName: routeName, match: match, denial: denial(for: subject),
+                    explain: { "\(Policy.describe(match)); resolution NONE forwards to the original destination, but a gateway has none and no host name was given" })
+            }
+            target = passthrough
+            how = {
+                if case .resolve(let host, let port) = passthrough, role == .gateway {
+                    return "resolution NONE forwards to the original destination; a gateway has none, so it resolves \(HostPort(host: host, port: port))"
+                }
+                return "resolution NONE forwards to the original destination \(original)"
+            }
         case .static:
-            target = .endpoints(entry.endpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
-            how = { "resolution STATIC forwards to its endpoints" }
+            target = .endpoints(entry.reachableEndpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
+            how = { entry.reachableEndpoints.isEmpty
+                ? "resolution STATIC forwards to its endpoints, and it has none a sidecar can reach (no healthy upstream)"
+                : "resolution STATIC forwards to its endpoints" }
         case .dns, .dnsRoundRobin:
             if !entry.endpoints.isEmpty {
-                target = .endpoints(entry.endpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
+                target = .endpoints(entry.reachableEndpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
                 how = { "resolution \(entry.resolution.rawValue) forwards to its endpoints" }
-            } else if let name = concreteHost ?? (match.matchedHost.hasPrefix("*.") ? nil : match.matchedHost) {
+            } else if let name = concreteHost ?? (match.matchedHost.hasPrefix("*") ? nil : match.matchedHost) {
                 let upstreamPort = port.targetPort ?? port.number
                 target = .resolve(host: name, port: upstreamPort)
                 how = { "resolution \(entry.resolution.rawValue) resolves \(HostPort(host: name, port: upstreamPort))" }
-            } else {
+            } else if let passthrough = originalTarget(subject) {
                 // A wildcard entry matched by address: there is no concrete name to resolve.
-                target = subject.originalTarget
+                target = passthrough
                 how = { "resolution \(entry.resolution.rawValue) has no concrete name to resolve, so it forwards to the original destination" }
+            } else {
+                return Decision(
+                    action: .deny, cluster: cluster, routeName: routeName, match: match, denial: denial(for: subject),
+                    explain: { "\(Policy.describe(match)); a wildcard entry has no name to resolve and there is no original destination" })
             }
         }
         let gateway = self.gateway
@@ -194,11 +311,28 @@ public struct Policy: Sendable {
 
     // MARK: Unregistered
 
-    private func unregistered(_ subject: Subject, destination: IPAddress?) -> Decision {
+    /// How this process refuses `subject`.
+    private func denial(for subject: Subject) -> Decision.Denial {
+        switch (subject.traffic, role) {
+        case (.tunnel, _): return .httpStatus(403)
+        case (.http, .gateway): return .httpStatus(404)
+        case (.http, .sidecar):
+            // 502 comes from an HTTP listener's block_all route. A port that only opaque or TLS
+            // entries declare has none: the request meets the black hole, like TCP.
+            let declared = registry.declaredFamilies(port: subject.port)
+            if declared.isEmpty || !registry.wildcardFamilies(port: subject.port).isDisjoint(with: [.http, .detected]) {
+                return .httpStatus(502)
+            }
+            return .close
+        case (.tls, _), (.tcp, _): return .close
+        }
+    }
+
+    private func unregistered(_ subject: Subject, note: String? = nil, hostPortMismatch: Bool = false) -> Decision {
         let policy = self
         let reason: @Sendable () -> String = {
             let what: String
-            let address = destination.map(\.description) ?? "?"
+            let address = subject.destination.map(\.description) ?? "?"
             switch subject.traffic {
             case .http:
                 what = subject.requestedHost.map { "host \($0)" } ?? "a request without Host to \(address)"
@@ -210,26 +344,59 @@ public struct Policy: Sendable {
                 what = subject.requestedHost.map { "host \($0)" } ?? "address \(address)"
             }
             var reason = "no ServiceEntry registers \(what) on port \(subject.port) for \(subject.traffic.rawValue)"
-            if let hint = policy.mismatchHint(subject) { reason += " (\(hint))" }
+            if hostPortMismatch { reason += " (the Host names another port than the \(subject.port) it was sent to)" }
+            if let note { reason += " (\(note))" } else if let hint = policy.mismatchHint(subject) { reason += " (\(hint))" }
             return reason
         }
         switch mode {
         case .allowAny:
+            guard let passthrough = originalTarget(subject) else { break }
+            let original = subject.original
             return Decision(
-                action: .forward(subject.originalTarget), cluster: Decision.passthroughCluster,
+                action: .forward(passthrough), cluster: Decision.passthroughCluster,
                 routeName: Decision.allowAnyRoute, match: nil,
-                explain: { reason() + "; ALLOW_ANY passes it through to \(subject.original)" })
+                explain: { reason() + "; ALLOW_ANY passes it through to \(original)" })
         case .registryOnly:
-            return Decision(
-                action: .deny, cluster: Decision.blackHoleCluster, routeName: Decision.blockAllRoute, match: nil,
-                explain: { reason() + "; REGISTRY_ONLY blocks it" })
+            break
         }
+        let denial = denial(for: subject)
+        let mode = self.mode
+        return Decision(
+            action: .deny, cluster: Decision.blackHoleCluster, routeName: Decision.blockAllRoute, match: nil,
+            denial: denial,
+            explain: {
+                mode == .registryOnly
+                    ? reason() + "; REGISTRY_ONLY blocks it"
+                    : reason() + "; ALLOW_ANY has no original destination to pass it to"
+            })
     }
 
-    /// When the host is registered on this port but for another protocol, say so: it is the
-    /// usual reason a request that "is in the registry" is still blocked.
+    /// When the host is registered on this port but for another protocol (or only by address),
+    /// say so: it is the usual reason a request that "is in the registry" is still blocked.
     private func mismatchHint(_ subject: Subject) -> String? {
         guard let host = subject.requestedHost, let other = registry.lookup(host: host, port: subject.port) else { return nil }
+        if other.port.protocol.family == Self.family(of: subject.traffic), !other.entry.addresses.isEmpty {
+            return "\(Policy.describe(other)), but with addresses its port is matched by address, not by name"
+        }
+        if other.port.protocol.isOpaque, !other.entry.addresses.isEmpty {
+            return "\(Policy.describe(other)); a \(other.port.protocol) port with addresses is matched by destination address only, its hosts are ignored"
+        }
         return "\(Policy.describe(other)), which \(subject.traffic.rawValue) traffic does not match"
+    }
+
+    private static func family(of traffic: Subject.Traffic) -> ProtocolFamilies {
+        switch traffic {
+        case .http: return .http
+        case .tls: return .tls
+        case .tcp, .tunnel: return .opaque
+        }
+    }
+}
+
+extension ServiceEntry {
+    /// Endpoints a sidecar can dial: `unix://` sockets are the client host's, not reachable
+    /// through a pod's network, and are left out.
+    public var reachableEndpoints: [WorkloadEndpoint] {
+        endpoints.filter { !$0.address.hasPrefix("unix://") }
     }
 }

@@ -16,8 +16,16 @@ public struct Registry: Sendable {
     private let v4Networks: [(prefixLength: Int, table: [V4Key: Candidates])]
     /// IPv6 networks, one table per prefix length in use, longest first.
     private let v6Networks: [(prefixLength: Int, table: [V6Key: Candidates])]
-    /// Opaque ports of entries without addresses: Istio's 0.0.0.0:port TCP listener.
+    /// Opaque (and detected) ports of entries without addresses: Istio's 0.0.0.0:port TCP listener.
     private let anyAddressPorts: [Int: Candidates]
+    /// Partial wildcards (`*x.example.com`, `*-api.example.com`): Envoy's suffix domains, which
+    /// need at least one byte before the suffix. Rare, so scanned.
+    private let partialWildcards: [(suffix: String, port: Int, slot: Slot)]
+    /// For each port number, the families its wildcard listener serves by name: HTTP ports of
+    /// any entry, TLS and detected ports of entries without addresses (Istio's `0.0.0.0:port`).
+    private let wildcardFamilies: [Int: ProtocolFamilies]
+    /// For each port number, the families declared on it by any entry.
+    private let declaredFamilies: [Int: ProtocolFamilies]
 
     /// An empty registry.
     public init() { self.init([]) }
@@ -30,22 +38,34 @@ public struct Registry: Sendable {
         var v4: [Int: [V4Key: Candidates]] = [:]
         var v6: [Int: [V6Key: Candidates]] = [:]
         var anyAddress: [Int: Candidates] = [:]
+        var partial: [(suffix: String, port: Int, slot: Slot)] = []
+        var wildcardFamilies: [Int: ProtocolFamilies] = [:]
+        var declaredFamilies: [Int: ProtocolFamilies] = [:]
         var conflicts: [ConfigDiagnostic] = []
         func add<Key: Hashable>(_ slot: Slot, _ table: inout [Key: Candidates], _ key: Key, _ what: String) {
             Registry.insert(slot, into: &table, key: key, what: what, entries: entries, conflicts: &conflicts)
         }
         for (entryIndex, entry) in entries.enumerated() {
+            let addressed = !entry.addresses.isEmpty
             for (portIndex, port) in entry.ports.enumerated() {
+                let family = port.protocol.family
+                if family.isEmpty { continue }  // UDP: nothing on TCP
+                declaredFamilies[port.number, default: []].formUnion(family)
+                if family == .http || !addressed {
+                    wildcardFamilies[port.number, default: []].formUnion(family)
+                }
                 for (hostIndex, host) in entry.hosts.enumerated() {
-                    let slot = Slot(entry: entryIndex, port: portIndex, host: hostIndex, family: port.protocol.family)
+                    let slot = Slot(entry: entryIndex, port: portIndex, host: hostIndex, family: family, addressed: addressed)
                     let what = "host \(host) port \(port.number)"
                     if host.hasPrefix("*.") {
                         add(slot, &wildcardHosts, HostKey(host: String(host.dropFirst(2)), port: port.number), what)
+                    } else if host.hasPrefix("*") {
+                        partial.append((String(host.dropFirst()), port.number, slot))
                     } else {
                         add(slot, &exactHosts, HostKey(host: host, port: port.number), what)
                     }
                 }
-                let slot = Slot(entry: entryIndex, port: portIndex, host: nil, family: port.protocol.family)
+                let slot = Slot(entry: entryIndex, port: portIndex, host: nil, family: family, addressed: addressed)
                 for cidr in entry.addresses {
                     let what = "address \(cidr) port \(port.number)"
                     switch cidr.address {
@@ -55,7 +75,7 @@ public struct Registry: Sendable {
                         add(slot, &v6[cidr.prefixLength, default: [:]], V6Key(high: high, low: low, port: port.number), what)
                     }
                 }
-                if entry.addresses.isEmpty, port.protocol.isOpaque {
+                if !addressed, family == .opaque || family == .detected {
                     add(slot, &anyAddress, port.number,
                         "port \(port.number) on any address (\(port.protocol) port without addresses)")
                 }
@@ -66,37 +86,62 @@ public struct Registry: Sendable {
         self.v4Networks = v4.sorted { $0.key > $1.key }.map { ($0.key, $0.value) }
         self.v6Networks = v6.sorted { $0.key > $1.key }.map { ($0.key, $0.value) }
         self.anyAddressPorts = anyAddress
+        self.partialWildcards = partial
+        self.wildcardFamilies = wildcardFamilies
+        self.declaredFamilies = declaredFamilies
         self.conflicts = conflicts
     }
 
     // MARK: Lookup
 
-    /// The entry that registers `host` on `port`, whatever the port's protocol.
-    /// An exact host beats a wildcard; a longer wildcard suffix beats a shorter one.
+    /// The entry that registers `host` (in `Authority`'s normal form) on `port`, whatever the
+    /// port's protocol. An exact host beats a wildcard; a longer wildcard suffix beats a shorter one.
     public func lookup(host: String, port: Int) -> RegistryMatch? {
         lookup(host: host, port: port, families: .all)
     }
 
     /// The entry that registers `host` on `port` with a protocol in `families`.
     ///
-    /// `host` is normalised (lowercased, port and trailing dot removed), so a raw Host header
-    /// value works. Cost: one dictionary probe per label of the host.
-    public func lookup(host: String, port: Int, families: ProtocolFamilies) -> RegistryMatch? {
-        let name = Registry.normaliseHost(host)
+    /// `host` is a name in `Authority`'s normal form (lowercase, no port, no trailing dot): parse
+    /// a Host, SNI or CONNECT target with `Authority` first. With `addressed: false`, entries that have `addresses` are left out: at a
+    /// sidecar their TLS and opaque ports are bound to those addresses, not matched by name.
+    /// An exact host beats a wildcard; a longer wildcard suffix beats a shorter one.
+    /// Cost: one dictionary probe per label of the host.
+    public func lookup(host: String, port: Int, families: ProtocolFamilies, addressed: Bool = true) -> RegistryMatch? {
+        let name = host
         guard !name.isEmpty else { return nil }
-        if let slot = exactHosts[HostKey(host: name, port: port)]?.first(in: families) {
+        if let slot = exactHosts[HostKey(host: name, port: port)]?.first(in: families, addressed: addressed) {
             return match(slot, via: .exactHost)
         }
         // Walk the suffixes after each dot, longest (most specific) first.
+        var found: (slot: Slot, suffixLength: Int)?
         var index = name.startIndex
         while let dot = name[index...].firstIndex(of: ".") {
             let suffix = String(name[name.index(after: dot)...])
-            if let slot = wildcardHosts[HostKey(host: suffix, port: port)]?.first(in: families) {
-                return match(slot, via: .wildcardHost)
+            if let slot = wildcardHosts[HostKey(host: suffix, port: port)]?.first(in: families, addressed: addressed) {
+                found = (slot, suffix.utf8.count + 1)
+                break
             }
             index = name.index(after: dot)
         }
-        return nil
+        for partial in partialWildcards where partial.port == port && partial.slot.accepts(families, addressed: addressed) {
+            let length = partial.suffix.utf8.count
+            if name.utf8.count > length, name.hasSuffix(partial.suffix), length > found?.suffixLength ?? -1 {
+                found = (partial.slot, length)
+            }
+        }
+        return found.map { match($0.slot, via: .wildcardHost) }
+    }
+
+    /// The families that some entry declares on `port` (any address).
+    public func declaredFamilies(port: Int) -> ProtocolFamilies {
+        declaredFamilies[port] ?? []
+    }
+
+    /// The families that Istio's `0.0.0.0:port` listener serves by name: HTTP ports of any
+    /// entry, and TLS or detected ports of entries without addresses.
+    public func wildcardFamilies(port: Int) -> ProtocolFamilies {
+        wildcardFamilies[port] ?? []
     }
 
     /// The entry that registers `address` on `port`, whatever the port's protocol.
@@ -105,10 +150,11 @@ public struct Registry: Sendable {
     }
 
     /// The entry whose `addresses` contain `address` (longest prefix first) on `port` with a
-    /// protocol in `families`; failing that, an entry without addresses that declares `port`
-    /// as an opaque (TCP-like) port, as Istio's `0.0.0.0:port` TCP listener would take it.
+    /// protocol in `families`; failing that (and unless `anyAddress` is false), an entry without
+    /// addresses that declares `port` as an opaque or detected port, as Istio's `0.0.0.0:port`
+    /// TCP listener would take it.
     /// Cost: at most one dictionary probe per prefix length in use (≤ 33 or ≤ 129).
-    public func lookup(address: IPAddress, port: Int, families: ProtocolFamilies) -> RegistryMatch? {
+    public func lookup(address: IPAddress, port: Int, families: ProtocolFamilies, anyAddress: Bool = true) -> RegistryMatch? {
         switch address.unmappedIPv4 {
         case .v4(let value):
             for (length, table) in v4Networks {
@@ -127,24 +173,10 @@ public struct Registry: Sendable {
                 }
             }
         }
-        if let slot = anyAddressPorts[port]?.first(in: families) {
+        if anyAddress, let slot = anyAddressPorts[port]?.first(in: families) {
             return match(slot, via: .anyAddress)
         }
         return nil
-    }
-
-    /// Lowercases, strips a `:port` (and IPv6 brackets) and trailing dots: the form hosts are indexed in.
-    public static func normaliseHost(_ host: String) -> String {
-        var name = Substring(host)
-        if name.hasPrefix("[") {
-            // "[2001:db8::1]:8080" → "2001:db8::1"
-            if let close = name.firstIndex(of: "]") { name = name[name.index(after: name.startIndex)..<close] }
-        } else if let colon = name.firstIndex(of: ":"), name[name.index(after: colon)...].firstIndex(of: ":") == nil {
-            // Exactly one colon is host:port; more is a bare IPv6 address.
-            name = name[..<colon]
-        }
-        while name.hasSuffix(".") { name = name.dropLast() }
-        return name.lowercased()
     }
 
     private func match(_ slot: Slot, via: RegistryMatch.MatchKind) -> RegistryMatch {
@@ -177,14 +209,21 @@ public struct Registry: Sendable {
         /// Index into the entry's hosts; nil for address matches (which report the first host).
         var host: Int?
         var family: ProtocolFamilies
+        /// The entry has `addresses`.
+        var addressed: Bool
+
+        func accepts(_ families: ProtocolFamilies, addressed allowAddressed: Bool) -> Bool {
+            families.contains(family) && (allowAddressed || !addressed)
+        }
     }
 
-    /// The first-loaded slot of each protocol family for one key: at most three, in load order.
+    /// The first-loaded slot of each protocol family (with and without addresses) for one key,
+    /// in load order.
     private struct Candidates: Sendable {
         var slots: [Slot] = []
 
-        func first(in families: ProtocolFamilies) -> Slot? {
-            slots.first { families.contains($0.family) }
+        func first(in families: ProtocolFamilies, addressed: Bool = true) -> Slot? {
+            slots.first { $0.accepts(families, addressed: addressed) }
         }
     }
 
@@ -201,7 +240,7 @@ public struct Registry: Sendable {
                 message: "\(what) is already registered by \(winner.resourceName) (\(winner.source)), which was loaded first and wins"))
         }
         if candidates.slots.contains(where: { $0.entry == slot.entry }) { return }  // same entry, duplicate host
-        if !candidates.slots.contains(where: { $0.family == slot.family }) {
+        if !candidates.slots.contains(where: { $0.family == slot.family && $0.addressed == slot.addressed }) {
             candidates.slots.append(slot)
             table[key] = candidates
         }
@@ -215,23 +254,16 @@ public struct ProtocolFamilies: OptionSet, Sendable, Hashable {
     /// Creates a set from raw bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-    /// HTTP, HTTP2 and GRPC ports.
+    /// HTTP, HTTP2, GRPC, GRPC-WEB and HTTP_PROXY ports.
     public static let http = ProtocolFamilies(rawValue: 1)
     /// HTTPS and TLS ports.
     public static let tls = ProtocolFamilies(rawValue: 2)
     /// TCP, MONGO and other opaque ports.
     public static let opaque = ProtocolFamilies(rawValue: 4)
+    /// Ports without a protocol: detected per connection.
+    public static let detected = ProtocolFamilies(rawValue: 8)
     /// Any port.
-    public static let all: ProtocolFamilies = [.http, .tls, .opaque]
-}
-
-extension PortProtocol {
-    /// The family this protocol belongs to, for lookups.
-    public var family: ProtocolFamilies {
-        if isHTTP { return .http }
-        if isTLS { return .tls }
-        return .opaque
-    }
+    public static let all: ProtocolFamilies = [.http, .tls, .opaque, .detected]
 }
 
 /// A registry hit: the entry, the declared port, and what matched.

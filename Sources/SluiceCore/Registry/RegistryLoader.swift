@@ -9,6 +9,13 @@ public struct RegistryLoadResult: Sendable {
     public var diagnostics: [ConfigDiagnostic]
     /// The files that were read, in load order; what a config watcher should poll.
     public var files: [String]
+    /// `namespace/name` of each ServiceEntry rejected as invalid, in load order.
+    public var rejected: [String] = []
+    /// Files that could not be read or parsed to their end (a YAML syntax error): what they
+    /// held past that point is unknown, so a reload keeps their last good objects.
+    public var incompleteFiles: [String] = []
+    /// Errors that are not one object's: a configured registry path that does not exist.
+    public var pathErrors: [ConfigDiagnostic] = []
     /// True if any diagnostic is an error: some resource or file was not loaded.
     public var hasErrors: Bool { diagnostics.contains { $0.isError } }
 
@@ -23,6 +30,9 @@ public struct RegistryLoadResult: Sendable {
         entries += other.entries
         diagnostics += other.diagnostics
         files += other.files
+        rejected += other.rejected
+        incompleteFiles += other.incompleteFiles
+        pathErrors += other.pathErrors
     }
 }
 
@@ -88,7 +98,10 @@ public enum RegistryLoader {
         let syntaxError = YAMLReader.forEachDocument(yaml: yaml, path: path) { document in
             parseResource(document, path: path, into: &result, inList: false)
         }
-        if let syntaxError { result.diagnostics.append(syntaxError) }
+        if let syntaxError {
+            result.diagnostics.append(syntaxError)
+            result.incompleteFiles = [path]
+        }
         return (result, syntaxError != nil)
     }
 
@@ -150,7 +163,9 @@ public enum RegistryLoader {
             let path = ConfigPath.resolve(original, relativeTo: baseDirectory)
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                result.diagnostics.append(ConfigDiagnostic(path: path, message: "no such file or directory"))
+                let missing = ConfigDiagnostic(path: path, message: "no such file or directory")
+                result.diagnostics.append(missing)
+                result.pathErrors.append(missing)
                 continue
             }
             if isDirectory.boolValue {
@@ -166,10 +181,14 @@ public enum RegistryLoader {
     /// Reads and parses one file; duplicate names are checked by the caller, across all files.
     private static func loadFile(_ path: String) -> RegistryLoadResult {
         guard let data = FileManager.default.contents(atPath: path) else {
-            return RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: path, message: "cannot read file")])
+            var result = RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: path, message: "cannot read file")])
+            result.incompleteFiles = [path]
+            return result
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            return RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: path, message: "not UTF-8 text")], files: [path])
+            var result = RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: path, message: "not UTF-8 text")], files: [path])
+            result.incompleteFiles = [path]
+            return result
         }
         var result = parseDocuments(yaml: text, path: path)
         result.files = [path]
@@ -181,7 +200,10 @@ public enum RegistryLoader {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
         } catch {
-            return RegistryLoadResult(diagnostics: [ConfigDiagnostic(path: directory, message: "cannot list directory")])
+            let unlisted = ConfigDiagnostic(path: directory, message: "cannot list directory")
+            var result = RegistryLoadResult(diagnostics: [unlisted])
+            result.pathErrors = [unlisted]
+            return result
         }
         var result = RegistryLoadResult()
         var found = false
@@ -215,7 +237,14 @@ public enum RegistryLoader {
         case "ServiceEntry":
             let (entry, diagnostics) = ServiceEntry.decode(node, path: path)
             result.diagnostics += diagnostics
-            if let entry { result.entries.append(entry) }
+            if let entry {
+                result.entries.append(entry)
+            } else {
+                let metadata = YAMLReader.value(mapping, "metadata")?.effectiveMapping
+                let name = metadata.flatMap { YAMLReader.value($0, "name") }?.scalar?.string ?? ""
+                let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
+                result.rejected.append("\(namespace.isEmpty ? "default" : namespace)/\(name)")
+            }
         case "List" where !inList:
             // kubectl's List (and `kubectl get -o yaml` output): resources under `items`.
             guard let itemsNode = YAMLReader.value(mapping, "items") else { return }

@@ -74,13 +74,37 @@ extension ServiceEntry {
                              "\"\(target)\" is not \".\", \"*\" or a namespace name")
             }
         }
+        var selectsWorkloads = false
         if let selector = YAMLReader.value(spec, "workloadSelector"), !selector.isNull {
-            reader.warning("spec.workloadSelector", at: selector,
-                           "not supported (Sluice has no pods to select); ignored")
+            selectsWorkloads = true
+            if !(YAMLReader.value(spec, "endpoints")?.sequence?.isEmpty ?? true) {
+                reader.error("spec.workloadSelector", at: selector, "only one of workloadSelector or endpoints can be set")
+            } else {
+                reader.note("spec.workloadSelector", at: selector,
+                            "a sidecar cannot discover the pods it selects: its hosts and ports are registered, "
+                                + (resolution == .none ? "and traffic goes to the original destination"
+                                    : "but with resolution \(resolution.rawValue) and no endpoints there is no upstream (503 UH)"))
+            }
+        }
+        var subjectAltNames: [String] = []
+        if let sanNode = YAMLReader.value(spec, "subjectAltNames"), let list = reader.stringList(sanNode, "spec.subjectAltNames") {
+            subjectAltNames = list
+            if !list.isEmpty {
+                reader.note("spec.subjectAltNames", at: sanNode,
+                            "accepted but not enforced: Sluice does not originate TLS, so there is no server certificate to verify")
+            }
+        }
+        if location == .meshInternal {
+            reader.note("spec.location", at: YAMLReader.value(spec, "location"),
+                        "MESH_INTERNAL is accepted; it changes mTLS and telemetry in Istio, and nothing in Sluice's decisions")
+        }
+        if YAMLReader.value(spec, "ports")?.sequence?.isEmpty ?? true, !reader.hasErrors {
+            reader.warning("spec.ports", at: YAMLReader.value(spec, "ports"),
+                           "no ports: Istio accepts this, and the entry registers no traffic")
         }
 
         // Cross-field rules, as Istio checks them after the fields themselves.
-        if resolution == .static, YAMLReader.value(spec, "endpoints")?.sequence?.isEmpty ?? true {
+        if resolution == .static, !selectsWorkloads, YAMLReader.value(spec, "endpoints")?.sequence?.isEmpty ?? true {
             reader.error("spec.endpoints", at: YAMLReader.value(spec, "endpoints") ?? YAMLReader.value(spec, "resolution"),
                          "resolution STATIC requires endpoints with IP addresses")
         }
@@ -95,6 +119,7 @@ extension ServiceEntry {
         let entry = ServiceEntry(
             name: name, namespace: namespace, hosts: hosts, addresses: addresses, ports: ports,
             location: location, resolution: resolution, endpoints: endpoints, exportTo: exportTo,
+            selectsWorkloads: selectsWorkloads, subjectAltNames: subjectAltNames,
             source: SourceLocation(path: path, line: line))
         return (entry, reader.sortedDiagnostics)
     }
@@ -132,6 +157,10 @@ extension ServiceEntry {
             let item = node.sequence?[index]
             if let problem = hostProblem(host) {
                 reader.error("spec.hosts[\(index)]", at: item, problem)
+            } else if host.hasPrefix("*"), !host.hasPrefix("*.") {
+                reader.warning("spec.hosts[\(index)]", at: item,
+                               "partial wildcard \"\(host)\": Istio warns; it matches any name ending in \"\(host.dropFirst())\" with at least one more character")
+                if !seen.insert(host).inserted { reader.warning("spec.hosts[\(index)]", at: item, "duplicate host \"\(host)\"") }
             } else if !seen.insert(host).inserted {
                 reader.warning("spec.hosts[\(index)]", at: item, "duplicate host \"\(host)\"")
             }
@@ -146,7 +175,13 @@ extension ServiceEntry {
         if host != host.lowercased() { return "\"\(host)\" must be lowercase" }
         if host.utf8.count > 255 { return "\"\(host)\" is longer than 255 characters" }
         var name = Substring(host)
-        if name.hasPrefix("*.") { name = name.dropFirst(2) }
+        if name.hasPrefix("*.") {
+            name = name.dropFirst(2)
+        } else if name.hasPrefix("*") {
+            // A partial wildcard (`*x.example.com`): Istio accepts it with a warning.
+            name = name.dropFirst()
+            if name.first == "-" { name = name.dropFirst() }
+        }
         // Byte tests, not `contains("*")`: with Foundation imported that resolves to
         // NSString's search, ~6k instructions a host and CoreFoundation's Unicode tables paged in.
         if name.utf8.contains(UInt8(ascii: "*")) { return "\"\(host)\": a wildcard must be the whole leftmost label, as in \"*.example.com\"" }
@@ -192,12 +227,8 @@ extension ServiceEntry {
     }
 
     private static func decodePorts(_ spec: Node.Mapping, _ reader: inout YAMLReader) -> [ServicePort] {
-        guard let node = YAMLReader.value(spec, "ports") else {
-            reader.error("spec.ports", at: nil, "at least one port is required")
-            return []
-        }
+        guard let node = YAMLReader.value(spec, "ports"), !node.isNull else { return [] }
         guard let items = reader.sequence(node, "spec.ports") else { return [] }
-        if items.isEmpty { reader.error("spec.ports", at: node, "at least one port is required") }
         var result: [ServicePort] = []
         var numbers: [Int: Int] = [:]
         var names: [String: Int] = [:]
@@ -229,13 +260,14 @@ extension ServiceEntry {
             } else {
                 reader.error(field + ".name", at: item, "required")
             }
-            var proto = PortProtocol.unknown("")
+            var proto = PortProtocol.detected("")
             if let protocolNode = YAMLReader.value(port, "protocol"), let text = reader.string(protocolNode, field + ".protocol") {
-                if let parsed = PortProtocol(istioName: text) {
-                    proto = parsed
-                } else {
-                    reader.error(field + ".protocol", at: protocolNode,
-                                 "unknown protocol \"\(text)\"; expected HTTP, HTTPS, HTTP2, GRPC, TLS, TCP or MONGO")
+                proto = PortProtocol(istioName: text)
+                if case .detected(let name) = proto, !name.isEmpty {
+                    reader.warning(field + ".protocol", at: protocolNode,
+                                   "unrecognised protocol \"\(text)\" (Istio knows HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TLS, TCP, MONGO, MYSQL, REDIS, UDP); the protocol is detected per connection, as for a port without one")
+                } else if case .other("UDP") = proto {
+                    reader.note(field + ".protocol", at: protocolNode, "UDP: no TCP traffic matches this port")
                 }
             }
             var targetPort: Int?
@@ -274,7 +306,8 @@ extension ServiceEntry {
             }
             let isIP = IPAddress(address) != nil
             if address.hasPrefix("unix://") {
-                reader.error(field + ".address", at: addressNode, "unix domain socket endpoints are not supported")
+                reader.note(field + ".address", at: addressNode,
+                            "a unix domain socket is on the client's host, not reachable from a pod's network: a sidecar ignores this endpoint")
             } else if resolution == .static, !isIP {
                 reader.error(field + ".address", at: addressNode,
                              "\"\(address)\" must be an IP address with resolution STATIC")

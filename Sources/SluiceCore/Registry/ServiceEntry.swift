@@ -39,6 +39,10 @@ public struct ServiceEntry: Sendable, Equatable {
     public var endpoints: [WorkloadEndpoint]
     /// `spec.exportTo`: namespaces that see the entry; empty means all (`*`).
     public var exportTo: [String]
+    /// `spec.workloadSelector` was given: the endpoints are pods Sluice cannot discover.
+    public var selectsWorkloads: Bool
+    /// `spec.subjectAltNames`: accepted, not enforced until Sluice originates TLS.
+    public var subjectAltNames: [String]
     /// Where the entry was defined, for diagnostics and `sluice explain`.
     public var source: SourceLocation
 
@@ -53,6 +57,8 @@ public struct ServiceEntry: Sendable, Equatable {
         resolution: Resolution = .none,
         endpoints: [WorkloadEndpoint] = [],
         exportTo: [String] = [],
+        selectsWorkloads: Bool = false,
+        subjectAltNames: [String] = [],
         source: SourceLocation = SourceLocation(path: "<memory>", line: 0)
     ) {
         self.name = name
@@ -64,11 +70,30 @@ public struct ServiceEntry: Sendable, Equatable {
         self.resolution = resolution
         self.endpoints = endpoints
         self.exportTo = exportTo
+        self.selectsWorkloads = selectsWorkloads
+        self.subjectAltNames = subjectAltNames
         self.source = source
     }
 
     /// `ServiceEntry namespace/name`, the way diagnostics and reasons name the resource.
     public var resourceName: String { "ServiceEntry \(namespace)/\(name)" }
+
+    /// Whether a workload in `namespace` sees this entry, by Istio's `exportTo` rules: no list
+    /// or `*` is every namespace, `.` the entry's own, `~` none, a name that namespace.
+    public func isVisible(fromNamespace namespace: String) -> Bool {
+        if exportTo.isEmpty { return true }
+        return exportTo.contains { target in
+            switch target {
+            case "*": return true
+            case ".": return self.namespace == namespace
+            case "~": return false
+            default: return target == namespace
+            }
+        }
+    }
+
+    /// `namespace/name`: what identifies the object, as Kubernetes does.
+    public var key: String { "\(namespace)/\(name)" }
 
     /// The declared port with this number, if any.
     public func port(number: Int) -> ServicePort? {
@@ -97,6 +122,11 @@ public struct ServicePort: Sendable, Equatable {
 }
 
 /// The protocol declared on a ServiceEntry port. Istio's names, case-insensitive in YAML.
+///
+/// The protocol decides what may flow on the port, as Istio's listeners do: an HTTP port
+/// carries HTTP routed by Host, a TLS/HTTPS port carries TLS routed by SNI (or by address when
+/// the entry has one), an opaque port carries any bytes routed by address alone, and a port
+/// without a protocol has it detected per connection.
 public enum PortProtocol: Sendable, Equatable, CustomStringConvertible {
     /// HTTP/1.x.
     case http
@@ -112,15 +142,22 @@ public enum PortProtocol: Sendable, Equatable, CustomStringConvertible {
     case tcp
     /// MongoDB wire protocol; opaque TCP to Sluice.
     case mongo
-    /// Another protocol Istio knows (MYSQL, REDIS, UDP…), or the empty string when the port
-    /// left it unset for protocol sniffing. Treated as opaque TCP.
-    case unknown(String)
+    /// Another protocol Istio knows, upper-cased: MYSQL, REDIS, THRIFT (opaque TCP),
+    /// GRPC-WEB and HTTP_PROXY (HTTP), UDP (no TCP traffic at all).
+    case other(String)
+    /// No protocol (the empty string), or a name Istio does not know (kept as written):
+    /// the protocol is detected per connection, as Istio's protocol sniffing does.
+    case detected(String)
 
-    /// Istio's protocol names that Sluice accepts, upper-cased; anything else is a config error.
-    static let knownOpaqueNames: Set<String> = ["MYSQL", "REDIS", "THRIFT", "UDP", "GRPC-WEB", "HTTP_PROXY"]
+    /// Istio's other protocol names, upper-cased, and the family each belongs to.
+    static let otherNames: [String: ProtocolFamilies] = [
+        "MYSQL": .opaque, "REDIS": .opaque, "THRIFT": .opaque,
+        "GRPC-WEB": .http, "HTTP_PROXY": .http, "UDP": [],
+    ]
 
-    /// Parses an Istio protocol name, case-insensitively; nil when Istio would reject it.
-    public init?(istioName: String) {
+    /// Parses an Istio protocol name, case-insensitively. A name Istio does not know gives
+    /// `.detected(name)`: the decoder warns, and the port is treated as one without a protocol.
+    public init(istioName: String) {
         switch istioName.uppercased() {
         case "HTTP": self = .http
         case "HTTPS": self = .https
@@ -129,9 +166,9 @@ public enum PortProtocol: Sendable, Equatable, CustomStringConvertible {
         case "TLS": self = .tls
         case "TCP": self = .tcp
         case "MONGO": self = .mongo
-        case "": self = .unknown("")
-        case let other where PortProtocol.knownOpaqueNames.contains(other): self = .unknown(other)
-        default: return nil
+        case "": self = .detected("")
+        case let other where PortProtocol.otherNames[other] != nil: self = .other(other)
+        default: self = .detected(istioName)
         }
     }
 
@@ -145,29 +182,31 @@ public enum PortProtocol: Sendable, Equatable, CustomStringConvertible {
         case .tls: return "TLS"
         case .tcp: return "TCP"
         case .mongo: return "MONGO"
-        case .unknown(let name): return name.isEmpty ? "(unset)" : name
+        case .other(let name): return name
+        case .detected(let name): return name.isEmpty ? "(unset)" : "\(name) (unrecognised)"
         }
     }
 
-    /// HTTP, HTTP2 and GRPC: requests on this port are matched by their Host header.
-    public var isHTTP: Bool {
+    /// The kind of traffic the port carries, for lookups.
+    public var family: ProtocolFamilies {
         switch self {
-        case .http, .http2, .grpc: return true
-        default: return false
+        case .http, .http2, .grpc: return .http
+        case .https, .tls: return .tls
+        case .tcp, .mongo: return .opaque
+        case .other(let name): return PortProtocol.otherNames[name] ?? .opaque
+        case .detected: return .detected
         }
     }
 
-    /// HTTPS and TLS: connections on this port are matched by their SNI.
-    public var isTLS: Bool {
-        switch self {
-        case .https, .tls: return true
-        default: return false
-        }
-    }
+    /// HTTP, HTTP2, GRPC (and GRPC-WEB, HTTP_PROXY): requests are matched by their Host header.
+    public var isHTTP: Bool { family == .http }
 
-    /// TCP, MONGO and everything not HTTP or TLS: bytes are forwarded without inspection, so any
-    /// kind of traffic on the port belongs to the entry (as Istio's TCP proxy would take it).
-    public var isOpaque: Bool { !isHTTP && !isTLS }
+    /// HTTPS and TLS: connections are matched by their SNI, or by address.
+    public var isTLS: Bool { family == .tls }
+
+    /// TCP, MONGO, MYSQL, REDIS, THRIFT: bytes are forwarded without inspection and matched by
+    /// address alone (Istio ignores `hosts` for them), so any kind of traffic may flow.
+    public var isOpaque: Bool { family == .opaque }
 }
 
 /// One `spec.endpoints` item (Istio `WorkloadEntry`).

@@ -135,7 +135,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             context.close(promise: nil)
             return
         }
-        guard let (host, port) = Self.splitAuthority(head.uri) else {
+        guard let target = Authority(head.uri, as: .hostAndPort) else {
             self.state = .upgradeFailed
             self.record.responseCode = 400
             self.logOnce()
@@ -144,7 +144,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         let config = self.runtime.config
-        let decision = config.policy.decide(tunnelTo: HostPort(host: host, port: port))
+        let decision = config.policy.decide(tunnelTo: target)
         self.decision = decision
         self.record.upstreamCluster = decision.cluster
         self.record.routeName = decision.routeName
@@ -260,26 +260,5 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.logged = true
         self.record.duration = self.connection.start.millisecondsElapsed
         self.runtime.completedRequest(self.record)
-    }
-
-    /// `host:port` or `[v6]:port`; the port is required in a CONNECT target.
-    static func splitAuthority(_ authority: String) -> (String, Int)? {
-        var host = Substring(authority)
-        let portText: Substring
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return nil }
-            let after = host[host.index(after: close)...]
-            guard after.hasPrefix(":") else { return nil }
-            portText = after.dropFirst()
-            host = host[host.index(after: host.startIndex)..<close]
-        } else {
-            guard let colon = host.lastIndex(of: ":") else { return nil }
-            portText = host[host.index(after: colon)...]
-            host = host[..<colon]
-        }
-        guard let port = Int(portText), (1...65535).contains(port),
-            let normalised = RequestAuthority.normalisedHost(String(host))
-        else { return nil }
-        return (normalised, port)
     }
 }

@@ -290,6 +290,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let upgrade = Self.requestedUpgrade(head)
 
         switch decided.decision.action {
+        case .deny where decided.decision.denial == .close:
+            // A port that only opaque or TLS entries declare has no HTTP listener to answer:
+            // the request meets the black hole like any unregistered TCP, closed without a byte.
+            self.runtime.metrics.denied(.tcp)
+            self.runtime.logger.info(
+                "denied http \(decided.host) to \(self.connection.destinationText) (closed: no HTTP on this port)",
+                metadata: ["reason": "\(decided.decision.reason)"]
+            )
+            record.responseCode = 0
+            record.responseFlags.insert(.noRouteFound)
+            record.duration = self.connection.start.millisecondsElapsed
+            self.runtime.metrics.tcpOpened(cluster: decided.decision.cluster)
+            self.runtime.completedConnection(record)
+            self.closing = true
+            self.inbound = nil
+            context.close(promise: nil)
         case .deny:
             let exchange = HTTPExchange(phase: .denied, taking: &record, head: head)
             self.exchange = exchange
@@ -341,13 +357,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let last = self.lastDecision, last.config === config.identity, last.authority == authority {
             return last
         }
-        guard let host = RequestAuthority.normalisedHost(authority) else { return nil }
-        let decision = config.decide(
-            ConnectionFacts(kind: .http(host: host), destination: destination, port: port),
-            role: self.runtime.role,
-            host: host
-        )
-        let decided = CachedDecision(authority: authority, host: host, config: config.identity, decision: decision)
+        guard let parsed = Authority(authority) else { return nil }
+        let decision = config.policy.decide(ConnectionFacts(kind: .http(parsed), destination: destination, port: port))
+        let decided = CachedDecision(authority: authority, host: parsed.host, config: config.identity, decision: decision)
         self.lastDecision = decided
         return decided
     }
@@ -546,13 +558,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func connectTunnel(_ head: HTTP1Head, target: String, record: AccessLogRecord, config: ActiveConfig, context: ChannelHandlerContext) {
         var record = record
         record.authority = target
-        guard let (host, port) = ConnectServerHandler.splitAuthority(target) else {
+        guard let tunnelTarget = Authority(target, as: .hostAndPort) else {
             let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)
             self.exchange = exchange
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "", context: context, closeAfter: true)
             return
         }
-        let decision = config.policy.decide(tunnelTo: HostPort(host: host, port: port))
+        let decision = config.policy.decide(tunnelTo: tunnelTarget)
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
         let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)

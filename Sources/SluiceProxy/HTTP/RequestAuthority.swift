@@ -1,5 +1,5 @@
-/// The authority a request names: `Host`, or the authority of an absolute-form target.
-/// Returns the raw authority (for the log) and the normalised host used for decisions.
+/// The authority a request names: `Host`, or the authority of an absolute-form target, as
+/// the client sent it (for the log); `Authority.parse` gives the form decisions use.
 enum RequestAuthority {
     /// Raw authority as the client sent it, e.g. `Aliyun.com:80`: the authority of an
     /// absolute-form target, else the Host field (the framer has already refused two Host
@@ -12,33 +12,5 @@ enum RequestAuthority {
             if !authority.isEmpty { return String(authority) }
         }
         return host
-    }
-
-    /// Lower-cased host without port or trailing dot; IPv6 literals without brackets.
-    /// `nil` when the value cannot be a host (CR, LF, NUL, spaces, userinfo, empty).
-    static func normalisedHost(_ authority: String) -> String? {
-        var host = Substring(authority)
-        if host.contains(where: { $0 == "@" }) { return nil }
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return nil }
-            host = host[host.index(after: host.startIndex)..<close]
-        } else if let colon = host.lastIndex(of: ":") {
-            let port = host[host.index(after: colon)...]
-            guard port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber) else { return nil }
-            host = host[..<colon]
-        }
-        while host.hasSuffix(".") { host = host.dropLast() }
-        guard !host.isEmpty, host.utf8.count <= 255 else { return nil }
-        for byte in host.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                UInt8(ascii: "_"), UInt8(ascii: ":"):
-                continue
-            default:
-                return nil
-            }
-        }
-        return host.lowercased()
     }
 }

@@ -64,14 +64,14 @@ enum OutboundListener {
         }
     }
 
-    /// A port registered as opaque TCP for this address is forwarded without sniffing, so
-    /// server-first protocols (SMTP, MySQL, SSH banners) work; everything else is sniffed.
+    /// Where the policy can decide from the destination alone (an opaque port), the connection
+    /// is forwarded without sniffing, so server-first protocols (SMTP, MySQL, SSH banners)
+    /// work; everything else is sniffed and decided from its first bytes.
     static func route(channel: any Channel, connection: DownstreamConnection, runtime: ProxyRuntime) throws {
         let config = runtime.config
         if let ip = connection.destinationIP, let port = connection.destinationPort,
-            let match = config.snapshot.registry.lookup(address: ip, port: port), match.port.protocol.isOpaque
+            let decision = config.policy.decideBeforeReading(destination: ip, port: port)
         {
-            let decision = config.policy.decide(ConnectionFacts(kind: .tcp, destination: ip, port: port))
             if case .forward(let target) = decision.action {
                 let forwarder = TCPForwarder(
                     runtime: runtime,

@@ -30,6 +30,7 @@ public final class ProxyMetrics: Sendable {
     private let reloadSuccesses: Counter
     private let reloadFailures: Counter
     private let registryEntries: Gauge
+    private let registryRejected: Counter
     private let accessLogDroppedLines: Gauge
     private let upstreamConnectDuration: ValueHistogram
     private let table: NIOLockedValueBox<SeriesTable>
@@ -57,6 +58,7 @@ public final class ProxyMetrics: Sendable {
         self.reloadSuccesses = registry.counter(MetricName.configReloads, Help.configReloads, [(MetricLabel.result, "success")])
         self.reloadFailures = registry.counter(MetricName.configReloads, Help.configReloads, [(MetricLabel.result, "failure")])
         self.registryEntries = registry.gauge(MetricName.registryServiceEntries, Help.registryEntries)
+        self.registryRejected = registry.counter(MetricName.registryRejectedObjects, Help.registryRejected, [])
         self.accessLogDroppedLines = registry.gauge(MetricName.accessLogDroppedLines, Help.accessLogDropped)
         self.upstreamConnectDuration = registry.histogram(MetricName.upstreamConnectDuration, Help.upstreamConnect, [], buckets: MetricBuckets.milliseconds)
         self.table = NIOLockedValueBox(SeriesTable(
@@ -126,6 +128,11 @@ public final class ProxyMetrics: Sendable {
     /// A config reload was attempted; a failure kept the last good configuration.
     public func configReloaded(success: Bool) {
         (success ? self.reloadSuccesses : self.reloadFailures).increment()
+    }
+
+    /// A load rejected `count` registry objects (each keeps its last good version, if any).
+    public func registryRejected(_ count: Int) {
+        if count > 0 { self.registryRejected.increment(by: Int64(count)) }
     }
 
     /// The registry in force now has `entries` ServiceEntries.
@@ -321,6 +328,7 @@ public final class ProxyMetrics: Sendable {
         static let denied = "Requests and connections denied by policy."
         static let configReloads = "Config reloads by result; a failure keeps the last good config."
         static let registryEntries = "ServiceEntries in the registry in force."
+        static let registryRejected = "Registry objects rejected by a load; each keeps its last good version where it had one."
         static let accessLogDropped = "Access-log lines dropped because the output could not keep up."
         static let upstreamConnect = "Time to establish an upstream connection in milliseconds."
     }

@@ -12,9 +12,13 @@ import UnixSignals
 
 /// Applies config and registry changes while running: polls the files the current snapshot
 /// came from (every `interval`; a change is applied once it has been stable for one interval,
-/// so it is live within about a second, well inside DESIGN's 2 s) and reloads at once on SIGHUP. A change is applied whole and atomically — new connections and requests
-/// see the new registry, those in flight keep their decision — and an invalid change keeps
-/// the last good configuration, logging why with `path:line`.
+/// so it is live within about a second) and reloads at once on SIGHUP. Files that never stop
+/// changing are applied anyway `maxDelay` after the first unapplied change, as Istio's
+/// debounce (`PILOT_DEBOUNCE_MAX`, 10 s) bounds the wait. A change is applied atomically — new
+/// connections and requests see the new registry, those in flight keep their decision. An
+/// invalid `sluice.yaml` keeps the last good configuration; an invalid registry object is
+/// rejected on its own and keeps its last good version, while the rest applies. Each is
+/// logged with `path:line` and counted.
 ///
 /// Polling `stat` instead of inotify is deliberate: Kubernetes ConfigMap volumes update by
 /// swapping a `..data` symlink, which inotify on the file itself misses, while a fresh
@@ -23,14 +27,17 @@ public final class ConfigWatcher: Service, Sendable {
     private let configPath: String
     private let runtime: ProxyRuntime
     private let interval: Duration
+    private let maxDelay: Duration
 
     /// - Parameters:
     ///   - configPath: the config file as given on the command line.
     ///   - interval: how often to look for changes.
-    public init(configPath: String, runtime: ProxyRuntime, interval: Duration = .milliseconds(500)) {
+    ///   - maxDelay: the longest a change waits for the files to settle.
+    public init(configPath: String, runtime: ProxyRuntime, interval: Duration = .milliseconds(500), maxDelay: Duration = .seconds(10)) {
         self.configPath = configPath
         self.runtime = runtime
         self.interval = interval
+        self.maxDelay = maxDelay
     }
 
     /// Watches until graceful shutdown.
@@ -47,6 +54,8 @@ public final class ConfigWatcher: Service, Sendable {
                 // A change is applied once the files have stayed the same for one interval:
                 // an editor or `cp` still writing a file must not get half of it loaded.
                 var settling: [String]?
+                var firstChange: ContinuousClock.Instant?
+                let clock = ContinuousClock()
                 while !Task.isCancelled {
                     do {
                         try await Task.sleep(for: self.interval)
@@ -57,11 +66,19 @@ public final class ConfigWatcher: Service, Sendable {
                     let now = Self.fingerprint(self.runtime.config.snapshot.watchedPaths)
                     guard now != state.withLockedValue({ $0 }) else {
                         settling = nil
+                        firstChange = nil
                         continue
                     }
+                    let since = firstChange ?? clock.now
+                    firstChange = since
                     if now == settling {
                         settling = nil
+                        firstChange = nil
                         self.reload(reason: "file change", state: state)
+                    } else if clock.now - since >= self.maxDelay {
+                        settling = nil
+                        firstChange = nil
+                        self.reload(reason: "files still changing after \(self.maxDelay)", state: state)
                     } else {
                         settling = now
                     }
@@ -76,16 +93,20 @@ public final class ConfigWatcher: Service, Sendable {
     func reload(reason: String, state: NIOLockedValueBox<[String]>) {
         let logger = self.runtime.logger
         let old = self.runtime.config
-        switch SluiceSnapshot.load(configPath: self.configPath) {
+        switch SluiceSnapshot.load(configPath: self.configPath, namespace: old.snapshot.namespace, previous: old.snapshot) {
         case .success(let snapshot):
             self.runtime.update(ActiveConfig(snapshot: snapshot, role: self.runtime.role))
             self.runtime.metrics.configReloaded(success: true)
             self.runtime.metrics.registrySize(snapshot.registry.entries.count)
+            self.runtime.metrics.registryRejected(snapshot.rejectedObjects)
             state.withLockedValue { $0 = Self.fingerprint(snapshot.watchedPaths) }
+            let rejected = snapshot.rejectedObjects > 0 ? "; \(snapshot.rejectedObjects) rejected" : ""
             logger.notice(
-                "config reloaded (\(reason)): \(snapshot.registry.entries.count) ServiceEntries, was \(old.snapshot.registry.entries.count)"
+                "config reloaded (\(reason)): \(snapshot.registry.entries.count) ServiceEntries, was \(old.snapshot.registry.entries.count)\(rejected)"
             )
-            for diagnostic in snapshot.diagnostics { logger.notice("\(diagnostic)") }
+            for diagnostic in snapshot.diagnostics {
+                if diagnostic.isError { logger.error("\(diagnostic)") } else { logger.notice("\(diagnostic)") }
+            }
             if snapshot.config.listeners != old.snapshot.config.listeners
                 || snapshot.config.accessLog != old.snapshot.config.accessLog
             {

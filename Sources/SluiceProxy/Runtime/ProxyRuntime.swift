@@ -3,14 +3,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 public import SluiceCore
 
-/// Which process this is. It decides how a denial is answered and how logs are labelled.
-public enum ProxyRole: String, Sendable {
-    /// The per-pod outbound interceptor: denial is 502 (HTTP) or a closed connection.
-    case sidecar
-    /// The egress gateway: denial is 404 with `NR` (HTTP), 403 (CONNECT) or a closed connection.
-    case gateway
-}
-
 /// The configuration every new connection or request reads: swapped whole on reload, so a
 /// request sees one consistent version of it. A class: reading the one in force costs a
 /// retain, not a copy of every field.
@@ -27,27 +19,11 @@ public final class ActiveConfig: Sendable {
     /// Builds the policy for a role (the gateway never forwards to another gateway).
     public init(snapshot: SluiceSnapshot, role: ProxyRole) {
         self.snapshot = snapshot
-        let mode = snapshot.config.mode ?? (role == .gateway ? .registryOnly : .allowAny)
-        self.policy = Policy(
-            mode: mode,
-            registry: snapshot.registry,
-            gateway: role == .sidecar ? snapshot.config.egressGateway : nil
-        )
+        self.policy = snapshot.policy(role: role)
     }
 
     var limits: Limits { self.snapshot.config.limits }
 
-    /// The policy's decision, adjusted for where this process sits. A gateway has no
-    /// "original destination" beyond itself (clients dial the gateway), so where the policy
-    /// would pass traffic to it (ALLOW_ANY, resolution NONE) the named host is resolved.
-    func decide(_ facts: ConnectionFacts, role: ProxyRole, host: String?) -> Decision {
-        var decision = self.policy.decide(facts)
-        if role == .gateway, case .forward(.originalDestination(_, let port)) = decision.action {
-            guard let host else { return Decision(action: .deny, cluster: decision.cluster, routeName: decision.routeName, match: decision.match, reason: decision.reason + "; but a gateway has no original destination and no host name was given") }
-            decision.action = .forward(.resolve(host: host, port: port))
-        }
-        return decision
-    }
     var gateway: EgressGatewayConfig? { self.snapshot.config.egressGateway }
 }
 

@@ -125,7 +125,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        let decision = config.decide(ConnectionFacts(kind: kind, destination: destination, port: port), role: self.runtime.role, host: serverName)
+        let decision = config.policy.decide(ConnectionFacts(kind: kind, destination: destination, port: port))
         let forwarder = TCPForwarder(
             runtime: self.runtime,
             connection: self.connection,

@@ -275,11 +275,37 @@ refuses_config() {
 	fi
 }
 
-malformed_registry_refused() {
-	refuses_config "bad registry: a file that is not YAML stops sluice sidecar, naming the file" \
-		"$E2E_CONFIGS/malformed-yaml.yaml" not-yaml.yaml
-	refuses_config "bad registry: an invalid ServiceEntry stops sluice sidecar, naming file, resource and field" \
-		"$E2E_CONFIGS/malformed-entry.yaml" bad-resolution.yaml sometimes-resolved resolution
+# A bad registry object is rejected on its own (as an admission webhook refuses
+# one kubectl apply): the sidecar starts, names the file, resource and field,
+# and serves the rest of the registry; `sluice check` exits 1 on it.
+malformed_registry_serves_the_rest() {
+	local desc=$1 config=$2 word missing= err_mark
+	shift 2
+	err_mark=$(wc -l <"$SIDECAR_LOG" 2>/dev/null || echo 0)
+	if ! start_sidecar "$config" 2>"$E2E_TMP/start.err"; then
+		fail "$desc: the sidecar starts" "$(cat "$E2E_TMP/start.err")"
+		return
+	fi
+	for word in "$@"; do
+		tail -n +"$((err_mark + 1))" "$SIDECAR_LOG" | grep -qF -- "$word" || missing+=" '$word'"
+	done
+	if [[ -z $missing ]]; then
+		pass "$desc: the sidecar starts and its log names$(printf " '%s'" "$@")"
+	else
+		fail "$desc: the sidecar starts and its log names$(printf " '%s'" "$@")" "missing$missing"
+		indent "$(tail -n +"$((err_mark + 1))" "$SIDECAR_LOG")"
+	fi
+	check_eq "$desc: the valid entry beside it applies (http://aliyun.com 301)" 301 "$(app_status -I http://aliyun.com/)"
+	check_eq "$desc: an unregistered host is still denied (502)" 502 "$(app_status -I http://unregistered.test/)"
+	check_exit "$desc: sluice check exits 1" 1 "$SLUICE_BIN" check --config "$config"
+	stop_sidecar
+}
+
+malformed_registry_rejected_alone() {
+	malformed_registry_serves_the_rest "bad registry: a file that is not YAML" \
+		"$E2E_CONFIGS/malformed-yaml.yaml" not-yaml.yaml "invalid YAML" "rejected=1"
+	malformed_registry_serves_the_rest "bad registry: an invalid ServiceEntry" \
+		"$E2E_CONFIGS/malformed-entry.yaml" bad-resolution.yaml:13 sometimes-resolved spec.resolution "rejected=1"
 }
 
 # A port someone else holds: sluice exits at once and says which address (NIO's
@@ -373,7 +399,7 @@ sidecar_cases() {
 		static_endpoints_used
 
 	section "sidecar with a bad registry"
-	malformed_registry_refused
+	malformed_registry_rejected_alone
 	taken_port_named
 	rm -f "$UPLOAD_FILE"
 }

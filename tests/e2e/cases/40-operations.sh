@@ -282,26 +282,26 @@ configmap_symlink_swap_applies() {
 }
 
 invalid_change_keeps_last_good() {
-	local mark before_fail broken=$OPS_DIR/registry/spoof-target.yaml out rc
+	local mark before_rejected broken=$OPS_DIR/registry/spoof-target.yaml aliyun=$OPS_DIR/registry/aliyun-http.yaml out rc
 	mark=$(sidecar_log_mark)
-	before_fail=$(sidecar_metric sluice_config_reloads_total result=failure)
+	before_rejected=$(sidecar_metric sluice_registry_rejected_objects_total)
 	ops_put "$OPS_DIR/later/spoof-target-broken.yaml" "$broken"
 	if wait_until 3 _sidecar_logged "$mark" "$broken:15:"; then
-		pass "invalid change: stderr names the file and line ($broken:15)"
+		pass "invalid object: stderr names the file and line ($broken:15)"
 	else
-		fail "invalid change: stderr names the file and line ($broken:15)" "$(sidecar_log_since "$mark")"
+		fail "invalid object: stderr names the file and line ($broken:15)" "$(sidecar_log_since "$mark")"
 	fi
-	check "invalid change: stderr says the last good configuration stays" \
-		_sidecar_logged "$mark" "keeping the last good configuration"
-	check_metric_reaches "invalid change: sluice_config_reloads_total{result=\"failure\"} increased" \
-		sidecar $((${before_fail:-0} + 1)) sluice_config_reloads_total result=failure
-	check_eq "invalid change: the previously allowed http://aliyun.com still answers 301" 301 \
+	check "invalid object: stderr says it was rejected while the rest applied" \
+		_sidecar_logged "$mark" "1 rejected"
+	check_metric_reaches "invalid object: sluice_registry_rejected_objects_total increased" \
+		sidecar $((${before_rejected:-0} + 1)) sluice_registry_rejected_objects_total
+	check_eq "invalid object: the previously allowed http://aliyun.com still answers 301" 301 \
 		"$(app_status -I http://aliyun.com/)"
-	check_eq "invalid change: the entry added before it still works (unregistered.test 200)" 200 \
+	check_eq "invalid object: the entry added before it still works (unregistered.test 200)" 200 \
 		"$(app_status http://unregistered.test/)"
-	check_eq "invalid change: the broken file's host spoof-target.test is not added (502)" 502 \
+	check_eq "invalid object: the broken file's host spoof-target.test is not added (502)" 502 \
 		"$(app_status http://spoof-target.test/)"
-	check "sidecar still running after the invalid change" sidecar_alive
+	check "sidecar still running after the invalid object" sidecar_alive
 	out=$("$SLUICE_BIN" check --config "$OPS_DIR/sidecar.yaml" 2>&1)
 	rc=$?
 	check_eq "sluice check: exits 1 on the same config" 1 "$rc"
@@ -310,17 +310,54 @@ invalid_change_keeps_last_good() {
 	else
 		fail "sluice check: names the path and line ($broken:15)" "$out"
 	fi
+	# An object that was valid keeps its last good version when an update breaks it.
 	mark=$(sidecar_log_mark)
+	sed 's/number: 80/number: 0/' "$aliyun" >"$OPS_DIR/aliyun-broken.yaml"
+	ops_put "$OPS_DIR/aliyun-broken.yaml" "$aliyun"
+	if wait_until 3 _sidecar_logged "$mark" "keeping its last good version"; then
+		pass "invalid update: stderr says aliyun-http keeps its last good version"
+	else
+		fail "invalid update: stderr says aliyun-http keeps its last good version" "$(sidecar_log_since "$mark")"
+	fi
+	check_eq "invalid update: http://aliyun.com still answers 301 through its last good version" 301 \
+		"$(app_status -I http://aliyun.com/)"
+	mark=$(sidecar_log_mark)
+	ops_put "$OPS_CONFIGS/registry/aliyun-http.yaml" "$aliyun"
 	ops_put "$OPS_DIR/later/spoof-target.yaml" "$broken"
 	if wait_until 3 _sidecar_logged "$mark" "config reloaded"; then
-		pass "invalid change: fixing the file is picked up (config reloaded)"
+		pass "invalid object: fixing the files is picked up (config reloaded)"
 	else
-		fail "invalid change: fixing the file is picked up (config reloaded)" "$(sidecar_log_since "$mark")"
+		fail "invalid object: fixing the files is picked up (config reloaded)" "$(sidecar_log_since "$mark")"
 	fi
-	check_eq "invalid change: after the fix, http://spoof-target.test is registered (200)" 200 \
+	check_eq "invalid object: after the fix, http://spoof-target.test is registered (200)" 200 \
 		"$(app_status http://spoof-target.test/)"
-	check_eq "sluice check: exits 0 once the file is fixed" 0 \
+	check_eq "sluice check: exits 0 once the files are fixed" 0 \
 		"$("$SLUICE_BIN" check --config "$OPS_DIR/sidecar.yaml" >/dev/null 2>&1; echo $?)"
+}
+
+# A registry rewritten ten times a second never settles: it is applied anyway, at
+# most 10 s after the first change (Istio's debounce bound), not only at the end.
+ever_changing_registry_applied_within_bound() {
+	local file=$OPS_DIR/registry/churn.yaml start_ms took_ms writer i
+	start_ms=$(date +%s%3N)
+	(
+		for ((i = 0; i < 150; i++)); do
+			printf '# rewrite %d\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: churn}\nspec: {hosts: [static-backend.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: NONE}\n' \
+				"$i" >"$file.tmp" && chown "$PROXY_UID:$PROXY_UID" "$file.tmp" && mv -f "$file.tmp" "$file"
+			sleep 0.1
+		done
+	) &
+	writer=$!
+	record_pid "$writer"
+	if wait_until 12 bash -c "[[ \$(ip netns exec $NS_APP curl -s -o /dev/null -w '%{http_code}' --max-time 2 --resolve static-backend.test:80:$STATIC_V4 http://static-backend.test/) == 200 ]]"; then
+		took_ms=$(($(date +%s%3N) - start_ms))
+		pass "ever-changing registry: applied while still changing, ${took_ms} ms after the first change (bound 10 s + one poll)"
+	else
+		fail "ever-changing registry: applied within 10 s while still changing" "$(tail -n 5 "$SIDECAR_LOG")"
+	fi
+	check "ever-changing registry: the writer was still rewriting when it applied" pid_running "$writer"
+	kill_pid "$writer"
+	rm -f "$file"
 }
 
 sighup_reloads_at_once() {
@@ -578,6 +615,7 @@ operations_cases() {
 		hot_reload_during_large_download \
 		configmap_symlink_swap_applies \
 		invalid_change_keeps_last_good \
+		ever_changing_registry_applied_within_bound \
 		sighup_reloads_at_once \
 		sigterm_drains_slow_request; do
 		if ! sidecar_alive; then
