@@ -99,10 +99,12 @@ struct ExplainTarget {
         }
         lines.append("destination: \(what)")
         lines.append("role:        \(policy.role.rawValue)")
-        lines.append("mode:        \(policy.mode.rawValue)")
+        lines.append("mode:        \(policy.mode.rawValue)\(policy.audit ? " (audit)" : "")")
         switch decision.action {
         case .deny:
             lines.append("decision:    deny: \(decision.denial)")
+        case .forward(let target) where decision.audited:
+            lines.append("decision:    allow (audit mode; REGISTRY_ONLY would deny: \(decision.denial)): \(describe(target))")
         case .forward(let target):
             lines.append("decision:    allow: \(describe(target))")
         }

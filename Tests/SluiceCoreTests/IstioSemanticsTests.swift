@@ -216,3 +216,39 @@ final class IstioSemanticsTests: XCTestCase {
         XCTAssertEqual(policy.decide(tunnelTo: HostPort(host: "api.dropboxapi.com", port: 443)).match?.entry.name, "external-svc-https")
     }
 }
+
+/// Audit mode: decided exactly as REGISTRY_ONLY, let through, marked.
+final class AuditModeTests: XCTestCase {
+    func testAuditLetsAWouldBeDenialThroughMarkedAsOne() throws {
+        let entry = ServiceEntry(name: "a", hosts: ["a.example"], ports: [ServicePort(number: 80, name: "http", protocol: .http)], resolution: .dns)
+        let registry = Registry([entry])
+        let audit = Policy(mode: .registryOnly, registry: registry, gateway: nil, audit: true)
+        let strict = Policy(mode: .registryOnly, registry: registry, gateway: nil)
+        let destination = try XCTUnwrap(IPAddress("203.0.113.1"))
+        let facts = ConnectionFacts(kind: .http(host: "b.example"), destination: destination, port: 80)
+        let would = strict.decide(facts)
+        let audited = audit.decide(facts)
+        XCTAssertTrue(would.isDenied)
+        XCTAssertEqual(audited.action, .forward(.originalDestination(destination, 80)))
+        XCTAssertTrue(audited.audited)
+        XCTAssertEqual(audited.cluster, would.cluster, "logged with everything a denial logs")
+        XCTAssertEqual(audited.routeName, would.routeName)
+        XCTAssertEqual(audited.denial, .httpStatus(502), "what the client would have got")
+        XCTAssertTrue(audited.reason.contains("audit mode lets it through"), audited.reason)
+        // Registered traffic is decided as always.
+        let registered = audit.decide(ConnectionFacts(kind: .http(host: "a.example"), destination: destination, port: 80))
+        XCTAssertFalse(registered.audited)
+        XCTAssertEqual(registered, strict.decide(ConnectionFacts(kind: .http(host: "a.example"), destination: destination, port: 80)))
+        // A gateway with no name to resolve still cannot pass opaque bytes anywhere.
+        let gateway = Policy(mode: .registryOnly, registry: registry, gateway: nil, role: .gateway, audit: true)
+        XCTAssertTrue(gateway.decide(ConnectionFacts(kind: .tcp, destination: destination, port: 443)).isDenied)
+        XCTAssertTrue(gateway.decide(ConnectionFacts(kind: .http(host: "b.example"), destination: destination, port: 80)).audited)
+    }
+
+    func testAuditIsReadFromTheConfig() throws {
+        let config = try SluiceConfig.parse(yaml: "outboundTrafficPolicy: {mode: REGISTRY_ONLY, audit: true}\n", path: "a.yaml").get()
+        XCTAssertTrue(config.audit)
+        XCTAssertFalse(try SluiceConfig.parse(yaml: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", path: "b.yaml").get().audit)
+        XCTAssertTrue(SluiceSnapshot(config: config, entries: []).policy(role: .sidecar).audit)
+    }
+}

@@ -53,3 +53,9 @@ private func isHostByte(_ byte: UInt8) -> Bool {
         return false
     }
 }
+
+/// The entry point SwiftPM's link line names (see `runLibFuzzer`).
+@_cdecl("FuzzAuthority_main")
+public func fuzzAuthorityMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    runLibFuzzer(argc, argv, fuzzAuthority)
+}

@@ -29,8 +29,12 @@ extension SluiceConfig {
         reader.checkKeys(top, allowed: topLevelKeys, prefix: "")
 
         var mode: OutboundTrafficPolicyMode?
+        var audit = false
         if let node = YAMLReader.value(top, "outboundTrafficPolicy"), let policy = reader.mapping(node, "outboundTrafficPolicy") {
-            reader.checkKeys(policy, allowed: ["mode"], prefix: "outboundTrafficPolicy")
+            reader.checkKeys(policy, allowed: ["mode", "audit"], prefix: "outboundTrafficPolicy")
+            if let auditNode = YAMLReader.value(policy, "audit"), let value = reader.bool(auditNode, "outboundTrafficPolicy.audit") {
+                audit = value
+            }
             if let modeNode = YAMLReader.value(policy, "mode"), let text = reader.string(modeNode, "outboundTrafficPolicy.mode") {
                 mode = OutboundTrafficPolicyMode(rawValue: text)
                 if mode == nil {
@@ -90,7 +94,7 @@ extension SluiceConfig {
 
         guard !reader.hasErrors else { return .failure(ConfigDiagnostics(reader.sortedDiagnostics)) }
         return .success(SluiceConfig(
-            mode: mode, registryPaths: registryPaths, egressGateway: gateway, listeners: listeners,
+            mode: mode, audit: audit, registryPaths: registryPaths, egressGateway: gateway, listeners: listeners,
             accessLog: accessLog, limits: limits))
     }
 

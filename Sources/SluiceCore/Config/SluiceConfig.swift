@@ -174,6 +174,9 @@ public struct SluiceConfig: Sendable, Equatable {
     /// The outbound traffic policy; nil means the command's default (sidecar ALLOW_ANY,
     /// gateway REGISTRY_ONLY).
     public let mode: OutboundTrafficPolicyMode?
+    /// `outboundTrafficPolicy.audit`: decide as the mode says, but let would-be denials
+    /// through, logged and counted (the way to move a workload to REGISTRY_ONLY safely).
+    public let audit: Bool
     /// Registry files and directories, resolved against the config file's directory.
     public let registryPaths: [String]
     /// The egress gateway for registered traffic; nil sends it direct.
@@ -188,6 +191,7 @@ public struct SluiceConfig: Sendable, Equatable {
     /// Creates a config; every field defaults to what an empty `sluice.yaml` means.
     public init(
         mode: OutboundTrafficPolicyMode? = nil,
+        audit: Bool = false,
         registryPaths: [String] = [],
         egressGateway: EgressGatewayConfig? = nil,
         listeners: [ListenerConfig] = ListenerConfig.defaults,
@@ -195,6 +199,7 @@ public struct SluiceConfig: Sendable, Equatable {
         limits: Limits = Limits()
     ) {
         self.mode = mode
+        self.audit = audit
         self.registryPaths = registryPaths
         self.egressGateway = egressGateway
         self.listeners = listeners

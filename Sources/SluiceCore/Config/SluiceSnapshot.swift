@@ -52,7 +52,7 @@ public struct SluiceSnapshot: Sendable {
     /// do: ALLOW_ANY at a sidecar, REGISTRY_ONLY at a gateway (which serves registered hosts only).
     public func policy(role: ProxyRole) -> Policy {
         let mode = config.mode ?? (role == .gateway ? .registryOnly : .allowAny)
-        return Policy(mode: mode, registry: registry, gateway: config.egressGateway, role: role)
+        return Policy(mode: mode, registry: registry, gateway: config.egressGateway, role: role, audit: config.audit)
     }
 
     /// Loads the config at `configPath`, then every registry file it names.

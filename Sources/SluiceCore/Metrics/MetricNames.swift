@@ -25,6 +25,9 @@ public enum MetricName {
     /// Counter: registry objects rejected by a load (invalid, or in a file that did not parse);
     /// each keeps its last good version where it had one.
     public static let registryRejectedObjects = "sluice_registry_rejected_objects_total"
+    /// Counter: would-be denials that audit mode let through, by `protocol` and `host` (the
+    /// Host, SNI or address tried; capped, the rest `other`).
+    public static let auditDenials = "sluice_audit_denials_total"
     /// Counter: protocol detection outcomes, by `outcome`.
     public static let sniff = "sluice_sniff_total"
     /// Counter: denied requests and connections, by `protocol`.
@@ -67,4 +70,6 @@ public enum MetricLabel {
     public static let outcome = "outcome"
     /// What was denied, on `sluice_denied_total`.
     public static let `protocol` = "protocol"
+    /// The Host, SNI or address a would-be denial tried, on `sluice_audit_denials_total`.
+    public static let host = "host"
 }

@@ -128,6 +128,9 @@ public struct Decision: Sendable, Equatable {
     public var match: RegistryMatch?
     /// How a `.deny` is answered; `.close` for a forward.
     public var denial: Denial
+    /// Audit mode turned this denial into a forward: log and count it as a denial
+    /// (`istio_policy_status: audit_denied`), but let it through.
+    public var audited: Bool = false
     /// One sentence saying why, naming the entry (namespace/name, file:line) and the port.
     /// Built on first use: the data path decides every request but reads the reason only
     /// for `sluice explain` and debug logs, and composing it cost more than the lookup.
@@ -160,7 +163,7 @@ public struct Decision: Sendable, Equatable {
     /// Equal when they act alike and give the same reason.
     public static func == (lhs: Decision, rhs: Decision) -> Bool {
         lhs.action == rhs.action && lhs.cluster == rhs.cluster && lhs.routeName == rhs.routeName
-            && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.reason == rhs.reason
+            && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.audited == rhs.audited && lhs.reason == rhs.reason
     }
 
     /// Envoy's cluster for unregistered traffic that is let through.
@@ -171,6 +174,8 @@ public struct Decision: Sendable, Equatable {
     public static let allowAnyRoute = "allow_any"
     /// Istio's route name for unregistered traffic under REGISTRY_ONLY.
     public static let blockAllRoute = "block_all"
+    /// `istio_policy_status` of a request or connection that audit mode let through.
+    public static let auditDeniedStatus = "audit_denied"
 
     /// True for `.deny`.
     public var isDenied: Bool { action == .deny }

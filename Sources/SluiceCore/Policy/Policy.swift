@@ -29,14 +29,21 @@ public struct Policy: Sendable {
     public let gateway: EgressGatewayConfig?
     /// Sidecar or gateway.
     public let role: ProxyRole
+    /// Audit mode: a REGISTRY_ONLY denial is decided, logged and counted as one, but the
+    /// traffic goes where ALLOW_ANY would send it.
+    public let audit: Bool
 
     /// Creates a policy. A gateway never forwards to another gateway, so `gateway` is
     /// ignored for the gateway role.
-    public init(mode: OutboundTrafficPolicyMode, registry: Registry, gateway: EgressGatewayConfig?, role: ProxyRole = .sidecar) {
+    public init(
+        mode: OutboundTrafficPolicyMode, registry: Registry, gateway: EgressGatewayConfig?, role: ProxyRole = .sidecar,
+        audit: Bool = false
+    ) {
         self.mode = mode
         self.registry = registry
         self.gateway = role == .sidecar ? gateway : nil
         self.role = role
+        self.audit = audit
     }
 
     /// Families whose ports Istio binds to an entry's addresses (HTTP ports stay on 0.0.0.0).
@@ -361,6 +368,16 @@ public struct Policy: Sendable {
         }
         let denial = denial(for: subject)
         let mode = self.mode
+        if audit, mode == .registryOnly, let passthrough = originalTarget(subject) {
+            // Everything a denial logs (route, cluster, Host/SNI), and the traffic still flows.
+            let original = subject.original
+            var decision = Decision(
+                action: .forward(passthrough), cluster: Decision.blackHoleCluster, routeName: Decision.blockAllRoute,
+                match: nil, denial: denial,
+                explain: { reason() + "; REGISTRY_ONLY would block it (\(denial)), but audit mode lets it through to \(original)" })
+            decision.audited = true
+            return decision
+        }
         return Decision(
             action: .deny, cluster: Decision.blackHoleCluster, routeName: Decision.blockAllRoute, match: nil,
             denial: denial,

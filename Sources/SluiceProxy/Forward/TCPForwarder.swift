@@ -36,6 +36,10 @@ struct TCPForwarder {
         buffered: ByteBuffer,
         onGlued: @escaping () -> Void
     ) {
+        if self.decision.audited {
+            self.runtime.metrics.auditDenied(
+                self.serverName == nil ? .tcp : .tls, host: self.serverName ?? self.connection.destinationText)
+        }
         let loop = downstream.eventLoop
         let connect = self.runtime.connector.connect(
             target: target,
@@ -122,6 +126,7 @@ struct TCPForwarder {
         record.downstreamLocalAddress = self.connection.destinationText
         record.downstreamRemoteAddress = self.connection.remoteText
         record.requestedServerName = self.serverName
+        if self.decision.audited { record.istioPolicyStatus = Decision.auditDeniedStatus }
         return record
     }
 }

@@ -148,6 +148,10 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.decision = decision
         self.record.upstreamCluster = decision.cluster
         self.record.routeName = decision.routeName
+        if decision.audited {
+            self.record.istioPolicyStatus = Decision.auditDeniedStatus
+            self.runtime.metrics.auditDenied(.connect, host: target.host)
+        }
         guard case .forward(let target) = decision.action else {
             self.runtime.logger.info("denied CONNECT \(head.uri)", metadata: ["reason": "\(decision.reason)"])
             self.runtime.metrics.denied(.connect)

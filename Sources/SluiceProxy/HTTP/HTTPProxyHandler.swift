@@ -287,6 +287,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Read through the cached object: copying the Decision out retains each of its strings.
         record.upstreamCluster = decided.decision.cluster
         record.routeName = decided.decision.routeName
+        if decided.decision.audited {
+            record.istioPolicyStatus = Decision.auditDeniedStatus
+            self.runtime.metrics.auditDenied(.http, host: decided.host)
+        }
         let upgrade = Self.requestedUpgrade(head)
 
         switch decided.decision.action {
@@ -567,6 +571,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let decision = config.policy.decide(tunnelTo: tunnelTarget)
         record.upstreamCluster = decision.cluster
         record.routeName = decision.routeName
+        if decision.audited {
+            record.istioPolicyStatus = Decision.auditDeniedStatus
+            self.runtime.metrics.auditDenied(.connect, host: tunnelTarget.host)
+        }
         let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)
         self.exchange = exchange
         guard case .forward(let upstreamTarget) = decision.action else {

@@ -19,6 +19,8 @@ public import SluiceCore
 public final class ProxyMetrics: Sendable {
     /// Cap on distinct `destination_service` values, a defence against unbounded series.
     public static let maxDestinationServices = 1000
+    /// Cap on distinct `host` values of `sluice_audit_denials_total`: they come from clients.
+    public static let maxAuditHosts = 200
 
     /// Sidecar or gateway; decides the `reporter` label.
     public let role: ProxyRole
@@ -61,6 +63,7 @@ public final class ProxyMetrics: Sendable {
         self.registryRejected = registry.counter(MetricName.registryRejectedObjects, Help.registryRejected, [])
         self.accessLogDroppedLines = registry.gauge(MetricName.accessLogDroppedLines, Help.accessLogDropped)
         self.upstreamConnectDuration = registry.histogram(MetricName.upstreamConnectDuration, Help.upstreamConnect, [], buckets: MetricBuckets.milliseconds)
+        self.auditTable = NIOLockedValueBox(AuditTable(hosts: LabelValueCap(limit: Self.maxAuditHosts)))
         self.table = NIOLockedValueBox(SeriesTable(
             services: LabelValueCap(
                 limit: Self.maxDestinationServices,
@@ -117,6 +120,21 @@ public final class ProxyMetrics: Sendable {
     /// A request or connection was denied.
     public func denied(_ protocol: DeniedProtocol) {
         self.deniedCounters[`protocol`]?.increment()
+    }
+
+    /// Audit mode let through a request or connection that REGISTRY_ONLY would deny; `host` is
+    /// the Host, SNI or address it tried.
+    public func auditDenied(_ protocol: DeniedProtocol, host: String) {
+        let counter = self.auditTable.withLockedValue { table -> Counter in
+            let label = table.hosts.admit(host)
+            let key = "\(`protocol`.rawValue)|\(label)"
+            if let known = table.counters[key] { return known }
+            let counter = self.registry.counter(
+                MetricName.auditDenials, Help.auditDenials, [(MetricLabel.protocol, `protocol`.rawValue), (MetricLabel.host, label)])
+            table.counters[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     /// An upstream connection was established after `milliseconds`.
@@ -233,6 +251,12 @@ public final class ProxyMetrics: Sendable {
     /// time, which gives the same answer.
     static let maxMemoizedClusters = 4 * maxDestinationServices
 
+    private struct AuditTable: Sendable {
+        var hosts: LabelValueCap
+        var counters: [String: Counter] = [:]
+    }
+    private let auditTable: NIOLockedValueBox<AuditTable>
+
     private struct SeriesTable: Sendable {
         var services: LabelValueCap
         /// Cluster name → its admitted `destination_service` (the name's host, or `other`
@@ -328,6 +352,7 @@ public final class ProxyMetrics: Sendable {
         static let denied = "Requests and connections denied by policy."
         static let configReloads = "Config reloads by result; a failure keeps the last good config."
         static let registryEntries = "ServiceEntries in the registry in force."
+        static let auditDenials = "Requests and connections REGISTRY_ONLY would deny that audit mode let through."
         static let registryRejected = "Registry objects rejected by a load; each keeps its last good version where it had one."
         static let accessLogDropped = "Access-log lines dropped because the output could not keep up."
         static let upstreamConnect = "Time to establish an upstream connection in milliseconds."
