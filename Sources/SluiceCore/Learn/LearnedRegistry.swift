@@ -12,7 +12,8 @@
 ///   that is all the address saw.
 /// - A name used as HTTP and as TLS on the same port gets a second entry (`NAME-tls`) for the
 ///   TLS port: one entry cannot declare a port twice, and declaring it TCP instead would take
-///   that port on every address.
+///   that port on every address. Both match (lookups are per protocol family), but `sluice
+///   check` warns that the second registers the host and port again.
 public struct LearnedRegistry: Sendable, Equatable {
     /// Choices of `sluice learn`.
     public struct Options: Sendable, Equatable {

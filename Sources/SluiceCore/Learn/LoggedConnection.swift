@@ -149,7 +149,10 @@ public struct AccessLogLineReader {
             let host = Registry.normaliseHost(raw)
             guard !host.isEmpty else { return .failure(.noDestination) }
             let literal = IPAddress(host)
-            guard literal != nil || ServiceEntry.hostProblem(host) == nil else { return .failure(.invalidHost) }
+            // A name a ServiceEntry can hold, but never a wildcard: a client must not be able
+            // to write `Host: *.example.com` and have a wildcard learned from it.
+            guard literal != nil || (ServiceEntry.hostProblem(host) == nil && !host.utf8.contains(UInt8(ascii: "*")))
+            else { return .failure(.invalidHost) }
             guard let port else { return .failure(.noDestination) }
             // A tunnel goes where its target says; anything else was dialled at the original destination.
             let destination = tunnel ? (literal?.unmappedIPv4 ?? original?.address) : original?.address
