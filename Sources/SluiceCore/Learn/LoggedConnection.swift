@@ -69,14 +69,15 @@ public enum SkippedLogLine: String, Error, Sendable, CaseIterable, Hashable {
 /// Reads one access-log line (the JSON object Sluice, Envoy or ASM writes) into a
 /// `LoggedConnection`, or says why it cannot.
 ///
-/// Parsed with Foundation's `JSONDecoder` into the few fields that matter; the others are not
-/// even turned into strings. Text before the first `{` is ignored, so the prefixes that
+/// The few fields that matter are read by `AccessLogFieldScanner`, which validates the whole
+/// line as JSON and answers as Foundation's `JSONDecoder` would (tested and fuzzed against it)
+/// at a fraction of its cost. Text before the first `{` is ignored, so the prefixes that
 /// `kubectl logs --timestamps`, `--prefix` and the CRI log format put in front of a line do
 /// not get in the way.
 public struct AccessLogLineReader {
     /// The fields `sluice learn` reads; every one optional, because other tools' JSON and
     /// Envoy's own formats leave some out.
-    struct Fields: Decodable {
+    struct Fields: Decodable, Equatable {
         var startTime: String?
         var method: String?
         var `protocol`: String?
@@ -98,9 +99,10 @@ public struct AccessLogLineReader {
         }
     }
 
-    private let decoder = JSONDecoder()
+    private let memo = Memo()
 
-    /// A reader; keep one for a whole stream.
+    /// A reader; keep one for a whole stream (it remembers the hosts and addresses it has
+    /// already checked: a log repeats the same few on nearly every line).
     public init() {}
 
     /// The connection `line` records, or why it records none. Blank lines are nil.
@@ -108,17 +110,24 @@ public struct AccessLogLineReader {
         guard let brace = line.firstIndex(of: UInt8(ascii: "{")) else {
             return line.allSatisfy(Self.isSpace) ? nil : .failure(.notJSON)
         }
-        let object = UnsafeRawBufferPointer(rebasing: line[brace...])
-        let fields: Fields
-        do {
-            fields = try decoder.decode(Fields.self, from: Data(object))
-        } catch DecodingError.dataCorrupted {
-            return .failure(.truncatedJSON)
-        } catch {
-            // Valid JSON of another shape: a field of another type, an array, ...
-            return .failure(.notAccessLog)
+        switch AccessLogFieldScanner.scan(UnsafeRawBufferPointer(rebasing: line[brace...])) {
+        case .fields(let fields): return Self.connection(from: fields, memo: memo)
+        case .invalidJSON: return .failure(.truncatedJSON)
+        case .otherShape: return .failure(.notAccessLog)  // a wanted field of another type
         }
-        return Self.connection(from: fields)
+    }
+
+    /// What Foundation's `JSONDecoder` makes of `object`: the reference the scanner is tested
+    /// and fuzzed against.
+    static func decodeWithFoundation(_ object: UnsafeRawBufferPointer) -> AccessLogFieldScanner.Outcome {
+        let data = object.baseAddress.map { Data(bytes: $0, count: object.count) } ?? Data()
+        do {
+            return .fields(try JSONDecoder().decode(Fields.self, from: data))
+        } catch DecodingError.dataCorrupted {
+            return .invalidJSON
+        } catch {
+            return .otherShape
+        }
     }
 
     /// The same for a line held as a String (tests, fixtures).
@@ -127,16 +136,15 @@ public struct AccessLogLineReader {
         return copy.withUTF8 { read(UnsafeRawBufferPointer($0)) }
     }
 
-    static func connection(from fields: Fields) -> Result<LoggedConnection, SkippedLogLine> {
+    static func connection(from fields: Fields, memo: Memo = Memo()) -> Result<LoggedConnection, SkippedLogLine> {
         // An access-log record says when and where; another tool's JSON says neither.
         guard fields.startTime != nil || fields.upstreamCluster != nil,
               fields.downstreamLocalAddress != nil || fields.authority != nil || fields.requestedServerName != nil
         else { return .failure(.notAccessLog) }
 
         let startTime = fields.startTime.flatMap { RFC3339.epochMilliseconds(parsing: $0) }
-        let denied = fields.upstreamCluster == "BlackHoleCluster"
-            || (fields.responseFlags?.split(separator: ",").contains("NR") ?? false)
-        let original = fields.downstreamLocalAddress.flatMap(Self.splitAddress)
+        let denied = fields.upstreamCluster == "BlackHoleCluster" || (fields.responseFlags.map(Self.hasNoRouteFlag) ?? false)
+        let original = fields.downstreamLocalAddress.flatMap(memo.address)
         if let text = fields.downstreamLocalAddress, !text.isEmpty, text != "-", original == nil {
             return .failure(.noDestination)
         }
@@ -146,19 +154,19 @@ public struct AccessLogLineReader {
             _ raw: String?, _ make: (String) -> LoggedConnection.Traffic, port: Int?, tunnel: Bool = false
         ) -> Result<LoggedConnection, SkippedLogLine> {
             guard let raw, raw != "-" else { return .failure(.noDestination) }
-            let host = Registry.normaliseHost(raw)
-            guard !host.isEmpty else { return .failure(.noDestination) }
-            let literal = IPAddress(host)
-            // A name a ServiceEntry can hold, but never a wildcard: a client must not be able
-            // to write `Host: *.example.com` and have a wildcard learned from it.
-            guard literal != nil || (ServiceEntry.hostProblem(host) == nil && !host.utf8.contains(UInt8(ascii: "*")))
-            else { return .failure(.invalidHost) }
+            let host: String
+            let literal: IPAddress?
+            switch memo.host(raw) {
+            case .empty: return .failure(.noDestination)
+            case .invalid: return .failure(.invalidHost)
+            case .name(let name): (host, literal) = (name, nil)
+            case .literal(let address): (host, literal) = (address.description, address)
+            }
             guard let port else { return .failure(.noDestination) }
             // A tunnel goes where its target says; anything else was dialled at the original destination.
-            let destination = tunnel ? (literal?.unmappedIPv4 ?? original?.address) : original?.address
+            let destination = tunnel ? (literal ?? original?.address) : original?.address
             return .success(LoggedConnection(
-                traffic: make(literal.map { $0.unmappedIPv4.description } ?? host), destination: destination, port: port,
-                startTime: startTime, wasDenied: denied))
+                traffic: make(host), destination: destination, port: port, startTime: startTime, wasDenied: denied))
         }
 
         if fields.method == "CONNECT" {
@@ -213,6 +221,69 @@ public struct AccessLogLineReader {
         }
         guard !host.isEmpty, portText.utf8.count <= 5, let port = Int(portText), (1...65535).contains(port) else { return nil }
         return (String(host), port)
+    }
+
+    /// `NR` among Envoy's comma-separated flags (`NR`, `UF,NR`), without splitting them.
+    static func hasNoRouteFlag(_ flags: String) -> Bool {
+        var previous: UInt8 = UInt8(ascii: ",")
+        var matched = 0  // bytes of "NR" matched at the start of the current flag
+        for byte in flags.utf8 {
+            if byte == UInt8(ascii: ",") {
+                if matched == 2 { return true }
+                matched = 0
+            } else if matched == 0 && previous == UInt8(ascii: ",") && byte == UInt8(ascii: "N") {
+                matched = 1
+            } else if matched == 1 && byte == UInt8(ascii: "R") {
+                matched = 2
+            } else {
+                matched = 3  // anything else in this flag
+            }
+            previous = byte
+        }
+        return matched == 2
+    }
+
+    /// What a Host, SNI or tunnel host turned out to be.
+    enum HostVerdict {
+        case empty
+        case invalid
+        case name(String)
+        case literal(IPAddress)
+    }
+
+    /// Answers for the strings a log repeats on nearly every line (the same hosts, the same
+    /// few destination addresses), so each is normalised and validated once. Bounded: when it
+    /// holds `limit` answers it starts again.
+    final class Memo {
+        static let limit = 1 << 16
+        private var addresses: [String: (address: IPAddress, port: Int)?] = [:]
+        private var hosts: [String: HostVerdict] = [:]
+
+        func address(_ text: String) -> (address: IPAddress, port: Int)? {
+            if let known = addresses[text] { return known }
+            if addresses.count >= Self.limit { addresses.removeAll(keepingCapacity: true) }
+            let answer = AccessLogLineReader.splitAddress(text)
+            addresses[text] = .some(answer)
+            return answer
+        }
+
+        func host(_ raw: String) -> HostVerdict {
+            if let known = hosts[raw] { return known }
+            if hosts.count >= Self.limit { hosts.removeAll(keepingCapacity: true) }
+            let answer = AccessLogLineReader.judge(host: raw)
+            hosts[raw] = answer
+            return answer
+        }
+    }
+
+    static func judge(host raw: String) -> HostVerdict {
+        let host = Registry.normaliseHost(raw)
+        if host.isEmpty { return .empty }
+        if let literal = IPAddress(host) { return .literal(literal.unmappedIPv4) }
+        // A name a ServiceEntry can hold, but never a wildcard: a client must not be able to
+        // write `Host: *.example.com` and have a wildcard learned from it.
+        guard ServiceEntry.hostProblem(host) == nil, !host.utf8.contains(UInt8(ascii: "*")) else { return .invalid }
+        return .name(host)
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool {

@@ -7,7 +7,11 @@ extension RFC3339 {
     /// Arithmetic, like the writer: a log holds a timestamp per line and a date formatter per
     /// line would cost more than the rest of the line's parsing.
     public static func epochMilliseconds(parsing text: some StringProtocol) -> Int64? {
-        let bytes = Array(text.utf8)
+        var copy = String(text)
+        return copy.withUTF8 { epochMilliseconds(utf8: $0) }
+    }
+
+    static func epochMilliseconds(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         var index = 0
         func digits(_ count: Int) -> Int? {
             guard index + count <= bytes.count else { return nil }
