@@ -74,6 +74,24 @@ final class LearnRegistryTests: XCTestCase {
                        "a TCP port is learned for its address only, not for every address")
     }
 
+    /// The sidecar's own log from tests/e2e/cases/75-learn.sh (ALLOW_ANY traffic, then the
+    /// REGISTRY_ONLY run with its 502 and closed denials), as the e2e suite wrote it.
+    func testRealSidecarLogFromTheEndToEndSuite() throws {
+        let log = try RegistryFixtures.text("learn/e2e-sidecar-access.log")
+        let (learner, learned) = learn(log)
+        XCTAssertEqual(learner.lines, 20)
+        XCTAssertEqual(learner.traffic.learnedLines, 20)
+        XCTAssertEqual(learner.traffic.deniedLines, 4)
+        XCTAssertEqual(learned.entries.map(\.name), [
+            "aliyun.com", "www.aliyun.com", "v6.aliyun.test", "spoof-target.test", "static-backend.test",
+            "unregistered.test", "ip-192-0-2-31", "ip-192-0-2-33", "ip-192-0-2-34", "ip-2001-db8--30",
+        ])
+        let registry = load(learned.yaml())
+        let all = connections(log)
+        XCTAssertEqual(all.count, 20)
+        for connection in all { XCTAssertTrue(registry.allows(connection), "\(connection)") }
+    }
+
     func testWhatEachKindOfTrafficBecomes() throws {
         let learned = learn(Self.mixedLog).learned
         func entry(_ name: String) throws -> LearnedRegistry.Entry {
