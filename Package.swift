@@ -11,6 +11,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
+        // For tools beside the package (Fuzz/, Benchmarks/) and future ones: the pure core
+        // (parsers, registry, decisions, log records) and the SwiftNIO data path.
+        .library(name: "SluiceCore", targets: ["SluiceCore"]),
+        .library(name: "SluiceProxy", targets: ["SluiceProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

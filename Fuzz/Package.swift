@@ -2,10 +2,10 @@
 // libFuzzer targets for Sluice's hostile-input parsers. Kept out of the root package so that
 // `swift build` / `swift test` there never see the fuzzer flags. Build and run with `scripts/fuzz`.
 //
-// SluiceCore is compiled here from the root package's sources (Sources/SluiceCore is a symlink
-// to ../../Sources/SluiceCore): the root package exports no library product, and a package can
-// only use another package's products. The parsers are therefore instrumented for coverage, as
-// libFuzzer needs, while the root package's own build is untouched.
+// SluiceCore comes from the root package by path (its SluiceCore library product). The
+// -sanitize=fuzzer,address flags that scripts/fuzz passes apply to every Swift target of this
+// build, dependencies included, so the parsers are instrumented for coverage as libFuzzer
+// needs, while the root package's own build is untouched.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -18,7 +18,7 @@ func fuzzTarget(_ name: String) -> Target {
     .executableTarget(
         name: name,
         dependencies: [
-            "SluiceCore", "FuzzSupport",
+            .product(name: "SluiceCore", package: "sluice"), "FuzzSupport",
             .product(name: "NIOCore", package: "swift-nio"),
         ],
         swiftSettings: strict
@@ -29,19 +29,11 @@ let package = Package(
     name: "sluice-fuzz",
     platforms: [.macOS(.v14)],
     dependencies: [
-        // The same packages and versions as ../Package.swift, which SluiceCore needs.
+        // Named: a path dependency's identity is its folder's name, which differs by checkout.
+        .package(name: "sluice", path: ".."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        .target(
-            name: "SluiceCore",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Yams", package: "Yams"),
-            ],
-            swiftSettings: strict
-        ),
         .target(name: "CLibFuzzer"),
         .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], swiftSettings: strict),
         fuzzTarget("FuzzClientHello"),

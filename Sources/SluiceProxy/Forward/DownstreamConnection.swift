@@ -32,6 +32,19 @@ struct DownstreamConnection: Sendable {
     }
 }
 
+extension DownstreamConnection {
+    /// A new access-log record for traffic on this connection: where it started, where the
+    /// client was going and who it is. A connection's record starts with the connection
+    /// (`startMillis`); an HTTP request's with the request (pass `wallClockMillis()`).
+    func newRecord(startTime: Int64? = nil) -> AccessLogRecord {
+        var record = AccessLogRecord()
+        record.startTime = startTime ?? self.startMillis
+        record.downstreamLocalAddress = self.destinationText
+        record.downstreamRemoteAddress = self.remoteText
+        return record
+    }
+}
+
 extension NIODeadline {
     /// Whole milliseconds since `self`.
     var millisecondsElapsed: Int64 {

@@ -40,18 +40,14 @@ struct TCPForwarder {
             self.runtime.metrics.auditDenied(
                 self.serverName == nil ? .tcp : .tls, host: self.serverName ?? self.connection.destinationText)
         }
-        let loop = downstream.eventLoop
-        let connect = self.runtime.connector.connect(
+        self.runtime.connector.connect(
             target: target,
             gateway: self.config.gateway,
-            eventLoop: loop,
-            connectTimeout: .init(self.config.limits.connectTimeout),
-            initializer: { _ in loop.makeSucceededVoidFuture() }
-        )
-        connect.assumeIsolated().whenComplete { result in
+            eventLoop: downstream.eventLoop,
+            connectTimeout: .init(self.config.limits.connectTimeout)
+        ) { result in
             switch result {
-            case .failure(let error):
-                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+            case .failure(let failure):
                 self.runtime.logger.warning(
                     "upstream connect failed for \(self.connection.destinationText)",
                     metadata: ["error": "\(failure)", "cluster": "\(self.decision.cluster)"]
@@ -116,15 +112,12 @@ struct TCPForwarder {
 
     /// The fields every TCP record shares.
     private func record(upstream: SocketAddress?, upstreamLocal: SocketAddress?) -> AccessLogRecord {
-        var record = AccessLogRecord()
-        record.startTime = self.connection.startMillis
+        var record = self.connection.newRecord()
         record.responseCode = 0
         record.upstreamHost = upstream?.logDescription
         record.upstreamLocalAddress = upstreamLocal?.logDescription
         record.upstreamCluster = self.decision.cluster
         record.routeName = self.decision.routeName
-        record.downstreamLocalAddress = self.connection.destinationText
-        record.downstreamRemoteAddress = self.connection.remoteText
         record.requestedServerName = self.serverName
         if self.decision.audited { record.istioPolicyStatus = Decision.auditDeniedStatus }
         return record

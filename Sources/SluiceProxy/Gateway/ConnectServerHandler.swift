@@ -26,7 +26,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
     private var state = State.idle
-    private var record = AccessLogRecord()
+    private var record: AccessLogRecord
     private var decision: Decision?
 
     init(
@@ -41,6 +41,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.hold = hold
         self.decoder = decoder
         self.encoder = encoder
+        self.record = connection.newRecord()
     }
 
     /// Installs the EOF hold, decoder, encoder and this handler on a fresh gateway connection.
@@ -118,13 +119,10 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             context.close(promise: nil)
             return
         }
-        self.record.startTime = self.connection.startMillis
         self.record.method = head.method.rawValue
         self.record.authority = head.uri
         self.record.protocol = "HTTP/\(head.version.major).\(head.version.minor)"
         self.record.userAgent = head.headers.first(name: "user-agent")
-        self.record.downstreamLocalAddress = self.connection.destinationText
-        self.record.downstreamRemoteAddress = self.connection.remoteText
         self.record.requestId = head.headers.first(name: "x-request-id")
 
         guard head.method == .CONNECT else {
@@ -165,21 +163,16 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         self.hold.hold()
         self.state = .beganConnecting
-        let loop = context.eventLoop
-        let contextBound = NIOLoopBound(context, eventLoop: loop)
         self.runtime.connector.connect(
             target: target,
             gateway: nil,
-            eventLoop: loop,
-            connectTimeout: .init(config.limits.connectTimeout),
-            initializer: { _ in loop.makeSucceededVoidFuture() }
-        ).assumeIsolated().whenComplete { result in
-            let context = contextBound.value
+            eventLoop: context.eventLoop,
+            connectTimeout: .init(config.limits.connectTimeout)
+        ) { result in
             switch result {
             case .success(let upstream):
                 self.connectSucceeded(upstream, context: context)
-            case .failure(let error):
-                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+            case .failure(let failure):
                 self.state = .upgradeFailed
                 self.record.responseCode = 503
                 self.record.responseFlags.insert(failure.responseFlag)

@@ -255,14 +255,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let config = self.runtime.config
         if config.identity !== self.configIdentity { self.adopt(config) }
         let target = head.string(head.target)
-        var record = AccessLogRecord()
-        record.startTime = wallClockMillis()
+        var record = self.connection.newRecord(startTime: wallClockMillis())
         record.method = head.methodString
         record.path = target
         record.protocol = head.versionMinor == 0 ? "HTTP/1.0" : "HTTP/1.1"
         record.userAgent = head.userAgent.map(head.string)
-        record.downstreamLocalAddress = self.connection.destinationText
-        record.downstreamRemoteAddress = self.connection.remoteText
         let incomingID = head.hasRequestID ? head.firstValue("x-request-id").map(head.string) : nil
         let generatedID = incomingID == nil ? makeRequestID() : nil
         record.requestID = incomingID.map { .text($0) } ?? generatedID.map { .generated($0) }
@@ -410,23 +407,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         config: ActiveConfig,
         context: ChannelHandlerContext
     ) {
-        let loop = context.eventLoop
-        let future = self.runtime.connector.connect(
+        let responseLimits = self.limits.framer
+        self.runtime.connector.connect(
             target: target,
             gateway: config.gateway,
-            eventLoop: loop,
-            connectTimeout: .init(config.limits.connectTimeout),
-            initializer: { channel in channel.eventLoop.makeSucceededVoidFuture() }
-        )
-        let responseLimits = self.limits.framer
-        future.assumeIsolated().whenComplete { result in
+            eventLoop: context.eventLoop,
+            connectTimeout: .init(config.limits.connectTimeout)
+        ) { result in
             guard self.exchange === exchange, let context = self.context else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
             }
             switch result {
-            case .failure(let error):
-                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+            case .failure(let failure):
                 self.runtime.logger.warning(
                     "upstream connect failed",
                     metadata: ["authority": "\(exchange.record.authority ?? "-")", "error": "\(failure)"]
@@ -584,21 +577,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         exchange.phase = .connecting([])
-        let loop = context.eventLoop
         self.runtime.connector.connect(
             target: upstreamTarget,
             gateway: config.gateway,
-            eventLoop: loop,
-            connectTimeout: .init(config.limits.connectTimeout),
-            initializer: { _ in loop.makeSucceededVoidFuture() }
-        ).assumeIsolated().whenComplete { result in
+            eventLoop: context.eventLoop,
+            connectTimeout: .init(config.limits.connectTimeout)
+        ) { result in
             guard self.exchange === exchange, let context = self.context else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
             }
             switch result {
-            case .failure(let error):
-                let failure = error as? UpstreamError ?? .connectFailed("\(error)")
+            case .failure(let failure):
                 exchange.phase = .failed
                 exchange.record.upstreamTransportFailureReason = failure.transportFailureReason
                 self.respondLocally(exchange, status: .serviceUnavailable, flag: failure.responseFlag, body: "", context: context, closeAfter: true)
@@ -970,10 +960,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// An exchange for an answer we give before any request head was read (400, 408, 431).
     private func makeLocalExchange() -> HTTPExchange {
-        var record = AccessLogRecord()
-        record.startTime = wallClockMillis()
-        record.downstreamLocalAddress = self.connection.destinationText
-        record.downstreamRemoteAddress = self.connection.remoteText
+        let record = self.connection.newRecord(startTime: wallClockMillis())
         let exchange = HTTPExchange(phase: .failed, record: record, versionMinor: 1, keepAlive: false, isHEAD: false)
         self.exchange = exchange
         return exchange

@@ -6,6 +6,25 @@ import SluiceCore
 /// The sidecar's capture listener (127.0.0.1:15001 and [::1]:15001): every connection the
 /// iptables rules redirected arrives here. It recovers the original destination, refuses
 /// loops, and hands the connection to the sniffer.
+///
+/// The whole outbound path, in the order a connection meets it (what linkerd's `mk_sidecar`
+/// shows in one function):
+///
+/// 1. **accept** — `bind`: sluice-init's REDIRECT brought the app's connection here.
+/// 2. **admit** — `ConnectionTracker.admit`: counted, refused while draining.
+/// 3. **original destination** — `OriginalDestination.read` (`SO_ORIGINAL_DST`).
+/// 4. **loop guard** — `isSameEndpoint`: a connection addressed to this listener was not redirected.
+/// 5. **decide before reading** — `Policy.decideBeforeReading`: an opaque port is forwarded at
+///    once (`TCPForwarder`), so server-first protocols work.
+/// 6. **sniff** — `SniffHandler` + `ProtocolDetector`: TLS (SNI), HTTP/1 or opaque, bounded in
+///    bytes and time.
+/// 7. **decide** — `Policy.decide`: TLS and opaque once per connection (`TCPForwarder`), HTTP once
+///    per request (`HTTPProxyPipeline` → `HTTPProxyHandler`); an app's CONNECT by
+///    `Policy.decide(tunnelTo:)`.
+/// 8. **forward** — `UpstreamConnector.connect`: direct (original destination, DNS, endpoints)
+///    or through the egress gateway (istio or CONNECT); `GlueHandler` joins the two channels.
+/// 9. **log and count** — `ProxyRuntime.completedRequest` / `completedConnection`: one JSON
+///    access-log line and Istio's metrics per request or connection.
 enum OutboundListener {
     /// Binds one address; a failure is a `ListenerBindError` naming it. Callers treat an
     /// IPv6 bind failure as "no IPv6 in this pod".
@@ -32,6 +51,8 @@ enum OutboundListener {
             .bind("outbound", host: host, port: port)
     }
 
+    /// Steps 2–5 of the path above for one accepted connection; steps 6–9 follow in the
+    /// handlers `route` installs.
     static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
         do {
             try runtime.connections.admit(channel, runtime: runtime)

@@ -70,23 +70,32 @@ struct UpstreamConnector: Sendable {
         }
     }
 
-    /// Connects to the first address that accepts, then (for a `connect` gateway) opens the
-    /// tunnel to `authority`.
+    /// The one way every path dials upstream: connects to the first address that accepts,
+    /// then (for a `connect` gateway) opens the tunnel to `authority`, and reports the outcome
+    /// on `eventLoop` with every failure as an `UpstreamError` (what the access log's flags
+    /// and the local reply are made from). `completion` runs on the loop, so a handler may
+    /// touch its own state from it.
     func connect(
         target: UpstreamTarget,
         gateway: EgressGatewayConfig?,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
-        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+        completion: @escaping (Result<UpstreamConnection, UpstreamError>) -> Void
+    ) {
+        self.dial(target: target, gateway: gateway, eventLoop: eventLoop, connectTimeout: connectTimeout)
+            .assumeIsolated().whenComplete { result in
+                completion(result.mapError { $0 as? UpstreamError ?? .connectFailed("\($0)") })
+            }
+    }
+
+    private func dial(
+        target: UpstreamTarget,
+        gateway: EgressGatewayConfig?,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount
     ) -> EventLoopFuture<UpstreamConnection> {
         self.addresses(for: target, gateway: gateway, on: eventLoop).flatMap { addresses in
-            self.connectInOrder(
-                addresses[...],
-                eventLoop: eventLoop,
-                connectTimeout: connectTimeout,
-                lastError: nil,
-                initializer: initializer
-            )
+            self.connectInOrder(addresses[...], eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: nil)
         }.flatMap { connection in
             guard case .gateway(let authority, _, .connect) = target else {
                 return eventLoop.makeSucceededFuture(connection)
@@ -111,8 +120,7 @@ struct UpstreamConnector: Sendable {
         _ addresses: ArraySlice<SocketAddress>,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
-        lastError: UpstreamError?,
-        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+        lastError: UpstreamError?
     ) -> EventLoopFuture<UpstreamConnection> {
         guard let address = addresses.first else {
             return eventLoop.makeFailedFuture(lastError ?? UpstreamError.noHealthyUpstream)
@@ -125,7 +133,6 @@ struct UpstreamConnector: Sendable {
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.autoRead, value: false)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer(initializer)
             .connect(to: address)
             .map { channel in
                 metrics.upstreamConnected(milliseconds: Double((NIODeadline.now() - started).nanoseconds) / 1_000_000)
@@ -144,13 +151,7 @@ struct UpstreamConnector: Sendable {
                         metadata: ["address": "\(address.logDescription)", "error": "\(failure)"]
                     )
                 }
-                return self.connectInOrder(
-                    rest,
-                    eventLoop: eventLoop,
-                    connectTimeout: connectTimeout,
-                    lastError: failure,
-                    initializer: initializer
-                )
+                return self.connectInOrder(rest, eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: failure)
             }
     }
 }
