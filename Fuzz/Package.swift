@@ -49,5 +49,6 @@ let package = Package(
         fuzzTarget("FuzzRegistryLoader"),
         fuzzTarget("FuzzConfig"),
         fuzzTarget("FuzzHTTP1"),
+        fuzzTarget("FuzzAccessLogLine"),
     ]
 )
