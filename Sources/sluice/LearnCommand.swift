@@ -79,7 +79,8 @@ struct LearnCommand: ParsableCommand {
         let learned = LearnedRegistry(
             learner.traffic,
             options: .init(foldThreshold: fold, minCount: minCount, takenNames: takenNames))
-        var header = ["Written by `sluice learn` from \(logs.joined(separator: " ")): review before applying, every entry allows traffic."]
+        let sources = logs.map { $0 == "-" ? "stdin" : $0 }.joined(separator: " ")
+        var header = ["Written by `sluice learn` from \(sources): review before applying, every entry allows traffic."]
         if let first = learner.traffic.firstSeen, let last = learner.traffic.lastSeen {
             header.append("Traffic seen from \(RFC3339.string(epochMilliseconds: first)) to \(RFC3339.string(epochMilliseconds: last)).")
         }

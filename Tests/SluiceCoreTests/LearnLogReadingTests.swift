@@ -252,6 +252,7 @@ final class LearnLogReadingTests: XCTestCase {
         // The rest of the "abc…" line arrives in 64 KiB pieces: a megabyte without a newline.
         for start in stride(from: 0, to: huge.count, by: 65_536) {
             huge[start..<start + 65_536].withUnsafeBytes { splitter.feed($0) { out.append(String(decoding: $0, as: UTF8.self)) } }
+            XCTAssertLessThanOrEqual(splitter.heldBytes, 16, "memory for one line stays within the limit")
         }
         "\n0123456789abcdef\n0123456789abcdefg\nok".utf8.withContiguousStorageIfAvailable {
             splitter.feed(UnsafeRawBufferPointer($0)) { out.append(String(decoding: $0, as: UTF8.self)) }
@@ -261,17 +262,18 @@ final class LearnLogReadingTests: XCTestCase {
         XCTAssertEqual(splitter.overlongLines, 2)
     }
 
-    /// 100,000 lines over 40 hosts and 10 addresses, fed in odd-sized chunks the way a file
+    /// 40,000 lines (20 MB) over 40 hosts and 10 addresses, fed in odd-sized chunks the way a file
     /// is read: the tally holds 50 destinations, whatever the number of lines. (Peak RSS for
     /// a million lines is measured by bench/learn.)
     func testLargeStreamIsTalliedByDestinationNotByLine() {
         var log: [UInt8] = []
-        let lines = 100_000
+        let lines = 40_000
         var learner = AccessLogLearner()
         var fed = 0
         func flush(force: Bool) {
             guard force || log.count > 1_000_003 else { return }
             log.withUnsafeBytes { learner.feed($0) }
+            XCTAssertLessThanOrEqual(learner.heldLineBytes, 1 << 20)
             fed += log.count
             log.removeAll(keepingCapacity: true)
         }
@@ -290,12 +292,27 @@ final class LearnLogReadingTests: XCTestCase {
         flush(force: true)
         learner.endOfStream()
         XCTAssertEqual(learner.lines, lines)
-        XCTAssertEqual(learner.traffic.learnedLines, 75_000)
+        XCTAssertGreaterThan(fed, 19_000_000, "tens of megabytes, held a megabyte at a time")
+        XCTAssertEqual(learner.traffic.learnedLines, 30_000)
         XCTAssertEqual(learner.traffic.destinations.count, 50)
-        XCTAssertEqual(learner.skippedLines[.truncatedJSON], 100)
-        XCTAssertEqual(learner.skippedLines[.notJSON], 24_900)
+        XCTAssertEqual(learner.skippedLines[.truncatedJSON], 40)
+        XCTAssertEqual(learner.skippedLines[.notJSON], 9_960)
         XCTAssertEqual(learner.traffic.firstSeen, LearnFixtures.base)
         XCTAssertEqual(learner.traffic.lastSeen, LearnFixtures.base + Int64(lines - 2))
+    }
+
+    func testAHugeLineWithoutNewlineIsSkippedAndTheNextLineLearned() {
+        var learner = AccessLogLearner(maxLineBytes: 64 * 1024)
+        var chunk = [UInt8](repeating: UInt8(ascii: "{"), count: 1 << 20)
+        for _ in 0..<64 {  // 64 MiB of one line
+            chunk.withUnsafeBytes { learner.feed($0) }
+            XCTAssertLessThanOrEqual(learner.heldLineBytes, 64 * 1024)
+        }
+        chunk = Array(("\n" + LearnFixtures.tls("after.example.com", dst: "192.0.2.30:443")).utf8)
+        chunk.withUnsafeBytes { learner.feed($0) }
+        learner.endOfStream()
+        XCTAssertEqual(learner.skippedLines, [.overlong: 1])
+        XCTAssertEqual(learner.traffic.destinations.keys.first, .host("after.example.com"))
     }
 
     // MARK: Time

@@ -159,6 +159,11 @@ final class LearnRegistryTests: XCTestCase {
         XCTAssertTrue(yaml.contains("  location: MESH_EXTERNAL\n"))
     }
 
+    func testHeaderLinesCannotStartYAML() {
+        let yaml = learn(Self.mixedLog).learned.yaml(header: ["from evil\napiVersion: v1\rkind: Secret"])
+        XCTAssertTrue(yaml.hasPrefix("# from evil apiVersion: v1 kind: Secret\n---\n"), yaml)
+    }
+
     // MARK: --since and --min-count
 
     func testSinceLeavesOutOlderLines() {

@@ -60,6 +60,9 @@ public struct AccessLogLearner {
     /// Lines skipped for being longer than the line limit.
     public var overlongLines: Int { splitter.overlongLines }
 
+    /// Bytes of an unfinished line held between chunks (at most the line limit).
+    public var heldLineBytes: Int { splitter.heldBytes }
+
     /// Every skip reason with its count, the overlong lines included.
     public var skippedLines: [SkippedLogLine: Int] {
         var all = skipped
@@ -95,7 +98,7 @@ public struct AccessLogLearner {
         var read = "\(lines + overlongLines) lines read from \(streams) log\(streams == 1 ? "" : "s"): \(traffic.learnedLines) learned"
         if traffic.deniedLines > 0 { read += " (\(traffic.deniedLines) of them denied when logged)" }
         if alreadyAllowed > 0 { read += ", \(alreadyAllowed) already allowed by the registry" }
-        if beforeSince > 0 { read += ", \(beforeSince) before --since" }
+        if beforeSince > 0 { read += ", \(beforeSince) before --since (or undated)" }
         read += ", \(skippedTotal) skipped"
         if skippedTotal > 0 {
             let reasons = SkippedLogLine.allCases.compactMap { reason in

@@ -12,7 +12,9 @@ extension LearnedRegistry {
     /// needs escaping.
     public func yaml(header: [String] = []) -> String {
         var out = ""
-        for line in header { out += "# \(line)\n" }
+        // A header line is the caller's text (file names): no control character may end the
+        // comment and start YAML of its own.
+        for line in header { out += "# " + String(line.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) }) + "\n" }
         for entry in entries {
             out += "---\n"
             out += Self.summaryComment(entry)

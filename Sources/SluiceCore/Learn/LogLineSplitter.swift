@@ -12,6 +12,9 @@ public struct LogLineSplitter: Sendable {
 
     /// The start of a line whose end has not arrived yet.
     private var carry: [UInt8] = []
+
+    /// Bytes of an unfinished line held between chunks: never more than `maxLineBytes`.
+    public var heldBytes: Int { carry.count }
     /// True while skipping the rest of an overlong line.
     private var skippingOverlong = false
 
