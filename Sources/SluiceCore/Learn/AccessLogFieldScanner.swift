@@ -40,7 +40,7 @@ enum AccessLogFieldScanner {
     /// The wanted keys, as bytes; `set` says where each value goes.
     private static let keys: [[UInt8]] = [
         "start_time", "method", "protocol", "authority", "requested_server_name", "downstream_local_address",
-        "upstream_cluster", "response_flags",
+        "upstream_cluster", "response_flags", "istio_policy_status",
     ].map { Array($0.utf8) }
 
     private static func set(_ key: Int, _ value: String?, in fields: inout AccessLogLineReader.Fields) {
@@ -52,7 +52,8 @@ enum AccessLogFieldScanner {
         case 4: fields.requestedServerName = value
         case 5: fields.downstreamLocalAddress = value
         case 6: fields.upstreamCluster = value
-        default: fields.responseFlags = value
+        case 7: fields.responseFlags = value
+        default: fields.istioPolicyStatus = value
         }
     }
 

@@ -86,6 +86,7 @@ public struct AccessLogLineReader {
         var downstreamLocalAddress: String?
         var upstreamCluster: String?
         var responseFlags: String?
+        var istioPolicyStatus: String?
 
         enum CodingKeys: String, CodingKey {
             case startTime = "start_time"
@@ -96,6 +97,7 @@ public struct AccessLogLineReader {
             case downstreamLocalAddress = "downstream_local_address"
             case upstreamCluster = "upstream_cluster"
             case responseFlags = "response_flags"
+            case istioPolicyStatus = "istio_policy_status"
         }
     }
 
@@ -143,7 +145,9 @@ public struct AccessLogLineReader {
         else { return .failure(.notAccessLog) }
 
         let startTime = fields.startTime.flatMap { RFC3339.epochMilliseconds(parsing: $0) }
-        let denied = fields.upstreamCluster == "BlackHoleCluster" || (fields.responseFlags.map(Self.hasNoRouteFlag) ?? false)
+        let audited = fields.istioPolicyStatus == Decision.auditDeniedStatus
+        let denied = !audited
+            && (fields.upstreamCluster == "BlackHoleCluster" || (fields.responseFlags.map(Self.hasNoRouteFlag) ?? false))
         let original = fields.downstreamLocalAddress.flatMap(memo.address)
         if let text = fields.downstreamLocalAddress, !text.isEmpty, text != "-", original == nil {
             return .failure(.noDestination)
@@ -277,8 +281,10 @@ public struct AccessLogLineReader {
     }
 
     static func judge(host raw: String) -> HostVerdict {
-        let host = Registry.normaliseHost(raw)
-        if host.isEmpty { return .empty }
+        if raw.isEmpty { return .empty }
+        // The data path's own parser: what it refuses (userinfo, spaces, non-ASCII) the
+        // sidecar answered with 400, so no registry entry is learned from it.
+        guard let host = Authority(raw)?.host else { return .invalid }
         if let literal = IPAddress(host) { return .literal(literal.unmappedIPv4) }
         // A name a ServiceEntry can hold, but never a wildcard: a client must not be able to
         // write `Host: *.example.com` and have a wildcard learned from it.

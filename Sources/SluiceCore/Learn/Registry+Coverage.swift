@@ -1,32 +1,41 @@
+extension Policy {
+    /// The decision this policy makes on a connection read back from an access log, through
+    /// the same calls the data path makes (the listener's decision before reading, then the
+    /// one on the first bytes; a tunnel by its target). Nil when the line does not say enough
+    /// to decide: opaque TCP without its original destination.
+    ///
+    /// `sluice replay` and `sluice explain --log` ask it what a registry does with yesterday's
+    /// traffic; `sluice learn --registry` and the learn tests ask whether a registry allows it.
+    public func decide(_ logged: LoggedConnection) -> Decision? {
+        let port = logged.port
+        switch logged.traffic {
+        case .tunnel(let host):
+            return decide(tunnelTo: Authority(host: host, port: port))
+        case .http(let host):
+            // An HTTP request's Host decides unless the address alone already did.
+            let destination = logged.destination ?? Authority(host: host).address ?? .v4(0)
+            return decideBeforeReading(destination: destination, port: port)
+                ?? decide(ConnectionFacts(kind: .http(Authority(host: host)), destination: destination, port: port))
+        case .tls(let serverName):
+            let destination = logged.destination ?? .v4(0)
+            return decideBeforeReading(destination: destination, port: port)
+                ?? decide(ConnectionFacts(kind: .tls(serverName: serverName), destination: destination, port: port))
+        case .tcp:
+            guard let destination = logged.destination else { return nil }
+            return decideBeforeReading(destination: destination, port: port)
+                ?? decide(ConnectionFacts(kind: .tcp, destination: destination, port: port))
+        }
+    }
+}
+
 extension Registry {
-    /// True when this registry already allows `connection` under `REGISTRY_ONLY`: a
-    /// ServiceEntry matches it the way the sidecar's listeners match traffic (HTTP by Host on
-    /// HTTP ports, TLS by SNI on TLS ports, and by destination address on TCP ports; a tunnel
-    /// by its target on a port of any protocol).
+    /// True when this registry already allows `connection` under `REGISTRY_ONLY`, as the
+    /// sidecar's decision stage (`Policy`) decides it: there is no second copy of the rules.
     ///
     /// `sluice learn --registry` leaves such traffic out, and tests use it to prove that a
-    /// learned registry allows every line it was learned from. It follows the matching order
-    /// of `Policy.decide` with the registry's public lookups only.
+    /// learned registry allows every line it was learned from.
     public func allows(_ connection: LoggedConnection) -> Bool {
-        let port = connection.port
-        switch connection.traffic {
-        case .http(let host):
-            if lookup(host: host, port: port, families: [.http, .opaque]) != nil { return true }
-            if let literal = IPAddress(host), lookup(address: literal, port: port, families: [.http, .opaque]) != nil {
-                return true
-            }
-            guard let destination = connection.destination else { return false }
-            return lookup(address: destination, port: port, families: .opaque) != nil
-        case .tls(let serverName):
-            if lookup(host: serverName, port: port, families: [.tls, .opaque]) != nil { return true }
-            guard let destination = connection.destination else { return false }
-            return lookup(address: destination, port: port, families: [.tls, .opaque]) != nil
-        case .tcp:
-            guard let destination = connection.destination else { return false }
-            return lookup(address: destination, port: port) != nil
-        case .tunnel(let host):
-            if let literal = IPAddress(host) { return lookup(address: literal, port: port) != nil }
-            return lookup(host: host, port: port) != nil
-        }
+        guard let decision = Policy(mode: .registryOnly, registry: self, gateway: nil).decide(connection) else { return false }
+        return !decision.isDenied
     }
 }

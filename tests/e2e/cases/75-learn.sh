@@ -1,12 +1,17 @@
 # shellcheck shell=bash
-# `sluice learn` end to end: the migration from ALLOW_ANY to REGISTRY_ONLY.
+# `sluice learn` end to end: the migration to REGISTRY_ONLY without an outage
+# (audit mode, learn, replay, switch).
 #
 # Sourced by scripts/e2e after tests/e2e/lib.sh, on a fresh test network.
-# 1. Under ALLOW_ANY the app makes mixed traffic: HTTP by Host (v4 and v6, and
-#    one request whose Host is an IP), TLS by SNI, opaque TCP (v4 and v6).
+# 1. Under REGISTRY_ONLY in audit mode, with nothing registered, the app makes
+#    mixed traffic: HTTP by Host (v4 and v6, and one request whose Host is an
+#    IP), TLS by SNI, opaque TCP (v4 and v6); all of it passes, logged as
+#    would-be denials.
 # 2. `sluice learn` reads the sidecar's access log (split like a rotated log,
 #    the older half gzipped) and writes ServiceEntries; `sluice check` loads them.
-# 3. Under REGISTRY_ONLY with only the learned registry the same traffic passes,
+# 3. `sluice replay` says the learned registry would deny none of it (and the
+#    empty one, enforced, would deny it all); `explain --log` agrees on a line.
+# 4. Under REGISTRY_ONLY with only the learned registry the same traffic passes,
 #    and traffic the log never saw is denied (HTTP 502, TLS/TCP closed).
 
 # A directory of its own, readable by the sidecar's uid ($E2E_TMP is root's
@@ -29,23 +34,25 @@ learn_traffic() {
 	check "$phase: 1 MiB TCP echo to [$EXT_V6]:7000 round-trips" client echo "$EXT_V6" 7000 --keep-open
 }
 
-learn_from_allow_any() {
+learn_from_audit() {
 	local mark lines
 	LEARN_DIR=$(mktemp -d /tmp/sluice-e2e-learn.XXXXXX) || return 1
 	mkdir -p "$LEARN_DIR/registry"
-	section "ALLOW_ANY: the traffic to learn from"
-	if ! start_sidecar "$E2E_CONFIGS/allow-any.yaml" 2>"$E2E_TMP/start.err"; then
-		fail "sidecar started with configs/allow-any.yaml" "$(cat "$E2E_TMP/start.err")"
+	section "REGISTRY_ONLY in audit mode: the traffic to learn from"
+	if ! start_sidecar "$E2E_CONFIGS/audit-empty.yaml" 2>"$E2E_TMP/start.err"; then
+		fail "sidecar started with configs/audit-empty.yaml" "$(cat "$E2E_TMP/start.err")"
 		return 1
 	fi
 	mark=$(access_mark)
-	learn_traffic allow_any
+	learn_traffic audit
 	# Every record written (the last may trail the answer by a moment).
 	wait_until 3 _access_has "$mark" '.downstream_local_address == "['"$EXT_V6"']:7000"'
 	stop_sidecar
 	tail -n +"$((mark + 1))" "$ACCESS_LOG" >"$LEARN_DIR/access.log"
 	lines=$(wc -l <"$LEARN_DIR/access.log")
-	check "allow_any: the access log holds the traffic ($lines lines)" test "$lines" -ge 8
+	check "audit: the access log holds the traffic ($lines lines)" test "$lines" -ge 8
+	check_eq "audit: every line is a would-be denial (istio_policy_status audit_denied)" "$lines" \
+		"$(jq -c 'select(.istio_policy_status == "audit_denied")' "$LEARN_DIR/access.log" | wc -l)"
 
 	# As a rotated log: the older half gzipped, plus a line cut short and the
 	# proxy's own text, which learn must count and skip.
@@ -104,6 +111,30 @@ EOF
 		"$("$SLUICE_BIN" learn --registry "$LEARN_DIR/registry" "$LEARN_DIR/access.log" 2>/dev/null | grep 'kind: ServiceEntry')"
 }
 
+# sluice replay / explain --log: the audit log against a candidate config, before switching.
+replay_before_switching() {
+	local out
+	section "sluice replay"
+	out=$("$SLUICE_BIN" replay --config "$LEARN_DIR/sluice.yaml" "$LEARN_DIR/access.log" 2>&1)
+	if grep -qx "newly denied: 0 (let through in the log, denied by this configuration)" <<<"$out"; then
+		pass "replay: the learned registry would deny none of the audited traffic"
+	else
+		fail "replay: the learned registry would deny none of the audited traffic" "$out"
+	fi
+	out=$("$SLUICE_BIN" replay --config "$E2E_CONFIGS/audit-empty.yaml" --enforce "$LEARN_DIR/access.log" 2>&1)
+	if grep -q "^  [0-9]*	http aliyun.com:80$" <<<"$out" && grep -q "^  [0-9]*	tls www.aliyun.com:443$" <<<"$out"; then
+		pass "replay --enforce: switching audit off on the empty registry would newly deny aliyun.com:80 and www.aliyun.com:443"
+	else
+		fail "replay --enforce: switching audit off on the empty registry would newly deny aliyun.com:80 and www.aliyun.com:443" "$out"
+	fi
+	out=$("$SLUICE_BIN" explain --config "$LEARN_DIR/sluice.yaml" --log "$(grep -m1 '"authority":"aliyun.com"' "$LEARN_DIR/access.log")" 2>&1)
+	if grep -q "^decision: *allow" <<<"$out" && grep -q "^logged: *let through" <<<"$out"; then
+		pass "explain --log: an audited aliyun.com line is allowed by the learned registry"
+	else
+		fail "explain --log: an audited aliyun.com line is allowed by the learned registry" "$out"
+	fi
+}
+
 learned_registry_enforced() {
 	local mark
 	section "REGISTRY_ONLY with only the learned registry"
@@ -129,7 +160,7 @@ learn_cases() {
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
 		return
 	fi
-	learn_from_allow_any && learn_writes_a_registry && learned_registry_enforced
+	learn_from_audit && learn_writes_a_registry && replay_before_switching && learned_registry_enforced
 	if [[ -n $LEARN_DIR && -d $LEARN_DIR ]]; then
 		cp -r "$LEARN_DIR" "$E2E_TMP/learn"
 		rm -rf "$LEARN_DIR"
