@@ -42,5 +42,6 @@ let package = Package(
         fuzzTarget("FuzzConfig"),
         fuzzTarget("FuzzHTTP1"),
         fuzzTarget("FuzzAuthority"),
+        fuzzTarget("FuzzAccessLogLine"),
     ]
 )

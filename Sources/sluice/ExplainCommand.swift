@@ -8,7 +8,9 @@ struct ExplainCommand: ParsableCommand {
         abstract: "Show what the sidecar would do with a destination, and why.",
         discussion: """
             URL forms: http://host[:port]/path, tls://host:port, tcp://ip:port. \
-            For http and tls the destination IP is taken from --ip (default 0.0.0.0: unknown).
+            For http and tls the destination IP is taken from --ip (default 0.0.0.0: unknown). \
+            With --log LINE, explains one JSON access-log line instead: what this config does \
+            with the traffic it records, and whether that differs from what happened.
             """
     )
 
@@ -23,17 +25,21 @@ struct ExplainCommand: ParsableCommand {
 
     @OptionGroup var workload: WorkloadOptions
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Explain one access-log line (JSON, as the sidecar writes it) instead of a URL.", valueName: "line"))
+    var log: String?
+
     @Argument(help: "http://host[:port]/path, tls://host:port or tcp://ip:port")
-    var url: String
+    var url: String?
 
     func validate() throws {
         guard ProxyRole(rawValue: role) != nil else { throw ValidationError("--role must be sidecar or gateway, got \(role)") }
+        if (url == nil) == (log == nil) { throw ValidationError("give a URL or --log LINE, not both") }
     }
 
     func run() throws {
         let path = try resolveConfigPath(config)
         guard let destinationIP = IPAddress(ip) else { throw ValidationError("--ip: not an IP address: \(ip)") }
-        let target = try ExplainTarget.parse(url, defaultIP: destinationIP)
         let snapshot: SluiceSnapshot
         switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
         case .success(let loaded): snapshot = loaded
@@ -44,6 +50,11 @@ struct ExplainCommand: ParsableCommand {
         for diagnostic in snapshot.diagnostics where diagnostic.isError { printError("\(diagnostic)") }
         // The very decision stage the running proxy calls, built the way it builds it.
         let policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
+        if let log {
+            print(try ExplainTarget.explain(logLine: log, policy: policy))
+            return
+        }
+        let target = try ExplainTarget.parse(url ?? "", defaultIP: destinationIP)
         print(ExplainTarget.explain(target, policy: policy))
     }
 }
@@ -89,14 +100,37 @@ struct ExplainTarget {
         return render(decision: policy.decide(facts), facts: facts, policy: policy, note: nil)
     }
 
+    /// What the current config does with the traffic one access-log line records, beside what
+    /// the log says happened: a registry change tested against yesterday's traffic.
+    static func explain(logLine: String, policy: Policy) throws -> String {
+        let logged: LoggedConnection
+        switch AccessLogLineReader().read(logLine) {
+        case .success(let connection): logged = connection
+        case .failure(let reason): throw ValidationError("--log: not a usable access-log line: \(reason.rawValue)")
+        case nil: throw ValidationError("--log: the line is empty")
+        }
+        guard let decision = policy.decide(logged) else {
+            throw ValidationError("--log: the line has no original destination (downstream_local_address) to decide on")
+        }
+        let happened = logged.wasDenied ? "denied" : "let through"
+        return render(decision: decision, what: ReplaySummary.destination(logged), policy: policy, note: nil)
+            + "\nlogged:      \(happened)" + (logged.destination.map { " (original destination \($0))" } ?? "")
+            + ((!logged.wasDenied && decision.isDenied) ? "; this config would now deny it" : "")
+            + ((logged.wasDenied && !decision.isDenied) ? "; this config would now allow it" : "")
+    }
+
     static func render(decision: Decision, facts: ConnectionFacts, policy: Policy, note: String?) -> String {
-        var lines: [String] = []
         let what: String
         switch facts.kind {
         case .http(let authority): what = "http \(authority.host):\(facts.port)" + (authority.port.map { $0 == facts.port ? "" : " (Host names port \($0))" } ?? "")
         case .tls(let name): what = "tls \(name ?? "(no SNI)"):\(facts.port)"
         case .tcp: what = "tcp \(HostPort(address: facts.destination, port: facts.port))"
         }
+        return render(decision: decision, what: what, policy: policy, note: note)
+    }
+
+    static func render(decision: Decision, what: String, policy: Policy, note: String?) -> String {
+        var lines: [String] = []
         lines.append("destination: \(what)")
         lines.append("role:        \(policy.role.rawValue)")
         lines.append("mode:        \(policy.mode.rawValue)\(policy.audit ? " (audit)" : "")")
