@@ -24,6 +24,17 @@ struct ProxyOptions: ParsableArguments {
 
     @OptionGroup var workload: WorkloadOptions
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "Audit mode whatever the config says: REGISTRY_ONLY denials are logged and counted, not enforced. Also SLUICE_AUDIT=1 (what the sluice.io/audit pod annotation sets)."))
+    var audit = false
+
+    /// `--audit`, or `SLUICE_AUDIT` set to 1 or true.
+    var resolvedAudit: Bool {
+        if audit { return true }
+        let env = ProcessEnvironment.value("SLUICE_AUDIT")?.lowercased()
+        return env == "1" || env == "true"
+    }
+
     @Option(name: .customLong("outbound-port"), help: "Capture listener port (sidecar).")
     var outboundPort: Int = 15001
 

@@ -49,7 +49,7 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
 
     let runtime = ProxyRuntime(
         role: role,
-        config: ActiveConfig(snapshot: snapshot, role: role),
+        config: ActiveConfig(snapshot: snapshot, role: role, forceAudit: options.resolvedAudit),
         accessLog: accessLog,
         logger: logger,
         logLevel: levelBox
@@ -67,7 +67,7 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         ports: options.ports,
         concurrency: options.concurrency ?? System.coreCount
     )
-    let watcher = ConfigWatcher(configPath: path, runtime: runtime)
+    let watcher = ConfigWatcher(configPath: path, runtime: runtime, forceAudit: options.resolvedAudit)
     let group = ServiceGroup(
         configuration: .init(
             services: [

@@ -50,9 +50,10 @@ public struct SluiceSnapshot: Sendable {
 
     /// The decision stage for `role` built from this snapshot. The mode defaults as Istio's
     /// do: ALLOW_ANY at a sidecar, REGISTRY_ONLY at a gateway (which serves registered hosts only).
-    public func policy(role: ProxyRole) -> Policy {
+    /// `forceAudit` (the `--audit` flag, a pod's annotation) turns audit on whatever the file says.
+    public func policy(role: ProxyRole, forceAudit: Bool = false) -> Policy {
         let mode = config.mode ?? (role == .gateway ? .registryOnly : .allowAny)
-        return Policy(mode: mode, registry: registry, gateway: config.egressGateway, role: role, audit: config.audit)
+        return Policy(mode: mode, registry: registry, gateway: config.egressGateway, role: role, audit: config.audit || forceAudit)
     }
 
     /// Loads the config at `configPath`, then every registry file it names.

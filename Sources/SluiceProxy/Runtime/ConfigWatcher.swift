@@ -28,16 +28,22 @@ public final class ConfigWatcher: Service, Sendable {
     private let runtime: ProxyRuntime
     private let interval: Duration
     private let maxDelay: Duration
+    private let forceAudit: Bool
 
     /// - Parameters:
     ///   - configPath: the config file as given on the command line.
     ///   - interval: how often to look for changes.
     ///   - maxDelay: the longest a change waits for the files to settle.
-    public init(configPath: String, runtime: ProxyRuntime, interval: Duration = .milliseconds(500), maxDelay: Duration = .seconds(10)) {
+    ///   - forceAudit: `--audit`: every configuration applied keeps audit mode on.
+    public init(
+        configPath: String, runtime: ProxyRuntime, interval: Duration = .milliseconds(500), maxDelay: Duration = .seconds(10),
+        forceAudit: Bool = false
+    ) {
         self.configPath = configPath
         self.runtime = runtime
         self.interval = interval
         self.maxDelay = maxDelay
+        self.forceAudit = forceAudit
     }
 
     /// Watches until graceful shutdown.
@@ -95,7 +101,7 @@ public final class ConfigWatcher: Service, Sendable {
         let old = self.runtime.config
         switch SluiceSnapshot.load(configPath: self.configPath, namespace: old.snapshot.namespace, previous: old.snapshot) {
         case .success(let snapshot):
-            self.runtime.update(ActiveConfig(snapshot: snapshot, role: self.runtime.role))
+            self.runtime.update(ActiveConfig(snapshot: snapshot, role: self.runtime.role, forceAudit: self.forceAudit))
             self.runtime.metrics.configReloaded(success: true)
             self.runtime.metrics.registrySize(snapshot.registry.entries.count)
             self.runtime.metrics.registryRejected(snapshot.rejectedObjects)

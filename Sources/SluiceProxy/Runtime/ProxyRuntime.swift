@@ -16,10 +16,11 @@ public final class ActiveConfig: Sendable {
     /// so an idle connection does not keep a replaced registry alive.)
     let identity = ConfigIdentity()
 
-    /// Builds the policy for a role (the gateway never forwards to another gateway).
-    public init(snapshot: SluiceSnapshot, role: ProxyRole) {
+    /// Builds the policy for a role (the gateway never forwards to another gateway);
+    /// `forceAudit` keeps audit mode on whatever the config file says (`--audit`).
+    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false) {
         self.snapshot = snapshot
-        self.policy = snapshot.policy(role: role)
+        self.policy = snapshot.policy(role: role, forceAudit: forceAudit)
     }
 
     var limits: Limits { self.snapshot.config.limits }

@@ -38,6 +38,18 @@ audit_off_is_a_hot_reload() {
 	check "audit off: the sidecar kept running" sidecar_alive
 }
 
+# --audit (SLUICE_AUDIT=1, set from a pod's annotation) keeps audit on whatever the file says.
+audit_flag_overrides_the_config() {
+	section "sidecar with configs/registry-only-empty.yaml --audit"
+	if ! start_sidecar "$E2E_CONFIGS/registry-only-empty.yaml" --audit 2>"$E2E_TMP/start.err"; then
+		fail "--audit: the sidecar started" "$(cat "$E2E_TMP/start.err")"
+		return
+	fi
+	check_eq "--audit: http://unregistered.test is let through on a REGISTRY_ONLY config (200)" 200 \
+		"$(app_status http://unregistered.test/)"
+	stop_sidecar
+}
+
 audit_cases() {
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
@@ -55,6 +67,7 @@ audit_cases() {
 		fail "audit: the sidecar started" "$(cat "$E2E_TMP/start.err")"
 	fi
 	rm -rf "$AUDIT_DIR"
+	audit_flag_overrides_the_config
 }
 
 audit_cases
