@@ -26,7 +26,7 @@ public func fuzzRegistryLoader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
         for host in entry.hosts {
             invariant(isValidHost(host), "\(what): invalid host \(Array(host.utf8))")
         }
-        invariant(!entry.ports.isEmpty, "\(what): no ports")
+        // An entry without ports is valid Istio (it registers nothing).
         invariant(Set(entry.ports.map(\.number)).count == entry.ports.count, "\(what): duplicate port numbers")
         for port in entry.ports {
             invariant((1...65535).contains(port.number), "\(what): port number \(port.number)")
@@ -37,9 +37,10 @@ public func fuzzRegistryLoader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
         case .none:
             invariant(entry.endpoints.isEmpty, "\(what): endpoints with resolution NONE")
         case .static:
-            invariant(!entry.endpoints.isEmpty, "\(what): STATIC without endpoints")
+            invariant(!entry.endpoints.isEmpty || entry.selectsWorkloads, "\(what): STATIC without endpoints or workloadSelector")
             for endpoint in entry.endpoints {
-                invariant(IPAddress(endpoint.address) != nil, "\(what): STATIC endpoint \(endpoint.address) is not an IP")
+                invariant(IPAddress(endpoint.address) != nil || endpoint.address.hasPrefix("unix://"),
+                          "\(what): STATIC endpoint \(endpoint.address) is neither an IP nor a unix socket")
             }
         case .dns, .dnsRoundRobin:
             break
@@ -55,10 +56,16 @@ public func fuzzRegistryLoader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 }
 
 /// Istio's ServiceEntry host rule: a lower-case DNS name of at most 255 bytes, whose leftmost
-/// label may be `*`, with labels of 1–63 letters, digits and inner hyphens.
+/// label may be `*` or a partial wildcard (`*x`, `*-x`), with labels of 1–63 letters, digits
+/// and inner hyphens.
 private func isValidHost(_ host: String) -> Bool {
-    let bytes = Array(host.utf8)
+    var bytes = Array(host.utf8)
     guard !bytes.isEmpty, bytes.count <= 255 else { return false }
+    if bytes.first == UInt8(ascii: "*"), bytes.count >= 2, bytes[1] != UInt8(ascii: ".") {
+        // A partial wildcard: what follows the `*` (and an optional `-`) must be a name.
+        bytes.removeFirst()
+        if bytes.first == UInt8(ascii: "-") { bytes.removeFirst() }
+    }
     var labels = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
     if labels.first.map(Array.init) == [UInt8(ascii: "*")] {
         guard labels.count >= 2 else { return false }
