@@ -21,6 +21,7 @@ final class HTTPFramingLoopbackTests: XCTestCase {
         let net = Loopback()
         let origin = try net.startScriptedOrigin(reply: "SSH-2.0-OpenSSH_9.2\r\n\r\n", close: false)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(UUID().uuidString).log").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         let writer = try AccessLogWriter(path: path, format: .json)
         let proxy = try net.startSidecar(config: allowAny, registry: "", originalDestination: origin, accessLog: writer)
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: odd.test\r\nConnection: close\r\n\r\n".utf8), with: proxy).text

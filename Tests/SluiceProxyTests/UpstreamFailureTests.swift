@@ -15,8 +15,11 @@ final class UpstreamFailureTests: XCTestCase {
         }
     }
 
+    /// A fresh access-log path, removed when the test ends.
     private func tempLog() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(UUID().uuidString).log").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(UUID().uuidString).log").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
     }
 
     func testRefusedUpstreamIs503WithUF() throws {

@@ -65,8 +65,8 @@ public struct Authority: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `text` in the given form.
     public static func parse(_ text: some StringProtocol, as form: Form = .hostAndOptionalPort) -> Result<Authority, ParseError> {
-        var bytes = Array(text.utf8)
-        return bytes.withUnsafeMutableBufferPointer { parse(bytes: UnsafeBufferPointer($0), as: form) }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBufferPointer { parse(bytes: $0, as: form) }
     }
 
     /// `parse` as an optional, for callers that answer every failure the same way.

@@ -52,6 +52,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var deadline = ConnectionDeadline.none
     /// The one timer of this connection and when it fires. It is re-armed lazily: moving a
     /// deadline later costs nothing per request; the timer, when it fires early, re-arms.
+    /// Deadlines are read from the event loop's clock (`EventLoop.now`), so a test on an
+    /// `EmbeddedEventLoop` moves them with `advanceTime` instead of sleeping.
     private var timer: Scheduled<Void>?
     private var timerFiresAt: NIODeadline?
     /// The last request's authority and decision: a keep-alive connection asks for the same
@@ -82,7 +84,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.channelWritable = context.channel.isWritable
         self.allocator = context.channel.allocator
         self.adopt(self.runtime.config)
-        self.setDeadline(.firstHead(.now() + self.limits.headerRead), context: context)
+        self.setDeadline(.firstHead(context.eventLoop.now + self.limits.headerRead), context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -464,10 +466,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Starts the clock for `upstream_service_time` and Envoy's route timeout.
     private func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
-        let now = NIODeadline.now()
-        exchange.upstreamRequestSent = now
+        exchange.upstreamRequestSent = NIODeadline.now()
         let timeout = self.limits.upstream
-        self.setDeadline(.response(now + timeout, timeout), context: context)
+        self.setDeadline(.response(context.eventLoop.now + timeout, timeout), context: context)
     }
 
     private func upstreamTimedOut(_ exchange: HTTPExchange, after timeout: TimeAmount) {
@@ -951,7 +952,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(self.wrapOutboundOut(self.allocator.buffer(capacity: 0)), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else if !self.closing {
-            self.setDeadline(.idle(.now() + self.limits.idle), context: context)
+            self.setDeadline(.idle(context.eventLoop.now + self.limits.idle), context: context)
             // A pipelined request may be buffered already.
             self.processInbound(context: context)
             self.resumeReadingIfHeld(context: context)
@@ -988,7 +989,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.timer = nil
         self.timerFiresAt = nil
         guard let context = self.context, let at = self.deadline.instant else { return }
-        if NIODeadline.now() < at {
+        if context.eventLoop.now < at {
             self.armTimer(at: at, context: context)
             return
         }
