@@ -23,7 +23,10 @@ struct CheckCommand: ParsableCommand {
         switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
         case .success(let snapshot):
             let hidden = snapshot.entries.count - snapshot.registry.entries.count
-            let visibility = hidden > 0 ? " (\(hidden) more not exported to namespace \(snapshot.namespace))" : ""
+            var visibility = hidden > 0 ? " (\(hidden) more not exported to namespace \(snapshot.namespace))" : ""
+            if snapshot.routing.count > 0 {
+                visibility += "; \(snapshot.routing.count) Gateway/VirtualService/DestinationRule/Sidecar objects checked, not applied yet"
+            }
             guard !snapshot.hasErrors else {
                 // A running proxy leaves the rejected objects out and serves the rest; the
                 // file set is still not what its author meant.

@@ -39,16 +39,18 @@ final class RegistryLoaderTests: XCTestCase {
             source: SourceLocation(path: "registry/istio-docs/01-aliyun.yaml", line: 2))])
     }
 
-    func testMultiDocumentFileSkipsOtherKindsWithNotes() throws {
+    func testMultiDocumentFileLoadsRoutingObjectsBesideEntriesWithNotes() throws {
         let result = try parse("registry/istio-docs/02-cnn-egress-gateway.yaml")
         XCTAssertEqual(result.entries.map(\.name), ["cnn"])
         XCTAssertEqual(result.entries.first?.source.line, 3)
         XCTAssertEqual(result.entries.first?.ports.map(\.name), ["http-port", "https"])
-        XCTAssertFalse(result.hasErrors, "other kinds are notes, not errors")
+        XCTAssertFalse(result.hasErrors, "routing objects are notes, not errors")
         XCTAssertEqual(result.diagnostics.map(\.description), [
-            "registry/istio-docs/02-cnn-egress-gateway.yaml:19: note: Gateway istio-egressgateway: skipped kind Gateway",
-            "registry/istio-docs/02-cnn-egress-gateway.yaml:34: note: DestinationRule egressgateway-for-cnn: skipped kind DestinationRule",
+            "registry/istio-docs/02-cnn-egress-gateway.yaml:19: note: Gateway default/istio-egressgateway: loaded and checked; the data path does not apply Gateway routing yet (the egressGateway: block does)",
+            "registry/istio-docs/02-cnn-egress-gateway.yaml:34: note: DestinationRule default/egressgateway-for-cnn: loaded and checked; the data path does not apply DestinationRule routing yet (the egressGateway: block does)",
         ])
+        XCTAssertEqual(result.routing.gateways.map(\.id.name), ["istio-egressgateway"])
+        XCTAssertEqual(result.routing.destinationRules.map(\.id.name), ["egressgateway-for-cnn"])
         XCTAssertEqual(result.diagnostics.map(\.severity), [.note, .note])
     }
 

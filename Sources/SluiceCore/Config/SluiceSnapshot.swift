@@ -9,6 +9,9 @@ public struct SluiceSnapshot: Sendable {
     public var registry: Registry
     /// Every entry in force, visible to this namespace or not (kept last good versions included).
     public var entries: [ServiceEntry]
+    /// The Gateways, VirtualServices, DestinationRules and Sidecars loaded beside the entries:
+    /// validated and cross-checked, not yet applied by the data path.
+    public var routing = RoutingObjects()
     /// The namespace the workload runs in (`--namespace`, `POD_NAMESPACE`), for `exportTo`.
     public var namespace: String
     /// Errors (rejected objects), warnings and notes from loading, in file order.
@@ -77,14 +80,18 @@ public struct SluiceSnapshot: Sendable {
         if !loaded.pathErrors.isEmpty { return .failure(ConfigDiagnostics(loaded.diagnostics)) }
         var diagnostics = loaded.diagnostics
         let entries = keepingLastGood(loaded, previous: previous?.entries ?? [], diagnostics: &diagnostics)
+        diagnostics += RoutingAnalysis.analyze(loaded.routing, entries: entries)
         var watched = [absoluteConfigPath]
         for path in config.registryPaths.map({ ConfigPath.resolve($0, relativeTo: base) }) + loaded.files
         where !watched.contains(path) {
             watched.append(path)
         }
-        return .success(SluiceSnapshot(
+        var snapshot = SluiceSnapshot(
             config: config, entries: entries, namespace: namespace, diagnostics: diagnostics,
-            rejectedObjects: loaded.rejected.count + Set(loaded.incompleteFiles).count, watchedPaths: watched))
+            rejectedObjects: loaded.rejected.count + loaded.rejectedRoutingObjects + Set(loaded.incompleteFiles).count,
+            watchedPaths: watched)
+        snapshot.routing = loaded.routing
+        return .success(snapshot)
     }
 
     /// The loaded entries plus, for each object rejected now (or left in a file that did not

@@ -16,6 +16,10 @@ public struct RegistryLoadResult: Sendable {
     public var incompleteFiles: [String] = []
     /// Errors that are not one object's: a configured registry path that does not exist.
     public var pathErrors: [ConfigDiagnostic] = []
+    /// Gateways, VirtualServices, DestinationRules and Sidecars found beside the entries.
+    public var routing = RoutingObjects()
+    /// Routing objects rejected as invalid.
+    public var rejectedRoutingObjects = 0
     /// True if any diagnostic is an error: some resource or file was not loaded.
     public var hasErrors: Bool { diagnostics.contains { $0.isError } }
 
@@ -33,6 +37,8 @@ public struct RegistryLoadResult: Sendable {
         rejected += other.rejected
         incompleteFiles += other.incompleteFiles
         pathErrors += other.pathErrors
+        routing.append(other.routing)
+        rejectedRoutingObjects += other.rejectedRoutingObjects
     }
 }
 
@@ -55,7 +61,8 @@ private final class ChunkResults: @unchecked Sendable {
     }
 }
 
-/// Loads Istio ServiceEntry resources from YAML (or JSON) text, files and directories.
+/// Loads Istio ServiceEntry resources, and the routing objects beside them (Gateway,
+/// VirtualService, DestinationRule, Sidecar), from YAML (or JSON) text, files and directories.
 public enum RegistryLoader {
     /// File name extensions read from a directory.
     public static let fileExtensions: Set<String> = ["yaml", "yml", "json"]
@@ -245,6 +252,10 @@ public enum RegistryLoader {
                 let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
                 result.rejected.append("\(namespace.isEmpty ? "default" : namespace)/\(name)")
             }
+        case let routingKind? where RoutingObjectDecoder.kinds.contains(routingKind):
+            let (diagnostics, rejected) = RoutingObjectDecoder.decode(kind: routingKind, node, path: path, into: &result.routing)
+            result.diagnostics += diagnostics
+            if rejected { result.rejectedRoutingObjects += 1 }
         case "List" where !inList:
             // kubectl's List (and `kubectl get -o yaml` output): resources under `items`.
             guard let itemsNode = YAMLReader.value(mapping, "items") else { return }

@@ -1,0 +1,71 @@
+/// Cross-references between routing objects and the registry, checked the way `istioctl
+/// analyze` checks them: each problem a warning at the referring object's `path:line`, so one
+/// mistake never stops the rest from loading.
+public enum RoutingAnalysis {
+    /// Every problem found in `routing` against itself and `entries`.
+    public static func analyze(_ routing: RoutingObjects, entries: [ServiceEntry]) -> [ConfigDiagnostic] {
+        var diagnostics: [ConfigDiagnostic] = []
+        let gateways = Set(routing.gateways.map { "\($0.id.namespace)/\($0.id.name)" })
+        for service in routing.virtualServices {
+            func warn(_ message: String) {
+                diagnostics.append(ConfigDiagnostic(
+                    severity: .warning, path: service.source.path, line: service.source.line,
+                    resource: service.id.description, message: message))
+            }
+            for gateway in Set(service.gateways + service.routes.flatMap(\.matchGateways)).sorted() where gateway != "mesh" {
+                let qualified = gateway.contains("/") ? gateway : "\(service.id.namespace)/\(gateway)"
+                if !gateways.contains(qualified) {
+                    warn("references gateway \(qualified), which no Gateway defines (istioctl analyze: IST0101 ReferencedResourceNotFound)")
+                }
+            }
+            for destination in service.routes.flatMap(\.destinations) {
+                let known = isRegistered(destination.host, entries: entries) || isKubernetesService(destination.host)
+                if !known {
+                    warn("routes to \(destination.host), which is neither registered by a ServiceEntry nor a Kubernetes service name (IST0101)")
+                }
+                if let subset = destination.subset, !subsetDefined(subset, host: destination.host, in: routing.destinationRules) {
+                    warn("routes to subset \(subset) of \(destination.host), which no DestinationRule for that host defines (IST0101)")
+                }
+            }
+            // Istio's egress gateway task: a host with resolution NONE sent through a gateway is
+            // forwarded by the gateway to the address it was dialled at — the gateway itself.
+            if service.gateways.contains(where: { $0 != "mesh" }) {
+                for host in service.hosts {
+                    if let entry = entries.first(where: { $0.resolution == .none && $0.hosts.contains(host) }) {
+                        warn("routes \(host) through a gateway, but \(entry.resourceName) (\(entry.source)) has resolution NONE: the gateway would forward to the address it was dialled at, itself (a loop); use resolution DNS")
+                    }
+                }
+            }
+        }
+        for rule in routing.destinationRules where !isRegistered(rule.host, entries: entries) && !isKubernetesService(rule.host) {
+            diagnostics.append(ConfigDiagnostic(
+                severity: .warning, path: rule.source.path, line: rule.source.line, resource: rule.id.description,
+                message: "host \(rule.host) is neither registered by a ServiceEntry nor a Kubernetes service name (IST0101)"))
+        }
+        return diagnostics
+    }
+
+    /// Some entry registers `host` (exactly, or under one of its wildcards).
+    static func isRegistered(_ host: String, entries: [ServiceEntry]) -> Bool {
+        entries.contains { entry in
+            entry.hosts.contains { registered in
+                if registered == host { return true }
+                if registered.hasPrefix("*") { return host.hasSuffix(registered.dropFirst()) && host.count > registered.count - 1 }
+                return false
+            }
+        }
+    }
+
+    /// A Kubernetes service name: a short name, `name.namespace`, or one under `.svc`.
+    static func isKubernetesService(_ host: String) -> Bool {
+        let labels = host.split(separator: ".")
+        return labels.count <= 2 || host.contains(".svc.") || host.hasSuffix(".svc")
+    }
+
+    private static func subsetDefined(_ subset: String, host: String, in rules: [DestinationRule]) -> Bool {
+        let short = host.split(separator: ".").first.map(String.init) ?? host
+        return rules.contains { rule in
+            (rule.host == host || rule.host == short || host.hasPrefix(rule.host + ".")) && rule.subsets.contains(subset)
+        }
+    }
+}
