@@ -112,7 +112,8 @@ struct TCPForwarder {
 
     /// The fields every TCP record shares.
     private func record(upstream: SocketAddress?, upstreamLocal: SocketAddress?) -> AccessLogRecord {
-        var record = self.connection.newRecord()
+        var record = AccessLogRecord()
+        self.connection.start(&record)
         record.responseCode = 0
         record.upstreamHost = upstream?.logDescription
         record.upstreamLocalAddress = upstreamLocal?.logDescription

@@ -41,7 +41,8 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.hold = hold
         self.decoder = decoder
         self.encoder = encoder
-        self.record = connection.newRecord()
+        self.record = AccessLogRecord()
+        connection.start(&self.record)
     }
 
     /// Installs the EOF hold, decoder, encoder and this handler on a fresh gateway connection.

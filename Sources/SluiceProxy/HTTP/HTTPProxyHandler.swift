@@ -257,7 +257,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let config = self.runtime.config
         if config.identity !== self.configIdentity { self.adopt(config) }
         let target = head.string(head.target)
-        var record = self.connection.newRecord(startTime: wallClockMillis())
+        var record = AccessLogRecord()
+        self.connection.start(&record, at: wallClockMillis())
         record.method = head.methodString
         record.path = target
         record.protocol = head.versionMinor == 0 ? "HTTP/1.0" : "HTTP/1.1"
@@ -961,7 +962,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// An exchange for an answer we give before any request head was read (400, 408, 431).
     private func makeLocalExchange() -> HTTPExchange {
-        let record = self.connection.newRecord(startTime: wallClockMillis())
+        var record = AccessLogRecord()
+        self.connection.start(&record, at: wallClockMillis())
         let exchange = HTTPExchange(phase: .failed, record: record, versionMinor: 1, keepAlive: false, isHEAD: false)
         self.exchange = exchange
         return exchange
