@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile clients for tests/e2e/cases/50-hostile.sh and scripts/soak.
+"""Hostile clients for IntegrationTests/cases/50-hostile.sh and scripts/soak.
 
   raw ADDR PORT --send TEXT       sends TEXT (Python escapes: \\r \\n \\x00 ...) as is,
                                   then prints one line per response, "CODE BODYLEN"

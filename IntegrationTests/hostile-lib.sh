@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Helpers for tests/e2e/cases/50-hostile.sh and scripts/soak, on top of lib.sh
+# Helpers for IntegrationTests/cases/50-hostile.sh and scripts/soak, on top of lib.sh
 # (sourced after it, in the same shell).
 #
-#   hostile ARGS...            tests/e2e/hostile_client.py from the app namespace
+#   hostile ARGS...            IntegrationTests/hostile_client.py from the app namespace
 #   raw_codes ADDR PORT TEXT   the status codes of the responses to TEXT, space-separated
 #   smuggled_requests MARK     /smuggled... requests the origins served since MARK
 #   sidecar_rss_kb             the sidecar's VmRSS

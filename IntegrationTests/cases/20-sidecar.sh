@@ -2,7 +2,7 @@
 # The sidecar end to end: what an app in the pod sees when its outbound traffic
 # is captured by sluice-init and decided by `sluice sidecar`.
 #
-# Sourced by scripts/e2e after tests/e2e/lib.sh, on a fresh test network.
+# Sourced by scripts/e2e after IntegrationTests/lib.sh, on a fresh test network.
 # First the harness proves itself without any sidecar (origins reachable,
 # clients working), so that a sidecar failure below is the sidecar's.
 # Every case is a function named after what the user sees; a scenario runs a

@@ -5,7 +5,7 @@
 # mid-body. One REGISTRY_ONLY sidecar (configs/hostile/sidecar.yaml:
 # aliyun.com:80 HTTP and :443 TLS registered, limits set low).
 #
-# Sourced by scripts/e2e after tests/e2e/lib.sh, on a fresh test network.
+# Sourced by scripts/e2e after IntegrationTests/lib.sh, on a fresh test network.
 
 # shellcheck source=../hostile-lib.sh
 source "$E2E_DIR/hostile-lib.sh"

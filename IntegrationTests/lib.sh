@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034  # the variables here are used by the case files
 # Helpers for the end-to-end suite; sourced by scripts/e2e, then by each
-# tests/e2e/cases/*.sh in the same shell.
+# IntegrationTests/cases/*.sh in the same shell.
 #
 #   results   check, check_eq, check_not, pass, fail   -> "ok - ..." / "FAIL - ..."
 #   network   topo_up, topo_down, app, ext, wait_until
@@ -15,10 +15,10 @@
 # uses documentation addresses (192.0.2.0/24, 2001:db8::/64) with no default
 # route, so nothing the suite sends can leave the machine.
 
-SLUICE_ROOT=${SLUICE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+SLUICE_ROOT=${SLUICE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 SLUICE_BIN=${SLUICE_BIN:-$SLUICE_ROOT/.build/debug/sluice}
 SLUICE_INIT=${SLUICE_INIT:-$SLUICE_ROOT/scripts/sluice-init}
-E2E_DIR=$SLUICE_ROOT/tests/e2e
+E2E_DIR=$SLUICE_ROOT/IntegrationTests
 E2E_CONFIGS=$E2E_DIR/configs
 : "${E2E_TMP:?E2E_TMP must be set (scripts/e2e makes it)}"
 
@@ -533,7 +533,7 @@ app_status() {
 	app curl -s -o /dev/null -w '%{http_code}' --max-time "$CURL_MAX_TIME" --cacert "$CA_CERT" "$@"
 }
 
-# client ARGS...: tests/e2e/client.py from the app namespace.
+# client ARGS...: IntegrationTests/client.py from the app namespace.
 client() {
 	app python3 "$E2E_DIR/client.py" "$@"
 }
@@ -553,7 +553,7 @@ e2e_reset() {
 GATEWAY_PID=
 GATEWAY_LOG=$E2E_TMP/gateway.log
 GATEWAY_ACCESS_LOG=$E2E_TMP/gateway.access.log
-GATEWAY_PORTS=(80 443 15080) # the listeners of tests/e2e/configs/gateway/gateway.yaml
+GATEWAY_PORTS=(80 443 15080) # the listeners of IntegrationTests/configs/gateway/gateway.yaml
 
 gw() { ip netns exec "$NS_GW" "$@"; }
 
@@ -661,7 +661,7 @@ squid_listening() {
 }
 
 # start_squid: Debian's squid in the foreground (-N: one process, no daemon)
-# in sl-gw with tests/e2e/squid/squid.conf; returns when :3128 listens, fails
+# in sl-gw with IntegrationTests/squid/squid.conf; returns when :3128 listens, fails
 # after ~10 s or if it exits. Its access log is its stdout, cache.log its stderr.
 start_squid() {
 	local i out_mark err_mark

@@ -4,8 +4,8 @@
 # change, ConfigMap symlink swap, SIGHUP, an invalid change), graceful drain on
 # SIGTERM, and `sluice check` / `sluice explain`.
 #
-# Sourced by scripts/e2e after tests/e2e/lib.sh, on a fresh test network.
-# The sidecar runs on a scratch copy of tests/e2e/configs/ops/ (the cases edit
+# Sourced by scripts/e2e after IntegrationTests/lib.sh, on a fresh test network.
+# The sidecar runs on a scratch copy of IntegrationTests/configs/ops/ (the cases edit
 # its registry while it runs); the copy lives outside $E2E_TMP because the
 # sidecar runs as uid 1337 and $E2E_TMP is root's alone. Every case is a
 # function named after what the operator sees; they run in order against one

@@ -3,8 +3,8 @@
 # `sluice gateway` in sl-gw (192.0.2.20), or through Squid there, and the origin
 # sees the gateway, never the app.
 #
-# Sourced by scripts/e2e after tests/e2e/lib.sh, on a fresh test network.
-# Configs are in tests/e2e/configs/gateway/: gateway.yaml for the gateway, one
+# Sourced by scripts/e2e after IntegrationTests/lib.sh, on a fresh test network.
+# Configs are in IntegrationTests/configs/gateway/: gateway.yaml for the gateway, one
 # sidecar-*.yaml per way of reaching it. unregistered.test is registered at the
 # sidecar only, so what the app gets for it is the gateway's refusal.
 # Every case is a function named after what the user sees; a scenario runs a
@@ -529,7 +529,7 @@ gateway_cases() {
 		done
 	fi
 
-	section "Squid as the gateway (squid -N -f tests/e2e/squid/squid.conf in $NS_GW)"
+	section "Squid as the gateway (squid -N -f IntegrationTests/squid/squid.conf in $NS_GW)"
 	if start_squid 2>"$E2E_TMP/start.err"; then
 		harness_squid_tunnels
 		squid_mark=$(squid_access_mark)
