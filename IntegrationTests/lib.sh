@@ -14,7 +14,7 @@
 #   gateway    gw, start_gateway/stop_gateway, gateway_access_mark/_records, check_gateway_access_log
 #   squid      start_squid/stop_squid, squid_access_mark/squid_access_lines
 #   metrics    sidecar_scrape/gateway_scrape, metric_value, check_metric_reaches
-#   cases      e2e_reset (between case files)
+#   cases      scenario, run_case, wants (one case at a time: scripts/e2e FILE:CASE), e2e_reset
 #
 # The test network lives only in namespaces this library creates (prefix sl-) and uses
 # documentation addresses (192.0.2.0/24, 2001:db8::/64) with no default route, so nothing

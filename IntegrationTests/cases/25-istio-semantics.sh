@@ -87,20 +87,15 @@ explain_prints_what_the_runtime_does() {
 }
 
 semantics_cases() {
-	explain_prints_what_the_runtime_does
+	run_case explain_prints_what_the_runtime_does
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
 		return
 	fi
-	section "sidecar with configs/semantics.yaml"
-	if ! start_sidecar "$E2E_CONFIGS/semantics.yaml" 2>"$E2E_TMP/start.err"; then
-		fail "semantics: the sidecar started" "$(cat "$E2E_TMP/start.err")"
-		return
-	fi
-	tcp_entry_hosts_open_no_other_address
-	tls_port_carries_only_tls
-	detected_port_routes_http_by_host
-	stop_sidecar
+	scenario semantics.yaml \
+		tcp_entry_hosts_open_no_other_address \
+		tls_port_carries_only_tls \
+		detected_port_routes_http_by_host
 }
 
 semantics_cases

@@ -503,12 +503,8 @@ sigterm_drains_slow_request() {
 }
 
 sigterm_idle_exits_at_once() {
-	local pid rc=none start_ms took_ms
-	if ! start_sidecar "$OPS_DIR/sidecar.yaml" 2>"$E2E_TMP/start.err"; then
-		fail "drain: idle sidecar: not run: the sidecar did not start" "$(cat "$E2E_TMP/start.err")"
-		return
-	fi
-	pid=$SIDECAR_PID
+	# scenario has started a new sidecar after the drain case's one exited.
+	local pid=$SIDECAR_PID rc=none start_ms took_ms
 	check_eq "drain: the restarted sidecar answers http://aliyun.com with 301" 301 "$(app_status -I http://aliyun.com/)"
 	sleep 0.3 # let that connection close
 	start_ms=$(date +%s%3N)
@@ -531,13 +527,8 @@ sigterm_idle_exits_at_once() {
 
 # --- the gateway ------------------------------------------------------------------------
 
-gateway_operations() {
-	local before before_denied out rc pid
-	section "gateway with configs/gateway/gateway.yaml, sidecar with configs/gateway/sidecar-istio.yaml"
-	if ! start_gateway "$E2E_CONFIGS/gateway/gateway.yaml" 2>"$E2E_TMP/start.err"; then
-		fail "gateway: not run: the gateway did not start" "$(cat "$E2E_TMP/start.err")"
-		return
-	fi
+gateway_ready_and_admin_local_only() {
+	local out rc
 	check_eq "gateway readiness: GET /healthz/ready inside sl-gw answers 200" 200 "$(ready_status "$NS_GW")"
 	check_eq "gateway readiness: from outside ($GW_V4:15021) too" 200 "$(ready_status "$NS_EXT" "$GW_V4")"
 	out=$(ext curl -sS --max-time 5 "http://$GW_V4:15000/" 2>&1)
@@ -545,11 +536,10 @@ gateway_operations() {
 	check_eq "gateway admin: curl http://$GW_V4:15000/ from $NS_EXT is refused (curl exit 7)" 7 "$rc"
 	check "gateway admin: inside sl-gw /config_dump is JSON with role gateway" \
 		bash -c "ip netns exec $NS_GW curl -sS --max-time 5 http://127.0.0.1:15000/config_dump | jq -e '.role == \"gateway\"'"
-	if ! start_sidecar "$E2E_CONFIGS/gateway/sidecar-istio.yaml" 2>"$E2E_TMP/start.err"; then
-		fail "gateway: not run: the sidecar did not start with sidecar-istio.yaml" "$(cat "$E2E_TMP/start.err")"
-		stop_gateway
-		return
-	fi
+}
+
+gateway_counts_requests_and_denials() {
+	local before before_denied
 	before=$(gateway_metric istio_requests_total reporter=gateway destination_service=aliyun.com response_code=301)
 	check_eq "gateway walkthrough: curl -sI http://aliyun.com from the app answers 301 via the gateway" 301 \
 		"$(app_status -I http://aliyun.com/)"
@@ -565,10 +555,12 @@ gateway_operations() {
 		gateway 1 istio_requests_total reporter=gateway destination_service=BlackHoleCluster response_code=404 response_flags=NR
 	check_metric_reaches "gateway metrics: sluice_denied_total{protocol=\"http\"} counts it" \
 		gateway $((${before_denied:-0} + 1)) sluice_denied_total protocol=http
-	stop_sidecar
-	pid=$GATEWAY_PID
+}
+
+# The stop is what it checks: it signals the gateway itself (and clears GATEWAY_PID).
+gateway_sigterm_exits_at_once() {
+	local rc=none pid=$GATEWAY_PID
 	kill -TERM "$pid"
-	rc=none
 	if wait_until 5 ops_pid_gone "$pid"; then
 		wait "$pid" 2>/dev/null
 		rc=$?
@@ -581,54 +573,58 @@ gateway_operations() {
 
 # --- running them -----------------------------------------------------------------------
 
+sluice_check_accepts_the_config() {
+	check_eq "sluice check: exits 0 on the copy of configs/ops/sidecar.yaml" 0 \
+		"$("$SLUICE_BIN" check --config "$OPS_DIR/sidecar.yaml" >/dev/null 2>&1; echo $?)"
+}
+
+# What the cases build on when one runs alone (scripts/e2e 40-operations:CASE): labelled
+# metrics appear with their first sample, and the reload cases edit one registry in turn.
+E2E_NEEDS[metrics_endpoint_lists_istio_and_sluice_metrics]="metrics_count_denied_requests metrics_registered_host_series"
+E2E_NEEDS[admin_stats_plain_text]="metrics_count_denied_requests"
+E2E_NEEDS[invalid_change_keeps_last_good]="hot_reload_during_large_download"
+
 operations_cases() {
-	local case_fn
+	local -a sidecar_cases=(
+		readiness_ready_once_listening
+		metrics_count_denied_requests
+		metrics_registered_host_series
+		metrics_endpoint_lists_istio_and_sluice_metrics
+		metrics_random_hosts_do_not_grow_labels
+		admin_not_reachable_from_outside
+		admin_config_dump_is_json
+		admin_stats_plain_text
+		admin_logging_level_changes
+		hot_reload_during_large_download
+		configmap_symlink_swap_applies
+		invalid_change_keeps_last_good
+		ever_changing_registry_applied_within_bound
+		sighup_reloads_at_once
+		sigterm_drains_slow_request
+		sigterm_idle_exits_at_once
+	)
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
 		return
 	fi
-	section "sluice explain"
-	explain_shows_decisions
+	wants explain_shows_decisions && section "sluice explain"
+	run_case explain_shows_decisions
 
-	section "sidecar with a scratch copy of configs/ops/sidecar.yaml"
-	if ! ops_setup; then
-		fail "operations: the scratch copy of configs/ops could not be made"
-		ops_teardown
-		return
-	fi
-	check_eq "sluice check: exits 0 on the copy of configs/ops/sidecar.yaml" 0 \
-		"$("$SLUICE_BIN" check --config "$OPS_DIR/sidecar.yaml" >/dev/null 2>&1; echo $?)"
-	if ! start_sidecar "$OPS_DIR/sidecar.yaml" 2>"$E2E_TMP/start.err"; then
-		fail "operations: not run: the sidecar did not start with configs/ops/sidecar.yaml" "$(cat "$E2E_TMP/start.err")"
-		ops_teardown
-		return
-	fi
-	for case_fn in readiness_ready_once_listening \
-		metrics_count_denied_requests \
-		metrics_registered_host_series \
-		metrics_endpoint_lists_istio_and_sluice_metrics \
-		metrics_random_hosts_do_not_grow_labels \
-		admin_not_reachable_from_outside \
-		admin_config_dump_is_json \
-		admin_stats_plain_text \
-		admin_logging_level_changes \
-		hot_reload_during_large_download \
-		configmap_symlink_swap_applies \
-		invalid_change_keeps_last_good \
-		ever_changing_registry_applied_within_bound \
-		sighup_reloads_at_once \
-		sigterm_drains_slow_request; do
-		if ! sidecar_alive; then
-			fail "$case_fn: not run: the sidecar is not running" "$(tail -n 15 "$SIDECAR_LOG")"
-			continue
+	# One sidecar, on a scratch copy of configs/ops (the cases edit its registry), for
+	# cases that run in order: the reload cases build on each other's registry.
+	if wants sluice_check_accepts_the_config "${sidecar_cases[@]}"; then
+		if ops_setup; then
+			run_case sluice_check_accepts_the_config
+			scenario "$OPS_DIR/sidecar.yaml" "${sidecar_cases[@]}"
+		else
+			fail "operations: the scratch copy of configs/ops could not be made"
 		fi
-		"$case_fn"
-	done
-	sigterm_idle_exits_at_once
-	stop_sidecar
-	ops_teardown
+		ops_teardown
+	fi
 
-	gateway_operations
+	scenario --gateway gateway/gateway.yaml none gateway_ready_and_admin_local_only
+	scenario --gateway gateway/gateway.yaml gateway/sidecar-istio.yaml gateway_counts_requests_and_denials
+	scenario --gateway gateway/gateway.yaml none gateway_sigterm_exits_at_once
 }
 
 operations_cases

@@ -353,11 +353,13 @@ hostile_cases() {
 	fi
 	GIB=1073741824
 	SLOW_SIZE=67108864
-	GIB_SHA=$(python3 "$E2E_DIR/client.py" pattern-sha256 "$GIB")
-	SLOW_SHA=$(python3 "$E2E_DIR/client.py" pattern-sha256 "$SLOW_SIZE")
 	UPLOAD_FILE=$E2E_TMP/upload-256m.bin
-	head -c 268435456 /dev/urandom >"$UPLOAD_FILE"
-	UPLOAD_SHA=$(sha256sum "$UPLOAD_FILE" | cut -d' ' -f1)
+	wants download_1gib_intact && GIB_SHA=$(python3 "$E2E_DIR/client.py" pattern-sha256 "$GIB")
+	wants slow_reader_intact && SLOW_SHA=$(python3 "$E2E_DIR/client.py" pattern-sha256 "$SLOW_SIZE")
+	if wants upload_256mib_intact; then
+		head -c 268435456 /dev/urandom >"$UPLOAD_FILE"
+		UPLOAD_SHA=$(sha256sum "$UPLOAD_FILE" | cut -d' ' -f1)
+	fi
 
 	hostile_scenario "$HOSTILE_CONFIGS/sidecar.yaml" \
 		head_too_big_is_431 \
