@@ -11,7 +11,9 @@
                                 checks the echo comes back whole, then EOF
                                 (--keep-open: no half-close, just the bytes)
   expect-closed ADDR PORT       sends --send (or a TLS ClientHello for --tls-sni)
-                                and succeeds only if the peer closes without a byte
+                                and succeeds only if the peer closes without a byte;
+                                exit 3 if the peer answered, 4 if it kept the
+                                connection open and silent (check_exit tells them apart)
   pattern-sha256 N              sha256 of the origin's /bytes/N
 
 Every network wait has a timeout; exit 0 means the expectation held.
@@ -243,6 +245,10 @@ def client_hello(sni):
     return outgoing.read()
 
 
+EXIT_ANSWERED = 3  # expect-closed: the peer sent bytes
+EXIT_STILL_OPEN = 4  # expect-closed: no close and no byte within the timeout
+
+
 def cmd_expect_closed(args):
     data = client_hello(args.tls_sni) if args.tls_sni else args.send.encode()
     sock = connect(args.addr, args.port, args.timeout)
@@ -251,7 +257,7 @@ def cmd_expect_closed(args):
         got = sock.recv(65536)
     except socket.timeout:
         print(f"still open after {args.timeout}s and nothing received")
-        return 1
+        return EXIT_STILL_OPEN
     except (ConnectionResetError, BrokenPipeError):
         got = b""  # a reset is a close without a byte too
     except OSError as err:
@@ -261,7 +267,7 @@ def cmd_expect_closed(args):
         sock.close()
     if got:
         print(f"peer sent {len(got)} bytes: {got[:80]!r}")
-        return 1
+        return EXIT_ANSWERED
     print("closed without a byte")
     return 0
 

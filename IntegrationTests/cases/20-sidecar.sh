@@ -25,7 +25,8 @@ harness_network_is_closed() {
 		"$ALIYUN_V4" "$(app getent ahostsv4 aliyun.com | awk 'NR == 1 { print $1 }')"
 	check_eq "harness: the app namespace's resolver is loopback only" \
 		"nameserver 127.0.0.1" "$(app grep -v '^#' /etc/resolv.conf)"
-	check_not "harness: no capture rules yet in the app namespace" capture_installed
+	# grep -q's 1: iptables-save worked (pipefail) and found no REDIRECT.
+	check_exit "harness: no capture rules yet in the app namespace" 1 capture_installed
 }
 
 harness_origins_answer_directly() {
@@ -49,7 +50,8 @@ harness_origins_answer_directly() {
 	check "harness: the banner on $TCP_V4:7001 arrives within 2 s" client banner "$TCP_V4" 7001 --timeout 2
 	check_eq "harness: client.py keepalive sees both answers on one connection" "301 200" \
 		"$(client keepalive "$ALIYUN_V4" 80 aliyun.com unregistered.test | status_codes)"
-	check_not "harness: client.py expect-closed notices a peer that answers" client expect-closed "$TCP_V4" 7000
+	check_exit "harness: client.py expect-closed notices a peer that answers (its exit 3)" 3 \
+		client expect-closed "$TCP_V4" 7000
 }
 
 harness_bodies_stream() {
@@ -114,7 +116,9 @@ registry_only_empty_http_is_502() {
 registry_only_empty_tls_closed() {
 	local mark
 	mark=$(origin_mark)
-	check_not "registry_only, no entry: curl https://aliyun.com fails" app_curl -I https://aliyun.com/
+	# curl 35: the TLS handshake failed (the connection closed after the ClientHello).
+	check_exit "registry_only, no entry: curl https://aliyun.com fails in the TLS handshake (curl exit 35)" 35 \
+		app_curl -I https://aliyun.com/
 	check "registry_only, no entry: a ClientHello for aliyun.com is closed without a byte" \
 		client expect-closed "$ALIYUN_V4" 443 --tls-sni aliyun.com
 	check_origin_never "registry_only, no entry: $ALIYUN_V4:443 saw no connection" "$mark" "$ALIYUN_V4" 443
@@ -154,7 +158,7 @@ host_spoofing_goes_to_registered_address() {
 registered_host_other_port_denied() {
 	local mark
 	mark=$(origin_mark)
-	check_not "registered host, unregistered port: curl https://aliyun.com (only :80 registered) fails" \
+	check_exit "registered host, unregistered port: curl https://aliyun.com (only :80 registered) fails in the TLS handshake (curl exit 35)" 35 \
 		app_curl -I https://aliyun.com/
 	check_origin_never "registered host, unregistered port: $ALIYUN_V4:443 saw no connection" "$mark" "$ALIYUN_V4" 443
 }
@@ -195,7 +199,8 @@ tls_registered_sni_allowed() {
 tls_unregistered_sni_denied() {
 	local mark
 	mark=$(origin_mark)
-	check_not "TLS by SNI: curl https://unregistered.test fails" app_curl https://unregistered.test/
+	check_exit "TLS by SNI: curl https://unregistered.test fails in the TLS handshake (curl exit 35)" 35 \
+		app_curl https://unregistered.test/
 	check "TLS by SNI: a ClientHello for unregistered.test is closed without a byte" \
 		client expect-closed "$UNREG_V4" 443 --tls-sni unregistered.test
 	check_origin_never "TLS by SNI: $UNREG_V4:443 saw no connection" "$mark" "$UNREG_V4" 443

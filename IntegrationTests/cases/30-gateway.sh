@@ -190,7 +190,8 @@ gateway_unregistered_tls_closed() {
 	local mark gw_access
 	mark=$(origin_mark)
 	gw_access=$(gateway_access_mark)
-	check_not "gateway refuses: curl https://unregistered.test fails" app_curl -I https://unregistered.test/
+	check_exit "gateway refuses: curl https://unregistered.test fails in the TLS handshake (curl exit 35)" 35 \
+		app_curl -I https://unregistered.test/
 	check "gateway refuses: a ClientHello for unregistered.test is closed without a byte" \
 		client expect-closed "$UNREG_V4" 443 --tls-sni unregistered.test
 	check_gateway_access_log "gateway refuses: its log says NR for SNI unregistered.test" "$gw_access" \
@@ -375,7 +376,9 @@ harness_squid_tunnels() {
 		"$(proxy_client_curl -o /dev/null -w '%{http_connect} %{http_code}' -p -x "http://$GW_V4:$SQUID_PORT" http://aliyun.com/)"
 	check_eq "harness: Squid refuses CONNECT to a port other than 80/443 (403)" 403 \
 		"$(proxy_client_curl -o /dev/null -w '%{http_connect}' -p -x "http://$GW_V4:$SQUID_PORT" "http://tcp-echo.test:7000/" 2>/dev/null)"
-	check_not "harness: Squid cannot resolve a name outside the hosts file (nowhere.test; no DNS server)" \
+	# curl -f's 22: Squid answered the CONNECT with an error status (its 500 once the lookup
+	# failed), not 28: a timeout would say nothing about resolving (squid.conf's dns_timeout).
+	check_exit "harness: Squid cannot resolve a name outside the hosts file (nowhere.test; no DNS server): it answers the CONNECT with an error (curl -f exit 22)" 22 \
 		proxy_client_curl -o /dev/null -f -p -x "http://$GW_V4:$SQUID_PORT" http://nowhere.test/
 	check_squid_logged "harness: Squid's access.log records the tunnel" "$squid_mark" \
 		'TCP_TUNNEL/200 [0-9]+ CONNECT aliyun\.com:80 '

@@ -45,13 +45,26 @@ check() {
 	fi
 }
 
-# check_not DESC CMD...: pass if CMD fails (for "curl must not get through").
+# check_not DESC CMD...: pass if CMD fails in any way, for a command whose every failure
+# means the same (a grep that finds nothing). Not for curl and friends: their failures differ
+# (7 refused, 28 timeout, 35 TLS, 52 empty reply, 56 reset), and "any" also passes on a
+# typo's 127, so check_exit names the one expected; check_not refuses them, and counts a
+# command that could not run (126, 127) as a failure.
 check_not() {
 	local desc=$1 out rc
 	shift
+	case ${1:-} in
+	*curl* | app_status)
+		fail "$desc" "check_not cannot judge $1 (any failure passes): use check_exit DESC CODE $*"
+		return
+		;;
+	esac
 	out=$("$@" 2>&1)
 	rc=$?
-	if ((rc != 0)); then
+	if ((rc == 126 || rc == 127)); then
+		fail "$desc" "could not run (exit $rc): $*"
+		indent "$out"
+	elif ((rc != 0)); then
 		pass "$desc"
 	else
 		fail "$desc" "expected failure, but it succeeded: $*"
