@@ -264,7 +264,7 @@ final class LearnLogReadingTests: XCTestCase {
 
     /// 40,000 lines (20 MB) over 40 hosts and 10 addresses, fed in odd-sized chunks the way a file
     /// is read: the tally holds 50 destinations, whatever the number of lines. (Peak RSS for
-    /// a million lines is measured by bench/learn.)
+    /// a million lines is measured by Benchmarks/scripts/learn.)
     func testLargeStreamIsTalliedByDestinationNotByLine() {
         var log: [UInt8] = []
         let lines = 40_000

@@ -74,7 +74,7 @@ final class LearnRegistryTests: XCTestCase {
                        "a TCP port is learned for its address only, not for every address")
     }
 
-    /// The sidecar's own log from tests/e2e/cases/75-learn.sh (ALLOW_ANY traffic, then the
+    /// The sidecar's own log from IntegrationTests/cases/75-learn.sh (ALLOW_ANY traffic, then the
     /// REGISTRY_ONLY run with its 502 and closed denials), as the e2e suite wrote it.
     func testRealSidecarLogFromTheEndToEndSuite() throws {
         let log = try RegistryFixtures.text("learn/e2e-sidecar-access.log")

@@ -9,7 +9,7 @@ import SluiceCore
 /// forwarded as read: the head is rewritten field by field from the bytes (hop-by-hop fields
 /// out, the proxy's fields in), bodies go on as the same buffers, chunk framing included. No
 /// request or response is decoded into `HTTPHeaders` and encoded again: that decode/encode
-/// was most of the CPU a keep-alive request cost (bench/profile).
+/// was most of the CPU a keep-alive request cost (Benchmarks/scripts/profile).
 ///
 /// Requests are handled one at a time: bytes of a pipelined request that arrive while one is
 /// in flight stay buffered (and reading is paused) until the response in flight has ended.
