@@ -10,7 +10,7 @@ struct Sluice: AsyncParsableCommand {
             Configured with Istio ServiceEntry YAML and an outbound traffic policy \
             (ALLOW_ANY or REGISTRY_ONLY). See README.md.
             """,
-        subcommands: [SidecarCommand.self, GatewayCommand.self, CheckCommand.self, ExplainCommand.self, InjectCommand.self]
+        subcommands: [SidecarCommand.self, GatewayCommand.self, CheckCommand.self, ExplainCommand.self, InjectCommand.self, InjectorCommand.self]
     )
 }
 
