@@ -49,7 +49,7 @@ struct PodInjection {
             YAMLNodes.set(&spec, "containers", YAMLNodes.sequence([sidecar] + containers))
         }
         YAMLNodes.set(&spec, "volumes", YAMLNodes.sequence(volumes + injectedVolumes))
-        try addReservedPortsSysctl(&spec, path: path)
+        if template.reservedPortsSysctl { try addReservedPortsSysctl(&spec, path: path) }
 
         var metadata = metadata ?? Node.Mapping([])
         var podAnnotations = YAMLNodes.value(metadata, "annotations")?.mapping ?? Node.Mapping([])
@@ -66,11 +66,11 @@ struct PodInjection {
     }
 
     /// The items of a list field; absent means empty, anything else is an error.
-    private func list(_ spec: Node.Mapping, _ key: String, path: String) throws(InjectError) -> [Node] {
+    private func list(_ spec: Node.Mapping, _ key: String, in parent: String = "spec", path: String) throws(InjectError) -> [Node] {
         guard let node = YAMLNodes.value(spec, key) else { return [] }
         if node.null != nil { return [] }
         guard let sequence = node.sequence else {
-            throw InjectError(path: path, line: YAMLNodes.line(node), message: "spec.\(key) must be a list")
+            throw InjectError(path: path, line: YAMLNodes.line(node), message: "\(parent).\(key) must be a list")
         }
         return Array(sequence)
     }
@@ -204,7 +204,7 @@ struct PodInjection {
     private func addReservedPortsSysctl(_ spec: inout Node.Mapping, path: String) throws(InjectError) {
         let key = "net.ipv4.ip_local_reserved_ports"
         var podSecurity = YAMLNodes.value(spec, "securityContext")?.mapping ?? Node.Mapping([])
-        var sysctls = try list(podSecurity, "sysctls", path: path)
+        var sysctls = try list(podSecurity, "sysctls", in: "spec.securityContext", path: path)
         if let index = sysctls.firstIndex(where: { $0.mapping.flatMap { YAMLNodes.text($0, "name") } == key }),
            var existing = sysctls[index].mapping {
             let value = YAMLNodes.text(existing, "value") ?? ""

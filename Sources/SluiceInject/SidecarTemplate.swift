@@ -26,6 +26,9 @@ public struct SidecarTemplate: Sendable, Equatable {
     /// The ports sluice-init reserves in `net.ipv4.ip_local_reserved_ports`, also set as the
     /// pod's sysctl for runtimes whose init containers cannot write /proc/sys.
     public var reservedPorts: String
+    /// Whether to set `reservedPorts` as the pod's sysctl: a safe sysctl from Kubernetes 1.27;
+    /// older kubelets reject pods that set it unless it is allowed there.
+    public var reservedPortsSysctl: Bool
 
     /// Where the sidecar finds `sluice.yaml`.
     public static let configDirectory = "/etc/sluice/config"
@@ -49,7 +52,8 @@ public struct SidecarTemplate: Sendable, Equatable {
         cpuRequest: String = "10m",
         memoryRequest: String = "24Mi",
         memoryLimit: String = "128Mi",
-        reservedPorts: String = "15000-15001,15021,15090"
+        reservedPorts: String = "15000-15001,15021,15090",
+        reservedPortsSysctl: Bool = true
     ) {
         self.image = image
         self.imagePullPolicy = imagePullPolicy
@@ -61,6 +65,7 @@ public struct SidecarTemplate: Sendable, Equatable {
         self.memoryRequest = memoryRequest
         self.memoryLimit = memoryLimit
         self.reservedPorts = reservedPorts
+        self.reservedPortsSysctl = reservedPortsSysctl
     }
 }
 

@@ -58,6 +58,10 @@ struct TemplateOptions: ParsableArguments {
     @Option(name: .customLong("image-pull-policy"), help: "imagePullPolicy of the injected containers.")
     var imagePullPolicy: String = "IfNotPresent"
 
+    @Flag(name: .customLong("reserved-ports-sysctl"), inversion: .prefixedNo,
+          help: "Set net.ipv4.ip_local_reserved_ports as a pod sysctl (a safe sysctl from Kubernetes 1.27; older kubelets refuse it).")
+    var reservedPortsSysctl = true
+
     func validate() throws {
         guard ["native", "classic"].contains(sidecarMode) else {
             throw ValidationError("--sidecar-mode must be native or classic, not \(sidecarMode)")
@@ -71,7 +75,7 @@ struct TemplateOptions: ParsableArguments {
         let image = self.image ?? ProcessEnvironment.value("SLUICE_IMAGE").flatMap { $0.isEmpty ? nil : $0 } ?? "localhost/sluice:latest"
         return SidecarTemplate(
             image: image, imagePullPolicy: imagePullPolicy, nativeSidecar: sidecarMode == "native",
-            configMap: configMap, registryConfigMap: registryConfigMap)
+            configMap: configMap, registryConfigMap: registryConfigMap, reservedPortsSysctl: reservedPortsSysctl)
     }
 }
 

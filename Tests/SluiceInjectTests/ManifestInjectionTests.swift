@@ -113,6 +113,17 @@ final class ManifestInjectionTests: XCTestCase {
         }
     }
 
+    func testReservedPortsSysctlCanBeLeftOut() throws {
+        var template = InjectFixtures.template
+        template.reservedPortsSysctl = false
+        let injected = try ManifestInjection(template: template).inject(yaml: try InjectFixtures.text("in/sleep.yaml"), path: "sleep.yaml")
+        XCTAssertTrue(injected.contains("name: sluice-init"))
+        XCTAssertFalse(injected.contains("ip_local_reserved_ports"))
+        XCTAssertThrowsError(try injection.inject(yaml: "kind: Pod\napiVersion: v1\nspec:\n  securityContext:\n    sysctls: 3\n  containers: []\n", path: "s.yaml")) { error in
+            XCTAssertEqual("\(error)", "s.yaml:5: spec.securityContext.sysctls must be a list")
+        }
+    }
+
     func testOtherGroupsAndEmptyDocumentsPassThrough() throws {
         let yaml = "apiVersion: example.com/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers: []\n---\n---\n"
         XCTAssertEqual(try injection.inject(yaml: yaml, path: "x"),
