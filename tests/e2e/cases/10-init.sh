@@ -523,6 +523,7 @@ print(sorted(seen & {15000, 15001, 15021}), explicit.getsockname()[1])
     # /proc/sys read-only, as in an unprivileged container: the rules still go in, one line
     # says how to reserve the ports instead, and nothing is recorded.
     INIT_RC=0
+    # shellcheck disable=SC2016 # $0 is the inner shell's, on purpose
     ip netns exec "$INIT_APP" unshare -m --propagation private sh -c \
         'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$0"' "$INIT_BIN" \
         >"$INIT_TMP/out" 2>"$INIT_TMP/err" || INIT_RC=$?
