@@ -468,6 +468,77 @@ init_case_legacy() {
     check "legacy: cleanup restores ip6tables-legacy-save" init_same "ip6tables-legacy-save" "$before6" "$(init_save "$INIT_LEG" 6 legacy)"
 }
 
+# The sidecar's ports in net.ipv4.ip_local_reserved_ports: merged with what is reserved,
+# recorded, honoured by the kernel, idempotent, given back (only ours) by --cleanup.
+init_case_reserved_ports() {
+    local sysctl=/proc/sys/net/ipv4/ip_local_reserved_ports marker before4 first4 got
+    marker='-A SLUICE_OUTPUT -m comment --comment "sluice-init reserved local ports 15000-15001,15021"'
+    init_reserved() { ip netns exec "$INIT_APP" cat "$sysctl"; }
+    # Someone else (the pod spec, an admin) reserved 8000 and 15090 already.
+    ip netns exec "$INIT_APP" sh -c "echo 8000,15090 >$sysctl"
+    before4=$(init_save "$INIT_APP" 4)
+
+    init_run "$INIT_APP" -- --dry-run
+    check "reserved ports: dry-run shows the merged value" init_contains "$INIT_OUT" \
+        '# net.ipv4.ip_local_reserved_ports: "8000,15090" -> "8000,15000-15001,15021,15090"'
+    check "reserved ports: dry-run changes nothing" init_same "reserved ports" "8000,15090" "$(init_reserved)"
+
+    init_run "$INIT_APP" --
+    check "reserved ports: install succeeds" init_ok
+    check "reserved ports: merged with what was reserved" init_same "reserved ports" \
+        "8000,15000-15001,15021,15090" "$(init_reserved)"
+    first4=$(init_save "$INIT_APP" 4)
+    check "reserved ports: the rules record only the ports sluice-init added" init_count "$first4" "$marker" 1
+    init_run "$INIT_APP" --
+    check "reserved ports: re-run changes neither the sysctl nor the rules" init_same "reserved ports + rules" \
+        "8000,15000-15001,15021,15090"$'\n'"$first4" "$(init_reserved)"$'\n'"$(init_save "$INIT_APP" 4)"
+
+    # With an ephemeral range of 15000-15021, the kernel must hand out none of the reserved
+    # ports; an explicit bind (what the sidecar does, with SO_REUSEADDR as any listener: the
+    # connections redirected earlier left TIME_WAITs on 15001) still gets one.
+    got=$(ip netns exec "$INIT_APP" sh -c 'echo "15000 15021" >/proc/sys/net/ipv4/ip_local_port_range &&
+        python3 -I -c "
+import socket
+seen = set()
+for _ in range(40):
+    s = socket.socket(); s.bind((\"127.0.0.1\", 0)); seen.add(s.getsockname()[1]); s.close()
+explicit = socket.socket(); explicit.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); explicit.bind((\"127.0.0.1\", 15001))
+print(sorted(seen & {15000, 15001, 15021}), explicit.getsockname()[1])
+"' 2>&1)
+    check "reserved ports: the kernel hands out none of them, an explicit bind still works" \
+        init_same "ephemeral ports taken from the reserved ones" "[] 15001" "$got"
+    ip netns exec "$INIT_APP" sh -c 'echo "32768 60999" >/proc/sys/net/ipv4/ip_local_port_range'
+
+    init_run "$INIT_APP" -- --cleanup
+    check "reserved ports: cleanup succeeds" init_ok
+    check "reserved ports: cleanup gives back only sluice-init's ports" init_same "reserved ports" \
+        "8000,15090" "$(init_reserved)"
+    check "reserved ports: cleanup restores iptables-save" init_same "iptables-save" "$before4" "$(init_save "$INIT_APP" 4)"
+
+    init_run "$INIT_APP" -- --reserve-ports ''
+    check "reserved ports: --reserve-ports '' reserves none" init_same "reserved ports" "8000,15090" "$(init_reserved)"
+    check "reserved ports: and records none" init_count "$(init_save "$INIT_APP" 4)" "$marker" 0
+    init_run "$INIT_APP" -- --cleanup
+
+    # /proc/sys read-only, as in an unprivileged container: the rules still go in, one line
+    # says how to reserve the ports instead, and nothing is recorded.
+    INIT_RC=0
+    # shellcheck disable=SC2016 # $0 is the inner shell's, on purpose
+    ip netns exec "$INIT_APP" unshare -m --propagation private sh -c \
+        'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$0"' "$INIT_BIN" \
+        >"$INIT_TMP/out" 2>"$INIT_TMP/err" || INIT_RC=$?
+    INIT_OUT=$(<"$INIT_TMP/out") INIT_ERR=$(<"$INIT_TMP/err")
+    check "reserved ports: read-only /proc/sys still installs the rules" init_ok
+    check "reserved ports: read-only /proc/sys is one log line naming the pod sysctl" \
+        init_contains "$INIT_ERR" "could not set net.ipv4.ip_local_reserved_ports" "securityContext.sysctls"
+    check "reserved ports: read-only /proc/sys records nothing" init_count "$(init_save "$INIT_APP" 4)" "$marker" 0
+    init_run "$INIT_APP" -- --cleanup
+    check "reserved ports: after all that, as the other owner left them" init_same "reserved ports" \
+        "8000,15090" "$(init_reserved)"
+    check "reserved ports: and iptables-save as before" init_same "iptables-save" "$before4" "$(init_save "$INIT_APP" 4)"
+    ip netns exec "$INIT_APP" sh -c "echo >$sysctl"
+}
+
 # --- run ---------------------------------------------------------------------------------------
 
 if ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then
@@ -478,6 +549,7 @@ else
     init_write_reporter
     init_case_lifecycle
     init_case_errors
+    init_case_reserved_ports
     init_case_ipv6_disabled
     init_case_legacy
 fi

@@ -10,7 +10,10 @@ struct Sluice: AsyncParsableCommand {
             Configured with Istio ServiceEntry YAML and an outbound traffic policy \
             (ALLOW_ANY or REGISTRY_ONLY). See README.md.
             """,
-        subcommands: [SidecarCommand.self, GatewayCommand.self, CheckCommand.self, ExplainCommand.self, LearnCommand.self, ReplayCommand.self]
+        subcommands: [
+            SidecarCommand.self, GatewayCommand.self, CheckCommand.self, ExplainCommand.self, LearnCommand.self,
+            ReplayCommand.self, InjectCommand.self, InjectorCommand.self,
+        ]
     )
 }
 
