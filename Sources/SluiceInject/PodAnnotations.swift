@@ -21,6 +21,9 @@ struct PodAnnotations: Equatable {
     /// `proxy.istio.io/config` `holdApplicationUntilProxyStarts`, or
     /// `sidecar.istio.io/nativeSidecar` / `sluice.io/native-sidecar`: which sidecar form.
     var nativeSidecar: Bool?
+    /// `sluice.io/audit: "true"`: this workload's sidecar runs in audit mode (`--audit`) whatever
+    /// the namespace's sluice.yaml says: REGISTRY_ONLY denials are logged, not enforced.
+    var audit = false
     /// `sidecar.istio.io/proxyCPU`, `proxyMemory`, `proxyCPULimit`, `proxyMemoryLimit`.
     var cpuRequest: String?
     /// See `cpuRequest`.
@@ -46,6 +49,7 @@ struct PodAnnotations: Equatable {
         result.includeCIDRs = annotation("traffic.sidecar.istio.io/includeOutboundIPRanges")
         result.excludePorts = annotation("traffic.sidecar.istio.io/excludeOutboundPorts")
         result.includePorts = annotation("traffic.sidecar.istio.io/includeOutboundPorts")
+        result.audit = YAMLNodes.isTrue(annotation("sluice.io/audit"))
         result.cpuRequest = annotation("sidecar.istio.io/proxyCPU")
         result.memoryRequest = annotation("sidecar.istio.io/proxyMemory")
         result.cpuLimit = annotation("sidecar.istio.io/proxyCPULimit")

@@ -113,6 +113,7 @@ struct PodInjection {
     private func sidecarContainer(_ annotations: PodAnnotations, native: Bool) -> Node {
         var arguments = ["sidecar", "--config", SidecarTemplate.configDirectory + "/sluice.yaml"]
         if let concurrency = annotations.concurrency { arguments += ["--concurrency", String(concurrency)] }
+        if annotations.audit { arguments.append("--audit") }
         var fields: [(String, Node)] = [
             ("name", YAMLNodes.string(InjectedNames.sidecar)),
             ("image", YAMLNodes.string(template.image)),

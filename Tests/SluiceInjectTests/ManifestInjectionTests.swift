@@ -95,6 +95,22 @@ final class ManifestInjectionTests: XCTestCase {
         XCTAssertFalse(classic.contains("restartPolicy: Always"), "sidecar.istio.io/nativeSidecar: \"false\"")
     }
 
+    func testAuditAnnotationPutsThisWorkloadsSidecarInAuditMode() throws {
+        let pod = """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: migrating
+              annotations: {sluice.io/audit: "true"}
+            spec:
+              containers: [{name: app, image: app:1}]
+            """
+        let injected = try injection.inject(yaml: pod, path: "pod.yaml")
+        XCTAssertTrue(injected.contains("- --audit"), injected)
+        let plain = try injection.inject(yaml: pod.replacingOccurrences(of: "annotations: {sluice.io/audit: \"true\"}", with: ""), path: "pod.yaml")
+        XCTAssertFalse(plain.contains("--audit"), plain)
+    }
+
     func testInvalidYAMLIsPathAndLine() {
         XCTAssertThrowsError(try injection.inject(yaml: try InjectFixtures.text("in/invalid.yaml"), path: "invalid.yaml")) { error in
             XCTAssertEqual("\(error)", "invalid.yaml:9: invalid YAML: found unexpected end of stream (while scanning a quoted scalar at line 8)")
