@@ -12,7 +12,7 @@
 
 GW_ABSENT_V4=192.0.2.21 # a gateway address nobody on the test network has
 
-# Every field of DESIGN.md's access log, in its order.
+# Every field of the access log (README, Access log), in its order.
 ACCESS_LOG_FIELDS='["start_time","method","path","protocol","response_code","response_flags",
 	"bytes_received","bytes_sent","duration","upstream_service_time","x_forwarded_for",
 	"user_agent","request_id","authority","upstream_host","upstream_cluster",
@@ -23,7 +23,7 @@ ACCESS_LOG_FIELDS='["start_time","method","path","protocol","response_code","res
 # json_field RECORD FIELD: one field of a JSON record, as jq -r prints it.
 json_field() { jq -r --arg f "$2" '.[$f] | if . == null then "null" else tostring end' <<<"$1"; }
 
-# missing_fields RECORD: the DESIGN fields the record lacks (JSON null counts as present).
+# missing_fields RECORD: the access-log fields the record lacks (JSON null counts as present).
 missing_fields() {
 	jq -r --argjson want "$ACCESS_LOG_FIELDS" '. as $r | [$want[] as $f | select($r | has($f) | not) | $f] | join(" ")' <<<"$1"
 }
@@ -45,7 +45,7 @@ check_record() {
 	fi
 }
 
-# check_has_all_fields DESC RECORD: every DESIGN field is a key of the record.
+# check_has_all_fields DESC RECORD: every access-log field is a key of the record.
 check_has_all_fields() {
 	local missing
 	if [[ -z $2 ]]; then
@@ -149,7 +149,7 @@ istio_http_leaves_through_gateway() {
 		'.method == "HEAD" and .path == "/" and .protocol == "HTTP/1.1" and (.user_agent | startswith("curl/"))'
 	check_record "gateway log: numbers are numbers (bytes, duration), upstream_service_time a string" "$rec" \
 		'(.bytes_received | type) == "number" and (.bytes_sent | type) == "number" and (.duration | type) == "number" and (.upstream_service_time | type) == "string"'
-	check_has_all_fields "gateway log: every DESIGN.md access-log field is present" "$rec"
+	check_has_all_fields "gateway log: every access-log field is present" "$rec"
 	check_record "gateway log: absent values are JSON null (requested_server_name, trace_id, transport failure)" "$rec" \
 		'.requested_server_name == null and .trace_id == null and .upstream_transport_failure_reason == null'
 
@@ -172,7 +172,7 @@ istio_tls_passes_through_gateway() {
 	check_record "TLS via gateway: gateway log has requested_server_name aliyun.com, outbound|443||aliyun.com, $ALIYUN_V4:443" \
 		"$rec" '.upstream_cluster == "outbound|443||aliyun.com" and .upstream_host == "192.0.2.30:443" and .downstream_local_address == "192.0.2.20:443"' \
 		"$GATEWAY_ACCESS_LOG"
-	check_has_all_fields "TLS via gateway: the TLS record has every DESIGN.md field too" "$rec"
+	check_has_all_fields "TLS via gateway: the TLS record has every access-log field too" "$rec"
 }
 
 gateway_unregistered_http_is_404() {
@@ -253,7 +253,7 @@ sidecar_denial_logged_as_blackhole() {
 	check_record "sidecar log: 502, route_name block_all, upstream_cluster BlackHoleCluster, no upstream_host" "$rec" \
 		'.response_code == 502 and .route_name == "block_all" and .upstream_cluster == "BlackHoleCluster" and .upstream_host == null' \
 		"$ACCESS_LOG"
-	check_has_all_fields "sidecar log: the 502 record has every DESIGN.md field" "$rec"
+	check_has_all_fields "sidecar log: the 502 record has every access-log field" "$rec"
 	origin_settle
 	check_eq "sidecar refuses: the gateway never saw spoof-target.test" "" \
 		"$(gateway_access_records "$gw_access" | jq -c 'select(.authority == "spoof-target.test")')"
