@@ -12,7 +12,7 @@
 
 GW_ABSENT_V4=192.0.2.21 # a gateway address nobody on the test network has
 
-# Every field of the access log (README, Access log), in its order.
+# Every field of the access log (docs/operations.md, Access log), in its order.
 ACCESS_LOG_FIELDS='["start_time","method","path","protocol","response_code","response_flags",
 	"bytes_received","bytes_sent","duration","upstream_service_time","x_forwarded_for",
 	"user_agent","request_id","authority","upstream_host","upstream_cluster",

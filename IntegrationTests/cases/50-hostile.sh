@@ -275,7 +275,7 @@ v4_mapped_v6_denied() {
 	check_origin_never "bypass: $UNREG_V4 saw nothing from the v4-mapped address" "$mark" "$UNREG_V4"
 }
 
-# Documents the trust boundary (README "What REGISTRY_ONLY guarantees"): the
+# Documents the trust boundary (docs/security.md): the
 # proxy uid is never captured, so anything running as 1337 goes straight out.
 proxy_uid_is_not_captured() {
 	local mark access

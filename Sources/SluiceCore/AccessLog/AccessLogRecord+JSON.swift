@@ -2,7 +2,7 @@ public import NIOCore
 
 extension AccessLogRecord {
     /// Appends the record as one JSON object (no trailing newline) with the ASM/Envoy default
-    /// field names, in the order the README's Access log section lists them; absent values are `null`.
+    /// field names, in the order docs/operations.md (Access log) lists them; absent values are `null`.
     ///
     /// Hand-written rather than `JSONEncoder`: this runs once per request on an event loop, and
     /// writing straight into the caller's buffer costs no allocation beyond the buffer's own
