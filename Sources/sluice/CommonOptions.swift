@@ -78,3 +78,15 @@ func resolveConfigPath(_ flag: String?) throws -> String {
     if let env = ProcessEnvironment.value("SLUICE_CONFIG"), !env.isEmpty { return env }
     throw ValidationError("no config: pass --config FILE or set SLUICE_CONFIG")
 }
+
+/// The config and registry at `configPath` for a command that reads them once (explain,
+/// replay); an invalid `sluice.yaml` prints its diagnostics and exits 1.
+func loadSnapshot(configPath: String, namespace: String) throws -> SluiceSnapshot {
+    switch SluiceSnapshot.load(configPath: configPath, namespace: namespace) {
+    case .success(let loaded):
+        return loaded
+    case .failure(let diagnostics):
+        for diagnostic in diagnostics { printError("\(diagnostic)") }
+        throw ExitCode(1)
+    }
+}

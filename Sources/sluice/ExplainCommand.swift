@@ -40,13 +40,7 @@ struct ExplainCommand: ParsableCommand {
     func run() throws {
         let path = try resolveConfigPath(config)
         guard let destinationIP = IPAddress(ip) else { throw ValidationError("--ip: not an IP address: \(ip)") }
-        let snapshot: SluiceSnapshot
-        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
-        case .success(let loaded): snapshot = loaded
-        case .failure(let diagnostics):
-            for diagnostic in diagnostics { printError("\(diagnostic)") }
-            throw ExitCode(1)
-        }
+        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace)
         for diagnostic in snapshot.diagnostics where diagnostic.isError { printError("\(diagnostic)") }
         // The very decision stage the running proxy calls, built the way it builds it.
         let policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)

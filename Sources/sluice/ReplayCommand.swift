@@ -42,13 +42,7 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         let path = try resolveConfigPath(config)
-        let snapshot: SluiceSnapshot
-        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
-        case .success(let loaded): snapshot = loaded
-        case .failure(let diagnostics):
-            for diagnostic in diagnostics { printError("\(diagnostic)") }
-            throw ExitCode(1)
-        }
+        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace)
         var policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
         if enforce || policy.audit {
             policy = Policy(mode: policy.mode, registry: policy.registry, gateway: policy.gateway, role: policy.role,
