@@ -83,6 +83,7 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(registry.lookup(host: "mixed.example.com", port: 8443)?.entry.name, "tls")
         XCTAssertEqual(registry.lookup(host: "mixed.example.com", port: 8443, families: .http)?.entry.name, "http")
         XCTAssertNil(registry.lookup(host: "mixed.example.com", port: 8443, families: .opaque))
+        XCTAssertEqual(registry.conflicts.map(\.severity), [.note], "another protocol does not shadow: a note, not a warning")
     }
 
     func testAddressLookupLongestPrefixWins() throws {

@@ -232,12 +232,21 @@ public struct Registry: Sendable {
         entries: [ServiceEntry], conflicts: inout [ConfigDiagnostic]
     ) {
         var candidates = table[key, default: Candidates()]
-        if let earlier = candidates.slots.first, earlier.entry != slot.entry {
+        // Only the same kind of port shadows: an HTTP and a TLS registration of one host:port
+        // each match their own traffic (Istio would want one protocol a port: a note).
+        if let earlier = candidates.slots.first(where: { $0.family == slot.family && $0.addressed == slot.addressed }),
+           earlier.entry != slot.entry {
             let winner = entries[earlier.entry]
             let loser = entries[slot.entry]
             conflicts.append(ConfigDiagnostic(
                 severity: .warning, path: loser.source.path, line: loser.source.line, resource: loser.resourceName,
                 message: "\(what) is already registered by \(winner.resourceName) (\(winner.source)), which was loaded first and wins"))
+        } else if let other = candidates.slots.first(where: { $0.entry != slot.entry }) {
+            let first = entries[other.entry]
+            let later = entries[slot.entry]
+            conflicts.append(ConfigDiagnostic(
+                severity: .note, path: later.source.path, line: later.source.line, resource: later.resourceName,
+                message: "\(what) is also registered by \(first.resourceName) (\(first.source)) for another protocol; each matches its own traffic (Istio allows one protocol a port)"))
         }
         if candidates.slots.contains(where: { $0.entry == slot.entry }) { return }  // same entry, duplicate host
         if !candidates.slots.contains(where: { $0.family == slot.family && $0.addressed == slot.addressed }) {
