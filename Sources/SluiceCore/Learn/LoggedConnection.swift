@@ -208,23 +208,9 @@ public struct AccessLogLineReader {
 
     /// `host:port`, `[v6]:port`; nil without a port in 1-65535.
     static func splitHostPort(_ text: String) -> (host: String, port: Int)? {
-        let host: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            host = text[text.index(after: text.startIndex)..<close]
-            let after = text[text.index(after: close)...]
-            guard after.hasPrefix(":") else { return nil }
-            portText = after.dropFirst()
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            host = text[..<colon]
-            // A bare IPv6 address has more colons and no port.
-            guard !host.contains(":") else { return nil }
-            portText = text[text.index(after: colon)...]
-        }
-        guard !host.isEmpty, portText.utf8.count <= 5, let port = Int(portText), (1...65535).contains(port) else { return nil }
-        return (String(host), port)
+        // The data path's parser: the same `host:port` and `[v6]:port` rules as a CONNECT target.
+        guard let authority = Authority(text, as: .hostAndPort), let port = authority.port else { return nil }
+        return (authority.host, port)
     }
 
     /// `NR` among Envoy's comma-separated flags (`NR`, `UF,NR`), without splitting them.
