@@ -1,0 +1,17 @@
+import SluiceCore
+
+/// A connection's last decision and what it was made from (one object: reading it per
+/// request costs one retain, not a copy of every field).
+final class CachedDecision {
+    let authority: String
+    let host: String
+    let config: ConfigIdentity
+    let decision: Decision
+
+    init(authority: String, host: String, config: ConfigIdentity, decision: Decision) {
+        self.authority = authority
+        self.host = host
+        self.config = config
+        self.decision = decision
+    }
+}
