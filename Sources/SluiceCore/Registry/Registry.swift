@@ -107,8 +107,7 @@ public struct Registry: Sendable {
     /// sidecar their TLS and opaque ports are bound to those addresses, not matched by name.
     /// An exact host beats a wildcard; a longer wildcard suffix beats a shorter one.
     /// Cost: one dictionary probe per label of the host.
-    public func lookup(host: String, port: Int, families: ProtocolFamilies, addressed: Bool = true) -> RegistryMatch? {
-        let name = host
+    public func lookup(host name: String, port: Int, families: ProtocolFamilies, addressed: Bool = true) -> RegistryMatch? {
         guard !name.isEmpty else { return nil }
         if let slot = exactHosts[HostKey(host: name, port: port)]?.first(in: families, addressed: addressed) {
             return match(slot, via: .exactHost)
