@@ -198,9 +198,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     private func glue(_ upstream: UpstreamConnection, context: ChannelHandlerContext) {
-        self.record.responseCode = 200
-        self.record.upstreamHost = upstream.remote.logDescription
-        self.record.upstreamLocalAddress = upstream.channel.localAddress?.logDescription
+        Tunnel.noteEstablished(upstream, in: &self.record)
         var headers = HTTPHeaders()
         headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "server", value: "sluice")
@@ -212,7 +210,9 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         let runtime = self.runtime
         let start = self.connection.start
         do {
-            try GlueHandler.join(downstream: context.channel, upstream: upstream.channel) { counters in
+            // The tunnel bytes read while dialling are replayed through the pipeline below,
+            // behind the decoder's own, so that the client's held EOF follows them.
+            try Tunnel.splice(downstream: context.channel, upstream: upstream.channel) { counters in
                 var record = record
                 record.bytesReceived = counters.downstreamBytes
                 record.bytesSent = counters.upstreamBytes
