@@ -1,13 +1,13 @@
 import Logging
-import NIOCore
+package import NIOCore
 import NIOPosix
-import SluiceCore
+package import SluiceCore
 
 /// The egress gateway's listeners: HTTP (routed by Host per request), TLS (routed by SNI,
 /// passed through untouched) and HTTP CONNECT tunnels.
-enum GatewayListener {
+package enum GatewayListener {
     /// Binds one configured listener; a failure is a `ListenerBindError` naming it.
-    static func bind(
+    package static func bind(
         _ listener: ListenerConfig,
         group: any EventLoopGroup,
         runtime: ProxyRuntime

@@ -47,7 +47,7 @@ public final class ProxyRuntime: Sendable {
     let accessLog: AccessLogWriter?
     let resolver: DNSResolver
     let connector: UpstreamConnector
-    let connections = ConnectionTracker()
+    package let connections = ConnectionTracker()
     private let active: NIOLockedValueBox<ActiveConfig>
 
     /// Creates the runtime with a first, already validated configuration.
