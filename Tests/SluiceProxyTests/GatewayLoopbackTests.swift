@@ -25,6 +25,17 @@ final class GatewayLoopbackTests: XCTestCase {
         """
     }
 
+    /// aliyun.com registered at the sidecar on `port`, resolution DNS: where it goes is the
+    /// gateway's business.
+    private func resolvedByName(_ port: Int) -> String {
+        ServiceEntryYAML(
+            name: "aliyun",
+            hosts: ["aliyun.com"],
+            ports: [.init(number: port, name: "http", protocol: "HTTP")],
+            resolution: "DNS"
+        ).yaml
+    }
+
     func testGatewayRoutesHTTPByHostAndAnswers404ForUnregistered() throws {
         let net = Loopback()
         let origin = try net.startHTTPOrigin()
@@ -111,12 +122,7 @@ final class GatewayLoopbackTests: XCTestCase {
               protocol: connect
               ports: {connect: \(gateway.connect.port!)}
             """
-        let sidecarRegistry = ServiceEntryYAML(
-            name: "aliyun",
-            hosts: ["aliyun.com"],
-            ports: [.init(number: origin.port!, name: "http", protocol: "HTTP")],
-            resolution: "DNS"
-        ).yaml
+        let sidecarRegistry = self.resolvedByName(origin.port!)
         let proxy = try net.startSidecar(config: sidecarConfig, registry: sidecarRegistry, originalDestination: origin)
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)
@@ -134,12 +140,7 @@ final class GatewayLoopbackTests: XCTestCase {
               protocol: connect
               ports: {connect: \(gateway.connect.port!)}
             """
-        let sidecarRegistry = ServiceEntryYAML(
-            name: "aliyun",
-            hosts: ["aliyun.com"],
-            ports: [.init(number: origin.port!, name: "http", protocol: "HTTP")],
-            resolution: "DNS"
-        ).yaml
+        let sidecarRegistry = self.resolvedByName(origin.port!)
         let proxy = try net.startSidecar(config: sidecarConfig, registry: sidecarRegistry, originalDestination: origin)
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)

@@ -185,15 +185,29 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
         }
     }
 
-    private func proxy(_ provider: FakeProvider) throws -> (HTTPProxyHandler, EmbeddedChannel, ProxyRuntime) {
-        let runtime = try Loopback.runtime(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\n", registry: "")
+    /// The handler alone on an EmbeddedChannel (ALLOW_ANY: every request is forwarded to its
+    /// original destination), its upstreams from `provider`; torn down when the test ends.
+    private func proxy(_ provider: FakeProvider) throws -> (HTTPProxyHandler, EmbeddedChannel) {
+        let runtime = try Loopback.runtime(config: TestConfig.allowAny, registry: "")
         let connection = DownstreamConnection(
             originalDestination: try SocketAddress(ipAddress: "192.0.2.40", port: 80),
             remote: try SocketAddress(ipAddress: "192.0.2.10", port: 40000))
         let handler = HTTPProxyHandler(runtime: runtime, connection: connection, upstreams: provider)
         let channel = EmbeddedChannel(handler: handler)
+        addTeardownBlock {
+            _ = try? channel.finish()
+            runtime.shutdown()
+        }
         try channel.connect(to: SocketAddress(ipAddress: "192.0.2.40", port: 80)).wait()
-        return (handler, channel, runtime)
+        return (handler, channel)
+    }
+
+    /// A GET sent and its dial answered with a fresh fake upstream.
+    private func dialled(_ provider: FakeProvider, _ channel: EmbeddedChannel) throws -> FakeUpstream {
+        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"))
+        let upstream = FakeUpstream(target: provider.dials[0].0)
+        provider.dials[0].1(.success(upstream))
+        return upstream
     }
 
     private func outbound(_ channel: EmbeddedChannel) throws -> String {
@@ -210,11 +224,7 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
 
     func testARequestIsDialledSentRelayedAndTheUpstreamKeptForTheNext() throws {
         let provider = FakeProvider()
-        let (handler, channel, runtime) = try proxy(provider)
-        defer {
-            _ = try? channel.finish()
-            runtime.shutdown()
-        }
+        let (handler, channel) = try proxy(provider)
         try channel.writeInbound(ByteBuffer(string: "GET /one HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: r1\r\n\r\n"))
         XCTAssertEqual(provider.dials.count, 1)
         XCTAssertEqual(provider.dials.first?.0, .originalDestination(try XCTUnwrap(IPAddress("192.0.2.40")), 80))
@@ -243,11 +253,7 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
 
     func testAFailedDialIsEnvoys503AndTheConnectionStaysOpen() throws {
         let provider = FakeProvider()
-        let (_, channel, runtime) = try proxy(provider)
-        defer {
-            _ = try? channel.finish()
-            runtime.shutdown()
-        }
+        let (_, channel) = try proxy(provider)
         try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"))
         provider.dials[0].1(.failure(UpstreamError.connectFailed("refused")))
         let reply = try outbound(channel)
@@ -258,14 +264,8 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
 
     func testAnUpstreamThatClosesBeforeTheHeadIs503ConnectionTermination() throws {
         let provider = FakeProvider()
-        let (handler, channel, runtime) = try proxy(provider)
-        defer {
-            _ = try? channel.finish()
-            runtime.shutdown()
-        }
-        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"))
-        let upstream = FakeUpstream(target: provider.dials[0].0)
-        provider.dials[0].1(.success(upstream))
+        let (handler, channel) = try proxy(provider)
+        let upstream = try dialled(provider, channel)
         handler.upstreamClosed(upstream)
         XCTAssertNil(upstream.sink, "let go of")
         let reply = try outbound(channel)
@@ -275,14 +275,8 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
 
     func testAResponseFromAConnectionLetGoOfIsIgnored() throws {
         let provider = FakeProvider()
-        let (handler, channel, runtime) = try proxy(provider)
-        defer {
-            _ = try? channel.finish()
-            runtime.shutdown()
-        }
-        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"))
-        let upstream = FakeUpstream(target: provider.dials[0].0)
-        provider.dials[0].1(.success(upstream))
+        let (handler, channel) = try proxy(provider)
+        let upstream = try dialled(provider, channel)
         let stranger = FakeUpstream(target: upstream.target)
         try self.respond(handler, from: stranger, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", body: "")
         channel.embeddedEventLoop.run()

@@ -47,24 +47,16 @@ public struct ServiceEntryYAML: Sendable {
 
     /// An HTTP port of `host`, STATIC to `endpoint` (loopback by default).
     public static func http(_ name: String, host: String, port: Int, endpoint: String = "127.0.0.1") -> ServiceEntryYAML {
-        ServiceEntryYAML(
-            name: name,
-            hosts: [host],
-            ports: [Port(number: port, name: "http", protocol: "HTTP")],
-            resolution: "STATIC",
-            endpoints: [endpoint]
-        )
+        .onePort(name, host: host, port: Port(number: port, name: "http", protocol: "HTTP"), endpoint: endpoint)
     }
 
     /// A TLS port of `host` (decided by SNI), STATIC to `endpoint`.
     public static func tls(_ name: String, host: String, port: Int, endpoint: String = "127.0.0.1") -> ServiceEntryYAML {
-        ServiceEntryYAML(
-            name: name,
-            hosts: [host],
-            ports: [Port(number: port, name: "tls", protocol: "TLS")],
-            resolution: "STATIC",
-            endpoints: [endpoint]
-        )
+        .onePort(name, host: host, port: Port(number: port, name: "tls", protocol: "TLS"), endpoint: endpoint)
+    }
+
+    private static func onePort(_ name: String, host: String, port: Port, endpoint: String) -> ServiceEntryYAML {
+        ServiceEntryYAML(name: name, hosts: [host], ports: [port], resolution: "STATIC", endpoints: [endpoint])
     }
 
     /// An opaque TCP port on `address` (decided by address), resolution NONE.
