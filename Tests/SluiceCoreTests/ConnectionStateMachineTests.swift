@@ -62,6 +62,63 @@ final class ConnectionStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.writabilityChanged(true))
     }
 
+    // MARK: HTTPExchangeStateMachine
+
+    func testAForwardedExchangeQueuesWhileConnectingThenStreams() {
+        var exchange = HTTPExchangeStateMachine(phase: .forwarding, keepAlive: true)
+        exchange.startConnecting(with: ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))
+        XCTAssertEqual(exchange.requestBody(ByteBuffer(string: "body")), .queued)
+        exchange.requestEnd()
+        let queued = exchange.connected()
+        XCTAssertEqual(queued?.map { String(buffer: $0) }, ["GET / HTTP/1.1\r\n\r\n", "body"])
+        XCTAssertEqual(exchange.phase, .forwarding)
+        XCTAssertNil(exchange.connected(), "connected once")
+        XCTAssertEqual(exchange.requestBody(ByteBuffer(string: "more")), .send)
+        XCTAssertFalse(exchange.isDone)
+        XCTAssertEqual(exchange.responseHead(status: 200), .relay)
+        XCTAssertTrue(exchange.responseEndFramed())
+        XCTAssertTrue(exchange.isDone)
+        XCTAssertFalse(exchange.closesConnection)
+    }
+
+    func testAnInterimResponsesEndIsNotTheResponses() {
+        var exchange = HTTPExchangeStateMachine(phase: .forwarding, keepAlive: true)
+        XCTAssertEqual(exchange.responseHead(status: 100), .interim)
+        XCTAssertFalse(exchange.responseStarted)
+        XCTAssertFalse(exchange.responseEndFramed(), "the 100's end")
+        XCTAssertEqual(exchange.responseHead(status: 103), .interim)
+        XCTAssertFalse(exchange.responseEndFramed())
+        XCTAssertEqual(exchange.responseHead(status: 101), .relay, "101 is a final answer here: the switch")
+        exchange.switchingProtocols()
+        XCTAssertTrue(exchange.switching)
+    }
+
+    func testAFailedDialDropsTheQueueAndALocalAnswerThatClosesEndsTheRequest() {
+        var exchange = HTTPExchangeStateMachine(phase: .forwarding, keepAlive: true)
+        exchange.startConnecting(with: ByteBuffer(string: "head"))
+        exchange.failed()
+        XCTAssertNil(exchange.connected(), "a late connection finds nothing to send")
+        XCTAssertEqual(exchange.requestBody(ByteBuffer(string: "x")), .discard)
+        exchange.answeredLocally(close: true)
+        XCTAssertTrue(exchange.isDone, "the rest of the request is not read")
+    }
+
+    func testADeniedKeptAliveAnswerWaitsForTheRequestsEnd() {
+        var exchange = HTTPExchangeStateMachine(phase: .denied, keepAlive: true)
+        XCTAssertEqual(exchange.requestBody(ByteBuffer(string: "x")), .discard)
+        exchange.answeredLocally(close: false)
+        XCTAssertFalse(exchange.isDone)
+        exchange.requestEnd()
+        XCTAssertTrue(exchange.isDone)
+    }
+
+    func testAnHTTP10OrCloseDelimitedResponseClosesTheConnection() {
+        XCTAssertTrue(HTTPExchangeStateMachine(phase: .forwarding, keepAlive: false).closesConnection)
+        var exchange = HTTPExchangeStateMachine(phase: .forwarding, keepAlive: true)
+        exchange.responseDelimitedByClose()
+        XCTAssertTrue(exchange.closesConnection)
+    }
+
     // MARK: UpstreamConnectionStateMachine
 
     func testAnUpstreamIsReusableBetweenExchangesUntilItCannotBe() {

@@ -13,13 +13,13 @@ extension HTTPProxyHandler {
         self.runtime.logger.info("bad HTTP request from \(self.connection.remoteText ?? "-"): \(error)")
         let exchange = self.exchange ?? self.makeLocalExchange()
         self.dropUpstream()
-        exchange.requestEnded = true
-        if exchange.responseStarted {
+        exchange.state.requestAbandoned()
+        if exchange.state.responseStarted {
             exchange.record.responseFlags.insert(.downstreamProtocolError)
-            exchange.responseEnded = true
+            exchange.state.responseCut()
             self.finish(exchange, context: context, closeAfter: true)
         } else {
-            exchange.phase = .failed
+            exchange.state.failed()
             self.respondLocally(
                 exchange,
                 status: tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
@@ -33,12 +33,12 @@ extension HTTPProxyHandler {
 
     /// The route timeout passed before the response head (Envoy's 504 `UT`).
     func upstreamTimedOut(_ exchange: HTTPExchange, after timeout: TimeAmount) {
-        guard self.exchange === exchange, !exchange.responseStarted, let context = self.context else { return }
+        guard self.exchange === exchange, !exchange.state.responseStarted, let context = self.context else { return }
         self.runtime.logger.warning(
             "upstream request timeout",
             metadata: ["authority": "\(exchange.record.authority ?? "-")", "after_ms": "\(timeout.nanoseconds / 1_000_000)"]
         )
-        exchange.phase = .failed
+        exchange.state.failed()
         self.dropUpstream()
         self.respondLocally(
             exchange,
@@ -46,7 +46,7 @@ extension HTTPProxyHandler {
             flag: .upstreamRequestTimeout,
             body: HTTP1LocalReply.upstreamTimeoutBody,
             context: context,
-            closeAfter: !exchange.requestEnded
+            closeAfter: !exchange.state.requestEnded
         )
     }
 
@@ -61,13 +61,13 @@ extension HTTPProxyHandler {
         context: ChannelHandlerContext
     ) {
         exchange.record.responseFlags.insert(flag)
-        if exchange.responseStarted {
+        if exchange.state.responseStarted {
             // Mid-body: the response cannot be completed; the app must see a truncated transfer.
-            exchange.responseEnded = true
+            exchange.state.responseCut()
             self.finish(exchange, context: context, closeAfter: true)
             return
         }
-        exchange.phase = .failed
+        exchange.state.failed()
         exchange.record.upstreamTransportFailureReason = transportFailure
         self.respondLocally(
             exchange,
@@ -75,7 +75,7 @@ extension HTTPProxyHandler {
             flag: nil,
             body: HTTP1LocalReply.resetBody(reason: resetReason),
             context: context,
-            closeAfter: !exchange.requestEnded
+            closeAfter: !exchange.state.requestEnded
         )
     }
 
@@ -101,9 +101,8 @@ extension HTTPProxyHandler {
     ) {
         if let flag { exchange.record.responseFlags.insert(flag) }
         exchange.record.responseCode = status.code
-        exchange.responseStarted = true
-        exchange.responseEnded = true
         let close = closeAfter || !exchange.keepAlive
+        exchange.state.answeredLocally(close: close)
         var bytes = self.allocator.buffer(capacity: HTTP1LocalReply.capacity(body: body))
         let bodyBytes = HTTP1LocalReply.write(
             status,
@@ -116,9 +115,6 @@ extension HTTPProxyHandler {
         )
         exchange.record.bytesSent &+= UInt64(bodyBytes)
         context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
-        if close {
-            exchange.requestEnded = true
-        }
         if exchange.isDone {
             self.finish(exchange, context: context, closeAfter: close)
         }

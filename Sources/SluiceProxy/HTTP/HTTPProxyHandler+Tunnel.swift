@@ -85,7 +85,7 @@ extension HTTPProxyHandler {
             self.respondLocally(exchange, status: .forbidden, flag: .noRouteFound, body: "", context: context, closeAfter: true)
             return
         }
-        exchange.phase = .connecting([])
+        exchange.state.startConnecting(with: nil)
         self.runtime.connector.connect(
             target: upstreamTarget,
             gateway: config.gateway,
@@ -98,12 +98,12 @@ extension HTTPProxyHandler {
             }
             switch result {
             case .failure(let failure):
-                exchange.phase = .failed
+                exchange.state.failed()
                 exchange.record.upstreamTransportFailureReason = failure.transportFailureReason
                 self.respondLocally(exchange, status: .serviceUnavailable, flag: failure.responseFlag, body: "", context: context, closeAfter: true)
             case .success(let connection):
                 Tunnel.noteEstablished(connection, in: &exchange.record)
-                exchange.responseStarted = true
+                exchange.state.tunnelEstablished()
                 var answer = self.allocator.buffer(capacity: 96)
                 HTTP1LocalReply.writeConnectEstablished(versionMinor: exchange.requestVersionMinor, date: HTTPDate.now(), to: &answer)
                 context.writeAndFlush(self.wrapOutboundOut(answer), promise: nil)

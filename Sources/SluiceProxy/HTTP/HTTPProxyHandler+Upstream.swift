@@ -19,7 +19,7 @@ extension HTTPProxyHandler {
                     "upstream connect failed",
                     metadata: ["authority": "\(exchange.record.authority ?? "-")", "error": "\(error)"]
                 )
-                exchange.phase = .failed
+                exchange.state.failed()
                 exchange.record.upstreamTransportFailureReason = error.transportFailureReason
                 let body: String
                 switch error {
@@ -33,7 +33,7 @@ extension HTTPProxyHandler {
                     flag: error.responseFlag,
                     body: body,
                     context: context,
-                    closeAfter: !exchange.requestEnded
+                    closeAfter: !exchange.state.requestEnded
                 )
             case .failure:
                 // The connection could not be set up (it closed at once).
@@ -41,8 +41,7 @@ extension HTTPProxyHandler {
             case .success(let upstream):
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)
-                guard case .connecting(let parts) = exchange.phase else { return }
-                exchange.phase = .forwarding
+                guard let parts = exchange.state.connected() else { return }
                 self.requestSent(exchange, context: context)
                 for part in parts { upstream.send(part) }
                 upstream.flush()
@@ -104,14 +103,12 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
         guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
-            if head.status / 100 == 1 && head.status != 101 {
+            if exchange.state.responseHead(status: head.status) == .interim {
                 // An interim answer (100, 103): not relayed. The proxy answered any
                 // `Expect: 100-continue` itself, and an HTTP/1.0 app must not see one.
-                exchange.interimResponse = true
                 return
             }
             self.deadlines.clear()
-            exchange.responseStarted = true
             exchange.record.responseCode = head.status
             var edits = HTTP1Rewrite.ResponseEdits(versionMinor: exchange.requestVersionMinor)
             if let sent = exchange.upstreamRequestSent {
@@ -124,19 +121,19 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
             if exchange.requestVersionMinor == 0 && head.transferEncodingChunked {
                 // De-chunked for an HTTP/1.0 app: the end is the connection's close.
                 edits.dropTransferEncoding = true
-                exchange.closeAfterResponse = true
+                exchange.state.responseDelimitedByClose()
             }
-            if closeDelimited { exchange.closeAfterResponse = true }
+            if closeDelimited { exchange.state.responseDelimitedByClose() }
             if head.status == 101 {
                 guard let upgrade = exchange.upgrade else {
                     self.upstreamProtocolError(upstream, error: .malformed("101 to a request that asked for no upgrade"))
                     return
                 }
                 // The origin accepted the upgrade: pass the 101 on; after it both sides become a tunnel.
-                exchange.switching = true
+                exchange.state.switchingProtocols()
                 upstream.notReusable()
                 edits.connection = .upgrade(head.upgrade.map(head.string) ?? upgrade)
-            } else if !exchange.keepAlive || self.state.isDraining || exchange.closeAfterResponse {
+            } else if exchange.state.closesConnection || self.state.isDraining {
                 edits.connection = .close
             } else if exchange.requestVersionMinor == 0 {
                 edits.connection = .keepAlive
@@ -144,10 +141,10 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
             let smallBody = head.contentLength.map { $0 <= Int64(Self.coalescedBodyBytes) ? Int($0) : 0 } ?? 0
             var bytes = self.allocator.buffer(capacity: HTTP1Rewrite.downstreamResponseBound(head, edits: edits) + smallBody)
             HTTP1Rewrite.writeDownstreamResponse(head, edits: edits, to: &bytes)
-            if exchange.switching {
+            if exchange.state.switching {
                 // The 101 is the whole response; what follows is the upgraded protocol's. The
                 // tunnel is glued after this callback returns (the upstream handler is mid-read).
-                exchange.responseEnded = true
+                exchange.state.responseCut()
                 upstream.responseEnded()
                 context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -167,13 +164,9 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
                 self.writer.writeThrough(body)
             }
         case .end:
-            if exchange.interimResponse {
-                exchange.interimResponse = false
-                return
-            }
-            exchange.responseEnded = true
+            guard exchange.state.responseEndFramed() else { return }  // an interim response's end
             upstream.responseEnded()
-            let closeAfter = !exchange.keepAlive || exchange.closeAfterResponse
+            let closeAfter = exchange.state.closesConnection
             if closeAfter || self.state.isDraining {
                 self.writer.flush()
             } else {
@@ -220,8 +213,8 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
         guard upstream === self.upstream else { return }
         self.upstream = nil
         upstream.detach()
-        guard let exchange = self.exchange, !exchange.responseEnded, let context = self.context else { return }
-        guard case .forwarding = exchange.phase else { return }
+        guard let exchange = self.exchange, !exchange.state.responseEnded, let context = self.context else { return }
+        guard exchange.state.phase == .forwarding else { return }
         self.failExchange(
             exchange,
             flag: .upstreamConnectionTermination,

@@ -139,7 +139,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if let exchange = self.exchange, case .forwarding = exchange.phase {
+        if let exchange = self.exchange, exchange.state.phase == .forwarding {
             self.upstream?.flush()
         }
         context.fireChannelReadComplete()
@@ -200,7 +200,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var isReadHeld: Bool {
         guard let exchange = self.exchange else { return false }
         let upstreamHolds: Bool
-        switch exchange.phase {
+        switch exchange.state.phase {
         case .connecting: upstreamHolds = true
         case .forwarding: upstreamHolds = !(self.upstream?.isWritable ?? true)
         case .denied, .failed: upstreamHolds = false
@@ -336,7 +336,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.requestSent(exchange, context: context)
                 upstream.send(bytes)
             } else {
-                exchange.phase = .connecting([bytes])
+                exchange.state.startConnecting(with: bytes)
                 self.connect(exchange, target: upstreamTarget, config: config, context: context)
             }
         }
@@ -358,28 +358,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func requestBody(_ body: ByteBuffer) {
         guard let exchange = self.exchange else { return }
         exchange.record.bytesReceived &+= UInt64(body.readableBytes)
-        switch exchange.phase {
-        case .connecting(var parts):
-            parts.append(body)
-            exchange.phase = .connecting(parts)
-        case .forwarding:
-            self.upstream?.send(body)
-        case .denied, .failed:
-            break
+        switch exchange.state.requestBody(body) {
+        case .send: self.upstream?.send(body)
+        case .queued, .discard: break
         }
     }
 
     private func requestEnd(context: ChannelHandlerContext) {
         guard let exchange = self.exchange else { return }
-        exchange.requestEnded = true
-        switch exchange.phase {
+        exchange.state.requestEnd()
+        switch exchange.state.phase {
         case .connecting:
             break
         case .forwarding:
             // The request's last bytes: their flush waits for the end of this loop tick.
             self.upstream?.flushAtEndOfTick()
         case .denied:
-            if !exchange.responseStarted {
+            if !exchange.state.responseStarted {
                 self.respondDenied(exchange, context: context, closeAfter: !exchange.keepAlive)
             } else if exchange.isDone {
                 self.finish(exchange, context: context, closeAfter: !exchange.keepAlive)
