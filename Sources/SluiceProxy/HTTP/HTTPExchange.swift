@@ -4,7 +4,11 @@ import SluiceCore
 /// One request/response pair on a downstream connection: its state machine and what its
 /// log line needs.
 final class HTTPExchange {
-    var state: HTTPExchangeStateMachine
+    /// Unchecked: the exchange is touched only from its connection's event loop, and every
+    /// access is a short inlined mutation with no call back into it; the dynamic exclusivity
+    /// checks a class property otherwise gets cost ~250 instructions a keep-alive request
+    /// (Benchmarks/results/callgrind-keepalive-session.md).
+    @exclusivity(unchecked) var state: HTTPExchangeStateMachine
     var record: AccessLogRecord
     let start: NIODeadline
     /// The request's `HTTP/1.x` minor version: responses go back in the same version.
