@@ -6,6 +6,32 @@ import SluiceCore
 /// log's upstream fields, and the splice of the two channels with what each side read past
 /// the switch sent first.
 enum Tunnel {
+    /// Decides a CONNECT to `target` as both CONNECT paths do (the registry by name or
+    /// address, on any protocol of that port): the record's cluster and route, the audit mark
+    /// and metric; a denial is counted and logged (`source` says whose CONNECT). The target to
+    /// dial, or nil when denied (the caller answers 403 with `NR`).
+    static func decide(
+        connectTo target: Authority,
+        runtime: ProxyRuntime,
+        config: ActiveConfig,
+        record: inout AccessLogRecord,
+        source: String
+    ) -> UpstreamTarget? {
+        let decision = config.policy.decide(tunnelTo: target)
+        record.upstreamCluster = decision.cluster
+        record.routeName = decision.routeName
+        if decision.audited {
+            record.istioPolicyStatus = Decision.auditDeniedStatus
+            runtime.metrics.auditDenied(.connect, host: target.host)
+        }
+        guard case .forward(let upstreamTarget) = decision.action else {
+            runtime.metrics.denied(.connect)
+            runtime.logger.info("denied CONNECT \(record.authority ?? "-")\(source)", metadata: ["reason": "\(decision.reason)"])
+            return nil
+        }
+        return upstreamTarget
+    }
+
     /// The log record's fields for the connection dialled for a tunnel (answered 200).
     static func noteEstablished(_ upstream: UpstreamConnection, in record: inout AccessLogRecord) {
         record.responseCode = 200

@@ -27,7 +27,6 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private let encoder: HTTPResponseEncoder
     private var state = State.idle
     private var record: AccessLogRecord
-    private var decision: Decision?
 
     init(
         runtime: ProxyRuntime,
@@ -143,17 +142,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         let config = self.runtime.config
-        let decision = config.policy.decide(tunnelTo: target)
-        self.decision = decision
-        self.record.upstreamCluster = decision.cluster
-        self.record.routeName = decision.routeName
-        if decision.audited {
-            self.record.istioPolicyStatus = Decision.auditDeniedStatus
-            self.runtime.metrics.auditDenied(.connect, host: target.host)
-        }
-        guard case .forward(let target) = decision.action else {
-            self.runtime.logger.info("denied CONNECT \(head.uri)", metadata: ["reason": "\(decision.reason)"])
-            self.runtime.metrics.denied(.connect)
+        guard let upstreamTarget = Tunnel.decide(connectTo: target, runtime: self.runtime, config: config, record: &self.record, source: "") else {
             self.state = .upgradeFailed
             self.record.responseCode = 403
             self.record.responseFlags.insert(.noRouteFound)
@@ -165,7 +154,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.hold.hold()
         self.state = .beganConnecting
         self.runtime.connector.connect(
-            target: target,
+            target: upstreamTarget,
             gateway: nil,
             eventLoop: context.eventLoop,
             connectTimeout: .init(config.limits.connectTimeout)

@@ -70,18 +70,16 @@ extension HTTPProxyHandler {
             self.respondLocally(exchange, status: .badRequest, flag: .downstreamProtocolError, body: "", context: context, closeAfter: true)
             return
         }
-        let decision = config.policy.decide(tunnelTo: tunnelTarget)
-        record.upstreamCluster = decision.cluster
-        record.routeName = decision.routeName
-        if decision.audited {
-            record.istioPolicyStatus = Decision.auditDeniedStatus
-            self.runtime.metrics.auditDenied(.connect, host: tunnelTarget.host)
-        }
+        let upstreamTarget = Tunnel.decide(
+            connectTo: tunnelTarget,
+            runtime: self.runtime,
+            config: config,
+            record: &record,
+            source: " from the app"
+        )
         let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)
         self.exchange = exchange
-        guard case .forward(let upstreamTarget) = decision.action else {
-            self.runtime.metrics.denied(.connect)
-            self.runtime.logger.info("denied CONNECT \(target) from the app", metadata: ["reason": "\(decision.reason)"])
+        guard let upstreamTarget else {
             self.respondLocally(exchange, status: .forbidden, flag: .noRouteFound, body: "", context: context, closeAfter: true)
             return
         }
