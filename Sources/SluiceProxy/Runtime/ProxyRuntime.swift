@@ -48,6 +48,10 @@ public final class ProxyRuntime: Sendable {
     let resolver: DNSResolver
     let connector: UpstreamConnector
     let connections = ConnectionTracker()
+    /// The mesh certificates (`--certs`), when a listener or the route to the gateway uses mTLS.
+    public let certificates: CertificateStore?
+    /// Their metrics; nil without certificates.
+    let identityMetrics: IdentityMetrics?
     private let active: NIOLockedValueBox<ActiveConfig>
 
     /// Creates the runtime with a first, already validated configuration.
@@ -56,15 +60,20 @@ public final class ProxyRuntime: Sendable {
         config: ActiveConfig,
         accessLog: AccessLogWriter?,
         logger: Logger,
-        logLevel: LogLevelBox = LogLevelBox(.info)
+        logLevel: LogLevelBox = LogLevelBox(.info),
+        certificates: CertificateStore? = nil
     ) {
+        self.certificates = certificates
         self.role = role
         self.logger = logger
         self.logLevel = logLevel
         self.accessLog = accessLog
         self.metrics = ProxyMetrics(role: role)
         self.resolver = DNSResolver()
-        self.connector = UpstreamConnector(resolver: self.resolver, logger: logger, metrics: self.metrics)
+        self.connector = UpstreamConnector(
+            resolver: self.resolver, logger: logger, metrics: self.metrics, certificates: certificates)
+        let registry = self.metrics.registry
+        self.identityMetrics = certificates.map { _ in IdentityMetrics(registry: registry) }
         self.active = NIOLockedValueBox(config)
         self.metrics.registrySize(config.snapshot.registry.entries.count)
     }

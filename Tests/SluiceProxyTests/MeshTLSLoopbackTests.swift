@@ -1,0 +1,206 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SluiceCore
+import SluiceIdentity
+import X509
+import XCTest
+
+@testable import SluiceProxy
+
+/// ISTIO_MUTUAL on loopback: the sidecar opens mTLS to the gateway with its workload
+/// certificate, the gateway terminates it, takes the caller's SPIFFE ID and routes the HTTP
+/// inside by Host; clients without a certificate or from another mesh are refused, counted
+/// by reason; rotated files are used by the next connection.
+final class MeshTLSLoopbackTests: XCTestCase {
+    static let gatewayID = SPIFFEID(namespace: "istio-system", serviceAccount: "istio-egressgateway-service-account")
+    static let sleepID = SPIFFEID(namespace: "default", serviceAccount: "sleep")
+
+    /// A mesh: a root and directories of issued certificates, under a temporary directory.
+    final class Mesh {
+        let directory: String
+        let root: IssuedCertificate
+        let rootKey: Certificate.PrivateKey
+
+        init() throws {
+            self.directory = NSTemporaryDirectory() + "sluice-mesh-\(UUID().uuidString)"
+            self.root = try MeshCertificateAuthority.makeRoot(trustDomain: "cluster.local", now: Date(), days: 1)
+            self.rootKey = try Certificate.PrivateKey(pemEncoded: root.privateKeyPEM)
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+        /// Issues `id` into `<directory>/<name>` and returns that directory.
+        @discardableResult
+        func issue(_ id: SPIFFEID, into name: String, days: Int = 1) throws -> (path: String, certificate: IssuedCertificate) {
+            let path = directory + "/" + name
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            let leaf = try MeshCertificateAuthority.issue(identity: id, root: root.certificate, rootKey: rootKey, now: Date(), days: days)
+            try leaf.privateKeyPEM.write(toFile: path + "/key.pem", atomically: true, encoding: .utf8)
+            try leaf.certificatePEM.write(toFile: path + "/cert-chain.pem", atomically: true, encoding: .utf8)
+            try root.certificatePEM.write(toFile: path + "/root-cert.pem", atomically: true, encoding: .utf8)
+            return (path, leaf)
+        }
+    }
+
+    private func registry(port: Int) -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: aliyun}
+        spec:
+          hosts: [aliyun.com]
+          ports: [{number: \(port), name: http, protocol: HTTP}]
+          resolution: STATIC
+          endpoints: [{address: 127.0.0.1}]
+        """
+    }
+
+    /// A gateway HTTP listener with ISTIO_MUTUAL on 127.0.0.2 at the origin's port.
+    private func startGateway(_ net: Loopback, mesh: Mesh, origin: SocketAddress) throws -> (SocketAddress, ProxyRuntime) {
+        let store = try CertificateStore(directory: mesh.issue(Self.gatewayID, into: "gateway").path)
+        let runtime = try Loopback.runtime(
+            config: "accessLog: {enabled: false}\n", registry: registry(port: origin.port!), role: .gateway, certificates: store)
+        let listener = ListenerConfig(port: origin.port!, protocol: .http, address: "127.0.0.2", tls: .istioMutual)
+        let channel = try net.group.next().makeFutureWithTask {
+            try await GatewayListener.bind(listener, group: net.group, runtime: runtime)
+        }.wait()
+        net.adopt(channel)
+        return (channel.localAddress!, runtime)
+    }
+
+    private func startSidecar(_ net: Loopback, mesh: Mesh, origin: SocketAddress, gatewaySAN: String) throws -> SocketAddress {
+        let store = try CertificateStore(directory: mesh.issue(Self.sleepID, into: "sleep").path)
+        let config = """
+            outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+            egressGateway:
+              address: [127.0.0.2]
+              ports: {http: \(origin.port!)}
+              tls: {mode: ISTIO_MUTUAL, sni: aliyun.com, subjectAltNames: ["\(gatewaySAN)"]}
+            """
+        let sidecarRegistry = registry(port: origin.port!).replacingOccurrences(of: "resolution: STATIC", with: "resolution: DNS")
+        return try net.startSidecar(config: config, registry: sidecarRegistry, originalDestination: origin, certificates: store)
+    }
+
+    func testSidecarReachesTheOriginThroughAnISTIOMUTUALGateway() throws {
+        let net = Loopback()
+        let mesh = try Mesh()
+        let origin = try net.startHTTPOrigin()
+        let (_, gateway) = try startGateway(net, mesh: mesh, origin: origin)
+        let sidecar = try startSidecar(net, mesh: mesh, origin: origin, gatewaySAN: Self.gatewayID.description)
+        for _ in 0..<2 {
+            let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: sidecar).text
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)
+        }
+        XCTAssertTrue(gateway.metrics.prometheusText().contains(#"sluice_tls_handshake_failures_total{reason="handshake"} 0"#))
+    }
+
+    func testSidecarRefusesAGatewayWithAnotherIdentity() throws {
+        let net = Loopback()
+        let mesh = try Mesh()
+        let origin = try net.startHTTPOrigin()
+        _ = try startGateway(net, mesh: mesh, origin: origin)
+        let sidecar = try startSidecar(net, mesh: mesh, origin: origin, gatewaySAN: "spiffe://cluster.local/ns/other/sa/impostor")
+        let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: sidecar).text
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 503"), reply)
+    }
+
+    func testGatewayRefusesPlaintextNoCertificateAndAnotherRootWithReasons() throws {
+        let net = Loopback()
+        let mesh = try Mesh()
+        let origin = try net.startHTTPOrigin()
+        let (gateway, runtime) = try startGateway(net, mesh: mesh, origin: origin)
+        // Plain HTTP at an mTLS port: closed without an HTTP answer (at most a TLS alert).
+        let plain = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\n\r\n".utf8), with: gateway).text
+        XCTAssertFalse(plain.contains("HTTP/1.1"), plain)
+        // TLS without a client certificate, then with one from another mesh's root.
+        XCTAssertThrowsError(try tlsRequest(to: gateway, mesh: mesh, clientDirectory: nil))
+        let other = try Mesh()
+        XCTAssertThrowsError(try tlsRequest(to: gateway, mesh: mesh, clientDirectory: other.issue(Self.sleepID, into: "sleep").path))
+        // An expired certificate from the right root.
+        XCTAssertThrowsError(try tlsRequest(to: gateway, mesh: mesh, clientDirectory: mesh.issue(Self.sleepID, into: "old", days: -1).path))
+        // And a good one gets through.
+        let reply = try tlsRequest(to: gateway, mesh: mesh, clientDirectory: mesh.issue(Self.sleepID, into: "sleep").path)
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)
+        let text = runtime.metrics.prometheusText()
+        for reason in ["handshake", "no_certificate", "unknown_ca", "expired"] {
+            XCTAssertTrue(text.contains("sluice_tls_handshake_failures_total{reason=\"\(reason)\"} 1"), "\(reason): \(text)")
+        }
+    }
+
+    func testRotationIsUsedByTheNextConnectionAndBadFilesKeepTheOld() throws {
+        let mesh = try Mesh()
+        let first = try mesh.issue(Self.gatewayID, into: "gateway")
+        let store = try CertificateStore(directory: first.path)
+        var settled: [String]?
+        guard case .unchanged = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("no change yet") }
+        let second = try mesh.issue(Self.gatewayID, into: "gateway")
+        // The first look sees the change, the second (files unchanged since) applies it.
+        guard case .unchanged = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("not settled yet") }
+        guard case .rotated(let old, let new) = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("not rotated") }
+        XCTAssertEqual(old.identity.serialHex, WorkloadIdentity.hex(first.certificate.certificate.serialNumber))
+        XCTAssertEqual(new.identity.serialHex, WorkloadIdentity.hex(second.certificate.certificate.serialNumber))
+        XCTAssertEqual(store.credentials.identity.serialHex, new.identity.serialHex)
+        // A key that does not belong to the certificate: rejected once, the rotated one stays.
+        try MeshCertificateAuthority.issue(identity: Self.gatewayID, root: mesh.root.certificate, rootKey: mesh.rootKey, now: Date(), days: 1)
+            .privateKeyPEM.write(toFile: first.path + "/key.pem", atomically: true, encoding: .utf8)
+        _ = store.reloadIfChanged(settled: &settled, now: Date())
+        guard case .rejected(let kept, let reason) = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("not rejected") }
+        XCTAssertEqual(kept.identity.serialHex, new.identity.serialHex)
+        XCTAssertTrue(reason.contains("does not belong"), reason)
+        guard case .unchanged = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("reported twice") }
+    }
+
+    /// One HTTP request over TLS to `address`, as `clientDirectory`'s workload (none: no
+    /// client certificate); the reply's text, or the handshake's error.
+    private func tlsRequest(to address: SocketAddress, mesh: Mesh, clientDirectory: String?) throws -> String {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        if let clientDirectory {
+            // Read as they are: an expired certificate must reach the gateway.
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(clientDirectory + "/cert-chain.pem").map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: clientDirectory + "/key.pem", format: .pem))
+        }
+        let context = try NIOSSLContext(configuration: configuration)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let reply = group.next().makePromise(of: String.self)
+        let channel = try ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        try NIOSSLClientHandler(context: context, serverHostname: "aliyun.com"), ReplyCollector(promise: reply),
+                    ])
+                }
+            }
+            .connect(to: address).wait()
+        channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n"), promise: nil)
+        let timer = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+        defer { timer.cancel() }
+        return try reply.futureResult.wait()
+    }
+}
+
+/// Collects a TLS client's plaintext until close; fails on a TLS error.
+private final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let promise: EventLoopPromise<String>
+    var text = ""
+    var error: (any Error)?
+    init(promise: EventLoopPromise<String>) { self.promise = promise }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.text += String(buffer: self.unwrapInboundIn(data))
+    }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.error = self.error ?? error
+        context.close(promise: nil)
+    }
+    func channelInactive(context: ChannelHandlerContext) {
+        if let error = self.error ?? (self.text.isEmpty ? ChannelError.eof : nil) {
+            self.promise.fail(error)
+        } else {
+            self.promise.succeed(self.text)
+        }
+    }
+}
