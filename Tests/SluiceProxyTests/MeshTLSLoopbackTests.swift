@@ -96,6 +96,50 @@ final class MeshTLSLoopbackTests: XCTestCase {
         XCTAssertTrue(gateway.metrics.prometheusText().contains(#"sluice_tls_handshake_failures_total{reason="handshake"} 0"#))
     }
 
+    /// The app's own TLS travels inside the mTLS session; the gateway's TLS listener routes it
+    /// by the inner SNI (the echo origin returns the ClientHello unchanged).
+    func testAppTLSPassesThroughInsideMTLSAndIsRoutedByItsSNI() throws {
+        let net = Loopback()
+        let mesh = try Mesh()
+        let echo = try net.startEchoOrigin()
+        let entry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: aliyun}
+            spec:
+              hosts: [aliyun.com]
+              ports: [{number: 18443, name: tls, protocol: TLS, targetPort: \(echo.port!)}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """
+        let gatewayStore = try CertificateStore(directory: mesh.issue(Self.gatewayID, into: "gateway").path)
+        let gateway = try Loopback.runtime(config: "accessLog: {enabled: false}\n", registry: entry, role: .gateway, certificates: gatewayStore)
+        let channel = try net.group.next().makeFutureWithTask {
+            try await GatewayListener.bind(
+                ListenerConfig(port: 18443, protocol: .tls, address: "127.0.0.2", tls: .istioMutual), group: net.group, runtime: gateway)
+        }.wait()
+        net.adopt(channel)
+        let sidecarStore = try CertificateStore(directory: mesh.issue(Self.sleepID, into: "sleep").path)
+        let config = """
+            outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+            egressGateway:
+              address: [127.0.0.2]
+              ports: {tls: 18443}
+              tls: {mode: ISTIO_MUTUAL}
+            """
+        let sidecar = try net.startSidecar(
+            config: config, registry: entry.replacingOccurrences(of: "resolution: STATIC", with: "resolution: DNS"),
+            originalDestination: try SocketAddress(ipAddress: "127.0.0.1", port: 18443), certificates: sidecarStore)
+        let hello = clientHello(serverName: "aliyun.com")
+        let direct = try tlsRequest(
+            to: channel.localAddress!, mesh: mesh, clientDirectory: mesh.issue(Self.sleepID, into: "direct").path,
+            bytes: String(decoding: hello, as: UTF8.self), halfClose: true)
+        XCTAssertEqual(direct.utf8.count, hello.count)
+        XCTAssertEqual(try net.exchange(hello, with: sidecar, timeout: .seconds(1)), hello)
+        XCTAssertEqual(try net.exchange(hello, with: sidecar, halfClose: true), hello)
+        XCTAssertEqual(try net.exchange(clientHello(serverName: "evil.test"), with: sidecar, halfClose: true), [])
+    }
+
     func testSidecarRefusesAGatewayWithAnotherIdentity() throws {
         let net = Loopback()
         let mesh = try Mesh()
@@ -154,7 +198,10 @@ final class MeshTLSLoopbackTests: XCTestCase {
 
     /// One HTTP request over TLS to `address`, as `clientDirectory`'s workload (none: no
     /// client certificate); the reply's text, or the handshake's error.
-    private func tlsRequest(to address: SocketAddress, mesh: Mesh, clientDirectory: String?) throws -> String {
+    private func tlsRequest(
+        to address: SocketAddress, mesh: Mesh, clientDirectory: String?,
+        bytes: String = "GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n", halfClose: Bool = false
+    ) throws -> String {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
         if let clientDirectory {
@@ -167,6 +214,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
         defer { try? group.syncShutdownGracefully() }
         let reply = group.next().makePromise(of: String.self)
         let channel = try ClientBootstrap(group: group)
+            .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
@@ -175,7 +223,8 @@ final class MeshTLSLoopbackTests: XCTestCase {
                 }
             }
             .connect(to: address).wait()
-        channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n"), promise: nil)
+        channel.writeAndFlush(ByteBuffer(string: bytes), promise: nil)
+        if halfClose { channel.close(mode: .output, promise: nil) }
         let timer = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
         defer { timer.cancel() }
         return try reply.futureResult.wait()
@@ -191,6 +240,10 @@ private final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
     init(promise: EventLoopPromise<String>) { self.promise = promise }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.text += String(buffer: self.unwrapInboundIn(data))
+    }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The server's close_notify: the reply is complete.
+        if let event = event as? ChannelEvent, case .inputClosed = event { context.close(promise: nil) }
     }
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.error = self.error ?? error

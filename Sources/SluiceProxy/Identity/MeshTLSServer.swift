@@ -23,8 +23,13 @@ enum MeshTLSServer {
         let verifier = PeerChainVerifier(roots: identity.roots, trustDomain: identity.spiffeID.trustDomain)
         let peer = PeerVerification()
         let tls = NIOSSLServerHandler(context: credentials.serverContext, customVerificationCallback: peer.callback(verifier))
-        let accept = MeshTLSAcceptHandler(runtime: runtime, connection: connection, peer: peer, next: next)
-        try channel.pipeline.syncOperations.addHandlers([tls, accept])
+        // A client's FIN right behind its last handshake flight (request and EOF sent in one
+        // go) must not reach NIOSSL while our verification callback's answer is still on its
+        // way: NIOSSL would call it an EOF during the handshake. Held until the handshake is done.
+        let hold = InputClosedHold()
+        hold.hold()
+        let accept = MeshTLSAcceptHandler(runtime: runtime, connection: connection, peer: peer, hold: hold, next: next)
+        try channel.pipeline.syncOperations.addHandlers([hold, tls, accept])
     }
 }
 
@@ -36,17 +41,19 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
     private let peer: PeerVerification
+    private let hold: InputClosedHold
     private let next: (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
     private var timeout: Scheduled<Void>?
     private var finished = false
 
     init(
-        runtime: ProxyRuntime, connection: DownstreamConnection, peer: PeerVerification,
+        runtime: ProxyRuntime, connection: DownstreamConnection, peer: PeerVerification, hold: InputClosedHold,
         next: @escaping (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
     ) {
         self.runtime = runtime
         self.connection = connection
         self.peer = peer
+        self.hold = hold
         self.next = next
     }
 
@@ -79,6 +86,10 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        // Not from inside NIOSSL's event: it decodes the records that came with the last
+        // handshake flight only after this returns, and the EOF must follow them.
+        let hold = NIOLoopBound(self.hold, eventLoop: context.eventLoop)
+        context.eventLoop.execute { hold.value.release() }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
