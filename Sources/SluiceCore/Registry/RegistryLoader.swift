@@ -20,6 +20,10 @@ public struct RegistryLoadResult: Sendable {
     public var routing = RoutingObjects()
     /// Routing objects rejected as invalid.
     public var rejectedRoutingObjects = 0
+    /// AuthorizationPolicies (security.istio.io), valid ones in load order.
+    public var authorizationPolicies: [AuthorizationPolicy] = []
+    /// `namespace/name` of each AuthorizationPolicy rejected as invalid or unsupported.
+    public var rejectedAuthorizationPolicies: [String] = []
     /// True if any diagnostic is an error: some resource or file was not loaded.
     public var hasErrors: Bool { diagnostics.contains { $0.isError } }
 
@@ -39,6 +43,8 @@ public struct RegistryLoadResult: Sendable {
         pathErrors += other.pathErrors
         routing.append(other.routing)
         rejectedRoutingObjects += other.rejectedRoutingObjects
+        authorizationPolicies += other.authorizationPolicies
+        rejectedAuthorizationPolicies += other.rejectedAuthorizationPolicies
     }
 }
 
@@ -256,6 +262,17 @@ public enum RegistryLoader {
             let (diagnostics, rejected) = RoutingObjectDecoder.decode(kind: routingKind, node, path: path, into: &result.routing)
             result.diagnostics += diagnostics
             if rejected { result.rejectedRoutingObjects += 1 }
+        case "AuthorizationPolicy":
+            let (policy, diagnostics) = AuthorizationPolicy.decode(node, path: path)
+            result.diagnostics += diagnostics
+            if let policy {
+                result.authorizationPolicies.append(policy)
+            } else {
+                let metadata = YAMLReader.value(mapping, "metadata")?.effectiveMapping
+                let name = metadata.flatMap { YAMLReader.value($0, "name") }?.scalar?.string ?? ""
+                let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
+                result.rejectedAuthorizationPolicies.append("\(namespace.isEmpty ? "default" : namespace)/\(name)")
+            }
         case "List" where !inList:
             // kubectl's List (and `kubectl get -o yaml` output): resources under `items`.
             guard let itemsNode = YAMLReader.value(mapping, "items") else { return }
