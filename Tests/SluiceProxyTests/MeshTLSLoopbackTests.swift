@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -138,6 +139,61 @@ final class MeshTLSLoopbackTests: XCTestCase {
         XCTAssertEqual(try net.exchange(hello, with: sidecar, timeout: .seconds(1)), hello)
         XCTAssertEqual(try net.exchange(hello, with: sidecar, halfClose: true), hello)
         XCTAssertEqual(try net.exchange(clientHello(serverName: "evil.test"), with: sidecar, halfClose: true), [])
+    }
+
+    /// AuthorizationPolicy at the gateway, on the caller's SPIFFE ID and the inner SNI: the
+    /// DENY matches the sleep service account, so its connection is closed; payments passes.
+    func testAuthorizationPolicyDeniesByPrincipalAndSNI() throws {
+        let net = Loopback()
+        let mesh = try Mesh()
+        let echo = try net.startEchoOrigin()
+        let entry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: aliyun}
+            spec:
+              hosts: [aliyun.com]
+              ports: [{number: 18444, name: tls, protocol: TLS, targetPort: \(echo.port!)}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """
+        let loaded = RegistryLoader.parse(yaml: entry + """
+
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: no-sleep-to-aliyun, namespace: istio-system}
+            spec:
+              action: DENY
+              rules:
+              - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+                when: [{key: connection.sni, values: ["aliyun.com"]}]
+            """, path: "/test/registry.yaml")
+        XCTAssertFalse(loaded.hasErrors, "\(loaded.diagnostics)")
+        var snapshot = SluiceSnapshot(config: try SluiceConfig.parse(yaml: "accessLog: {enabled: false}\n", path: "/t/s.yaml").get(), entries: loaded.entries, namespace: "istio-system")
+        snapshot.authorizationPolicies = loaded.authorizationPolicies
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let gateway = ProxyRuntime(
+            role: .gateway, config: ActiveConfig(snapshot: snapshot, role: .gateway), accessLog: nil, logger: logger,
+            certificates: try CertificateStore(directory: mesh.issue(Self.gatewayID, into: "gateway").path))
+        let channel = try net.group.next().makeFutureWithTask {
+            try await GatewayListener.bind(
+                ListenerConfig(port: 18444, protocol: .tls, address: "127.0.0.2", tls: .istioMutual), group: net.group, runtime: gateway)
+        }.wait()
+        net.adopt(channel)
+        let hello = clientHello(serverName: "aliyun.com")
+        func send(as id: SPIFFEID, name: String) throws -> [UInt8] {
+            try tlsRequest(
+                to: channel.localAddress!, mesh: mesh, clientDirectory: mesh.issue(id, into: name).path,
+                bytes: String(decoding: hello, as: UTF8.self), halfClose: true
+            ).utf8.map { $0 }
+        }
+        XCTAssertEqual(try send(as: SPIFFEID(namespace: "shop", serviceAccount: "payments"), name: "payments"), hello)
+        XCTAssertThrowsError(try send(as: Self.sleepID, name: "sleep"), "closed without a byte")
+        let text = gateway.metrics.prometheusText()
+        XCTAssertTrue(text.contains(#"sluice_rbac_decisions_total{decision="denied",policy="ns[istio-system]-policy[no-sleep-to-aliyun]-rule[0]"} 1"#), text)
+        XCTAssertTrue(text.contains(#"sluice_rbac_decisions_total{decision="allowed",policy="none"} 1"#), text)
     }
 
     func testSidecarRefusesAGatewayWithAnotherIdentity() throws {

@@ -11,6 +11,10 @@ public final class ActiveConfig: Sendable {
     public let snapshot: SluiceSnapshot
     /// The decision function built from them.
     public let policy: Policy
+    /// The AuthorizationPolicies that select this workload (the gateway enforces them).
+    public let authorization: AuthorizationEvaluator
+    /// The workload's labels (`--labels-file`), what policy selectors match.
+    public let labels: [String: String]
     /// Which load this is: a connection may reuse a decision only while this is unchanged.
     /// (A connection's cached decision holds this small token, not the whole configuration,
     /// so an idle connection does not keep a replaced registry alive.)
@@ -18,9 +22,12 @@ public final class ActiveConfig: Sendable {
 
     /// Builds the policy for a role (the gateway never forwards to another gateway);
     /// `forceAudit` keeps audit mode on whatever the config file says (`--audit`).
-    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false) {
+    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false, labels: [String: String] = [:]) {
         self.snapshot = snapshot
         self.policy = snapshot.policy(role: role, forceAudit: forceAudit)
+        self.labels = labels
+        self.authorization = AuthorizationEvaluator(
+            policies: snapshot.authorizationPolicies, namespace: snapshot.namespace, labels: labels)
     }
 
     var limits: Limits { self.snapshot.config.limits }
@@ -52,6 +59,8 @@ public final class ProxyRuntime: Sendable {
     public let certificates: CertificateStore?
     /// Their metrics; nil without certificates.
     let identityMetrics: IdentityMetrics?
+    /// AuthorizationPolicy decisions.
+    let authorizationMetrics: AuthorizationMetrics
     private let active: NIOLockedValueBox<ActiveConfig>
 
     /// Creates the runtime with a first, already validated configuration.
@@ -74,6 +83,7 @@ public final class ProxyRuntime: Sendable {
             resolver: self.resolver, logger: logger, metrics: self.metrics, certificates: certificates)
         let registry = self.metrics.registry
         self.identityMetrics = certificates.map { _ in IdentityMetrics(registry: registry) }
+        self.authorizationMetrics = AuthorizationMetrics(registry: registry)
         self.active = NIOLockedValueBox(config)
         self.metrics.registrySize(config.snapshot.registry.entries.count)
     }
