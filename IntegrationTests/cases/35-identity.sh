@@ -7,7 +7,7 @@
 # Sourced by scripts/e2e after IntegrationTests/lib.sh, on a fresh test network.
 
 MESH_DIR=           # scratch: ca/, other-ca/, gateway/, sleep/, stranger/
-GATEWAY_IDENTITY_CONFIG=$E2E_CONFIGS/identity/gateway.yaml
+GATEWAY_IDENTITY_CONFIG= # $MESH_DIR/gateway.yaml: identity/gateway.yaml plus a policy directory
 
 # gw_tls ARGS...: openssl s_client from sl-ext to the gateway, bounded in time.
 gw_tls() {
@@ -48,6 +48,12 @@ issue_mesh_certificates() {
 		"$(openssl verify -CAfile "$MESH_DIR/gateway/root-cert.pem" "$MESH_DIR/gateway/cert-chain.pem" 2>&1)"
 	# The sidecar runs as the proxy uid: its certificate directory is its own.
 	chown -R "$PROXY_UID:$PROXY_UID" "$MESH_DIR/sleep"
+	# A scratch copy of the gateway's config whose registry also reads authz/, where
+	# authorization_policy_denies_tls_at_gateway puts an AuthorizationPolicy while it runs.
+	mkdir -p "$MESH_DIR/authz"
+	GATEWAY_IDENTITY_CONFIG=$MESH_DIR/gateway.yaml
+	sed -e "s|  - ../gateway/gateway-registry/|  - $E2E_CONFIGS/gateway/gateway-registry/\n  - authz/|" \
+		"$E2E_CONFIGS/identity/gateway.yaml" >"$GATEWAY_IDENTITY_CONFIG"
 }
 
 mtls_http_leaves_through_gateway() {
@@ -120,6 +126,38 @@ gateway_certificate_rotates_live() {
 	check "rotation: the gateway is still the same process" gateway_alive
 }
 
+# A DENY for the app's SPIFFE ID on SNI aliyun.com, applied by a file edit (hot reload):
+# the app's TLS through the gateway is closed, its HTTP (another listener, not TLS) still
+# passes; removing the policy opens TLS again.
+authorization_policy_denies_tls_at_gateway() {
+	cat >"$MESH_DIR/authz/deny-sleep.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-sleep-aliyun, namespace: istio-system}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+    when: [{key: connection.sni, values: ["aliyun.com"]}]
+YAML
+	if wait_until 3 bash -c "[[ \$(ip netns exec $NS_APP curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert $CA_CERT -I https://aliyun.com/) == 000 ]]"; then
+		pass "AuthorizationPolicy: a DENY on principal cluster.local/ns/default/sa/sleep + SNI aliyun.com closes the app's https://aliyun.com within 3 s"
+	else
+		fail "AuthorizationPolicy: a DENY on the app's principal closes its https://aliyun.com" "$(tail -n 5 "$GATEWAY_LOG")"
+	fi
+	check_metric_reaches "AuthorizationPolicy: sluice_rbac_decisions_total{decision=\"denied\"} counts it" \
+		gateway 1 sluice_rbac_decisions_total decision=denied "policy=ns[istio-system]-policy[deny-sleep-aliyun]-rule[0]"
+	check "AuthorizationPolicy: the gateway's log says RBAC: access denied" \
+		grep -qF "rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-sleep-aliyun]-rule[0]]" "$GATEWAY_LOG"
+	check_eq "AuthorizationPolicy: http://aliyun.com (the HTTP listener) still answers 301" 301 "$(app_status -I http://aliyun.com/)"
+	rm -f "$MESH_DIR/authz/deny-sleep.yaml"
+	if wait_until 3 bash -c "[[ \$(ip netns exec $NS_APP curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert $CA_CERT -I https://aliyun.com/) == 301 ]]"; then
+		pass "AuthorizationPolicy: with the policy removed, https://aliyun.com answers 301 again"
+	else
+		fail "AuthorizationPolicy: with the policy removed, https://aliyun.com answers 301 again" "$(tail -n 5 "$GATEWAY_LOG")"
+	fi
+}
+
 identity_cases() {
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
@@ -129,8 +167,9 @@ identity_cases() {
 	# The gateway needs --certs, which `scenario` does not pass: start it here; the
 	# scenario keeps a running gateway that has its config.
 	if wants mtls_http_leaves_through_gateway mtls_tls_passes_through_inside_mtls plain_client_fails_the_handshake \
-		client_without_certificate_is_refused client_from_another_root_is_refused gateway_certificate_rotates_live; then
-		if start_gateway "$GATEWAY_IDENTITY_CONFIG" --certs "$MESH_DIR/gateway" 2>"$E2E_TMP/start.err"; then
+		client_without_certificate_is_refused client_from_another_root_is_refused gateway_certificate_rotates_live \
+		authorization_policy_denies_tls_at_gateway; then
+		if start_gateway "$GATEWAY_IDENTITY_CONFIG" --certs "$MESH_DIR/gateway" --namespace istio-system 2>"$E2E_TMP/start.err"; then
 			SCENARIO_GATEWAY_CONFIG=$GATEWAY_IDENTITY_CONFIG
 		else
 			fail "sluice gateway --certs started with identity/gateway.yaml" "$(cat "$E2E_TMP/start.err")"
@@ -138,13 +177,14 @@ identity_cases() {
 	fi
 	SLUICE_CERTS_DIR=$MESH_DIR/sleep
 	export SLUICE_CERTS_DIR
-	scenario --gateway identity/gateway.yaml identity/sidecar.yaml \
+	scenario --gateway "$GATEWAY_IDENTITY_CONFIG" identity/sidecar.yaml \
 		mtls_http_leaves_through_gateway \
 		mtls_tls_passes_through_inside_mtls \
 		plain_client_fails_the_handshake \
 		client_without_certificate_is_refused \
 		client_from_another_root_is_refused \
-		gateway_certificate_rotates_live
+		gateway_certificate_rotates_live \
+		authorization_policy_denies_tls_at_gateway
 	unset SLUICE_CERTS_DIR
 	stop_gateway
 	rm -rf "$MESH_DIR"
