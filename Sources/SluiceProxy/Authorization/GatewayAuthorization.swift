@@ -22,7 +22,25 @@ enum GatewayAuthorization {
         return decision.allowed ? nil : decision
     }
 
-    /// Logs and counts a decision (the HTTP path can call this too).
+    /// The denial for one HTTP request at the gateway, or nil to let it through: for the HTTP
+    /// path, which answers a denial with 403 "RBAC: access denied" and logs
+    /// `response_code_details` = `decision.responseCodeDetails`. `headers` lower-case names.
+    static func denial(
+        runtime: ProxyRuntime, config: ActiveConfig, connection: DownstreamConnection,
+        host: String, method: String, path: String, headers: [String: String]
+    ) -> AuthorizationDecision? {
+        guard runtime.role == .gateway, !config.authorization.isEmpty else { return nil }
+        let request = AuthorizationRequest(
+            principal: connection.peerIdentity?.principal,
+            sourceIP: connection.remote?.sluiceIPAddress,
+            destinationPort: connection.destinationPort,
+            http: .init(host: host, method: method, path: path, headers: headers))
+        let decision = config.authorization.authorize(request)
+        record(decision, runtime: runtime, connection: connection, serverName: nil)
+        return decision.allowed ? nil : decision
+    }
+
+    /// Logs and counts a decision.
     static func record(_ decision: AuthorizationDecision, runtime: ProxyRuntime, connection: DownstreamConnection, serverName: String?) {
         let metrics = runtime.authorizationMetrics
         for name in decision.shadowDenied {
