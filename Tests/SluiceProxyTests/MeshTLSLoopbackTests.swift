@@ -58,6 +58,20 @@ final class MeshTLSLoopbackTests: XCTestCase {
         """
     }
 
+    /// aliyun.com registered for TLS on `port`, forwarded to the echo origin.
+    private func tlsEntry(port: Int, echo: SocketAddress) -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: aliyun}
+        spec:
+          hosts: [aliyun.com]
+          ports: [{number: \(port), name: tls, protocol: TLS, targetPort: \(echo.port!)}]
+          resolution: STATIC
+          endpoints: [{address: 127.0.0.1}]
+        """
+    }
+
     /// A gateway HTTP listener with ISTIO_MUTUAL on 127.0.0.2 at the origin's port.
     private func startGateway(_ net: Loopback, mesh: Mesh, origin: SocketAddress) throws -> (SocketAddress, ProxyRuntime) {
         let store = try CertificateStore(directory: mesh.issue(Self.gatewayID, into: "gateway").path)
@@ -103,16 +117,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
         let net = Loopback()
         let mesh = try Mesh()
         let echo = try net.startEchoOrigin()
-        let entry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: aliyun}
-            spec:
-              hosts: [aliyun.com]
-              ports: [{number: 18443, name: tls, protocol: TLS, targetPort: \(echo.port!)}]
-              resolution: STATIC
-              endpoints: [{address: 127.0.0.1}]
-            """
+        let entry = tlsEntry(port: 18443, echo: echo)
         let gatewayStore = try CertificateStore(directory: mesh.issue(Self.gatewayID, into: "gateway").path)
         let gateway = try Loopback.runtime(config: "accessLog: {enabled: false}\n", registry: entry, role: .gateway, certificates: gatewayStore)
         let channel = try net.group.next().makeFutureWithTask {
@@ -147,16 +152,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
         let net = Loopback()
         let mesh = try Mesh()
         let echo = try net.startEchoOrigin()
-        let entry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: aliyun}
-            spec:
-              hosts: [aliyun.com]
-              ports: [{number: 18444, name: tls, protocol: TLS, targetPort: \(echo.port!)}]
-              resolution: STATIC
-              endpoints: [{address: 127.0.0.1}]
-            """
+        let entry = tlsEntry(port: 18444, echo: echo)
         let loaded = RegistryLoader.parse(yaml: entry + """
 
             ---

@@ -68,29 +68,11 @@ extension AuthorizationPolicy {
         guard let mapping = reader.mapping(node, field) else { return nil }
         reader.checkKeys(mapping, allowed: ["from", "to", "when"], prefix: field)
         var rule = Rule()
-        if let n = YAMLReader.value(mapping, "from"), let items = reader.sequence(n, field + ".from") {
-            for (index, item) in items.enumerated() {
-                let f = "\(field).from[\(index)]"
-                guard let m = reader.mapping(item, f) else { continue }
-                reader.checkKeys(m, allowed: ["source"], prefix: f)
-                guard let sourceNode = YAMLReader.value(m, "source") else {
-                    reader.error(f + ".source", at: item, "required")
-                    continue
-                }
-                if let source = decodeSource(sourceNode, f + ".source", &reader) { rule.from.append(source) }
-            }
+        for (f, node) in wrapped(mapping, "from", inner: "source", field, &reader) {
+            if let source = decodeSource(node, f, &reader) { rule.from.append(source) }
         }
-        if let n = YAMLReader.value(mapping, "to"), let items = reader.sequence(n, field + ".to") {
-            for (index, item) in items.enumerated() {
-                let f = "\(field).to[\(index)]"
-                guard let m = reader.mapping(item, f) else { continue }
-                reader.checkKeys(m, allowed: ["operation"], prefix: f)
-                guard let operationNode = YAMLReader.value(m, "operation") else {
-                    reader.error(f + ".operation", at: item, "required")
-                    continue
-                }
-                if let operation = decodeOperation(operationNode, f + ".operation", &reader) { rule.to.append(operation) }
-            }
+        for (f, node) in wrapped(mapping, "to", inner: "operation", field, &reader) {
+            if let operation = decodeOperation(node, f, &reader) { rule.to.append(operation) }
         }
         if let n = YAMLReader.value(mapping, "when"), let items = reader.sequence(n, field + ".when") {
             for (index, item) in items.enumerated() {
@@ -98,6 +80,25 @@ extension AuthorizationPolicy {
             }
         }
         return rule
+    }
+
+    /// `from: [{source: …}]` and `to: [{operation: …}]`: each item's one inner node, with its field name.
+    private static func wrapped(
+        _ mapping: Node.Mapping, _ key: String, inner: String, _ field: String, _ reader: inout YAMLReader
+    ) -> [(String, Node)] {
+        guard let n = YAMLReader.value(mapping, key), let items = reader.sequence(n, "\(field).\(key)") else { return [] }
+        var result: [(String, Node)] = []
+        for (index, item) in items.enumerated() {
+            let f = "\(field).\(key)[\(index)]"
+            guard let m = reader.mapping(item, f) else { continue }
+            reader.checkKeys(m, allowed: [inner], prefix: f)
+            guard let node = YAMLReader.value(m, inner) else {
+                reader.error("\(f).\(inner)", at: item, "required")
+                continue
+            }
+            result.append(("\(f).\(inner)", node))
+        }
+        return result
     }
 
     private static func matches(_ mapping: Node.Mapping, _ key: String, _ field: String, _ reader: inout YAMLReader) -> [StringMatch]? {

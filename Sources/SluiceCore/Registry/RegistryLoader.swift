@@ -238,6 +238,15 @@ public enum RegistryLoader {
         return result
     }
 
+    /// `namespace/name` of a resource as its metadata says (namespace `default` when absent),
+    /// for a rejected object whose last good version may be kept.
+    private static func objectKey(_ mapping: Node.Mapping) -> String {
+        let metadata = YAMLReader.value(mapping, "metadata")?.effectiveMapping
+        let name = metadata.flatMap { YAMLReader.value($0, "name") }?.scalar?.string ?? ""
+        let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
+        return "\(namespace.isEmpty ? "default" : namespace)/\(name)"
+    }
+
     private static func parseResource(_ node: Node, path: String, into result: inout RegistryLoadResult, inList: Bool) {
         if node.isNull { return }  // empty document, e.g. a trailing "---"
         let line = YAMLReader.line(of: node)
@@ -253,10 +262,7 @@ public enum RegistryLoader {
             if let entry {
                 result.entries.append(entry)
             } else {
-                let metadata = YAMLReader.value(mapping, "metadata")?.effectiveMapping
-                let name = metadata.flatMap { YAMLReader.value($0, "name") }?.scalar?.string ?? ""
-                let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
-                result.rejected.append("\(namespace.isEmpty ? "default" : namespace)/\(name)")
+                result.rejected.append(objectKey(mapping))
             }
         case let routingKind? where RoutingObjectDecoder.kinds.contains(routingKind):
             let (diagnostics, rejected) = RoutingObjectDecoder.decode(kind: routingKind, node, path: path, into: &result.routing)
@@ -268,10 +274,7 @@ public enum RegistryLoader {
             if let policy {
                 result.authorizationPolicies.append(policy)
             } else {
-                let metadata = YAMLReader.value(mapping, "metadata")?.effectiveMapping
-                let name = metadata.flatMap { YAMLReader.value($0, "name") }?.scalar?.string ?? ""
-                let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
-                result.rejectedAuthorizationPolicies.append("\(namespace.isEmpty ? "default" : namespace)/\(name)")
+                result.rejectedAuthorizationPolicies.append(objectKey(mapping))
             }
         case "List" where !inList:
             // kubectl's List (and `kubectl get -o yaml` output): resources under `items`.

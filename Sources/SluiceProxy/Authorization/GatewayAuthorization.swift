@@ -11,15 +11,7 @@ enum GatewayAuthorization {
     static func denial(
         runtime: ProxyRuntime, config: ActiveConfig, connection: DownstreamConnection, serverName: String?
     ) -> AuthorizationDecision? {
-        guard runtime.role == .gateway, !config.authorization.isEmpty else { return nil }
-        let request = AuthorizationRequest(
-            principal: connection.peerIdentity?.principal,
-            sourceIP: connection.remote?.sluiceIPAddress,
-            destinationPort: connection.destinationPort,
-            sni: serverName)
-        let decision = config.authorization.authorize(request)
-        record(decision, runtime: runtime, connection: connection, serverName: serverName)
-        return decision.allowed ? nil : decision
+        decide(runtime: runtime, config: config, connection: connection, serverName: serverName, http: nil)
     }
 
     /// The denial for one HTTP request at the gateway, or nil to let it through: for the HTTP
@@ -29,14 +21,24 @@ enum GatewayAuthorization {
         runtime: ProxyRuntime, config: ActiveConfig, connection: DownstreamConnection,
         host: String, method: String, path: String, headers: [String: String]
     ) -> AuthorizationDecision? {
+        decide(
+            runtime: runtime, config: config, connection: connection, serverName: nil,
+            http: .init(host: host, method: method, path: path, headers: headers))
+    }
+
+    private static func decide(
+        runtime: ProxyRuntime, config: ActiveConfig, connection: DownstreamConnection, serverName: String?,
+        http: AuthorizationRequest.HTTP?
+    ) -> AuthorizationDecision? {
         guard runtime.role == .gateway, !config.authorization.isEmpty else { return nil }
         let request = AuthorizationRequest(
             principal: connection.peerIdentity?.principal,
             sourceIP: connection.remote?.sluiceIPAddress,
             destinationPort: connection.destinationPort,
-            http: .init(host: host, method: method, path: path, headers: headers))
+            sni: serverName,
+            http: http)
         let decision = config.authorization.authorize(request)
-        record(decision, runtime: runtime, connection: connection, serverName: nil)
+        record(decision, runtime: runtime, connection: connection, serverName: serverName)
         return decision.allowed ? nil : decision
     }
 

@@ -3,14 +3,10 @@ import SluiceCore
 
 extension TCPForwarder {
     /// Closes a connection an AuthorizationPolicy denied (Envoy's network RBAC filter: the
-    /// connection is closed without a byte), and logs it with the route it would have taken.
-    func denyByAuthorization(channel: any Channel, _ denial: AuthorizationDecision, bytesReceived: Int) {
-        var record = AccessLogRecord()
-        self.connection.start(&record)
-        record.responseCode = 0
-        record.upstreamCluster = self.decision.cluster
-        record.routeName = self.decision.routeName
-        record.requestedServerName = self.serverName
+    /// connection is closed without a byte), and logs it with the route it would have taken;
+    /// the policy that denied is in the operational log (`GatewayAuthorization`).
+    func denyByAuthorization(channel: any Channel, bytesReceived: Int) {
+        var record = self.record(upstream: nil, upstreamLocal: nil)
         record.bytesReceived = UInt64(bytesReceived)
         record.duration = self.connection.start.millisecondsElapsed
         self.runtime.metrics.denied(self.serverName == nil ? .tcp : .tls)

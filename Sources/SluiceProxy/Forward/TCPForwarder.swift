@@ -111,7 +111,7 @@ struct TCPForwarder {
     }
 
     /// The fields every TCP record shares.
-    private func record(upstream: SocketAddress?, upstreamLocal: SocketAddress?) -> AccessLogRecord {
+    func record(upstream: SocketAddress?, upstreamLocal: SocketAddress?) -> AccessLogRecord {
         var record = AccessLogRecord()
         self.connection.start(&record)
         record.responseCode = 0

@@ -141,9 +141,9 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
             forwarder.deny(channel: context.channel, bytesReceived: buffered.readableBytes)
         case .forward(let target):
             // AuthorizationPolicy (gateway): connection-level attributes; a denial closes.
-            if let denial = GatewayAuthorization.denial(runtime: self.runtime, config: config, connection: self.connection, serverName: serverName) {
+            if GatewayAuthorization.denial(runtime: self.runtime, config: config, connection: self.connection, serverName: serverName) != nil {
                 self.state = .done
-                forwarder.denyByAuthorization(channel: context.channel, denial, bytesReceived: buffered.readableBytes)
+                forwarder.denyByAuthorization(channel: context.channel, bytesReceived: buffered.readableBytes)
                 return
             }
             let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
