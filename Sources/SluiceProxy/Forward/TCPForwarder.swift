@@ -116,7 +116,7 @@ struct TCPForwarder {
     }
 
     /// The fields every TCP record shares.
-    func record(upstream: SocketAddress?, upstreamLocal: SocketAddress?) -> AccessLogRecord {
+    private func record(upstream: SocketAddress?, upstreamLocal: SocketAddress?) -> AccessLogRecord {
         var record = AccessLogRecord()
         self.connection.start(&record)
         record.responseCode = 0
