@@ -37,6 +37,7 @@ final class ConfigTLSTests: XCTestCase {
             ("listeners: [{port: 80, protocol: CONNECT, tls: {mode: ISTIO_MUTUAL}}]\n", "listeners[0].tls"),
             ("listeners: [{port: 80, protocol: HTTP, tls: {}}]\n", "listeners[0].tls.mode"),
             ("egressGateway: {address: e.internal, tls: {mode: MUTUAL}}\n", "egressGateway.tls.mode"),
+            ("egressGateway: {address: e.internal, protocol: connect, tls: {mode: ISTIO_MUTUAL}}\n", "egressGateway.tls"),
             ("egressGateway: {address: e.internal, tls: {mode: ISTIO_MUTUAL, subjectAltNames: [gw.example]}}\n",
              "egressGateway.tls.subjectAltNames[0]"),
             ("egressGateway: {address: e.internal, tls: {mode: ISTIO_MUTUAL, sni: 'a b'}}\n", "egressGateway.tls.sni"),

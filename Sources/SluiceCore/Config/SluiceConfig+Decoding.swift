@@ -167,6 +167,9 @@ extension SluiceConfig {
             connectTimeout = value
         }
         let tls = YAMLReader.value(mapping, "tls").flatMap { decodeGatewayClientTLS($0, "egressGateway.tls", &reader) }
+        if tls != nil, proto == .connect {
+            reader.error("egressGateway.tls", at: YAMLReader.value(mapping, "tls"), "ISTIO_MUTUAL needs protocol: istio (CONNECT tunnels stay plaintext to the gateway)")
+        }
         guard !reader.diagnostics[errorsBefore...].contains(where: \.isError) else { return nil }
         return EgressGatewayConfig(
             addresses: addresses, protocol: proto, httpPort: httpPort, tlsPort: tlsPort, connectPort: connectPort,
