@@ -32,6 +32,10 @@ issue_mesh_certificates() {
 			--service-account istio-egressgateway-service-account --dns gw.test --out "$MESH_DIR/gateway" 2>&1) &&
 		out+=$("$SLUICE_BIN" certs issue --root "$MESH_DIR/ca" --namespace default --service-account sleep \
 			--out "$MESH_DIR/sleep" 2>&1) &&
+		out+=$("$SLUICE_BIN" certs issue --root "$MESH_DIR/ca" --namespace default --service-account sleep \
+			--days=-1 --out "$MESH_DIR/expired" 2>&1) &&
+		out+=$("$SLUICE_BIN" certs issue --root "$MESH_DIR/ca" --trust-domain example.org --namespace default \
+			--service-account sleep --out "$MESH_DIR/foreign-domain" 2>&1) &&
 		out+=$("$SLUICE_BIN" certs root --out "$MESH_DIR/other-ca" 2>&1) &&
 		out+=$("$SLUICE_BIN" certs issue --root "$MESH_DIR/other-ca" --namespace default --service-account sleep \
 			--out "$MESH_DIR/stranger" 2>&1); then
@@ -92,12 +96,24 @@ client_without_certificate_is_refused() {
 		gateway_log_mentions "$mark" "reason=no_certificate"
 }
 
+# Another root, an expired certificate, a SPIFFE ID of another trust domain: each refused
+# with its own reason; the mesh's own certificate passes.
 client_from_another_root_is_refused() {
 	check_eq "gateway: curl with a certificate from another mesh's root gets no answer" 000 \
 		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/stranger/cert-chain.pem" \
 			--key "$MESH_DIR/stranger/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"
 	check_metric_reaches "gateway: counted in sluice_tls_handshake_failures_total{reason=\"unknown_ca\"}" \
 		gateway 1 sluice_tls_handshake_failures_total reason=unknown_ca
+	check_eq "gateway: curl with an expired certificate from the mesh's root gets no answer" 000 \
+		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/expired/cert-chain.pem" \
+			--key "$MESH_DIR/expired/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"
+	check_metric_reaches "gateway: counted in sluice_tls_handshake_failures_total{reason=\"expired\"}" \
+		gateway 1 sluice_tls_handshake_failures_total reason=expired
+	check_eq "gateway: curl with a SPIFFE ID of another trust domain (example.org) gets no answer" 000 \
+		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/foreign-domain/cert-chain.pem" \
+			--key "$MESH_DIR/foreign-domain/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"
+	check_metric_reaches "gateway: counted in sluice_tls_handshake_failures_total{reason=\"bad_san\"}" \
+		gateway 1 sluice_tls_handshake_failures_total reason=bad_san
 	check_eq "gateway: the same curl with the mesh's certificate gets 301" 301 \
 		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/sleep/cert-chain.pem" \
 			--key "$MESH_DIR/sleep/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"

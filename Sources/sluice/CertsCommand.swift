@@ -69,7 +69,7 @@ struct CertsIssueCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Extra DNS SAN (a gateway's Service name); repeatable.", valueName: "name"))
     var dns: [String] = []
 
-    @Option(name: .long, help: "Days the certificate is valid (negative: already expired, for tests).")
+    @Option(name: .long, help: "Days the certificate is valid (--days=-1: already expired, for tests).")
     var days: Int = 90
 
     @Option(name: .long, help: ArgumentHelp("Directory to write: cert-chain.pem, key.pem, root-cert.pem.", valueName: "dir"))
