@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -192,6 +193,71 @@ final class MeshTLSLoopbackTests: XCTestCase {
         XCTAssertTrue(text.contains(#"sluice_rbac_decisions_total{decision="allowed",policy="none"} 1"#), text)
     }
 
+    /// A rotation does not cut open connections (they keep their session) and the next
+    /// connection is served with the new certificate.
+    func testRotationKeepsOpenConnectionsAndServesTheNewCertificateToNewOnes() throws {
+        let net = Loopback()
+        let mesh = try Mesh()
+        let echo = try net.startEchoOrigin()
+        let gatewayDirectory = try mesh.issue(Self.gatewayID, into: "gateway").path
+        let store = try CertificateStore(directory: gatewayDirectory)
+        let runtime = try Loopback.runtime(
+            config: "accessLog: {enabled: false}\n", registry: tlsEntry(port: 18445, echo: echo), role: .gateway, certificates: store)
+        let listener = try net.group.next().makeFutureWithTask {
+            try await GatewayListener.bind(
+                ListenerConfig(port: 18445, protocol: .tls, address: "127.0.0.2", tls: .istioMutual), group: net.group, runtime: runtime)
+        }.wait()
+        net.adopt(listener)
+        let client = try mesh.issue(Self.sleepID, into: "sleep").path
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(client + "/cert-chain.pem").map { .certificate($0) }
+        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: client + "/key.pem", format: .pem))
+        let context = try NIOSSLContext(configuration: configuration)
+        let received = NIOLockedValueBox<[UInt8]>([])
+        func open() throws -> any Channel {
+            try ClientBootstrap(group: net.group).channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        try NIOSSLClientHandler(context: context, serverHostname: "aliyun.com"), Accumulator(into: received),
+                    ])
+                }
+            }.connect(to: listener.localAddress!).wait()
+        }
+        func waitFor(_ expected: [UInt8]) {
+            for _ in 0..<100 where received.withLockedValue({ $0 }) != expected { usleep(20_000) }
+            XCTAssertEqual(received.withLockedValue { $0 }, expected)
+        }
+        func serial(of channel: any Channel) throws -> String? {
+            let der = try channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate.map { try $0.toDERBytes() }
+            }.wait()
+            return try der.map { WorkloadIdentity.hex(try Certificate(derEncoded: $0).serialNumber) }
+        }
+        let hello = clientHello(serverName: "aliyun.com")
+        let first = try open()
+        try first.writeAndFlush(ByteBuffer(bytes: hello)).wait()
+        waitFor(hello)
+        let before = try serial(of: first)
+        XCTAssertEqual(before, store.credentials.identity.serialHex)
+
+        let rotated = try mesh.issue(Self.gatewayID, into: "gateway")
+        var settled: [String]?
+        _ = store.reloadIfChanged(settled: &settled, now: Date())
+        guard case .rotated = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("not rotated") }
+
+        try first.writeAndFlush(ByteBuffer(string: "still-open")).wait()
+        waitFor(hello + Array("still-open".utf8))
+        XCTAssertTrue(first.isActive)
+        let second = try open()
+        try second.writeAndFlush(ByteBuffer(bytes: hello)).wait()
+        waitFor(hello + Array("still-open".utf8) + hello)
+        XCTAssertEqual(try serial(of: second), WorkloadIdentity.hex(rotated.certificate.certificate.serialNumber))
+        XCTAssertNotEqual(try serial(of: second), before)
+        first.close(promise: nil)
+        second.close(promise: nil)
+    }
+
     func testSidecarRefusesAGatewayWithAnotherIdentity() throws {
         let net = Loopback()
         let mesh = try Mesh()
@@ -280,6 +346,17 @@ final class MeshTLSLoopbackTests: XCTestCase {
         let timer = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
         defer { timer.cancel() }
         return try reply.futureResult.wait()
+    }
+}
+
+/// Appends what a connection reads to a shared buffer.
+private final class Accumulator: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let into: NIOLockedValueBox<[UInt8]>
+    init(into: NIOLockedValueBox<[UInt8]>) { self.into = into }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = Array(buffer: self.unwrapInboundIn(data))
+        self.into.withLockedValue { $0 += bytes }
     }
 }
 
