@@ -44,7 +44,7 @@ struct CertsRootCommand: ParsableCommand {
         let root = try MeshCertificateAuthority.makeRoot(trustDomain: trustDomain, now: Date(), days: days)
         try CertificateFiles.write(root.certificatePEM, to: out, IstioCertificateFiles.root)
         try CertificateFiles.write(root.privateKeyPEM, to: out, IstioCertificateFiles.rootKey, secret: true)
-        print("root \(WorkloadIdentity.hex(root.certificate.serialNumber)) for \(trustDomain) in \(out)")
+        print("root \(WorkloadCertificate.hex(root.certificate.serialNumber)) for \(trustDomain) in \(out)")
     }
 }
 
@@ -91,7 +91,7 @@ struct CertsIssueCommand: ParsableCommand {
             throw ValidationError("\(identity): \(error)")
         }
         let rootPEM = try CertificateFiles.read(root, IstioCertificateFiles.root)
-        let rootCertificate = try WorkloadIdentity.certificates(rootPEM, file: IstioCertificateFiles.root)[0]
+        let rootCertificate = try WorkloadCertificate.certificates(rootPEM, file: IstioCertificateFiles.root)[0]
         let rootKey = try Certificate.PrivateKey(pemEncoded: CertificateFiles.read(root, IstioCertificateFiles.rootKey))
         guard rootKey.publicKey == rootCertificate.publicKey else {
             throw ValidationError("\(root): root-key.pem does not belong to root-cert.pem")
@@ -102,7 +102,7 @@ struct CertsIssueCommand: ParsableCommand {
         try CertificateFiles.write(issued.privateKeyPEM, to: out, IstioCertificateFiles.privateKey, secret: true)
         try CertificateFiles.write(issued.certificatePEM, to: out, IstioCertificateFiles.certificateChain)
         try CertificateFiles.write(rootPEM, to: out, IstioCertificateFiles.root)
-        print("\(identity) serial \(WorkloadIdentity.hex(issued.certificate.serialNumber)) in \(out)")
+        print("\(identity) serial \(WorkloadCertificate.hex(issued.certificate.serialNumber)) in \(out)")
     }
 }
 

@@ -57,31 +57,31 @@ final class PeerChainVerifierTests: XCTestCase {
         XCTAssertEqual(failure([foreign.certificate, fresh.certificate]), .unknownCA)
     }
 
-    func testWorkloadIdentityChecksTheFiles() throws {
+    func testWorkloadCertificateChecksTheFiles() throws {
         let (root, key) = try makeRoot()
         let id = SPIFFEID(namespace: "payments", serviceAccount: "api")
         let leaf = try MeshCertificateAuthority.issue(identity: id, root: root.certificate, rootKey: key, now: now, days: 1)
-        let loaded = try WorkloadIdentity(
+        let loaded = try WorkloadCertificate(
             chainPEM: leaf.certificatePEM, privateKeyPEM: leaf.privateKeyPEM, rootPEM: root.certificatePEM, now: now)
         XCTAssertEqual(loaded.spiffeID, id)
-        XCTAssertEqual(loaded.serialHex, WorkloadIdentity.hex(leaf.certificate.serialNumber))
+        XCTAssertEqual(loaded.serialHex, WorkloadCertificate.hex(leaf.certificate.serialNumber))
         XCTAssertEqual(loaded.serialHex.count, 40)
 
         let another = try MeshCertificateAuthority.issue(identity: id, root: root.certificate, rootKey: key, now: now, days: 1)
         XCTAssertThrowsError(
-            try WorkloadIdentity(chainPEM: leaf.certificatePEM, privateKeyPEM: another.privateKeyPEM, rootPEM: root.certificatePEM, now: now)
-        ) { XCTAssertEqual($0 as? WorkloadIdentity.LoadError, .keyMismatch) }
+            try WorkloadCertificate(chainPEM: leaf.certificatePEM, privateKeyPEM: another.privateKeyPEM, rootPEM: root.certificatePEM, now: now)
+        ) { XCTAssertEqual($0 as? WorkloadCertificate.LoadError, .keyMismatch) }
         let (other, _) = try makeRoot()
         XCTAssertThrowsError(
-            try WorkloadIdentity(chainPEM: leaf.certificatePEM, privateKeyPEM: leaf.privateKeyPEM, rootPEM: other.certificatePEM, now: now)
-        ) { XCTAssertEqual($0 as? WorkloadIdentity.LoadError, .chain(.unknownCA)) }
+            try WorkloadCertificate(chainPEM: leaf.certificatePEM, privateKeyPEM: leaf.privateKeyPEM, rootPEM: other.certificatePEM, now: now)
+        ) { XCTAssertEqual($0 as? WorkloadCertificate.LoadError, .chain(.unknownCA)) }
         XCTAssertThrowsError(
-            try WorkloadIdentity(chainPEM: "", privateKeyPEM: leaf.privateKeyPEM, rootPEM: root.certificatePEM, now: now)
-        ) { XCTAssertEqual($0 as? WorkloadIdentity.LoadError, .noCertificate(file: "cert-chain.pem")) }
+            try WorkloadCertificate(chainPEM: "", privateKeyPEM: leaf.privateKeyPEM, rootPEM: root.certificatePEM, now: now)
+        ) { XCTAssertEqual($0 as? WorkloadCertificate.LoadError, .noCertificate(file: "cert-chain.pem")) }
         XCTAssertThrowsError(
-            try WorkloadIdentity(chainPEM: leaf.certificatePEM, privateKeyPEM: "garbage", rootPEM: root.certificatePEM, now: now)
+            try WorkloadCertificate(chainPEM: leaf.certificatePEM, privateKeyPEM: "garbage", rootPEM: root.certificatePEM, now: now)
         ) {
-            guard case .unreadable(let file, _) = $0 as? WorkloadIdentity.LoadError else { return XCTFail("\($0)") }
+            guard case .unreadable(let file, _) = $0 as? WorkloadCertificate.LoadError else { return XCTFail("\($0)") }
             XCTAssertEqual(file, "key.pem")
         }
     }

@@ -232,7 +232,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
             let der = try channel.eventLoop.submit {
                 try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate.map { try $0.toDERBytes() }
             }.wait()
-            return try der.map { WorkloadIdentity.hex(try Certificate(derEncoded: $0).serialNumber) }
+            return try der.map { WorkloadCertificate.hex(try Certificate(derEncoded: $0).serialNumber) }
         }
         let hello = clientHello(serverName: "aliyun.com")
         let first = try open()
@@ -252,7 +252,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
         let second = try open()
         try second.writeAndFlush(ByteBuffer(bytes: hello)).wait()
         waitFor(hello + Array("still-open".utf8) + hello)
-        XCTAssertEqual(try serial(of: second), WorkloadIdentity.hex(rotated.certificate.certificate.serialNumber))
+        XCTAssertEqual(try serial(of: second), WorkloadCertificate.hex(rotated.certificate.certificate.serialNumber))
         XCTAssertNotEqual(try serial(of: second), before)
         first.close(promise: nil)
         second.close(promise: nil)
@@ -301,8 +301,8 @@ final class MeshTLSLoopbackTests: XCTestCase {
         // The first look sees the change, the second (files unchanged since) applies it.
         guard case .unchanged = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("not settled yet") }
         guard case .rotated(let old, let new) = store.reloadIfChanged(settled: &settled, now: Date()) else { return XCTFail("not rotated") }
-        XCTAssertEqual(old.identity.serialHex, WorkloadIdentity.hex(first.certificate.certificate.serialNumber))
-        XCTAssertEqual(new.identity.serialHex, WorkloadIdentity.hex(second.certificate.certificate.serialNumber))
+        XCTAssertEqual(old.identity.serialHex, WorkloadCertificate.hex(first.certificate.certificate.serialNumber))
+        XCTAssertEqual(new.identity.serialHex, WorkloadCertificate.hex(second.certificate.certificate.serialNumber))
         XCTAssertEqual(store.credentials.identity.serialHex, new.identity.serialHex)
         // A key that does not belong to the certificate: rejected once, the rotated one stays.
         try MeshCertificateAuthority.issue(identity: Self.gatewayID, root: mesh.root.certificate, rootKey: mesh.rootKey, now: Date(), days: 1)

@@ -51,7 +51,7 @@ final class IdentityMetrics: Sendable {
     }
 
     /// The certificates now in force.
-    func inForce(_ identity: WorkloadIdentity) {
+    func inForce(_ identity: WorkloadCertificate) {
         self.workloadExpiry.set(identity.leaf.notValidAfter.timeIntervalSince1970)
         let rootExpiry = identity.roots.map(\.notValidAfter).min() ?? identity.leaf.notValidAfter
         self.rootExpiry.set(rootExpiry.timeIntervalSince1970)

@@ -7,7 +7,7 @@ public import SluiceIdentity
 /// started with.
 public final class MeshCredentials: Sendable {
     /// The checked certificate, key and roots.
-    public let identity: WorkloadIdentity
+    public let identity: WorkloadCertificate
     /// For listeners that terminate ISTIO_MUTUAL: presents the workload certificate and
     /// requires one from the client (checked by `PeerChainVerifier`).
     let serverContext: NIOSSLContext
@@ -27,7 +27,7 @@ public final class MeshCredentials: Sendable {
                 throw CertificateStoreError.unreadable(path)
             }
         }
-        let identity = try WorkloadIdentity(
+        let identity = try WorkloadCertificate(
             chainPEM: read(paths[0]), privateKeyPEM: read(paths[1]), rootPEM: read(paths[2]), now: now)
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(identity.chainPEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem)
@@ -57,7 +57,7 @@ public final class MeshCredentials: Sendable {
             fingerprint: fingerprint)
     }
 
-    private init(identity: WorkloadIdentity, serverContext: NIOSSLContext, clientContext: NIOSSLContext, fingerprint: [String]) {
+    private init(identity: WorkloadCertificate, serverContext: NIOSSLContext, clientContext: NIOSSLContext, fingerprint: [String]) {
         self.identity = identity
         self.serverContext = serverContext
         self.clientContext = clientContext

@@ -5,7 +5,7 @@ import SwiftASN1
 
 /// The contents of a `--certs` directory, checked: the certificate chain, the key that
 /// belongs to it, the mesh roots, and the SPIFFE ID the workload certificate names.
-public struct WorkloadIdentity: Sendable {
+public struct WorkloadCertificate: Sendable {
     /// `cert-chain.pem`: the workload certificate first.
     public let chain: [Certificate]
     /// `key.pem`.
