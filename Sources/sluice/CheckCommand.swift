@@ -20,12 +20,18 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let path = try resolveConfigPath(config)
-        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
+        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace, identity: try workload.resolvedIdentity()) {
         case .success(let snapshot):
             let hidden = snapshot.entries.count - snapshot.registry.entries.count
             var visibility = hidden > 0 ? " (\(hidden) more not exported to namespace \(snapshot.namespace))" : ""
             if snapshot.routing.count > 0 {
-                visibility += "; \(snapshot.routing.count) Gateway/VirtualService/DestinationRule/Sidecar objects checked, not applied yet"
+                visibility += "; \(snapshot.routing.count) Gateway/VirtualService/DestinationRule/Sidecar/ASMEgressTrafficPolicy objects"
+                for role in [ProxyRole.sidecar, .gateway] {
+                    let table = RouteTable.compile(snapshot.routing, role: role, identity: snapshot.identity)
+                    visibility += "; as \(role.rawValue): \(table.httpRoutes.count) http, \(table.tlsRoutes.count) tls, \(table.tcpRoutes.count) tcp routes"
+                    if role == .gateway { visibility += ", \(table.servers.count) Gateway servers" }
+                    if role == .sidecar, let sidecar = table.sidecar { visibility += ", \(sidecar.id)" }
+                }
             }
             guard !snapshot.hasErrors else {
                 // A running proxy leaves the rejected objects out and serves the rest; the

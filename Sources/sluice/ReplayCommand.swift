@@ -42,7 +42,7 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         let path = try resolveConfigPath(config)
-        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace)
+        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace, identity: try workload.resolvedIdentity())
         var policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
         if enforce || policy.audit {
             policy = Policy(mode: policy.mode, registry: policy.registry, gateway: policy.gateway, role: policy.role,
