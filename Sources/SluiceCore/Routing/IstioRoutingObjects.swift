@@ -199,6 +199,21 @@ public struct SidecarResource: Sendable, Equatable {
     /// `spec.outboundTrafficPolicy.egressProxy` (host, subset, port).
     public var egressProxy: RouteDestination?
 
+    /// Creates a Sidecar resource.
+    public init(
+        id: RoutingObjectID, workloadSelector: [String: String]?, egressHosts: [String], outboundMode: OutboundTrafficPolicyMode?,
+        egressProxyHost: String?, source: SourceLocation, egress: [EgressListener] = [], egressProxy: RouteDestination? = nil
+    ) {
+        self.id = id
+        self.workloadSelector = workloadSelector
+        self.egressHosts = egressHosts
+        self.outboundMode = outboundMode
+        self.egressProxyHost = egressProxyHost
+        self.source = source
+        self.egress = egress
+        self.egressProxy = egressProxy
+    }
+
     /// One `spec.egress` item.
     public struct EgressListener: Sendable, Equatable {
         /// `port.number`.
