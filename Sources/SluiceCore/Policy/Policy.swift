@@ -394,7 +394,7 @@ public struct Policy: Sendable {
         }
         switch mode {
         case .allowAny:
-            if let proxy = routes?.sidecar?.egressProxy, role == .sidecar {
+            if let proxy = routes?.sidecar?.egressProxy, role == .sidecar, subject.traffic != .tunnel {
                 return egressProxyDecision(subject, proxy: proxy, reason: reason)
             }
             guard let passthrough = originalTarget(subject) else { break }

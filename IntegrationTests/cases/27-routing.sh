@@ -1,0 +1,107 @@
+# shellcheck shell=bash
+# Istio's routing objects applied end to end (issue 20): the YAML of Istio's "Egress
+# Gateways" task, as the task applies it, with no egressGateway: block anywhere.
+#
+#  - the sidecar routes edition.cnn.com by the task's VirtualService (bound to mesh) to the
+#    Kubernetes Service istio-egressgateway.istio-system.svc.cluster.local, which the app's
+#    hosts file maps to the gateway (192.0.2.20), as the pod's DNS would;
+#  - the gateway, started with --labels-file (istio=egressgateway), is selected by the task's
+#    Gateway, and routes by the same VirtualService's gateway-bound route to edition.cnn.com,
+#    which its hosts file maps to an origin;
+#  - the same for the task's HTTPS passthrough variant (routed by SNI at both hops).
+#
+# edition.cnn.com exists only in these hosts files: nothing is resolved outside the test
+# network. The origin answers 200 "origin=... host=..." (the real site would answer 301).
+
+CNN_V4=$UNREG_V4 # the origin standing in for edition.cnn.com
+EGRESS_SERVICE=istio-egressgateway.istio-system.svc.cluster.local
+ROUTING_LABELS=$E2E_CONFIGS/routing/gateway-labels
+
+# routing_hosts: the names of the task, in the namespaces' hosts files (before any process
+# starts: `ip netns exec` mounts them at exec).
+routing_hosts() {
+	echo "$GW_V4 $EGRESS_SERVICE" >>"/etc/netns/$NS_APP/hosts"
+	echo "$CNN_V4 edition.cnn.com" >>"/etc/netns/$NS_APP/hosts"
+	echo "$CNN_V4 edition.cnn.com" >>"/etc/netns/$NS_GW/hosts"
+}
+
+routing_sidecar_record() { last_json_record "$ACCESS_LOG" "$1" "$2"; }
+routing_gateway_record() { last_json_record "$GATEWAY_ACCESS_LOG" "$1" "$2"; }
+routing_field() { jq -r --arg f "$2" '.[$f] | if . == null then "null" else tostring end' <<<"$1"; }
+
+task_http_leaves_through_the_gateway() {
+	local mark access gw_access rec side body
+	mark=$(origin_mark)
+	access=$(access_mark)
+	gw_access=$(gateway_access_mark)
+	body=$(app_curl http://edition.cnn.com/politics)
+	check_eq "Istio task (HTTP): curl http://edition.cnn.com/politics reaches the origin with its Host" \
+		"origin=$CNN_V4 host=edition.cnn.com" "$body"
+	rec=$(routing_gateway_record "$gw_access" '.authority == "edition.cnn.com" and .path == "/politics"')
+	check_origin_reached_via "Istio task (HTTP): the origin was reached from the gateway ($GW_V4), not from the app" \
+		"$mark" "$CNN_V4" 80 "$GW_V4" "$(routing_field "$rec" upstream_local_address)"
+	check_eq "gateway log: upstream_cluster is the task's route to the host" "outbound|80||edition.cnn.com" \
+		"$(routing_field "$rec" upstream_cluster)"
+	check_eq "gateway log: route_name is the VirtualService route's (the task leaves it unnamed)" "" \
+		"$(routing_field "$rec" route_name | sed 's/^-$//; s/^null$//')"
+	check_eq "gateway log: response_code" 200 "$(routing_field "$rec" response_code)"
+	side=$(routing_sidecar_record "$access" '.authority == "edition.cnn.com" and .path == "/politics"')
+	check_eq "sidecar log: upstream_cluster names the gateway Service and the task's subset" \
+		"outbound|80|cnn|$EGRESS_SERVICE" "$(routing_field "$side" upstream_cluster)"
+	check_eq "sidecar log: upstream_host is the gateway" "$GW_V4:80" "$(routing_field "$side" upstream_host)"
+}
+
+task_unrouted_host_is_refused() {
+	check_eq "Istio task (HTTP): an unregistered host is still 502 at the sidecar (REGISTRY_ONLY)" 502 \
+		"$(app_status http://unregistered.test/)"
+	check_eq "Istio task (HTTP): the gateway answers 404 (NR) for a host its Gateway's routes do not have" 404 \
+		"$(ext curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Host: unregistered.test' "http://$GW_V4/")"
+}
+
+task_https_passes_through_by_sni() {
+	local mark gw_access rec
+	mark=$(origin_mark)
+	gw_access=$(gateway_access_mark)
+	# -k: the origin's test certificate does not name edition.cnn.com; routing is what is tested.
+	check_eq "Istio task (HTTPS passthrough): curl -k https://edition.cnn.com/ reaches the origin" \
+		"origin=$CNN_V4 host=edition.cnn.com" "$(app_curl -k https://edition.cnn.com/)"
+	check_origin_peer "Istio task (HTTPS passthrough): the origin's :443 was reached from the gateway only" \
+		"$mark" "$CNN_V4" 443 "$GW_V4"
+	rec=$(routing_gateway_record "$gw_access" '.requested_server_name == "edition.cnn.com"')
+	check_eq "gateway log: upstream_cluster is the task's tls route to the host" "outbound|443||edition.cnn.com" \
+		"$(routing_field "$rec" upstream_cluster)"
+}
+
+routing_cases() {
+	if ! start_origins; then
+		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
+		return
+	fi
+	routing_hosts
+	local config
+	for variant in http https; do
+		config=$(config_path "routing/gateway-$variant.yaml")
+		if [[ $variant == http ]]; then
+			wants task_http_leaves_through_the_gateway task_unrouted_host_is_refused || continue
+		else
+			wants task_https_passes_through_by_sni || continue
+		fi
+		# The gateway needs its labels: started here with --labels-file, and kept by
+		# `scenario --gateway` with the same config.
+		if ! start_gateway "$config" --labels-file "$ROUTING_LABELS" 2>"$E2E_TMP/start.err"; then
+			fail "routing: sluice gateway started with $(config_name "$config") --labels-file" "$(cat "$E2E_TMP/start.err")"
+			continue
+		fi
+		SCENARIO_GATEWAY_CONFIG=$config
+		if [[ $variant == http ]]; then
+			scenario --gateway "$config" "routing/sidecar-http.yaml" \
+				task_http_leaves_through_the_gateway \
+				task_unrouted_host_is_refused
+		else
+			scenario --gateway "$config" "routing/sidecar-https.yaml" \
+				task_https_passes_through_by_sni
+		fi
+	done
+}
+
+routing_cases
