@@ -178,32 +178,27 @@ extension RouteTable {
                 var compiled = Route(
                     virtualService: service.id, source: service.source, kind: route.kind, index: index, name: route.name ?? "", hosts: hosts,
                     httpMatches: [], l4Matches: [], destinations: route.destinations, behaviour: route.behaviour, matchIndices: [])
+                /// The indices of the matches that apply to this proxy; nil when none does
+                /// (no match items: the VirtualService's own binding decides).
+                func applying(_ bindings: [(gateways: [String], labels: [String: String], namespace: String?)]) -> [Int]? {
+                    guard !bindings.isEmpty else { return binds(service.gateways, namespace: service.id.namespace) ? [] : nil }
+                    let indices = bindings.indices.filter { index in
+                        let binding = bindings[index]
+                        return binds(binding.gateways.isEmpty ? service.gateways : binding.gateways, namespace: service.id.namespace)
+                            && sourceSelects(labels: binding.labels, namespace: binding.namespace)
+                    }
+                    return indices.isEmpty ? nil : indices
+                }
                 switch route.kind {
                 case .http:
-                    if route.httpMatches.isEmpty {
-                        guard binds(service.gateways, namespace: service.id.namespace) else { continue }
-                    } else {
-                        for (matchIndex, match) in route.httpMatches.enumerated()
-                        where binds(match.gateways.isEmpty ? service.gateways : match.gateways, namespace: service.id.namespace)
-                            && sourceSelects(labels: match.sourceLabels, namespace: match.sourceNamespace) {
-                            compiled.httpMatches.append(match)
-                            compiled.matchIndices.append(matchIndex)
-                        }
-                        guard !compiled.httpMatches.isEmpty else { continue }
-                    }
+                    guard let indices = applying(route.httpMatches.map { ($0.gateways, $0.sourceLabels, $0.sourceNamespace) }) else { continue }
+                    compiled.httpMatches = indices.map { route.httpMatches[$0] }
+                    compiled.matchIndices = indices
                     http.append(compiled)
                 case .tls, .tcp:
-                    if route.l4Matches.isEmpty {
-                        guard binds(service.gateways, namespace: service.id.namespace) else { continue }
-                    } else {
-                        for (matchIndex, match) in route.l4Matches.enumerated()
-                        where binds(match.gateways.isEmpty ? service.gateways : match.gateways, namespace: service.id.namespace)
-                            && sourceSelects(labels: match.sourceLabels, namespace: match.sourceNamespace) {
-                            compiled.l4Matches.append(match)
-                            compiled.matchIndices.append(matchIndex)
-                        }
-                        guard !compiled.l4Matches.isEmpty else { continue }
-                    }
+                    guard let indices = applying(route.l4Matches.map { ($0.gateways, $0.sourceLabels, $0.sourceNamespace) }) else { continue }
+                    compiled.l4Matches = indices.map { route.l4Matches[$0] }
+                    compiled.matchIndices = indices
                     if route.kind == .tls { tls.append(compiled) } else { tcp.append(compiled) }
                 }
             }
