@@ -36,11 +36,12 @@ extension YAMLReader {
                 found.append(.regex(value))
             }
         }
-        guard found.count == 1 else {
+        let present = ["exact", "prefix", "regex"].filter { YAMLReader.value(mapping, $0) != nil }.count
+        guard present == 1 else {
             error(field, at: node, "needs exactly one of exact, prefix or regex")
             return nil
         }
-        return found[0]
+        return found.first
     }
 
     /// `port: {number: N}` of a destination or listener; nil when absent.
