@@ -87,7 +87,7 @@ extension Policy {
         for route in routes {
             guard let pattern = route.hosts.filter({ HostPattern.matches($0, host) }).max(by: { HostPattern.specificity($0) < HostPattern.specificity($1) }) else { continue }
             let rank = HostPattern.specificity(pattern)
-            if best == nil || rank > best!.rank { best = (route.virtualService, rank) }
+            if rank > best?.rank ?? -1 { best = (route.virtualService, rank) }
         }
         return best?.id
     }

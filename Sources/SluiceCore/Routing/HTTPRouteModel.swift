@@ -6,16 +6,19 @@
 public enum StringMatch: Sendable, Equatable, CustomStringConvertible {
     case exact(String)
     case prefix(String)
-    case regex(String)
+    case regex(CompiledRegex)
+
+    /// A regex match of `pattern`; nil when it does not compile.
+    public static func regex(_ pattern: String) -> StringMatch? {
+        CompiledRegex(pattern).map { .regex($0) }
+    }
 
     /// Whether `value` matches.
     public func matches(_ value: String) -> Bool {
         switch self {
         case .exact(let text): return value == text
         case .prefix(let text): return value.hasPrefix(text)
-        case .regex(let pattern):
-            guard let regex = try? Regex(pattern) else { return false }
-            return (try? regex.wholeMatch(in: value)) != nil
+        case .regex(let compiled): return compiled.wholeMatches(value)
         }
     }
 
@@ -24,9 +27,34 @@ public enum StringMatch: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .exact(let text): return "exact: \(text)"
         case .prefix(let text): return "prefix: \(text)"
-        case .regex(let text): return "regex: \(text)"
+        case .regex(let compiled): return "regex: \(compiled.pattern)"
         }
     }
+}
+
+/// A regular expression compiled once, when the object is loaded (not per request).
+///
+/// `@unchecked Sendable`: `Regex` is Sendable when its output is; `AnyRegexOutput` is not
+/// only because it can carry arbitrary captures, and this type never exposes them — it holds
+/// one immutable `Regex` and only asks whether a string matches.
+public struct CompiledRegex: @unchecked Sendable, Equatable {
+    /// The pattern as written.
+    public let pattern: String
+    private let regex: Regex<AnyRegexOutput>
+
+    /// Compiles `pattern`; nil when it is not a valid expression.
+    public init?(_ pattern: String) {
+        guard let regex = try? Regex(pattern) else { return nil }
+        self.pattern = pattern
+        self.regex = regex
+    }
+
+    /// Whether the whole of `value` matches (Envoy's `safe_regex` is a full match).
+    public func wholeMatches(_ value: String) -> Bool {
+        (try? regex.wholeMatch(in: value)) != nil
+    }
+
+    public static func == (lhs: CompiledRegex, rhs: CompiledRegex) -> Bool { lhs.pattern == rhs.pattern }
 }
 
 /// One `match` item of an http route. Conditions inside one item are ANDed; the items of a
@@ -134,10 +162,6 @@ public struct RetryPolicy: Sendable, Equatable {
 
 /// `headers.request` or `headers.response`: set, add, remove.
 public struct HeaderOperations: Sendable, Equatable {
-    /// `set`: replaces any value.
-    public var set: [(String, String)] { setPairs.map { ($0.name, $0.value) } }
-    /// `add`: appends a value.
-    public var add: [(String, String)] { addPairs.map { ($0.name, $0.value) } }
     /// `remove`: header names.
     public var remove: [String]
 

@@ -30,10 +30,10 @@ extension YAMLReader {
         if let value = YAMLReader.value(mapping, "exact").flatMap({ string($0, field + ".exact") }) { found.append(.exact(value)) }
         if let value = YAMLReader.value(mapping, "prefix").flatMap({ string($0, field + ".prefix") }) { found.append(.prefix(value)) }
         if let valueNode = YAMLReader.value(mapping, "regex"), let value = string(valueNode, field + ".regex") {
-            if (try? Regex(value)) == nil {
-                error(field + ".regex", at: valueNode, "not a valid regular expression: \(value)")
+            if let compiled = StringMatch.regex(value) {
+                found.append(compiled)
             } else {
-                found.append(.regex(value))
+                error(field + ".regex", at: valueNode, "not a valid regular expression: \(value)")
             }
         }
         let present = ["exact", "prefix", "regex"].filter { YAMLReader.value(mapping, $0) != nil }.count
