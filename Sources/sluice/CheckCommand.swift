@@ -7,9 +7,13 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Validate the config and its ServiceEntry registry; exit 0 if valid, 1 if not.",
         discussion: """
-            Each problem is printed as `path:line: message`. An invalid ServiceEntry makes check exit 1; \
-            a running proxy rejects it on its own and applies the rest. Notes say which accepted \
-            fields Sluice does not enforce.
+            Each problem is printed as `path:line: message`. An invalid ServiceEntry, Gateway, \
+            VirtualService, DestinationRule, Sidecar or ASMEgressTrafficPolicy makes check exit 1; \
+            a running proxy rejects it on its own and applies the rest. Cross-references are checked \
+            as istioctl analyze does (unknown gateways, destinations, subsets, resolution NONE through \
+            a gateway). Notes say which accepted fields Sluice does not enforce, and which route \
+            behaviours the data path does not apply yet. The summary counts the routes each role \
+            compiles for this workload (--namespace, --labels-file).
             """
     )
 
