@@ -64,6 +64,12 @@ public struct HTTPRequestView: Sendable {
     }
 }
 
+/// An immutable reference to a selection, so that `Decision` keeps one pointer for it.
+final class RouteSelectionBox: Sendable {
+    let selection: RouteSelection
+    init(_ selection: RouteSelection) { self.selection = selection }
+}
+
 /// The VirtualService route (or Sidecar egressProxy) a decision took, with everything the
 /// data path applies on top of the destination, as plain values.
 public struct RouteSelection: Sendable, Equatable {
@@ -105,7 +111,10 @@ public struct RouteSelection: Sendable, Equatable {
     }
 
     /// `http[0] match[1]` or `tls[0]`.
-    public var position: String {
+    public var position: String { Self.position(kind: kind, index: index, matchIndex: matchIndex) }
+
+    /// `http[0] match[1]` or `tls[0]`.
+    public static func position(kind: VirtualServiceRoute.Kind, index: Int, matchIndex: Int?) -> String {
         "\(kind.rawValue)[\(index)]" + (matchIndex.map { " match[\($0)]" } ?? "")
     }
 }
@@ -207,7 +216,12 @@ public struct Decision: Sendable, Equatable {
     /// (`istio_policy_status: audit_denied`), but let it through.
     public var audited: Bool = false
     /// The VirtualService route (or egressProxy) taken, when routing objects decided.
-    public var route: RouteSelection?
+    public var route: RouteSelection? {
+        get { routeBox?.selection }
+        set { routeBox = newValue.map(RouteSelectionBox.init) }
+    }
+    /// Boxed: a decision without a route stays as small to copy as it was.
+    private var routeBox: RouteSelectionBox?
     /// True when the same authority and port always get this decision: no VirtualService
     /// match on uri, method or headers was consulted, no weighted choice among several
     /// destinations and no fault percentage. The HTTP path may then cache it per authority;

@@ -22,7 +22,7 @@ extension Policy {
         let port = facts.port
         let host = authority.host
         let subject = Subject(traffic: .http, port: port, requestedHost: host, destination: facts.destination)
-        var candidates = routes.httpRoutes
+        var candidates: [RouteTable.Route] = []
         var gatewayServers: [RouteTable.Server] = []
         switch role {
         case .sidecar:
@@ -33,34 +33,43 @@ extension Policy {
             // A gateway's virtual hosts take the host whatever port the Host names (`host:*`).
             gatewayServers = routes.servers.filter { $0.port == port && $0.isHTTP }
             guard !gatewayServers.isEmpty else { return nil }
-            candidates = candidates.filter { route in
+            candidates = routes.httpRoutes.filter { route in
                 gatewayServers.contains { $0.admits(host: host, virtualServiceNamespace: route.virtualService.namespace) }
             }
         }
-        guard let service = Self.bestVirtualService(candidates, host: host) else {
+        let found: (service: RoutingObjectID, routes: [RouteTable.Route])?
+        if role == .sidecar {
+            found = routes.httpIndex.lookup(host)
+        } else {
+            found = Self.bestVirtualService(candidates, host: host).map { service in (service, candidates.filter { $0.virtualService == service }) }
+        }
+        guard let (service, own) = found else {
             return role == .gateway ? noRoute(subject, why: "no VirtualService bound to the Gateway on port \(port) has host \(host)") : nil
         }
-        let own = candidates.filter { $0.virtualService == service }
         // Routes whose matches all name another port do not exist on this port.
-        let onPort = own.filter { route in route.httpMatches.isEmpty || route.httpMatches.contains { $0.port == nil || $0.port == port } }
-        guard !onPort.isEmpty else {
+        var anyOnPort = false
+        var dependent = false
+        for index in own.indices where own[index].isOn(port: port) {
+            anyOnPort = true
+            if own[index].requestDependent { dependent = true }
+        }
+        guard anyOnPort else {
             return role == .gateway ? noRoute(subject, why: "\(service) has no http route for port \(port)") : nil
         }
         let request = facts.request
-        for route in onPort {
+        for index in own.indices where own[index].isOn(port: port) {
             var matched: Int?? = nil
-            if route.httpMatches.isEmpty {
+            if own[index].httpMatches.isEmpty {
                 matched = .some(nil)
-            } else if let position = route.httpMatches.firstIndex(where: { Self.matches($0, port: port, authority: authority, request: request) }) {
-                matched = .some(route.matchIndices[position])
+            } else if let position = own[index].httpMatches.firstIndex(where: { Self.matches($0, port: port, authority: authority, request: request) }) {
+                matched = .some(own[index].matchIndices[position])
             }
             guard let matchIndex = matched else { continue }
-            let dependent = onPort.contains(where: \.dependsOnRequest)
-            return decision(for: route, matchIndex: matchIndex, subject: subject, defaultPort: authority.port ?? port,
+            return decision(for: own[index], matchIndex: matchIndex, subject: subject, defaultPort: authority.port ?? port,
                             routes: routes, dependsOnRequest: dependent)
         }
         var decision = noRoute(subject, why: "\(service) has routes for \(host) on port \(port), and none matches the request")
-        decision.dependsOnlyOnAuthority = !onPort.contains(where: \.dependsOnRequest)
+        decision.dependsOnlyOnAuthority = !dependent
         return decision
     }
 
@@ -72,7 +81,10 @@ extension Policy {
         }
         guard match.uri != nil || match.method != nil || !match.headers.isEmpty else { return true }
         guard let request else { return false }
-        if let rule = match.uri, !rule.matches(request.path.prefix { $0 != "?" }.description) { return false }
+        if let rule = match.uri {
+            let path = request.path.firstIndex(of: "?").map { String(request.path[..<$0]) } ?? request.path
+            if !rule.matches(path) { return false }
+        }
         if let rule = match.method, !rule.matches(request.method) { return false }
         for (name, rule) in match.headers {
             guard let value = request.header(name), rule.matches(value) else { return false }
@@ -158,57 +170,69 @@ extension Policy {
     private func decision(
         for route: RouteTable.Route, matchIndex: Int?, subject: Subject, defaultPort: Int, routes: RouteTable, dependsOnRequest: Bool
     ) -> Decision {
-        let destination = pick(route.destinations)
+        let chosen = pick(route.destinations)
+        let destination = chosen.map { route.destinations[$0] }
         let selectionBase = RouteSelection(
             virtualService: route.virtualService, source: route.source, kind: route.kind, index: route.index, matchIndex: matchIndex,
             destination: destination ?? RouteDestination(host: ""), behaviour: route.behaviour)
         let routeName = route.name
-        let where_ = "\(route.virtualService) (\(route.source)) \(selectionBase.position)"
+        let (service, source, kind, index) = (route.virtualService, route.source, route.kind, route.index)
+        let where_: @Sendable () -> String = {
+            "\(service) (\(source)) \(RouteSelection.position(kind: kind, index: index, matchIndex: matchIndex))"
+        }
         guard let destination else {
             // A redirect route has no destination: answered locally by the data path.
             var decision = Decision(
                 action: .deny, cluster: "", routeName: routeName, match: nil,
                 denial: .httpStatus(route.behaviour.redirect?.code ?? 404),
-                explain: { "\(where_) answers locally (redirect)" })
+                explain: { "\(where_()) answers locally (redirect)" })
             decision.route = selectionBase
             decision.dependsOnlyOnAuthority = !dependsOnRequest
             return decision
         }
-        var decision = forward(to: destination, subject: subject, defaultPort: defaultPort, routes: routes, routeName: routeName,
-                               selection: selectionBase, context: "\(where_) routes \(subject.requestedHost ?? subject.original.description)")
+        let asked = subject.requestedHost ?? subject.original.description
+        let prepared = chosen.flatMap { $0 < route.prepared.count ? route.prepared[$0] : nil }
+        var decision = forward(to: destination, prepared: prepared, subject: subject, defaultPort: defaultPort, routes: routes,
+                               routeName: routeName, selection: selectionBase, context: { "\(where_()) routes \(asked)" })
         decision.dependsOnlyOnAuthority = !dependsOnRequest
         return decision
     }
 
-    /// A destination by weight (Envoy's weighted clusters); the only one when unweighted.
-    private func pick(_ destinations: [RouteDestination]) -> RouteDestination? {
-        guard destinations.count > 1 else { return destinations.first }
+    /// The index of a destination by weight (Envoy's weighted clusters); the only one when
+    /// unweighted; nil when there is none (a redirect).
+    private func pick(_ destinations: [RouteDestination]) -> Int? {
+        guard destinations.count > 1 else { return destinations.isEmpty ? nil : 0 }
         let total = destinations.reduce(0) { $0 + $1.weight }
-        guard total > 0 else { return destinations.first }
+        guard total > 0 else { return 0 }
         var sample = weightPicker(total)
-        for destination in destinations {
-            if sample < destination.weight { return destination }
+        for (index, destination) in destinations.enumerated() {
+            if sample < destination.weight { return index }
             sample -= destination.weight
         }
-        return destinations.last
+        return destinations.count - 1
     }
 
     /// The forward to `destination`: a registered host by its resolution (and DestinationRule
     /// subset labels), a Kubernetes Service (or a host ASM registers) resolved by DNS; anything
     /// else has no cluster (Envoy: 503 NC; the sidecar answers as for a refusal).
     func forward(
-        to destination: RouteDestination, subject: Subject, defaultPort: Int, routes: RouteTable, routeName: String,
-        selection: RouteSelection, context: String
+        to destination: RouteDestination, prepared: RouteTable.PreparedDestination? = nil, subject: Subject, defaultPort: Int,
+        routes: RouteTable, routeName: String, selection: RouteSelection, context: @escaping @Sendable () -> String
     ) -> Decision {
-        let rule = routes.destinationRule(for: destination.host)
-        let subsetLabels = destination.subset.flatMap { name in rule?.subsetDetails.first { $0.name == name } }?.labels ?? [:]
+        let rule = prepared.map(\.rule) ?? routes.destinationRule(for: destination.host)
+        let subsetLabels = prepared?.subsetLabels
+            ?? destination.subset.flatMap { name in rule?.subsetDetails.first { $0.name == name } }?.labels ?? [:]
         let registeredMatch = registry.lookup(host: destination.host, port: destination.port ?? defaultPort)
             ?? (destination.port == nil ? onlyPortMatch(host: destination.host) : nil)
         let port = destination.port ?? registeredMatch?.port.number ?? defaultPort
         var selection = selection
-        selection.trafficPolicy = rule.map { $0.policy(subset: destination.subset, port: port) }.flatMap { $0.isEmpty ? nil : $0 }
+        if let prepared, prepared.cluster != nil {
+            selection.trafficPolicy = prepared.trafficPolicy
+        } else {
+            selection.trafficPolicy = rule.map { $0.policy(subset: destination.subset, port: port) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
         selection.destinationRule = selection.trafficPolicy == nil ? nil : rule?.id
-        let cluster = RouteTable.clusterName(host: destination.host, subset: destination.subset, port: port)
+        let cluster = prepared?.cluster ?? RouteTable.clusterName(host: destination.host, subset: destination.subset, port: port)
         let target: UpstreamTarget
         let how: @Sendable () -> String
         if let match = registeredMatch {
@@ -223,7 +247,7 @@ extension Policy {
             case .failure(let refusal):
                 var decision = Decision(
                     action: .deny, cluster: cluster, routeName: routeName, match: match, denial: denial(for: subject),
-                    explain: { "\(context) to \(cluster); \(Policy.describe(match)); \(refusal.reason)" })
+                    explain: { "\(context()) to \(cluster); \(Policy.describe(match)); \(refusal.reason)" })
                 decision.route = selection
                 return decision
             }
@@ -235,12 +259,12 @@ extension Policy {
             var decision = Decision(
                 action: .deny, cluster: cluster, routeName: routeName, match: nil,
                 denial: subject.traffic == .http ? .httpStatus(503) : .close,
-                explain: { "\(context) to \(cluster), but \(destination.host) is neither registered nor a Kubernetes Service: no cluster (Envoy's 503 NC)" })
+                explain: { "\(context()) to \(cluster), but \(destination.host) is neither registered nor a Kubernetes Service: no cluster (Envoy's 503 NC)" })
             decision.route = selection
             return decision
         }
         var decision = Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: registeredMatch,
-                                explain: { "\(context) to \(cluster): \(how())" })
+                                explain: { "\(context()) to \(cluster): \(how())" })
         decision.route = selection
         return decision
     }
@@ -281,6 +305,6 @@ extension Policy {
             index: 0, matchIndex: nil, destination: proxy)
         let name = sidecar.map { "\($0.id)" } ?? "Sidecar"
         return forward(to: proxy, subject: subject, defaultPort: subject.port, routes: routes, routeName: Decision.allowAnyRoute,
-                       selection: selection, context: reason() + "; ALLOW_ANY with \(name)'s egressProxy sends it")
+                       selection: selection, context: { reason() + "; ALLOW_ANY with \(name)'s egressProxy sends it" })
     }
 }

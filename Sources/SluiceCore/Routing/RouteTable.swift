@@ -29,10 +29,67 @@ public struct RouteTable: Sendable {
         public var behaviour: HTTPRouteBehaviour
         /// Original match indices of `httpMatches` / `l4Matches`, for `explain`.
         public var matchIndices: [Int]
+        /// Per destination, what compiling could settle: cluster name and DestinationRule policy.
+        var prepared: [PreparedDestination] = []
+        /// The ports of `httpMatches` (nil: any port); empty when there are no matches.
+        var httpMatchPorts: [Int?] = []
+        /// `dependsOnRequest`, settled once.
+        var requestDependent = false
+
+        /// Whether the route exists on `port`: some match allows it, or it has none.
+        func isOn(port: Int) -> Bool {
+            httpMatchPorts.isEmpty || httpMatchPorts.contains { $0 == nil || $0 == port }
+        }
 
         /// True when choosing it (or its destination) looks beyond the authority and port.
         public var dependsOnRequest: Bool {
             httpMatches.contains(where: \.dependsOnRequest) || destinations.count > 1 || behaviour.fault != nil
+        }
+    }
+
+    /// What a destination needs at decision time that compiling can settle once.
+    struct PreparedDestination: Sendable, Equatable {
+        /// The DestinationRule for its host, if any.
+        var rule: DestinationRule?
+        /// The subset's endpoint labels.
+        var subsetLabels: [String: String]
+        /// With an explicit port: its cluster name and merged traffic policy.
+        var cluster: String?
+        var trafficPolicy: TrafficPolicy?
+    }
+
+    /// The sidecar's http routes by VirtualService host, so a decision does not scan them all:
+    /// an exact host first, then wildcards from the most specific (first loaded among equals).
+    struct HTTPIndex: Sendable {
+        var exact: [String: RoutingObjectID] = [:]
+        var wildcards: [(pattern: String, service: RoutingObjectID)] = []
+        var routes: [RoutingObjectID: [Route]] = [:]
+
+        init(_ routes: [Route]) {
+            var seenWildcards: Set<String> = []
+            for route in routes {
+                self.routes[route.virtualService, default: []].append(route)
+                for host in route.hosts {
+                    if host.hasPrefix("*") {
+                        if seenWildcards.insert("\(host)|\(route.virtualService)").inserted { wildcards.append((host, route.virtualService)) }
+                    } else if exact[host] == nil {
+                        exact[host] = route.virtualService
+                    }
+                }
+            }
+            // Stable: among equally specific patterns the first loaded stays first.
+            wildcards = wildcards.enumerated().sorted { lhs, rhs in
+                let (left, right) = (HostPattern.specificity(lhs.element.pattern), HostPattern.specificity(rhs.element.pattern))
+                return left != right ? left > right : lhs.offset < rhs.offset
+            }.map(\.element)
+        }
+
+        /// The VirtualService for `host` and its routes, in order.
+        func lookup(_ host: String) -> (service: RoutingObjectID, routes: [Route])? {
+            guard let service = exact[host] ?? wildcards.first(where: { HostPattern.matches($0.pattern, host) })?.service,
+                  let routes = routes[service]
+            else { return nil }
+            return (service, routes)
         }
     }
 
@@ -93,6 +150,8 @@ public struct RouteTable: Sendable {
     public let impliedHosts: Set<String>
     /// What the compilation noticed (objects left out and why), for `check` and `explain`.
     public let notes: [String]
+    /// `httpRoutes` indexed by host (sidecar).
+    var httpIndex = HTTPIndex([])
 
     /// True when there is nothing to apply: `Policy` then decides exactly as without routing.
     public var isEmpty: Bool {
@@ -211,9 +270,33 @@ extension RouteTable {
             qualified.host = HostPattern.qualified(rule.host, namespace: rule.id.namespace)
             return qualified
         }
-        return RouteTable(
-            role: role, identity: identity, httpRoutes: http, tlsRoutes: tls, tcpRoutes: tcp, servers: servers,
+        var table = RouteTable(
+            role: role, identity: identity, httpRoutes: [], tlsRoutes: [], tcpRoutes: [], servers: servers,
             destinationRules: rules, sidecar: sidecar, blockedHosts: role == .sidecar ? asm.blocked : [],
             impliedHosts: asm.impliedHosts, notes: notes)
+        func prepare(_ routes: [Route]) -> [Route] {
+            routes.map { route in
+                var prepared = route
+                prepared.httpMatchPorts = route.httpMatches.map(\.port)
+                prepared.requestDependent = route.dependsOnRequest
+                prepared.prepared = route.destinations.map { destination in
+                    let rule = table.destinationRule(for: destination.host)
+                    let labels = destination.subset.flatMap { name in rule?.subsetDetails.first { $0.name == name } }?.labels ?? [:]
+                    var result = PreparedDestination(rule: rule, subsetLabels: labels)
+                    if let port = destination.port {
+                        result.cluster = clusterName(host: destination.host, subset: destination.subset, port: port)
+                        result.trafficPolicy = rule.map { $0.policy(subset: destination.subset, port: port) }.flatMap { $0.isEmpty ? nil : $0 }
+                    }
+                    return result
+                }
+                return prepared
+            }
+        }
+        let preparedHTTP = prepare(http)
+        table = RouteTable(
+            role: role, identity: identity, httpRoutes: preparedHTTP, tlsRoutes: prepare(tls), tcpRoutes: prepare(tcp), servers: servers,
+            destinationRules: rules, sidecar: sidecar, blockedHosts: table.blockedHosts, impliedHosts: asm.impliedHosts, notes: notes,
+            httpIndex: HTTPIndex(preparedHTTP))
+        return table
     }
 }
