@@ -289,7 +289,9 @@ public struct Policy: Sendable {
 
     /// Where a registered match sends traffic by its resolution, without the egress gateway:
     /// its endpoints (those carrying `subsetLabels`, for a DestinationRule subset), the name
-    /// resolved, or the original destination.
+    /// resolved, or the original destination. Inlined: on the path without routing objects it
+    /// must cost what the code it came from cost.
+    @inline(__always)
     func directTarget(
         _ subject: Subject, match: RegistryMatch, concreteHost: String?, subsetLabels: [String: String] = [:]
     ) -> Result<(target: UpstreamTarget, how: @Sendable () -> String), Refusal> {
