@@ -8,7 +8,9 @@
 #  - the gateway, started with --labels-file (istio=egressgateway), is selected by the task's
 #    Gateway, and routes by the same VirtualService's gateway-bound route to edition.cnn.com,
 #    which its hosts file maps to an origin;
-#  - the same for the task's HTTPS passthrough variant (routed by SNI at both hops).
+#  - the same for the task's HTTPS passthrough variant (routed by SNI at both hops);
+#  - a Sidecar resource's egressProxy takes unregistered traffic (ALLOW_ANY) to that proxy;
+#  - a Sidecar resource hides a registered host from one namespace (--namespace restricted).
 #
 # edition.cnn.com exists only in these hosts files: nothing is resolved outside the test
 # network. The origin answers 200 "origin=... host=..." (the real site would answer 301).
@@ -51,6 +53,16 @@ task_http_leaves_through_the_gateway() {
 	check_eq "sidecar log: upstream_host is the gateway" "$GW_V4:80" "$(routing_field "$side" upstream_host)"
 }
 
+task_gateway_routes_a_host_naming_another_port() {
+	local mark
+	mark=$(origin_mark)
+	check_eq "Istio task (HTTP): Host: edition.cnn.com:8080 sent to the gateway's :80 is routed by the VirtualService (host:*)" \
+		"origin=$CNN_V4 host=edition.cnn.com" \
+		"$(ext curl -sS --max-time 5 -H 'Host: edition.cnn.com:8080' "http://$GW_V4/")"
+	# (origin.py prints the Host without its port.)
+	check_origin_peer "Istio task (HTTP): that request reached the origin's :80 from the gateway" "$mark" "$CNN_V4" 80 "$GW_V4"
+}
+
 task_unrouted_host_is_refused() {
 	check_eq "Istio task (HTTP): an unregistered host is still 502 at the sidecar (REGISTRY_ONLY)" 502 \
 		"$(app_status http://unregistered.test/)"
@@ -72,6 +84,32 @@ task_https_passes_through_by_sni() {
 		"$(routing_field "$rec" upstream_cluster)"
 }
 
+egress_proxy_takes_unregistered_traffic() {
+	local access gw_access side rec
+	access=$(access_mark)
+	gw_access=$(gateway_access_mark)
+	# The proxy is the gateway, which has no route for unregistered.test: its 404 proves the
+	# request went to the proxy, not to the original destination (which would answer 200).
+	check_eq "egressProxy: curl http://unregistered.test/ goes to the Sidecar's egressProxy (the gateway answers 404 NR)" 404 \
+		"$(app_status http://unregistered.test/)"
+	side=$(routing_sidecar_record "$access" '.authority == "unregistered.test"')
+	check_eq "sidecar log: upstream_cluster is the egressProxy's" "outbound|80||$EGRESS_SERVICE" "$(routing_field "$side" upstream_cluster)"
+	check_eq "sidecar log: route_name is Istio's catch-all allow_any" allow_any "$(routing_field "$side" route_name)"
+	rec=$(routing_gateway_record "$gw_access" '.authority == "unregistered.test"')
+	check_eq "gateway log: the proxied request arrived with its Host and got NR" "404 NR" \
+		"$(routing_field "$rec" response_code) $(routing_field "$rec" response_flags)"
+}
+
+sidecar_resource_hides_a_host_from_its_namespace() {
+	check_eq "Sidecar: from namespace restricted, aliyun.com (registered in default, not imported) is 502" 502 \
+		"$(app_status http://aliyun.com/)"
+}
+
+registered_host_visible_elsewhere() {
+	check_eq "Sidecar: from namespace default, the same registry lets aliyun.com through (301)" 301 \
+		"$(app_status -I http://aliyun.com/)"
+}
+
 routing_cases() {
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
@@ -82,7 +120,8 @@ routing_cases() {
 	for variant in http https; do
 		config=$(config_path "routing/gateway-$variant.yaml")
 		if [[ $variant == http ]]; then
-			wants task_http_leaves_through_the_gateway task_unrouted_host_is_refused || continue
+			wants task_http_leaves_through_the_gateway task_gateway_routes_a_host_naming_another_port \
+				task_unrouted_host_is_refused egress_proxy_takes_unregistered_traffic || continue
 		else
 			wants task_https_passes_through_by_sni || continue
 		fi
@@ -96,12 +135,20 @@ routing_cases() {
 		if [[ $variant == http ]]; then
 			scenario --gateway "$config" "routing/sidecar-http.yaml" \
 				task_http_leaves_through_the_gateway \
+				task_gateway_routes_a_host_naming_another_port \
 				task_unrouted_host_is_refused
+			scenario --gateway "$config" "routing/sidecar-egress-proxy.yaml" \
+				egress_proxy_takes_unregistered_traffic
 		else
 			scenario --gateway "$config" "routing/sidecar-https.yaml" \
 				task_https_passes_through_by_sni
 		fi
 	done
+	# Who the pod is comes from POD_NAMESPACE here (the --namespace flag's variable).
+	export POD_NAMESPACE=restricted
+	scenario routing/sidecar-hidden.yaml sidecar_resource_hides_a_host_from_its_namespace
+	unset POD_NAMESPACE
+	scenario routing/sidecar-hidden.yaml registered_host_visible_elsewhere
 }
 
 routing_cases
