@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # SCENARIO_GATEWAY_CONFIG is read by scenario (lib/cases.sh)
 # Istio's routing objects applied end to end (issue 20): the YAML of Istio's "Egress
 # Gateways" task, as the task applies it, with no egressGateway: block anywhere.
 #
@@ -10,14 +10,16 @@
 #    which its hosts file maps to an origin;
 #  - the same for the task's HTTPS passthrough variant (routed by SNI at both hops);
 #  - a Sidecar resource's egressProxy takes unregistered traffic (ALLOW_ANY) to that proxy;
-#  - a Sidecar resource hides a registered host from one namespace (--namespace restricted).
+#  - a Sidecar resource hides a registered host from one namespace (--namespace restricted);
+#  - ASM's ASMEgressTrafficPolicy Example 1: sleep-a in mytest reaches www.httpbin.org through
+#    egressgateway-a (its labels from --labels-file); another workload is blocked.
 #
 # edition.cnn.com exists only in these hosts files: nothing is resolved outside the test
 # network. The origin answers 200 "origin=... host=..." (the real site would answer 301).
 
 CNN_V4=$UNREG_V4 # the origin standing in for edition.cnn.com
 EGRESS_SERVICE=istio-egressgateway.istio-system.svc.cluster.local
-ROUTING_LABELS=$E2E_CONFIGS/routing/gateway-labels
+ASM_GATEWAY_SERVICE=egressgateway-a.istio-egress.svc.cluster.local
 
 # routing_hosts: the names of the task, in the namespaces' hosts files (before any process
 # starts: `ip netns exec` mounts them at exec).
@@ -25,6 +27,20 @@ routing_hosts() {
 	echo "$GW_V4 $EGRESS_SERVICE" >>"/etc/netns/$NS_APP/hosts"
 	echo "$CNN_V4 edition.cnn.com" >>"/etc/netns/$NS_APP/hosts"
 	echo "$CNN_V4 edition.cnn.com" >>"/etc/netns/$NS_GW/hosts"
+	echo "$GW_V4 $ASM_GATEWAY_SERVICE" >>"/etc/netns/$NS_APP/hosts"
+	echo "$CNN_V4 www.httpbin.org httpbin.org" >>"/etc/netns/$NS_APP/hosts"
+	echo "$CNN_V4 www.httpbin.org httpbin.org" >>"/etc/netns/$NS_GW/hosts"
+}
+
+# routing_gateway CONFIG LABELS: the gateway with its labels, kept by `scenario --gateway CONFIG`.
+routing_gateway() {
+	local config
+	config=$(config_path "$1")
+	if ! start_gateway "$config" --labels-file "$E2E_CONFIGS/routing/$2" 2>"$E2E_TMP/start.err"; then
+		fail "routing: sluice gateway started with $(config_name "$config") --labels-file $2" "$(cat "$E2E_TMP/start.err")"
+		return 1
+	fi
+	SCENARIO_GATEWAY_CONFIG=$config
 }
 
 routing_sidecar_record() { last_json_record "$ACCESS_LOG" "$1" "$2"; }
@@ -110,13 +126,31 @@ registered_host_visible_elsewhere() {
 		"$(app_status -I http://aliyun.com/)"
 }
 
+asm_sleep_a_reaches_httpbin_through_the_gateway() {
+	local mark access side
+	mark=$(origin_mark)
+	access=$(access_mark)
+	check_eq "ASM: sleep-a (mytest) gets http://www.httpbin.org/ from the origin" \
+		"origin=$CNN_V4 host=www.httpbin.org" "$(app_curl http://www.httpbin.org/)"
+	check_origin_peer "ASM: the origin was reached from egressgateway-a ($GW_V4), not from the app" "$mark" "$CNN_V4" 80 "$GW_V4"
+	side=$(routing_sidecar_record "$access" '.authority == "www.httpbin.org"')
+	check_eq "ASM: sidecar log: upstream_cluster is the gateway Service on byEgressGateway.port" \
+		"outbound|80||$ASM_GATEWAY_SERVICE" "$(routing_field "$side" upstream_cluster)"
+	check_eq "ASM: sidecar log: route_name is the to[] name" httpbin-service-http "$(routing_field "$side" route_name)"
+}
+
+asm_other_workload_is_blocked() {
+	check_eq "ASM: a workload of mytest that no egressRules.from selects gets 502 for httpbin.org (BlackHoleCluster)" 502 \
+		"$(app_status http://httpbin.org/)"
+}
+
 routing_cases() {
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
 		return
 	fi
 	routing_hosts
-	local config
+	local config variant
 	for variant in http https; do
 		config=$(config_path "routing/gateway-$variant.yaml")
 		if [[ $variant == http ]]; then
@@ -127,11 +161,7 @@ routing_cases() {
 		fi
 		# The gateway needs its labels: started here with --labels-file, and kept by
 		# `scenario --gateway` with the same config.
-		if ! start_gateway "$config" --labels-file "$ROUTING_LABELS" 2>"$E2E_TMP/start.err"; then
-			fail "routing: sluice gateway started with $(config_name "$config") --labels-file" "$(cat "$E2E_TMP/start.err")"
-			continue
-		fi
-		SCENARIO_GATEWAY_CONFIG=$config
+		routing_gateway "routing/gateway-$variant.yaml" gateway-labels || continue
 		if [[ $variant == http ]]; then
 			scenario --gateway "$config" "routing/sidecar-http.yaml" \
 				task_http_leaves_through_the_gateway \
@@ -149,6 +179,16 @@ routing_cases() {
 	scenario routing/sidecar-hidden.yaml sidecar_resource_hides_a_host_from_its_namespace
 	unset POD_NAMESPACE
 	scenario routing/sidecar-hidden.yaml registered_host_visible_elsewhere
+
+	# ASM: the pod's namespace and labels from POD_NAMESPACE / POD_LABELS_FILE.
+	if wants asm_sleep_a_reaches_httpbin_through_the_gateway asm_other_workload_is_blocked &&
+		routing_gateway routing/gateway-asm.yaml gateway-asm-labels; then
+		export POD_NAMESPACE=mytest POD_LABELS_FILE=$E2E_CONFIGS/routing/sleep-a-labels
+		scenario --gateway routing/gateway-asm.yaml routing/sidecar-asm.yaml asm_sleep_a_reaches_httpbin_through_the_gateway
+		unset POD_LABELS_FILE
+		scenario --gateway routing/gateway-asm.yaml routing/sidecar-asm.yaml asm_other_workload_is_blocked
+		unset POD_NAMESPACE
+	fi
 }
 
 routing_cases
