@@ -234,6 +234,34 @@ final class RoutingPolicyTests: XCTestCase {
         XCTAssertNil(SidecarScope.select([sidecar("prod", "default", nil)], for: WorkloadIdentity(namespace: "dev")))
     }
 
+    func testAnEgressListenerWithAPortImportsItsHostsOnThatPortOnly() throws {
+        let yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: api, namespace: default}
+            spec:
+              hosts: [api.example.com]
+              ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: tls, protocol: TLS}]
+              resolution: DNS
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Sidecar
+            metadata: {name: default, namespace: default}
+            spec:
+              egress:
+              - port: {number: 80, protocol: HTTP, name: http}
+                hosts: ["*/api.example.com"]
+            """
+        let loaded = RegistryLoader.parse(yaml: yaml, path: "sidecar-port.yaml")
+        XCTAssertFalse(loaded.hasErrors, loaded.diagnostics.map(\.description).joined(separator: "\n"))
+        var snapshot = SluiceSnapshot(config: SluiceConfig(mode: .registryOnly), entries: loaded.entries)
+        snapshot.routing = loaded.routing
+        let policy = snapshot.policy(role: .sidecar)
+        XCTAssertEqual(policy.registry.entries.first?.ports.map(\.number), [80])
+        XCTAssertEqual(http(policy, "api.example.com").action, .forward(.resolve(host: "api.example.com", port: 80)))
+        XCTAssertEqual(tls(policy, "api.example.com").action, .deny, "443 is not imported")
+    }
+
     // MARK: TCP routes
 
     func testTCPRouteByDestinationSubnet() throws {

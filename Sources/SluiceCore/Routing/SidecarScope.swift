@@ -17,29 +17,59 @@ public enum SidecarScope {
     /// (`namespace/dnsName`: `*` any namespace, `.` the Sidecar's own, `~` none; dnsName
     /// exact, `*`, or `*.suffix`). A Sidecar without egress listeners imports everything.
     public static func imports(_ sidecar: SidecarResource, host: String, namespace: String) -> Bool {
-        guard !sidecar.egress.isEmpty || !sidecar.egressHosts.isEmpty else { return true }
-        let patterns = sidecar.egress.isEmpty ? sidecar.egressHosts : sidecar.egress.flatMap(\.hosts)
-        return patterns.contains { pattern in
-            let parts = pattern.split(separator: "/", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { return false }
-            let (ns, name) = (parts[0], parts[1].lowercased())
-            switch ns {
-            case "*": break
-            case ".": if namespace != sidecar.id.namespace { return false }
-            case "~": return false
-            default: if namespace != ns { return false }
-            }
-            return HostPattern.matches(name, host)
-        }
+        importedPorts(sidecar, host: host, namespace: namespace) != .some([])
     }
 
-    /// The entries `sidecar` imports, each keeping only its imported hosts.
+    /// The ports on which `host` is imported: nil for every port (a listener without a port,
+    /// or no egress listeners at all), an empty set when it is not imported.
+    static func importedPorts(_ sidecar: SidecarResource, host: String, namespace: String) -> Set<Int>? {
+        let listeners = sidecar.egress.isEmpty
+            ? (sidecar.egressHosts.isEmpty ? [] : [SidecarResource.EgressListener(hosts: sidecar.egressHosts)])
+            : sidecar.egress
+        guard !listeners.isEmpty else { return nil }
+        var ports: Set<Int> = []
+        for listener in listeners where listener.hosts.contains(where: { covers($0, sidecar: sidecar, host: host, namespace: namespace) }) {
+            guard let port = listener.port else { return nil }
+            ports.insert(port)
+        }
+        return ports
+    }
+
+    private static func covers(_ pattern: String, sidecar: SidecarResource, host: String, namespace: String) -> Bool {
+        let parts = pattern.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return false }
+        let (ns, name) = (parts[0], parts[1].lowercased())
+        switch ns {
+        case "*": break
+        case ".": if namespace != sidecar.id.namespace { return false }
+        case "~": return false
+        default: if namespace != ns { return false }
+        }
+        return HostPattern.matches(name, host)
+    }
+
+    /// The entries `sidecar` imports, each keeping only its imported hosts and — where the
+    /// egress listener that imports them names a port — only those ports.
     public static func visibleEntries(_ entries: [ServiceEntry], sidecar: SidecarResource?) -> [ServiceEntry] {
         guard let sidecar, !(sidecar.egress.isEmpty && sidecar.egressHosts.isEmpty) else { return entries }
         return entries.compactMap { entry in
             var copy = entry
-            copy.hosts = entry.hosts.filter { imports(sidecar, host: $0, namespace: entry.namespace) }
-            return copy.hosts.isEmpty ? nil : copy
+            var allPorts = false
+            var ports: Set<Int> = []
+            copy.hosts = entry.hosts.filter { host in
+                guard let imported = importedPorts(sidecar, host: host, namespace: entry.namespace) else {
+                    allPorts = true
+                    return true
+                }
+                ports.formUnion(imported)
+                return !imported.isEmpty
+            }
+            guard !copy.hosts.isEmpty else { return nil }
+            if !allPorts {
+                copy.ports = entry.ports.filter { ports.contains($0.number) }
+                if copy.ports.isEmpty { return nil }
+            }
+            return copy
         }
     }
 }
