@@ -144,7 +144,35 @@ asm_other_workload_is_blocked() {
 		"$(app_status http://httpbin.org/)"
 }
 
+# routing_explain_says DESC PATTERN CONFIG ARGS...: `sluice explain --config CONFIG ARGS` prints
+# a line matching PATTERN.
+routing_explain_says() {
+	local desc=$1 pattern=$2 config=$3 out
+	shift 3
+	out=$("$SLUICE_BIN" explain --config "$E2E_CONFIGS/routing/$config" "$@" 2>&1)
+	if grep -qE -- "$pattern" <<<"$out"; then
+		pass "$desc"
+	else
+		fail "$desc" "no line matches '$pattern' in:"
+		indent "$out"
+	fi
+}
+
+explain_shows_the_route_and_why() {
+	routing_explain_says "explain: the sidecar's route is the task's VirtualService, http[0] match[0]" \
+		'^routed by: +VirtualService default/direct-cnn-through-egress-gateway \(.*egress-gateway-http.yaml:[0-9]+\) http\[0\] match\[0\]$' \
+		sidecar-http.yaml http://edition.cnn.com/politics
+	routing_explain_says "explain: the sidecar's cluster names the gateway Service and subset" \
+		"^cluster: +outbound\\|80\\|cnn\\|$EGRESS_SERVICE\$" sidecar-http.yaml http://edition.cnn.com/
+	routing_explain_says "explain --role gateway --labels-file: the gateway's route is http[1]" \
+		'^routed by: .* http\[1\] match\[0\]$' gateway-http.yaml --role gateway \
+		--labels-file "$E2E_CONFIGS/routing/gateway-labels" http://edition.cnn.com/
+	routing_explain_says "explain --role gateway without the labels: no Gateway selects it, the registry decides" \
+		'^route: +edition.cnn.com:80$' gateway-http.yaml --role gateway http://edition.cnn.com/
+}
+
 routing_cases() {
+	run_case explain_shows_the_route_and_why
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
 		return
