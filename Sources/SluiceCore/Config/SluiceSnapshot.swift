@@ -98,7 +98,8 @@ public struct SluiceSnapshot: Sendable {
         if !loaded.pathErrors.isEmpty { return .failure(ConfigDiagnostics(loaded.diagnostics)) }
         var diagnostics = loaded.diagnostics
         let entries = keepingLastGood(loaded, previous: previous?.entries ?? [], diagnostics: &diagnostics)
-        diagnostics += RoutingAnalysis.analyze(loaded.routing, entries: entries)
+        let routing = keepingLastGoodRouting(loaded, previous: previous?.routing, diagnostics: &diagnostics)
+        diagnostics += RoutingAnalysis.analyze(routing, entries: entries)
         var watched = [absoluteConfigPath]
         for path in config.registryPaths.map({ ConfigPath.resolve($0, relativeTo: base) }) + loaded.files
         where !watched.contains(path) {
@@ -108,12 +109,38 @@ public struct SluiceSnapshot: Sendable {
             config: config, entries: entries, namespace: namespace, diagnostics: diagnostics,
             rejectedObjects: loaded.rejected.count + loaded.rejectedRoutingObjects + Set(loaded.incompleteFiles).count,
             watchedPaths: watched)
-        snapshot.routing = loaded.routing
+        snapshot.routing = routing
         if var kept = identity ?? previous?.identity {
             kept.namespace = namespace
             snapshot.identity = kept
         }
         return .success(snapshot)
+    }
+
+    /// The loaded routing objects plus, for each one rejected now (or left in a file that did
+    /// not parse) that `previous` held, its last good version: the rule ServiceEntries follow.
+    static func keepingLastGoodRouting(
+        _ loaded: RegistryLoadResult, previous: RoutingObjects?, diagnostics: inout [ConfigDiagnostic]
+    ) -> RoutingObjects {
+        guard let previous, !(loaded.rejectedRoutingIDs.isEmpty && loaded.incompleteFiles.isEmpty) else { return loaded.routing }
+        let rejected = Set(loaded.rejectedRoutingIDs)
+        let incomplete = Set(loaded.incompleteFiles)
+        var routing = loaded.routing
+        func keep<Object>(_ old: [Object], into current: inout [Object], id: (Object) -> RoutingObjectID, source: (Object) -> SourceLocation) {
+            let present = Set(current.map(id))
+            for object in old where !present.contains(id(object)) && (rejected.contains(id(object)) || incomplete.contains(source(object).path)) {
+                current.append(object)
+                diagnostics.append(ConfigDiagnostic(
+                    severity: .warning, path: source(object).path, line: source(object).line, resource: id(object).description,
+                    message: "keeping its last good version: the new one was rejected"))
+            }
+        }
+        keep(previous.gateways, into: &routing.gateways, id: \.id, source: \.source)
+        keep(previous.virtualServices, into: &routing.virtualServices, id: \.id, source: \.source)
+        keep(previous.destinationRules, into: &routing.destinationRules, id: \.id, source: \.source)
+        keep(previous.sidecars, into: &routing.sidecars, id: \.id, source: \.source)
+        keep(previous.egressTrafficPolicies, into: &routing.egressTrafficPolicies, id: \.id, source: \.source)
+        return routing
     }
 
     /// The loaded entries plus, for each object rejected now (or left in a file that did not

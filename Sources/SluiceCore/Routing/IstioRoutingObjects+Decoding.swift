@@ -9,14 +9,16 @@ enum RoutingObjectDecoder {
     /// ASM's API group.
     static let asmAPIVersions = ["istio.alibabacloud.com/v1beta1"]
 
-    /// Decodes one resource of a kind in `kinds` into `objects`; returns its diagnostics and
-    /// whether it was rejected.
+    /// Decodes one resource of a kind in `kinds` into `objects`; returns its diagnostics and,
+    /// when it was rejected, its id.
     static func decode(
         kind: String, _ node: Node, path: String, into objects: inout RoutingObjects
-    ) -> (diagnostics: [ConfigDiagnostic], rejected: Bool) {
+    ) -> (diagnostics: [ConfigDiagnostic], rejected: RoutingObjectID?) {
         let line = YAMLReader.line(of: node) ?? 1
         var reader = YAMLReader(path: path, resource: kind, fallbackLine: line)
-        guard let resource = reader.mapping(node, "") else { return (reader.sortedDiagnostics, true) }
+        guard let resource = reader.mapping(node, "") else {
+            return (reader.sortedDiagnostics, RoutingObjectID(kind: kind, namespace: "default", name: "(unnamed)"))
+        }
         var name = ""
         var namespace = "default"
         if let metadataNode = YAMLReader.value(resource, "metadata"), let metadata = reader.mapping(metadataNode, "metadata") {
@@ -39,7 +41,7 @@ enum RoutingObjectDecoder {
         }
         guard let specNode = YAMLReader.value(resource, "spec"), let spec = reader.mapping(specNode, "spec") else {
             if YAMLReader.value(resource, "spec") == nil { reader.error("spec", at: nil, "required") }
-            return (reader.sortedDiagnostics, true)
+            return (reader.sortedDiagnostics, id)
         }
         if let specLine = YAMLReader.line(of: specNode) { reader.fallbackLine = specLine }
         let source = SourceLocation(path: path, line: line)
@@ -51,9 +53,9 @@ enum RoutingObjectDecoder {
         case "Sidecar": decodeSidecar(spec, id: id, source: source, &reader).map { decoded.sidecars.append($0) }
         default: decodeASMPolicy(spec, id: id, source: source, &reader).map { decoded.egressTrafficPolicies.append($0) }
         }
-        guard !reader.hasErrors else { return (reader.sortedDiagnostics, true) }
+        guard !reader.hasErrors else { return (reader.sortedDiagnostics, id) }
         objects.append(decoded)
-        return (reader.sortedDiagnostics, false)
+        return (reader.sortedDiagnostics, nil)
     }
 
     // MARK: Gateway
