@@ -11,6 +11,7 @@
 #  - the same for the task's HTTPS passthrough variant (routed by SNI at both hops);
 #  - a Sidecar resource's egressProxy takes unregistered traffic (ALLOW_ANY) to that proxy;
 #  - a Sidecar resource hides a registered host from one namespace (--namespace restricted);
+#  - a weighted split across two Services, chosen per connection;
 #  - ASM's ASMEgressTrafficPolicy Example 1: sleep-a in mytest reaches www.httpbin.org through
 #    egressgateway-a (its labels from --labels-file); another workload is blocked.
 #
@@ -24,12 +25,19 @@ ASM_GATEWAY_SERVICE=egressgateway-a.istio-egress.svc.cluster.local
 # routing_hosts: the names of the task, in the namespaces' hosts files (before any process
 # starts: `ip netns exec` mounts them at exec).
 routing_hosts() {
-	echo "$GW_V4 $EGRESS_SERVICE" >>"/etc/netns/$NS_APP/hosts"
-	echo "$CNN_V4 edition.cnn.com" >>"/etc/netns/$NS_APP/hosts"
-	echo "$CNN_V4 edition.cnn.com" >>"/etc/netns/$NS_GW/hosts"
-	echo "$GW_V4 $ASM_GATEWAY_SERVICE" >>"/etc/netns/$NS_APP/hosts"
-	echo "$CNN_V4 www.httpbin.org httpbin.org" >>"/etc/netns/$NS_APP/hosts"
-	echo "$CNN_V4 www.httpbin.org httpbin.org" >>"/etc/netns/$NS_GW/hosts"
+	{
+		echo "$GW_V4 $EGRESS_SERVICE"
+		echo "$CNN_V4 edition.cnn.com"
+		echo "$GW_V4 $ASM_GATEWAY_SERVICE"
+		echo "$CNN_V4 www.httpbin.org httpbin.org"
+		echo "$UNREG_V4 split.test"
+		echo "$ALIYUN_V4 origin-a.ext.svc.cluster.local"
+		echo "$STATIC_V4 origin-b.ext.svc.cluster.local"
+	} >>"/etc/netns/$NS_APP/hosts"
+	{
+		echo "$CNN_V4 edition.cnn.com"
+		echo "$CNN_V4 www.httpbin.org httpbin.org"
+	} >>"/etc/netns/$NS_GW/hosts"
 }
 
 # routing_gateway CONFIG LABELS: the gateway with its labels, kept by `scenario --gateway CONFIG`.
@@ -144,6 +152,22 @@ asm_other_workload_is_blocked() {
 		"$(app_status http://httpbin.org/)"
 }
 
+weighted_split_reaches_both_services() {
+	local i body a=0 b=0 other=0
+	# Each curl is a new connection, and so a new decision (the HTTP path caches one per
+	# authority on a connection). 60 tries at 50/50: fewer than 10 on a side is ~1e-8.
+	for ((i = 0; i < 60; i++)); do
+		body=$(app_curl http://split.test/)
+		case $body in
+		"origin=$ALIYUN_V4 host=split.test") a=$((a + 1)) ;;
+		"origin=$STATIC_V4 host=split.test") b=$((b + 1)) ;;
+		*) other=$((other + 1)) ;;
+		esac
+	done
+	check_eq "weighted split: 60 requests for split.test all reach one of the two Services" 0 "$other"
+	check "weighted split: each 50% destination got at least 10 of 60 (got $a and $b)" test "$a" -ge 10 -a "$b" -ge 10
+}
+
 # routing_explain_says DESC PATTERN CONFIG ARGS...: `sluice explain --config CONFIG ARGS` prints
 # a line matching PATTERN.
 routing_explain_says() {
@@ -207,6 +231,8 @@ routing_cases() {
 	scenario routing/sidecar-hidden.yaml sidecar_resource_hides_a_host_from_its_namespace
 	unset POD_NAMESPACE
 	scenario routing/sidecar-hidden.yaml registered_host_visible_elsewhere
+
+	scenario routing/sidecar-weighted.yaml weighted_split_reaches_both_services
 
 	# ASM: the pod's namespace and labels from POD_NAMESPACE / POD_LABELS_FILE.
 	if wants asm_sleep_a_reaches_httpbin_through_the_gateway asm_other_workload_is_blocked &&
