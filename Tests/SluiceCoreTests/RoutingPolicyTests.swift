@@ -170,6 +170,9 @@ final class RoutingPolicyTests: XCTestCase {
         XCTAssertFalse(policy.shouldRetry(after: .status(404), attempt: 1, method: "GET", bodyAlreadySent: false))
         let gatewayErrors = RetryPolicy(attempts: 1, retryOn: ["gateway-error"])
         XCTAssertTrue(gatewayErrors.shouldRetry(after: .status(504), attempt: 1, method: "GET", bodyAlreadySent: false))
+        XCTAssertTrue(gatewayErrors.shouldRetry(after: .reset, attempt: 1, method: "GET", bodyAlreadySent: false))
+        XCTAssertTrue(RetryPolicy(attempts: 1, retryOn: ["503"]).shouldRetry(after: .status(503), attempt: 1, method: "GET", bodyAlreadySent: false),
+                      "Istio's bare status codes")
         XCTAssertFalse(gatewayErrors.shouldRetry(after: .status(500), attempt: 1, method: "GET", bodyAlreadySent: false))
     }
 

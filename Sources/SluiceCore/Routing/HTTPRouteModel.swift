@@ -133,11 +133,14 @@ public struct RetryPolicy: Sendable, Equatable {
         case reset
     }
 
-    /// Whether Envoy would retry after `outcome`, on try number `attempt` (1 = the first):
-    /// within `attempts`, for a condition `retryOn` names, and only when the request may be
-    /// sent again — a request whose body was already (partly) streamed upstream is not
-    /// retried, and neither is a non-idempotent method after a reset (the server may have
-    /// acted on it); a connect failure never reached the server, so any method may be retried.
+    /// Whether to retry after `outcome`, on try number `attempt` (1 = the first): within
+    /// `attempts`, for a condition `retryOn` names as Envoy reads it (`5xx`: any 5xx, a reset
+    /// or a connect failure; `gateway-error`: 502/503/504, a reset or a connect failure;
+    /// `reset`; `connect-failure`; `retriable-4xx`: 409; a bare code), and only when the
+    /// request may be sent again: not once its body has been (partly) streamed upstream (Envoy
+    /// retries only what it still holds), and after a reset only for an idempotent method —
+    /// Sluice's rule, since the server may have acted on it. A connect failure never reached
+    /// the server, so any method may be retried.
     public func shouldRetry(after outcome: Outcome, attempt: Int, method: String, bodyAlreadySent: Bool) -> Bool {
         guard attempt <= attempts, !bodyAlreadySent else { return false }
         let on = Set(retryOn)
@@ -146,9 +149,10 @@ public struct RetryPolicy: Sendable, Equatable {
             return on.contains("connect-failure") || on.contains("5xx") || on.contains("gateway-error") || on.contains("reset")
         case .reset:
             guard Self.idempotentMethods.contains(method.uppercased()) else { return false }
-            return on.contains("reset") || on.contains("5xx")
+            return on.contains("reset") || on.contains("5xx") || on.contains("gateway-error")
         case .status(let code):
-            if on.contains(String(code)) || (on.contains("retriable-status-codes") && on.contains(String(code))) { return true }
+            // Istio turns bare codes in retryOn into Envoy's retriable_status_codes.
+            if on.contains(String(code)) { return true }
             if on.contains("5xx"), (500...599).contains(code) { return true }
             if on.contains("gateway-error"), [502, 503, 504].contains(code) { return true }
             if on.contains("retriable-4xx"), code == 409 { return true }
