@@ -207,9 +207,9 @@ final class AuthorizationPolicyTests: XCTestCase {
         XCTAssertFalse(authz.authorize(request(principal: payments, sni: "evil.com")).allowed)
         XCTAssertFalse(authz.authorize(request(principal: payments, port: 8443)).allowed)
         XCTAssertFalse(authz.authorize(request(principal: "cluster.local/ns/sandbox-1/sa/payments")).allowed)
-        XCTAssertTrue(StringMatch("*").matches(""))
-        XCTAssertTrue(StringMatch("/api/*").matches("/api/v1"))
-        XCTAssertTrue(StringMatch("Example.COM").matches("example.com", caseInsensitive: true))
+        XCTAssertTrue(AuthorizationMatch("*").matches(""))
+        XCTAssertTrue(AuthorizationMatch("/api/*").matches("/api/v1"))
+        XCTAssertTrue(AuthorizationMatch("Example.COM").matches("example.com", caseInsensitive: true))
     }
 
     /// Headers and hosts on HTTP (hosts ignore the port and case).

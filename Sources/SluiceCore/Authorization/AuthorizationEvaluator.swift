@@ -193,7 +193,7 @@ public struct AuthorizationEvaluator: Sendable {
 
     /// A field with its `not` form: the value must match some of `positive` (when given) and
     /// none of `negative`. An absent value matches no positive list, and no negative one.
-    static func field(_ positive: [StringMatch]?, _ negative: [StringMatch]?, _ value: String?, caseInsensitive: Bool = false) -> Bool {
+    static func field(_ positive: [AuthorizationMatch]?, _ negative: [AuthorizationMatch]?, _ value: String?, caseInsensitive: Bool = false) -> Bool {
         if let positive {
             guard let value, positive.contains(where: { $0.matches(value, caseInsensitive: caseInsensitive) }) else { return false }
         }
@@ -218,7 +218,7 @@ public struct AuthorizationEvaluator: Sendable {
             guard let ip = IPAddress(text) else { return nil }
             return CIDR(address: ip, prefixLength: ip.isIPv4 ? 32 : 128)
         }
-        func cidrs(_ list: [StringMatch]?) -> [CIDR]? { list.map { $0.compactMap { cidr($0.description) } } }
+        func cidrs(_ list: [AuthorizationMatch]?) -> [CIDR]? { list.map { $0.compactMap { cidr($0.description) } } }
         return block(cidrs(condition.values), cidrs(condition.notValues), address)
     }
 

@@ -101,11 +101,11 @@ extension AuthorizationPolicy {
         return result
     }
 
-    private static func matches(_ mapping: Node.Mapping, _ key: String, _ field: String, _ reader: inout YAMLReader) -> [StringMatch]? {
+    private static func matches(_ mapping: Node.Mapping, _ key: String, _ field: String, _ reader: inout YAMLReader) -> [AuthorizationMatch]? {
         guard let node = YAMLReader.value(mapping, key) else { return nil }
         guard let list = reader.stringList(node, YAMLReader.join(field, key)) else { return nil }
         if list.isEmpty { reader.error(YAMLReader.join(field, key), at: node, "must not be empty (omit the field instead)") }
-        return list.map(StringMatch.init)
+        return list.map(AuthorizationMatch.init)
     }
 
     private static func blocks(_ mapping: Node.Mapping, _ key: String, _ field: String, _ reader: inout YAMLReader) -> [CIDR]? {

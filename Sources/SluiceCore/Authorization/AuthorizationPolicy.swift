@@ -58,10 +58,10 @@ public struct AuthorizationPolicy: Sendable, Equatable {
 
     /// `rules[].from[].source`: every field given must match (each a list of alternatives).
     public struct Source: Sendable, Equatable {
-        public var principals: [StringMatch]?
-        public var notPrincipals: [StringMatch]?
-        public var namespaces: [StringMatch]?
-        public var notNamespaces: [StringMatch]?
+        public var principals: [AuthorizationMatch]?
+        public var notPrincipals: [AuthorizationMatch]?
+        public var namespaces: [AuthorizationMatch]?
+        public var notNamespaces: [AuthorizationMatch]?
         public var ipBlocks: [CIDR]?
         public var notIpBlocks: [CIDR]?
         public var remoteIpBlocks: [CIDR]?
@@ -73,14 +73,14 @@ public struct AuthorizationPolicy: Sendable, Equatable {
 
     /// `rules[].to[].operation`.
     public struct Operation: Sendable, Equatable {
-        public var hosts: [StringMatch]?
-        public var notHosts: [StringMatch]?
+        public var hosts: [AuthorizationMatch]?
+        public var notHosts: [AuthorizationMatch]?
         public var ports: [Int]?
         public var notPorts: [Int]?
-        public var methods: [StringMatch]?
-        public var notMethods: [StringMatch]?
-        public var paths: [StringMatch]?
-        public var notPaths: [StringMatch]?
+        public var methods: [AuthorizationMatch]?
+        public var notMethods: [AuthorizationMatch]?
+        public var paths: [AuthorizationMatch]?
+        public var notPaths: [AuthorizationMatch]?
 
         /// Creates an operation that matches everything.
         public init() {}
@@ -104,11 +104,11 @@ public struct AuthorizationPolicy: Sendable, Equatable {
             case connectionSNI
         }
         public var key: Key
-        public var values: [StringMatch]?
-        public var notValues: [StringMatch]?
+        public var values: [AuthorizationMatch]?
+        public var notValues: [AuthorizationMatch]?
 
         /// Creates a condition.
-        public init(key: Key, values: [StringMatch]? = nil, notValues: [StringMatch]? = nil) {
+        public init(key: Key, values: [AuthorizationMatch]? = nil, notValues: [AuthorizationMatch]? = nil) {
             self.key = key
             self.values = values
             self.notValues = notValues
@@ -125,7 +125,7 @@ public struct AuthorizationPolicy: Sendable, Equatable {
 }
 
 /// Istio's string match: exact, prefix (`abc*`), suffix (`*abc`) or presence (`*`).
-public enum StringMatch: Sendable, Equatable, CustomStringConvertible {
+public enum AuthorizationMatch: Sendable, Equatable, CustomStringConvertible {
     case exact(String)
     case prefix(String)
     case suffix(String)

@@ -24,6 +24,8 @@ public struct RegistryLoadResult: Sendable {
     public var authorizationPolicies: [AuthorizationPolicy] = []
     /// `namespace/name` of each AuthorizationPolicy rejected as invalid or unsupported.
     public var rejectedAuthorizationPolicies: [String] = []
+    /// Which routing objects were rejected (a reload keeps their last good versions).
+    public var rejectedRoutingIDs: [RoutingObjectID] = []
     /// True if any diagnostic is an error: some resource or file was not loaded.
     public var hasErrors: Bool { diagnostics.contains { $0.isError } }
 
@@ -45,6 +47,7 @@ public struct RegistryLoadResult: Sendable {
         rejectedRoutingObjects += other.rejectedRoutingObjects
         authorizationPolicies += other.authorizationPolicies
         rejectedAuthorizationPolicies += other.rejectedAuthorizationPolicies
+        rejectedRoutingIDs += other.rejectedRoutingIDs
     }
 }
 
@@ -267,7 +270,10 @@ public enum RegistryLoader {
         case let routingKind? where RoutingObjectDecoder.kinds.contains(routingKind):
             let (diagnostics, rejected) = RoutingObjectDecoder.decode(kind: routingKind, node, path: path, into: &result.routing)
             result.diagnostics += diagnostics
-            if rejected { result.rejectedRoutingObjects += 1 }
+            if let rejected {
+                result.rejectedRoutingObjects += 1
+                result.rejectedRoutingIDs.append(rejected)
+            }
         case "AuthorizationPolicy":
             let (policy, diagnostics) = AuthorizationPolicy.decode(node, path: path)
             result.diagnostics += diagnostics

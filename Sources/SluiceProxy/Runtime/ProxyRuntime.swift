@@ -11,10 +11,9 @@ public final class ActiveConfig: Sendable {
     public let snapshot: SluiceSnapshot
     /// The decision function built from them.
     public let policy: Policy
-    /// The AuthorizationPolicies that select this workload (the gateway enforces them).
+    /// The AuthorizationPolicies that select this workload (the gateway enforces them):
+    /// those of its namespace and the root namespace whose selector its labels satisfy.
     public let authorization: AuthorizationEvaluator
-    /// The workload's labels (`--labels-file`), what policy selectors match.
-    public let labels: [String: String]
     /// Which load this is: a connection may reuse a decision only while this is unchanged.
     /// (A connection's cached decision holds this small token, not the whole configuration,
     /// so an idle connection does not keep a replaced registry alive.)
@@ -22,12 +21,11 @@ public final class ActiveConfig: Sendable {
 
     /// Builds the policy for a role (the gateway never forwards to another gateway);
     /// `forceAudit` keeps audit mode on whatever the config file says (`--audit`).
-    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false, labels: [String: String] = [:]) {
+    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false) {
         self.snapshot = snapshot
         self.policy = snapshot.policy(role: role, forceAudit: forceAudit)
-        self.labels = labels
         self.authorization = AuthorizationEvaluator(
-            policies: snapshot.authorizationPolicies, namespace: snapshot.namespace, labels: labels)
+            policies: snapshot.authorizationPolicies, namespace: snapshot.namespace, labels: snapshot.identity.labels)
     }
 
     var limits: Limits { self.snapshot.config.limits }
