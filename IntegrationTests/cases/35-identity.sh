@@ -96,27 +96,26 @@ client_without_certificate_is_refused() {
 		gateway_log_mentions "$mark" "reason=no_certificate"
 }
 
+# mtls_status DIR: the status curl from sl-ext gets from the gateway's :80 over TLS with
+# the certificate in $MESH_DIR/DIR (000: no HTTP answer).
+mtls_status() {
+	ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/$1/cert-chain.pem" \
+		--key "$MESH_DIR/$1/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/"
+}
+
 # Another root, an expired certificate, a SPIFFE ID of another trust domain: each refused
 # with its own reason; the mesh's own certificate passes.
 client_from_another_root_is_refused() {
-	check_eq "gateway: curl with a certificate from another mesh's root gets no answer" 000 \
-		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/stranger/cert-chain.pem" \
-			--key "$MESH_DIR/stranger/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"
-	check_metric_reaches "gateway: counted in sluice_tls_handshake_failures_total{reason=\"unknown_ca\"}" \
-		gateway 1 sluice_tls_handshake_failures_total reason=unknown_ca
-	check_eq "gateway: curl with an expired certificate from the mesh's root gets no answer" 000 \
-		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/expired/cert-chain.pem" \
-			--key "$MESH_DIR/expired/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"
-	check_metric_reaches "gateway: counted in sluice_tls_handshake_failures_total{reason=\"expired\"}" \
-		gateway 1 sluice_tls_handshake_failures_total reason=expired
-	check_eq "gateway: curl with a SPIFFE ID of another trust domain (example.org) gets no answer" 000 \
-		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/foreign-domain/cert-chain.pem" \
-			--key "$MESH_DIR/foreign-domain/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"
-	check_metric_reaches "gateway: counted in sluice_tls_handshake_failures_total{reason=\"bad_san\"}" \
-		gateway 1 sluice_tls_handshake_failures_total reason=bad_san
-	check_eq "gateway: the same curl with the mesh's certificate gets 301" 301 \
-		"$(ext curl -sk -o /dev/null -w '%{http_code}' --max-time 5 --cert "$MESH_DIR/sleep/cert-chain.pem" \
-			--key "$MESH_DIR/sleep/key.pem" -H 'Host: aliyun.com' "https://$GW_V4:80/")"
+	local dir reason what
+	for dir in stranger:unknown_ca:"a certificate from another mesh's root" \
+		expired:expired:"an expired certificate from the mesh's root" \
+		foreign-domain:bad_san:"a SPIFFE ID of another trust domain (example.org)"; do
+		IFS=: read -r dir reason what <<<"$dir"
+		check_eq "gateway: curl with $what gets no answer" 000 "$(mtls_status "$dir")"
+		check_metric_reaches "gateway: counted in sluice_tls_handshake_failures_total{reason=\"$reason\"}" \
+			gateway 1 sluice_tls_handshake_failures_total reason="$reason"
+	done
+	check_eq "gateway: the same curl with the mesh's certificate gets 301" 301 "$(mtls_status sleep)"
 }
 
 gateway_certificate_rotates_live() {
