@@ -68,12 +68,26 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         concurrency: options.concurrency ?? System.coreCount
     )
     let watcher = ConfigWatcher(configPath: path, runtime: runtime, forceAudit: options.resolvedAudit)
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+        .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
+    ]
+    // Sidecar, issue 22: the DNS proxy (`dns.proxy`, where sluice-init --capture-dns sends
+    // port 53) and the NFQUEUE reader (`udp.capture`, sluice-init --capture-udp), sharing
+    // the names the pod resolved.
+    if role == .sidecar {
+        let book = runtime.learned
+        if snapshot.config.dns.proxy {
+            services.append(.init(service: DNSProxy(runtime: runtime, book: book), successTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        if snapshot.config.udp.capture {
+            let udp = UDPGuard(runtime: runtime, queue: snapshot.config.udp.queue, book: book)
+            services.append(.init(service: udp, successTerminationBehavior: .gracefullyShutdownGroup))
+        }
+    }
     let group = ServiceGroup(
         configuration: .init(
-            services: [
-                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
