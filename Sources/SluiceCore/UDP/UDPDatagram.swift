@@ -12,33 +12,43 @@ public struct UDPDatagram: Sendable, Equatable {
     /// The UDP payload bytes present in the copy (may be fewer than the datagram had).
     public var payload: ArraySlice<UInt8>
 
+    /// The destination ports whose payload is kept: DNS (decided by the query's name) and
+    /// QUIC. For other ports only the headers are read, so the NFQUEUE hot path copies nothing.
+    public static let payloadPorts: Set<Int> = [53, 443]
+
     /// Reads an IPv4 (no fragments after the first) or IPv6 packet carrying UDP. IPv6
     /// extension headers are not walked: a packet whose next header is not UDP gives nil.
-    public init?(packet bytes: [UInt8]) {
+    /// The payload is copied only for `payloadPorts`.
+    public init?<Bytes: RandomAccessCollection<UInt8>>(packet bytes: Bytes) where Bytes.Index == Int {
         guard let first = bytes.first else { return nil }
+        let base = bytes.startIndex
+        func byte(_ offset: Int) -> UInt8 { bytes[base + offset] }
+        func address(_ offset: Int, _ count: Int) -> IPAddress? {
+            IPAddress(bytes: bytes[(base + offset)..<(base + offset + count)])
+        }
         let udpStart: Int
         switch first >> 4 {
         case 4:
             let headerLength = Int(first & 0x0F) * 4
-            guard headerLength >= 20, bytes.count >= headerLength + 8, bytes[9] == 17 else { return nil }
+            guard headerLength >= 20, bytes.count >= headerLength + 8, byte(9) == 17 else { return nil }
             // A non-first fragment has no UDP header.
-            guard (UInt16(bytes[6] & 0x1F) << 8 | UInt16(bytes[7])) == 0 else { return nil }
-            guard let source = IPAddress(bytes: bytes[12..<16]), let destination = IPAddress(bytes: bytes[16..<20]) else { return nil }
+            guard (UInt16(byte(6) & 0x1F) << 8 | UInt16(byte(7))) == 0 else { return nil }
+            guard let source = address(12, 4), let destination = address(16, 4) else { return nil }
             self.source = source
             self.destination = destination
             udpStart = headerLength
         case 6:
-            guard bytes.count >= 48, bytes[6] == 17 else { return nil }
-            guard let source = IPAddress(bytes: bytes[8..<24]), let destination = IPAddress(bytes: bytes[24..<40]) else { return nil }
+            guard bytes.count >= 48, byte(6) == 17 else { return nil }
+            guard let source = address(8, 16), let destination = address(24, 16) else { return nil }
             self.source = source
             self.destination = destination
             udpStart = 40
         default:
             return nil
         }
-        sourcePort = Int(bytes[udpStart]) << 8 | Int(bytes[udpStart + 1])
-        destinationPort = Int(bytes[udpStart + 2]) << 8 | Int(bytes[udpStart + 3])
-        payload = bytes[(udpStart + 8)...]
+        sourcePort = Int(byte(udpStart)) << 8 | Int(byte(udpStart + 1))
+        destinationPort = Int(byte(udpStart + 2)) << 8 | Int(byte(udpStart + 3))
+        payload = UDPDatagram.payloadPorts.contains(destinationPort) ? ArraySlice(bytes[(base + udpStart + 8)...]) : []
     }
 
     /// Creates a datagram from its parts.

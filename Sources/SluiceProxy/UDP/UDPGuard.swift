@@ -27,13 +27,15 @@ public final class UDPGuard: Service, Sendable {
         let reader = try NFQueueReader(queue: queue)
         let logger = runtime.logger
         runtime.logger.notice("UDP: reading NFQUEUE \(queue)")
-        reader.start(onError: { logger.warning("\($0)") }, decide: { [self] bytes in self.decide(Array(bytes)) })
+        reader.start(onError: { logger.warning("\($0)") }, decide: { [self] bytes in self.decide(bytes) })
         try? await gracefulShutdown()
         reader.stop()
         runtime.logger.notice("UDP: NFQUEUE \(queue) closed")
     }
 
-    private func decide(_ packet: [UInt8]) -> Bool {
+    /// The verdict for one queued packet. Reads the headers in place (the payload is copied
+    /// only for DNS and QUIC ports); allocates only for a flow's first packet (its log line).
+    private func decide(_ packet: UnsafeRawBufferPointer) -> Bool {
         guard let datagram = UDPDatagram(packet: packet) else { return true }  // not UDP or a later fragment
         let config = runtime.config
         let now = LearnedAddressBook.now()
