@@ -4,10 +4,10 @@
   dns-server ADDR NAME=IP...   a DNS server on ADDR:53, UDP and TCP: A queries for the
                                NAMEs get their IP (TTL 60), other names NXDOMAIN; stops
                                by itself after --lifetime seconds
-  udp-echo ADDR:PORT...        echoes every datagram back, prefixed "echo "; same lifetime
+  udp-echo ADDR:PORT...        ([v6]:PORT too) echoes every datagram back, prefixed "echo "; same lifetime
   query SERVER NAME            one A query (--tcp: over TCP); prints "NOERROR ip..." or
                                the rcode name, or "timeout" after --timeout
-  send ADDR PORT               one datagram from a fresh socket (a new flow); prints the
+  send ADDR PORT               one datagram (IPv4 or IPv6) from a fresh socket (a new flow); prints the
                                reply or "timeout" after --timeout
 
 Every wait is bounded; servers exit after --lifetime seconds whatever happens.
@@ -106,7 +106,8 @@ def cmd_udp_echo(args):
     socks = []
     for target in args.targets:
         host, port = target.rsplit(":", 1)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        host = host.strip("[]")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((host, int(port)))
         socks.append(sock)
     print("ready", flush=True)
@@ -151,7 +152,7 @@ def cmd_query(args):
 
 
 def cmd_send(args):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in args.addr else socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(args.timeout)
         try:
             sock.sendto(args.data.encode(), (args.addr, args.port))

@@ -60,7 +60,7 @@ YAML
 		--lifetime 240 >"$E2E_TMP/udp-dns.out" 2>&1 &
 	pid=$!
 	record_pid "$pid"
-	ext python3 "$UDP_PY" udp-echo "$UDP_GAME_V4:9000" "$UDP_OTHER_V4:9000" --lifetime 240 >"$E2E_TMP/udp-echo.out" 2>&1 &
+	ext python3 "$UDP_PY" udp-echo "$UDP_GAME_V4:9000" "$UDP_OTHER_V4:9000" "[$EXT_V6]:9000" --lifetime 240 >"$E2E_TMP/udp-echo.out" 2>&1 &
 	record_pid "$!"
 	wait_until 5 grep -q ready "$E2E_TMP/udp-dns.out" && wait_until 5 grep -q ready "$E2E_TMP/udp-echo.out"
 }
@@ -123,6 +123,7 @@ udp_elsewhere_is_dropped() {
 	mark=$(access_mark)
 	check_eq "udp: a datagram to $UDP_OTHER_V4:9000 (not registered) gets no answer" timeout "$(udp_send "$UDP_OTHER_V4" 9000)"
 	check_eq "udp: game.test's address on another port gets no answer" timeout "$(udp_send "$UDP_GAME_V4" 9001)"
+	check_eq "udp: IPv6, a datagram to [$EXT_V6]:9000 gets no answer" timeout "$(udp_send "$EXT_V6" 9000)"
 	check "udp: the drop is logged (BlackHoleCluster, NR)" last_json_record "$ACCESS_LOG" "$mark" \
 		'.protocol == "UDP" and .upstream_host == "'"$UDP_OTHER_V4"':9000" and .upstream_cluster == "BlackHoleCluster" and .response_flags == "NR"'
 	check "udp: sluice_udp_flows_total counts drops" bash -c \
@@ -145,6 +146,7 @@ opaque_tcp_is_logged_with_the_resolved_name() {
 allow_any_lets_udp_through() {
 	udp_start_sidecar "$UDP_DIR/allow_any.yaml" || { fail "sidecar with allow_any.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
 	check_eq "ALLOW_ANY: a datagram to $UDP_OTHER_V4:9000 is echoed" "echo ping" "$(udp_send "$UDP_OTHER_V4" 9000)"
+	check_eq "ALLOW_ANY: IPv6, a datagram to [$EXT_V6]:9000 is echoed" "echo ping" "$(udp_send "$EXT_V6" 9000)"
 	check_eq "ALLOW_ANY: other.test resolves" "NOERROR $UDP_OTHER_V4" "$(udp_query other.test)"
 }
 
