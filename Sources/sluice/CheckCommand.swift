@@ -7,9 +7,13 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Validate the config and its ServiceEntry registry; exit 0 if valid, 1 if not.",
         discussion: """
-            Each problem is printed as `path:line: message`. An invalid ServiceEntry makes check exit 1; \
-            a running proxy rejects it on its own and applies the rest. Notes say which accepted \
-            fields Sluice does not enforce.
+            Each problem is printed as `path:line: message`. An invalid ServiceEntry, Gateway, \
+            VirtualService, DestinationRule, Sidecar or ASMEgressTrafficPolicy makes check exit 1; \
+            a running proxy rejects it on its own and applies the rest. Cross-references are checked \
+            as istioctl analyze does (unknown gateways, destinations, subsets, resolution NONE through \
+            a gateway). Notes say which accepted fields Sluice does not enforce, and which route \
+            behaviours the data path does not apply yet. The summary counts the routes each role \
+            compiles for this workload (--namespace, --labels-file).
             """
     )
 
@@ -20,12 +24,18 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let path = try resolveConfigPath(config)
-        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace) {
+        switch SluiceSnapshot.load(configPath: path, namespace: workload.resolvedNamespace, identity: try workload.resolvedIdentity()) {
         case .success(let snapshot):
             let hidden = snapshot.entries.count - snapshot.registry.entries.count
             var visibility = hidden > 0 ? " (\(hidden) more not exported to namespace \(snapshot.namespace))" : ""
             if snapshot.routing.count > 0 {
-                visibility += "; \(snapshot.routing.count) Gateway/VirtualService/DestinationRule/Sidecar objects checked, not applied yet"
+                visibility += "; \(snapshot.routing.count) Gateway/VirtualService/DestinationRule/Sidecar/ASMEgressTrafficPolicy objects"
+                for role in [ProxyRole.sidecar, .gateway] {
+                    let table = RouteTable.compile(snapshot.routing, role: role, identity: snapshot.identity)
+                    visibility += "; as \(role.rawValue): \(table.httpRoutes.count) http, \(table.tlsRoutes.count) tls, \(table.tcpRoutes.count) tcp routes"
+                    if role == .gateway { visibility += ", \(table.servers.count) Gateway servers" }
+                    if role == .sidecar, let sidecar = table.sidecar { visibility += ", \(sidecar.id)" }
+                }
             }
             guard !snapshot.hasErrors else {
                 // A running proxy leaves the rejected objects out and serves the rest; the

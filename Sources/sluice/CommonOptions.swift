@@ -1,19 +1,47 @@
 import ArgumentParser
+import Foundation
 import Logging
 import SluiceCore
 import SluiceProxy
 
-/// Who the workload is: what `exportTo` (and later `Sidecar` and selectors) are matched against.
+/// Who the workload is: what `exportTo`, `Sidecar` selection, `workloadSelector`,
+/// `sourceLabels`, a Gateway's `selector` and ASM's `from` are matched against.
 struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The pod's namespace, for ServiceEntry exportTo. Also from POD_NAMESPACE; default \"default\".", valueName: "ns"))
+        "The pod's namespace, for exportTo, Sidecar selection and sourceNamespace. Also from POD_NAMESPACE; default \"default\".", valueName: "ns"))
     var namespace: String?
+
+    @Option(name: .customLong("labels-file"), help: ArgumentHelp(
+        "The pod's labels, in the downward API's format (one key=\"value\" a line), for workloadSelector, sourceLabels and a Gateway's selector. Also from POD_LABELS_FILE.",
+        valueName: "file"))
+    var labelsFile: String?
+
+    @Option(name: .customLong("service-account"), help: ArgumentHelp(
+        "The pod's service account. Also from SERVICE_ACCOUNT.", valueName: "sa"))
+    var serviceAccount: String?
 
     /// `--namespace`, else `POD_NAMESPACE`, else `default` (as kubectl applies it).
     var resolvedNamespace: String {
         if let namespace, !namespace.isEmpty { return namespace }
         if let env = ProcessEnvironment.value("POD_NAMESPACE"), !env.isEmpty { return env }
         return "default"
+    }
+
+    /// The namespace, the labels read from `--labels-file` (or `POD_LABELS_FILE`) and the
+    /// service account; an unreadable or malformed labels file is a usage error.
+    func resolvedIdentity() throws -> WorkloadIdentity {
+        var identity = WorkloadIdentity(namespace: resolvedNamespace)
+        identity.serviceAccount = serviceAccount ?? ProcessEnvironment.value("SERVICE_ACCOUNT").flatMap { $0.isEmpty ? nil : $0 }
+        let path = labelsFile ?? ProcessEnvironment.value("POD_LABELS_FILE").flatMap { $0.isEmpty ? nil : $0 }
+        guard let path else { return identity }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("--labels-file: cannot read \(path)")
+        }
+        switch LabelsFile.parse(text) {
+        case .success(let labels): identity.labels = labels
+        case .failure(let error): throw ValidationError("--labels-file: \(path): \(error)")
+        }
+        return identity
     }
 }
 
@@ -81,8 +109,8 @@ func resolveConfigPath(_ flag: String?) throws -> String {
 
 /// The config and registry at `configPath` for a command that reads them once (explain,
 /// replay); an invalid `sluice.yaml` prints its diagnostics and exits 1.
-func loadSnapshot(configPath: String, namespace: String) throws -> SluiceSnapshot {
-    switch SluiceSnapshot.load(configPath: configPath, namespace: namespace) {
+func loadSnapshot(configPath: String, namespace: String, identity: WorkloadIdentity? = nil) throws -> SluiceSnapshot {
+    switch SluiceSnapshot.load(configPath: configPath, namespace: namespace, identity: identity) {
     case .success(let loaded):
         return loaded
     case .failure(let diagnostics):

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SluiceCore
 
 /// `sluice explain`: shows the decision for a destination without sending traffic.
@@ -29,18 +30,28 @@ struct ExplainCommand: ParsableCommand {
         "Explain one access-log line (JSON, as the sidecar writes it) instead of a URL.", valueName: "line"))
     var log: String?
 
+    @Option(name: .long, help: "HTTP method, for VirtualService method matches (default GET).")
+    var method: String = "GET"
+
+    @Option(name: .long, help: "HTTP path, for VirtualService uri matches (default: the URL's path, else /).")
+    var path: String?
+
+    @Option(name: .customShort("H"), help: ArgumentHelp("A request header, 'Name: value', for VirtualService header matches; repeatable.", valueName: "header"))
+    var header: [String] = []
+
     @Argument(help: "http://host[:port]/path, tls://host:port or tcp://ip:port")
     var url: String?
 
     func validate() throws {
         guard ProxyRole(rawValue: role) != nil else { throw ValidationError("--role must be sidecar or gateway, got \(role)") }
         if (url == nil) == (log == nil) { throw ValidationError("give a URL or --log LINE, not both") }
+        for line in header where !line.contains(":") { throw ValidationError("-H: expected 'Name: value', got \(line)") }
     }
 
     func run() throws {
         let path = try resolveConfigPath(config)
         guard let destinationIP = IPAddress(ip) else { throw ValidationError("--ip: not an IP address: \(ip)") }
-        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace)
+        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace, identity: try workload.resolvedIdentity())
         for diagnostic in snapshot.diagnostics where diagnostic.isError { printError("\(diagnostic)") }
         // The very decision stage the running proxy calls, built the way it builds it.
         let policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
@@ -48,14 +59,28 @@ struct ExplainCommand: ParsableCommand {
             print(try ExplainTarget.explain(logLine: log, policy: policy))
             return
         }
-        let target = try ExplainTarget.parse(url ?? "", defaultIP: destinationIP)
+        var target = try ExplainTarget.parse(url ?? "", defaultIP: destinationIP)
+        if case .http = target.facts.kind {
+            let headers = header.map { line -> (String, String) in
+                let colon = line.firstIndex(of: ":") ?? line.endIndex
+                return (String(line[..<colon]).trimmingCharacters(in: .whitespaces),
+                        String(line[line.index(colon, offsetBy: colon == line.endIndex ? 0 : 1)...]).trimmingCharacters(in: .whitespaces))
+            }
+            target.facts.request = HTTPRequestView(method: method, path: self.path ?? target.path, headers: headers)
+        }
         print(ExplainTarget.explain(target, policy: policy))
+        if let gateway = policy.gateway, policy.role == .sidecar {
+            print("shorthand:   egressGateway: expands to")
+            for line in ShorthandRoutes.describe(gateway) { print("             \(line)") }
+        }
     }
 }
 
 /// Parses explain's URL argument into the facts a connection would present.
 struct ExplainTarget {
-    let facts: ConnectionFacts
+    var facts: ConnectionFacts
+    /// The URL's path (`/` when it has none).
+    var path: String = "/"
 
     static func parse(_ url: String, defaultIP: IPAddress) throws -> ExplainTarget {
         guard let schemeEnd = url.range(of: "://") else {
@@ -72,7 +97,10 @@ struct ExplainTarget {
         let port = authority.port ?? 80
         switch scheme {
         case "http":
-            return ExplainTarget(facts: ConnectionFacts(kind: .http(authority), destination: authority.address ?? defaultIP, port: port))
+            let rest = rest.dropFirst(text.count)
+            return ExplainTarget(
+                facts: ConnectionFacts(kind: .http(authority), destination: authority.address ?? defaultIP, port: port),
+                path: rest.isEmpty ? "/" : String(rest))
         case "tls":
             return ExplainTarget(facts: ConnectionFacts(
                 kind: .tls(serverName: authority.address == nil ? authority.host : nil), destination: authority.address ?? defaultIP, port: port))
@@ -139,11 +167,52 @@ struct ExplainTarget {
         if let match = decision.match {
             lines.append("entry:       ServiceEntry \(match.entry.namespace)/\(match.entry.name) (\(match.entry.source.path):\(match.entry.source.line)), host \(match.matchedHost), port \(match.port.number) \(match.port.name)")
         }
+        if let route = decision.route {
+            let owner = route.virtualService.map { "\($0)" } ?? "Sidecar egressProxy"
+            lines.append("routed by:   \(owner) (\(route.source.map(\.description) ?? "?")) \(route.position)")
+            lines.append("destination: \(route.destination.host)\(route.destination.port.map { ":\($0)" } ?? "")\(route.destination.subset.map { " subset \($0)" } ?? "")\(route.destination.weight > 0 ? " weight \(route.destination.weight)" : "")")
+            for line in describe(behaviour: route.behaviour) { lines.append("behaviour:   \(line)") }
+            if let policy = route.trafficPolicy, let rule = route.destinationRule {
+                lines.append("trafficPolicy: \(rule): \(describe(policy: policy))")
+            }
+            if !decision.dependsOnlyOnAuthority { lines.append("note:        this decision depends on the request (path, method, headers, weights or fault), not only on its authority") }
+        }
         lines.append("cluster:     \(decision.cluster)")
-        lines.append("route:       \(decision.routeName)")
+        lines.append("route:       \(decision.routeName.isEmpty ? "(unnamed route)" : decision.routeName)")
         lines.append("why:         \(decision.reason)")
         if let note { lines.append("note:        \(note)") }
         return lines.joined(separator: "\n")
+    }
+
+    static func describe(behaviour: HTTPRouteBehaviour) -> [String] {
+        var lines: [String] = []
+        if let timeout = behaviour.timeout { lines.append("timeout \(RoutingDurations.format(timeout))") }
+        if let retries = behaviour.retries {
+            lines.append("retries \(retries.attempts) on \(retries.retryOn.joined(separator: ","))" + (retries.perTryTimeout.map { ", perTryTimeout \(RoutingDurations.format($0))" } ?? ""))
+        }
+        for (name, ops) in [("request", behaviour.requestHeaders), ("response", behaviour.responseHeaders)] where !ops.isEmpty {
+            lines.append("\(name) headers: set \(ops.setPairs.map { "\($0.name)=\($0.value)" }), add \(ops.addPairs.map { "\($0.name)=\($0.value)" }), remove \(ops.remove)")
+        }
+        if let rewrite = behaviour.rewrite { lines.append("rewrite uri \(rewrite.uri ?? "-") authority \(rewrite.authority ?? "-")") }
+        if let redirect = behaviour.redirect { lines.append("redirect \(redirect.code) to \(redirect.scheme ?? "")://\(redirect.authority ?? "(same host)")\(redirect.uri ?? "")") }
+        if let fault = behaviour.fault {
+            if let abort = fault.abort { lines.append("fault abort \(abort.status) for \(abort.percent)%") }
+            if let delay = fault.delay { lines.append("fault delay \(RoutingDurations.format(delay.duration)) for \(delay.percent)%") }
+        }
+        return lines
+    }
+
+    static func describe(policy: TrafficPolicy) -> String {
+        var parts: [String] = []
+        if let pool = policy.connectionPool {
+            parts.append("connectionPool(maxConnections \(pool.maxConnections.map(String.init) ?? "-"), http1MaxPendingRequests \(pool.http1MaxPendingRequests.map(String.init) ?? "-"))")
+        }
+        if let outlier = policy.outlierDetection {
+            parts.append("outlierDetection(consecutive5xxErrors \(outlier.consecutive5xxErrors.map(String.init) ?? "-"))")
+        }
+        if let lb = policy.loadBalancer { parts.append("loadBalancer \(lb)") }
+        if let tls = policy.tls { parts.append("tls \(tls.mode) (not yet applied)") }
+        return parts.joined(separator: ", ")
     }
 
     static func describe(_ target: UpstreamTarget) -> String {

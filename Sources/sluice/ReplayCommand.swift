@@ -42,11 +42,13 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         let path = try resolveConfigPath(config)
-        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace)
+        let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace, identity: try workload.resolvedIdentity())
         var policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
         if enforce || policy.audit {
+            let routes = policy.routes
             policy = Policy(mode: policy.mode, registry: policy.registry, gateway: policy.gateway, role: policy.role,
                             audit: enforce ? false : policy.audit)
+            policy.routes = routes
         }
         if policy.mode == .allowAny {
             printError("sluice replay: note: \(path) is ALLOW_ANY, which allows everything; replay decides as its mode says")

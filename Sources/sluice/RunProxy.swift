@@ -20,7 +20,8 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
 
     let snapshot: SluiceSnapshot
     let namespace = options.workload.resolvedNamespace
-    switch SluiceSnapshot.load(configPath: path, namespace: namespace) {
+    let identity = try options.workload.resolvedIdentity()
+    switch SluiceSnapshot.load(configPath: path, namespace: namespace, identity: identity) {
     case .success(let loaded):
         snapshot = loaded
     case .failure(let diagnostics):

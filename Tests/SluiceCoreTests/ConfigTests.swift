@@ -156,8 +156,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(snapshot.registry.entries.count, 11, "one entry is exported to its own namespace only")
         XCTAssertEqual(snapshot.registry.lookup(host: "aliyun.com", port: 443)?.entry.name, "aliyun")
         XCTAssertFalse(snapshot.diagnostics.contains(where: \.isError))
-        XCTAssertEqual(snapshot.diagnostics.filter { $0.severity == .note }.count, 4,
-                       "skipped Gateway, DestinationRule, ConfigMap; MESH_INTERNAL not enforced")
+        XCTAssertEqual(snapshot.diagnostics.filter { $0.severity == .note }.count, 2,
+                       "skipped ConfigMap; MESH_INTERNAL not enforced (the Gateway and DestinationRule apply)")
         let docs = RegistryFixtures.path("registry/istio-docs")
         XCTAssertEqual(snapshot.watchedPaths, [
             RegistryFixtures.path("config/sidecar.yaml"), docs,

@@ -17,8 +17,7 @@ final class RoutingObjectsTests: XCTestCase {
         XCTAssertEqual(service.routes.first?.destinations.first,
                        RouteDestination(host: "istio-egressgateway.istio-system.svc.cluster.local", subset: "cnn", port: 80, weight: 100))
         XCTAssertEqual(RoutingAnalysis.analyze(loaded.routing, entries: loaded.entries), [], "nothing for istioctl analyze to say")
-        let notes = loaded.diagnostics.filter { $0.severity == .note }.map(\.message)
-        XCTAssertEqual(notes.filter { $0.contains("does not apply") }.count, 3, "each object says it is not applied yet")
+        XCTAssertEqual(loaded.diagnostics.filter { $0.severity != .note }, [], "nothing to warn about")
     }
 
     func testMistakesAreFlaggedAndAnInvalidObjectIsRejectedAlone() throws {

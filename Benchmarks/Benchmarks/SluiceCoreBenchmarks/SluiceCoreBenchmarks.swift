@@ -56,6 +56,33 @@ let sampleRecord = AccessLogRecord(
     routeName: "default"
 )
 
+/// The HTTP path's decision for svc-42.bench:80 with `virtualServices` VirtualServices (one
+/// per host svc-0…, each one http route with a uri prefix match and a plain route), compiled
+/// as a sidecar compiles them: 0 is the path without routing objects.
+func makePolicy(virtualServices: Int) -> Policy {
+    let registry = makeRegistry(count: 100)
+    var policy = Policy(mode: .registryOnly, registry: registry, gateway: nil)
+    guard virtualServices > 0 else { return policy }
+    let yaml = (0..<virtualServices).map { i in
+        """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: vs-\(i)}
+        spec:
+          hosts: [svc-\(i).bench]
+          http:
+          - name: api-\(i)
+            match: [{uri: {prefix: /api}}]
+            route: [{destination: {host: svc-\(i).bench, port: {number: 80}}}]
+          - name: default-\(i)
+            route: [{destination: {host: svc-\(i).bench, port: {number: 80}}}]
+        """
+    }.joined(separator: "\n---\n")
+    let routing = RegistryLoader.parse(yaml: yaml, path: "bench.yaml").routing
+    policy.routes = RouteTable.compile(routing, role: .sidecar, identity: WorkloadIdentity())
+    return policy
+}
+
 let requestHead = "GET /1k HTTP/1.1\r\nHost: origin.bench\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
 let benchmarks: @Sendable () -> Void = {
@@ -126,6 +153,26 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         blackHole(Registry(entries))
         benchmark.stopMeasurement()
+    }
+
+    // Policy.decide for one HTTP request: the HTTP path calls it once per new authority.
+    let noRoutes = makePolicy(virtualServices: 0)
+    let fiftyRoutes = makePolicy(virtualServices: 50)
+    let destination = IPAddress("198.51.100.2") ?? .v4(0)
+    let authority = Authority(host: "svc-42.bench")
+    let facts = ConnectionFacts(kind: .http(authority), destination: destination, port: 80,
+                                request: HTTPRequestView(method: "GET", path: "/api/x"))
+    // What today's call site passes: the authority alone.
+    let authorityOnly = ConnectionFacts(kind: .http(authority), destination: destination, port: 80)
+    Benchmark("Policy.decide HTTP (no routing objects)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(noRoutes.decide(authorityOnly))
+        }
+    }
+    Benchmark("Policy.decide HTTP (50 VirtualServices, 100 routes)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(fiftyRoutes.decide(facts))
+        }
     }
 
     Benchmark("AccessLogRecord.appendJSON (allowed HTTP request)") { benchmark in

@@ -9,11 +9,16 @@ public struct SluiceSnapshot: Sendable {
     public var registry: Registry
     /// Every entry in force, visible to this namespace or not (kept last good versions included).
     public var entries: [ServiceEntry]
-    /// The Gateways, VirtualServices, DestinationRules and Sidecars loaded beside the entries:
-    /// validated and cross-checked, not yet applied by the data path.
+    /// The Gateways, VirtualServices, DestinationRules, Sidecars and ASMEgressTrafficPolicies
+    /// loaded beside the entries; `policy(role:)` compiles them for this workload.
     public var routing = RoutingObjects()
     /// The namespace the workload runs in (`--namespace`, `POD_NAMESPACE`), for `exportTo`.
-    public var namespace: String
+    public var namespace: String {
+        get { identity.namespace }
+        set { identity.namespace = newValue }
+    }
+    /// Who the workload is (namespace, labels, service account): what selectors match.
+    public var identity: WorkloadIdentity
     /// Errors (rejected objects), warnings and notes from loading, in file order.
     public var diagnostics: [ConfigDiagnostic]
     /// How many registry objects this load rejected (each keeps its last good version, if any).
@@ -29,7 +34,7 @@ public struct SluiceSnapshot: Sendable {
     ) {
         self.config = config
         self.entries = entries
-        self.namespace = namespace
+        self.identity = WorkloadIdentity(namespace: namespace)
         let registry = Registry(entries.filter { $0.isVisible(fromNamespace: namespace) })
         self.registry = registry
         self.diagnostics = diagnostics + registry.conflicts
@@ -41,7 +46,7 @@ public struct SluiceSnapshot: Sendable {
     public init(config: SluiceConfig, registry: Registry, diagnostics: [ConfigDiagnostic] = [], watchedPaths: [String] = []) {
         self.config = config
         self.entries = registry.entries
-        self.namespace = "default"
+        self.identity = WorkloadIdentity()
         self.registry = registry
         self.diagnostics = diagnostics
         self.rejectedObjects = 0
@@ -54,9 +59,21 @@ public struct SluiceSnapshot: Sendable {
     /// The decision stage for `role` built from this snapshot. The mode defaults as Istio's
     /// do: ALLOW_ANY at a sidecar, REGISTRY_ONLY at a gateway (which serves registered hosts only).
     /// `forceAudit` (the `--audit` flag, a pod's annotation) turns audit on whatever the file says.
+    ///
+    /// The routing objects are compiled here, once per snapshot, for `role` and this
+    /// workload (`RouteTable.compile`): the Sidecar resource that selects the workload sets the
+    /// mode (over the file's) and hides the hosts its `egress` does not import.
     public func policy(role: ProxyRole, forceAudit: Bool = false) -> Policy {
-        let mode = config.mode ?? (role == .gateway ? .registryOnly : .allowAny)
-        return Policy(mode: mode, registry: registry, gateway: config.egressGateway, role: role, audit: config.audit || forceAudit)
+        let table = routing.count == 0 ? nil : RouteTable.compile(routing, role: role, identity: identity)
+        let sidecar = table?.sidecar
+        let mode = sidecar?.outboundMode ?? config.mode ?? (role == .gateway ? .registryOnly : .allowAny)
+        var visible = registry
+        if let sidecar, !(sidecar.egress.isEmpty && sidecar.egressHosts.isEmpty) {
+            visible = Registry(SidecarScope.visibleEntries(registry.entries, sidecar: sidecar))
+        }
+        var policy = Policy(mode: mode, registry: visible, gateway: config.egressGateway, role: role, audit: config.audit || forceAudit)
+        policy.routes = table
+        return policy
     }
 
     /// Loads the config at `configPath`, then every registry file it names.
@@ -66,8 +83,9 @@ public struct SluiceSnapshot: Sendable {
     /// own, like an admission webhook refusing one `kubectl apply`: the rest applies, and an
     /// object that `previous` held keeps that last good version — as do the objects of a file
     /// that no longer parses to its end.
+    /// `identity` (labels, service account) defaults to `previous`'s, so that a reload keeps it.
     public static func load(
-        configPath: String, namespace: String = "default", previous: SluiceSnapshot? = nil
+        configPath: String, namespace: String = "default", identity: WorkloadIdentity? = nil, previous: SluiceSnapshot? = nil
     ) -> Result<SluiceSnapshot, ConfigDiagnostics> {
         let config: SluiceConfig
         switch SluiceConfig.load(path: configPath) {
@@ -80,7 +98,8 @@ public struct SluiceSnapshot: Sendable {
         if !loaded.pathErrors.isEmpty { return .failure(ConfigDiagnostics(loaded.diagnostics)) }
         var diagnostics = loaded.diagnostics
         let entries = keepingLastGood(loaded, previous: previous?.entries ?? [], diagnostics: &diagnostics)
-        diagnostics += RoutingAnalysis.analyze(loaded.routing, entries: entries)
+        let routing = keepingLastGoodRouting(loaded, previous: previous?.routing, diagnostics: &diagnostics)
+        diagnostics += RoutingAnalysis.analyze(routing, entries: entries)
         var watched = [absoluteConfigPath]
         for path in config.registryPaths.map({ ConfigPath.resolve($0, relativeTo: base) }) + loaded.files
         where !watched.contains(path) {
@@ -90,8 +109,38 @@ public struct SluiceSnapshot: Sendable {
             config: config, entries: entries, namespace: namespace, diagnostics: diagnostics,
             rejectedObjects: loaded.rejected.count + loaded.rejectedRoutingObjects + Set(loaded.incompleteFiles).count,
             watchedPaths: watched)
-        snapshot.routing = loaded.routing
+        snapshot.routing = routing
+        if var kept = identity ?? previous?.identity {
+            kept.namespace = namespace
+            snapshot.identity = kept
+        }
         return .success(snapshot)
+    }
+
+    /// The loaded routing objects plus, for each one rejected now (or left in a file that did
+    /// not parse) that `previous` held, its last good version: the rule ServiceEntries follow.
+    static func keepingLastGoodRouting(
+        _ loaded: RegistryLoadResult, previous: RoutingObjects?, diagnostics: inout [ConfigDiagnostic]
+    ) -> RoutingObjects {
+        guard let previous, !(loaded.rejectedRoutingIDs.isEmpty && loaded.incompleteFiles.isEmpty) else { return loaded.routing }
+        let rejected = Set(loaded.rejectedRoutingIDs)
+        let incomplete = Set(loaded.incompleteFiles)
+        var routing = loaded.routing
+        func keep<Object>(_ old: [Object], into current: inout [Object], id: (Object) -> RoutingObjectID, source: (Object) -> SourceLocation) {
+            let present = Set(current.map(id))
+            for object in old where !present.contains(id(object)) && (rejected.contains(id(object)) || incomplete.contains(source(object).path)) {
+                current.append(object)
+                diagnostics.append(ConfigDiagnostic(
+                    severity: .warning, path: source(object).path, line: source(object).line, resource: id(object).description,
+                    message: "keeping its last good version: the new one was rejected"))
+            }
+        }
+        keep(previous.gateways, into: &routing.gateways, id: \.id, source: \.source)
+        keep(previous.virtualServices, into: &routing.virtualServices, id: \.id, source: \.source)
+        keep(previous.destinationRules, into: &routing.destinationRules, id: \.id, source: \.source)
+        keep(previous.sidecars, into: &routing.sidecars, id: \.id, source: \.source)
+        keep(previous.egressTrafficPolicies, into: &routing.egressTrafficPolicies, id: \.id, source: \.source)
+        return routing
     }
 
     /// The loaded entries plus, for each object rejected now (or left in a file that did not

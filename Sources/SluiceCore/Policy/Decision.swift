@@ -27,11 +27,95 @@ public struct ConnectionFacts: Sendable {
     /// another port matches nothing, as Istio's route domains (`host`, `host:port`) do.
     public var port: Int
 
+    /// The request beyond its authority (method, path, headers), when the caller has it:
+    /// VirtualService http matches on `uri`, `method` and `headers` look at it. Without it
+    /// such conditions do not match (see `Decision.dependsOnlyOnAuthority`).
+    public var request: HTTPRequestView?
+
     /// Creates facts.
-    public init(kind: TrafficKind, destination: IPAddress, port: Int) {
+    public init(kind: TrafficKind, destination: IPAddress, port: Int, request: HTTPRequestView? = nil) {
         self.kind = kind
         self.destination = destination
         self.port = port
+        self.request = request
+    }
+}
+
+/// What VirtualService http matches read of a request besides its authority.
+public struct HTTPRequestView: Sendable {
+    /// The method, as sent (`GET`).
+    public var method: String
+    /// The path with its query (`/a?b=c`), origin form.
+    public var path: String
+    /// A header's first value by lower-cased name; nil when absent.
+    public var header: @Sendable (String) -> String?
+
+    /// Creates a view.
+    public init(method: String, path: String, header: @escaping @Sendable (String) -> String? = { _ in nil }) {
+        self.method = method
+        self.path = path
+        self.header = header
+    }
+
+    /// A view over a list of header pairs (names compared case-insensitively).
+    public init(method: String, path: String, headers: [(String, String)]) {
+        let lowered = headers.map { ($0.0.lowercased(), $0.1) }
+        self.init(method: method, path: path, header: { name in lowered.first { $0.0 == name }?.1 })
+    }
+}
+
+/// An immutable reference to a selection, so that `Decision` keeps one pointer for it.
+final class RouteSelectionBox: Sendable {
+    let selection: RouteSelection
+    init(_ selection: RouteSelection) { self.selection = selection }
+}
+
+/// The VirtualService route (or Sidecar egressProxy) a decision took, with everything the
+/// data path applies on top of the destination, as plain values.
+public struct RouteSelection: Sendable, Equatable {
+    /// The VirtualService; nil for a Sidecar's egressProxy.
+    public var virtualService: RoutingObjectID?
+    /// Where the VirtualService (or Sidecar) was defined.
+    public var source: SourceLocation?
+    /// http, tls or tcp.
+    public var kind: VirtualServiceRoute.Kind
+    /// Index of the route in its list (`http[1]`).
+    public var index: Int
+    /// Index of the match item that matched; nil when the route has no match.
+    public var matchIndex: Int?
+    /// The destination chosen (by weight, when there are several).
+    public var destination: RouteDestination
+    /// http behaviours: timeout, retries, header operations, rewrite, redirect, fault.
+    public var behaviour: HTTPRouteBehaviour
+    /// The DestinationRule's policy for the destination (subset and port settings merged):
+    /// connection pool, outlier detection, load balancer, TLS (not applied yet).
+    public var trafficPolicy: TrafficPolicy?
+    /// The DestinationRule that gave `trafficPolicy`.
+    public var destinationRule: RoutingObjectID?
+
+    /// Creates a selection.
+    public init(
+        virtualService: RoutingObjectID?, source: SourceLocation?, kind: VirtualServiceRoute.Kind, index: Int, matchIndex: Int?,
+        destination: RouteDestination, behaviour: HTTPRouteBehaviour = HTTPRouteBehaviour(), trafficPolicy: TrafficPolicy? = nil,
+        destinationRule: RoutingObjectID? = nil
+    ) {
+        self.virtualService = virtualService
+        self.source = source
+        self.kind = kind
+        self.index = index
+        self.matchIndex = matchIndex
+        self.destination = destination
+        self.behaviour = behaviour
+        self.trafficPolicy = trafficPolicy
+        self.destinationRule = destinationRule
+    }
+
+    /// `http[0] match[1]` or `tls[0]`.
+    public var position: String { Self.position(kind: kind, index: index, matchIndex: matchIndex) }
+
+    /// `http[0] match[1]` or `tls[0]`.
+    public static func position(kind: VirtualServiceRoute.Kind, index: Int, matchIndex: Int?) -> String {
+        "\(kind.rawValue)[\(index)]" + (matchIndex.map { " match[\($0)]" } ?? "")
     }
 }
 
@@ -131,6 +215,18 @@ public struct Decision: Sendable, Equatable {
     /// Audit mode turned this denial into a forward: log and count it as a denial
     /// (`istio_policy_status: audit_denied`), but let it through.
     public var audited: Bool = false
+    /// The VirtualService route (or egressProxy) taken, when routing objects decided.
+    public var route: RouteSelection? {
+        get { routeBox?.selection }
+        set { routeBox = newValue.map(RouteSelectionBox.init) }
+    }
+    /// Boxed: a decision without a route stays as small to copy as it was.
+    private var routeBox: RouteSelectionBox?
+    /// True when the same authority and port always get this decision: no VirtualService
+    /// match on uri, method or headers was consulted, no weighted choice among several
+    /// destinations and no fault percentage. The HTTP path may then cache it per authority;
+    /// when false it must decide again for every request (with `ConnectionFacts.request`).
+    public var dependsOnlyOnAuthority: Bool = true
     /// One sentence saying why, naming the entry (namespace/name, file:line) and the port.
     /// Built on first use: the data path decides every request but reads the reason only
     /// for `sluice explain` and debug logs, and composing it cost more than the lookup.
@@ -163,7 +259,8 @@ public struct Decision: Sendable, Equatable {
     /// Equal when they act alike and give the same reason.
     public static func == (lhs: Decision, rhs: Decision) -> Bool {
         lhs.action == rhs.action && lhs.cluster == rhs.cluster && lhs.routeName == rhs.routeName
-            && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.audited == rhs.audited && lhs.reason == rhs.reason
+            && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.audited == rhs.audited && lhs.route == rhs.route
+            && lhs.reason == rhs.reason
     }
 
     /// Envoy's cluster for unregistered traffic that is let through.

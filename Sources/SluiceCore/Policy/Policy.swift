@@ -32,6 +32,15 @@ public struct Policy: Sendable {
     /// Audit mode: a REGISTRY_ONLY denial is decided, logged and counted as one, but the
     /// traffic goes where ALLOW_ANY would send it.
     public let audit: Bool
+    /// The VirtualService routes, Gateway servers and Sidecar settings compiled for this
+    /// proxy (`RouteTable.compile`); nil when there are none, and then every decision is
+    /// exactly the one made without routing objects (one branch on the hot path).
+    public var routes: RouteTable? {
+        didSet { if routes?.isEmpty == true { routes = nil } }
+    }
+    /// Picks a number in `0..<total` for a weighted choice among destinations; injected so
+    /// that tests are deterministic.
+    public var weightPicker: @Sendable (Int) -> Int = { Int.random(in: 0..<max($0, 1)) }
 
     /// Creates a policy. A gateway never forwards to another gateway, so `gateway` is
     /// ignored for the gateway role.
@@ -44,6 +53,7 @@ public struct Policy: Sendable {
         self.gateway = role == .sidecar ? gateway : nil
         self.role = role
         self.audit = audit
+        self.routes = nil
     }
 
     /// Families whose ports Istio binds to an entry's addresses (HTTP ports stay on 0.0.0.0).
@@ -57,6 +67,7 @@ public struct Policy: Sendable {
     /// SSH banners) work. Nil: read the first bytes and call `decide`.
     public func decideBeforeReading(destination: IPAddress, port: Int) -> Decision? {
         guard role == .sidecar else { return nil }
+        if let routes, let routed = routedTCP(destination: destination, port: port, routes: routes) { return routed }
         let subject = Subject(traffic: .tcp, port: port, requestedHost: nil, destination: destination)
         if let match = registry.lookup(address: destination, port: port, families: Self.addressBound, anyAddress: false) {
             return match.port.protocol.isOpaque ? registered(subject, match: match) : nil
@@ -71,6 +82,7 @@ public struct Policy: Sendable {
 
     /// Decides one connection (TLS, opaque TCP) or one HTTP request from what was read.
     public func decide(_ facts: ConnectionFacts) -> Decision {
+        if let routes, let routed = routed(facts, routes: routes) { return routed }
         let port = facts.port
         let destination = facts.destination
         switch facts.kind {
@@ -186,7 +198,7 @@ public struct Policy: Sendable {
     // MARK: Registered
 
     /// What the decision needs to know about the traffic, whatever its kind.
-    private struct Subject {
+    struct Subject {
         enum Traffic: String {
             case http = "HTTP", tls = "TLS", tcp = "TCP", tunnel = "CONNECT"
         }
@@ -208,7 +220,7 @@ public struct Policy: Sendable {
 
     /// Where passthrough and resolution NONE send the traffic: the original destination at the
     /// sidecar; at the gateway (which has none) or for a tunnel, the name asked for, resolved.
-    private func originalTarget(_ subject: Subject) -> UpstreamTarget? {
+    func originalTarget(_ subject: Subject) -> UpstreamTarget? {
         if subject.traffic == .tunnel || role == .gateway {
             if let destination = subject.destination, subject.traffic == .tunnel {
                 return .originalDestination(destination, subject.port)
@@ -218,9 +230,8 @@ public struct Policy: Sendable {
         return subject.destination.map { .originalDestination($0, subject.port) }
     }
 
-    private func registered(_ subject: Subject, match: RegistryMatch) -> Decision {
+    func registered(_ subject: Subject, match: RegistryMatch) -> Decision {
         let port = match.port
-        let entry = match.entry
         let cluster = "outbound|\(port.number)||\(match.matchedHost)"
         let routeName = "\(match.matchedHost):\(port.number)"
         // A host match names the concrete host asked for; an address match only has the entry.
@@ -250,44 +261,14 @@ public struct Policy: Sendable {
 
         let target: UpstreamTarget
         let how: @Sendable () -> String
-        let original = subject.original
-        let role = self.role
-        switch entry.resolution {
-        case .none:
-            guard let passthrough = originalTarget(subject) else {
-                return Decision(
-                    action: .deny, cluster: cluster, routeName: routeName, match: match, denial: denial(for: subject),
-                    explain: { "\(Policy.describe(match)); resolution NONE forwards to the original destination, but a gateway has none and no host name was given" })
-            }
-            target = passthrough
-            how = {
-                if case .resolve(let host, let port) = passthrough, role == .gateway {
-                    return "resolution NONE forwards to the original destination; a gateway has none, so it resolves \(HostPort(host: host, port: port))"
-                }
-                return "resolution NONE forwards to the original destination \(original)"
-            }
-        case .static:
-            target = .endpoints(entry.reachableEndpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
-            how = { entry.reachableEndpoints.isEmpty
-                ? "resolution STATIC forwards to its endpoints, and it has none a sidecar can reach (no healthy upstream)"
-                : "resolution STATIC forwards to its endpoints" }
-        case .dns, .dnsRoundRobin:
-            if !entry.endpoints.isEmpty {
-                target = .endpoints(entry.reachableEndpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
-                how = { "resolution \(entry.resolution.rawValue) forwards to its endpoints" }
-            } else if let name = concreteHost ?? (match.matchedHost.hasPrefix("*") ? nil : match.matchedHost) {
-                let upstreamPort = port.targetPort ?? port.number
-                target = .resolve(host: name, port: upstreamPort)
-                how = { "resolution \(entry.resolution.rawValue) resolves \(HostPort(host: name, port: upstreamPort))" }
-            } else if let passthrough = originalTarget(subject) {
-                // A wildcard entry matched by address: there is no concrete name to resolve.
-                target = passthrough
-                how = { "resolution \(entry.resolution.rawValue) has no concrete name to resolve, so it forwards to the original destination" }
-            } else {
-                return Decision(
-                    action: .deny, cluster: cluster, routeName: routeName, match: match, denial: denial(for: subject),
-                    explain: { "\(Policy.describe(match)); a wildcard entry has no name to resolve and there is no original destination" })
-            }
+        switch directTarget(subject, match: match, concreteHost: concreteHost) {
+        case .success(let direct):
+            target = direct.target
+            how = direct.how
+        case .failure(let refusal):
+            return Decision(
+                action: .deny, cluster: cluster, routeName: routeName, match: match, denial: denial(for: subject),
+                explain: { "\(Policy.describe(match)); \(refusal.reason)" })
         }
         let gateway = self.gateway
         return Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: match, explain: {
@@ -299,6 +280,64 @@ public struct Policy: Sendable {
             }
             return "\(Policy.describe(match)); \(how())\(direct)"
         })
+    }
+
+    /// Why a registered match has no upstream.
+    struct Refusal: Error {
+        var reason: String
+    }
+
+    /// Where a registered match sends traffic by its resolution, without the egress gateway:
+    /// its endpoints (those carrying `subsetLabels`, for a DestinationRule subset), the name
+    /// resolved, or the original destination. Inlined: on the path without routing objects it
+    /// must cost what the code it came from cost.
+    @inline(__always)
+    func directTarget(
+        _ subject: Subject, match: RegistryMatch, concreteHost: String?, subsetLabels: [String: String] = [:]
+    ) -> Result<(target: UpstreamTarget, how: @Sendable () -> String), Refusal> {
+        let role = self.role
+        let target: UpstreamTarget
+        let how: @Sendable () -> String
+        let original = subject.original
+        let port = match.port
+        let entry = match.entry
+        let endpoints = subsetLabels.isEmpty ? entry.reachableEndpoints : entry.reachableEndpoints.filter { endpoint in
+            subsetLabels.allSatisfy { endpoint.labels[$0.key] == $0.value }
+        }
+        switch entry.resolution {
+        case .none:
+            guard let passthrough = originalTarget(subject) else {
+                return .failure(Refusal(reason: "resolution NONE forwards to the original destination, but a gateway has none and no host name was given"))
+            }
+            target = passthrough
+            how = {
+                if case .resolve(let host, let port) = passthrough, role == .gateway {
+                    return "resolution NONE forwards to the original destination; a gateway has none, so it resolves \(HostPort(host: host, port: port))"
+                }
+                return "resolution NONE forwards to the original destination \(original)"
+            }
+        case .static:
+            target = .endpoints(endpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
+            how = { endpoints.isEmpty
+                ? "resolution STATIC forwards to its endpoints, and it has none a sidecar can reach (no healthy upstream)"
+                : "resolution STATIC forwards to its endpoints" }
+        case .dns, .dnsRoundRobin:
+            if !entry.endpoints.isEmpty {
+                target = .endpoints(endpoints.map { HostPort(host: $0.address, port: $0.upstreamPort(for: port)) })
+                how = { "resolution \(entry.resolution.rawValue) forwards to its endpoints" }
+            } else if let name = concreteHost ?? (match.matchedHost.hasPrefix("*") ? nil : match.matchedHost) {
+                let upstreamPort = port.targetPort ?? port.number
+                target = .resolve(host: name, port: upstreamPort)
+                how = { "resolution \(entry.resolution.rawValue) resolves \(HostPort(host: name, port: upstreamPort))" }
+            } else if let passthrough = originalTarget(subject) {
+                // A wildcard entry matched by address: there is no concrete name to resolve.
+                target = passthrough
+                how = { "resolution \(entry.resolution.rawValue) has no concrete name to resolve, so it forwards to the original destination" }
+            } else {
+                return .failure(Refusal(reason: "a wildcard entry has no name to resolve and there is no original destination"))
+            }
+        }
+        return .success((target, how))
     }
 
     /// "ServiceEntry ns/name (file:line) registers host h on port 80 (HTTP)".
@@ -319,7 +358,7 @@ public struct Policy: Sendable {
     // MARK: Unregistered
 
     /// How this process refuses `subject`.
-    private func denial(for subject: Subject) -> Decision.Denial {
+    func denial(for subject: Subject) -> Decision.Denial {
         switch (subject.traffic, role) {
         case (.tunnel, _): return .httpStatus(403)
         case (.http, .gateway): return .httpStatus(404)
@@ -335,7 +374,7 @@ public struct Policy: Sendable {
         }
     }
 
-    private func unregistered(_ subject: Subject, note: String? = nil, hostPortMismatch: Bool = false) -> Decision {
+    func unregistered(_ subject: Subject, note: String? = nil, hostPortMismatch: Bool = false) -> Decision {
         let policy = self
         let reason: @Sendable () -> String = {
             let what: String
@@ -357,6 +396,9 @@ public struct Policy: Sendable {
         }
         switch mode {
         case .allowAny:
+            if let proxy = routes?.sidecar?.egressProxy, role == .sidecar, subject.traffic != .tunnel {
+                return egressProxyDecision(subject, proxy: proxy, reason: reason)
+            }
             guard let passthrough = originalTarget(subject) else { break }
             let original = subject.original
             return Decision(

@@ -20,6 +20,8 @@ public struct RegistryLoadResult: Sendable {
     public var routing = RoutingObjects()
     /// Routing objects rejected as invalid.
     public var rejectedRoutingObjects = 0
+    /// Which routing objects were rejected (a reload keeps their last good versions).
+    public var rejectedRoutingIDs: [RoutingObjectID] = []
     /// True if any diagnostic is an error: some resource or file was not loaded.
     public var hasErrors: Bool { diagnostics.contains { $0.isError } }
 
@@ -39,6 +41,7 @@ public struct RegistryLoadResult: Sendable {
         pathErrors += other.pathErrors
         routing.append(other.routing)
         rejectedRoutingObjects += other.rejectedRoutingObjects
+        rejectedRoutingIDs += other.rejectedRoutingIDs
     }
 }
 
@@ -255,7 +258,10 @@ public enum RegistryLoader {
         case let routingKind? where RoutingObjectDecoder.kinds.contains(routingKind):
             let (diagnostics, rejected) = RoutingObjectDecoder.decode(kind: routingKind, node, path: path, into: &result.routing)
             result.diagnostics += diagnostics
-            if rejected { result.rejectedRoutingObjects += 1 }
+            if let rejected {
+                result.rejectedRoutingObjects += 1
+                result.rejectedRoutingIDs.append(rejected)
+            }
         case "List" where !inList:
             // kubectl's List (and `kubectl get -o yaml` output): resources under `items`.
             guard let itemsNode = YAMLReader.value(mapping, "items") else { return }

@@ -5,16 +5,20 @@ import Yams
 /// `path:line`, the resource and the field. An invalid object is left out on its own.
 enum RoutingObjectDecoder {
     /// The kinds decoded here.
-    static let kinds: Set<String> = ["Gateway", "VirtualService", "DestinationRule", "Sidecar"]
+    static let kinds: Set<String> = ["Gateway", "VirtualService", "DestinationRule", "Sidecar", "ASMEgressTrafficPolicy"]
+    /// ASM's API group.
+    static let asmAPIVersions = ["istio.alibabacloud.com/v1beta1"]
 
-    /// Decodes one resource of a kind in `kinds` into `objects`; returns its diagnostics and
-    /// whether it was rejected.
+    /// Decodes one resource of a kind in `kinds` into `objects`; returns its diagnostics and,
+    /// when it was rejected, its id.
     static func decode(
         kind: String, _ node: Node, path: String, into objects: inout RoutingObjects
-    ) -> (diagnostics: [ConfigDiagnostic], rejected: Bool) {
+    ) -> (diagnostics: [ConfigDiagnostic], rejected: RoutingObjectID?) {
         let line = YAMLReader.line(of: node) ?? 1
         var reader = YAMLReader(path: path, resource: kind, fallbackLine: line)
-        guard let resource = reader.mapping(node, "") else { return (reader.sortedDiagnostics, true) }
+        guard let resource = reader.mapping(node, "") else {
+            return (reader.sortedDiagnostics, RoutingObjectID(kind: kind, namespace: "default", name: "(unnamed)"))
+        }
         var name = ""
         var namespace = "default"
         if let metadataNode = YAMLReader.value(resource, "metadata"), let metadata = reader.mapping(metadataNode, "metadata") {
@@ -27,16 +31,17 @@ enum RoutingObjectDecoder {
         reader.resource = id.description
         if name.isEmpty { reader.error("metadata.name", at: YAMLReader.value(resource, "metadata"), "required") }
         if let versionNode = YAMLReader.value(resource, "apiVersion"), let version = reader.string(versionNode, "apiVersion") {
-            if !ServiceEntry.supportedAPIVersions.contains(version) {
+            let versions = kind == "ASMEgressTrafficPolicy" ? asmAPIVersions : ServiceEntry.supportedAPIVersions
+            if !versions.contains(version) {
                 reader.error("apiVersion", at: versionNode,
-                             "unsupported apiVersion \"\(version)\"; expected one of \(ServiceEntry.supportedAPIVersions.joined(separator: ", "))")
+                             "unsupported apiVersion \"\(version)\"; expected one of \(versions.joined(separator: ", "))")
             }
         } else {
             reader.error("apiVersion", at: nil, "required")
         }
         guard let specNode = YAMLReader.value(resource, "spec"), let spec = reader.mapping(specNode, "spec") else {
             if YAMLReader.value(resource, "spec") == nil { reader.error("spec", at: nil, "required") }
-            return (reader.sortedDiagnostics, true)
+            return (reader.sortedDiagnostics, id)
         }
         if let specLine = YAMLReader.line(of: specNode) { reader.fallbackLine = specLine }
         let source = SourceLocation(path: path, line: line)
@@ -45,12 +50,12 @@ enum RoutingObjectDecoder {
         case "Gateway": decodeGateway(spec, id: id, source: source, &reader).map { decoded.gateways.append($0) }
         case "VirtualService": decodeVirtualService(spec, id: id, source: source, &reader).map { decoded.virtualServices.append($0) }
         case "DestinationRule": decodeDestinationRule(spec, id: id, source: source, &reader).map { decoded.destinationRules.append($0) }
-        default: decodeSidecar(spec, id: id, source: source, &reader).map { decoded.sidecars.append($0) }
+        case "Sidecar": decodeSidecar(spec, id: id, source: source, &reader).map { decoded.sidecars.append($0) }
+        default: decodeASMPolicy(spec, id: id, source: source, &reader).map { decoded.egressTrafficPolicies.append($0) }
         }
-        guard !reader.hasErrors else { return (reader.sortedDiagnostics, true) }
-        reader.note(nil, at: node, "loaded and checked; the data path does not apply \(kind) routing yet (the egressGateway: block does)")
+        guard !reader.hasErrors else { return (reader.sortedDiagnostics, id) }
         objects.append(decoded)
-        return (reader.sortedDiagnostics, false)
+        return (reader.sortedDiagnostics, nil)
     }
 
     // MARK: Gateway
@@ -87,6 +92,8 @@ enum RoutingObjectDecoder {
             }
             if (proto == "HTTPS" || proto == "TLS") && tlsMode == nil {
                 reader.error(field + ".tls", at: item, "a \(proto) server needs tls.mode (PASSTHROUGH for egress passthrough)")
+            } else if let mode = tlsMode, mode != "PASSTHROUGH" {
+                reader.note(field + ".tls.mode", at: item, "tls.mode \(mode) is not yet applied: the gateway does not terminate TLS, so this server is not routed (issue 21)")
             }
             if let number { servers.append(.init(port: number, portName: portName, protocol: proto, hosts: hosts, tlsMode: tlsMode)) }
         }
@@ -94,8 +101,6 @@ enum RoutingObjectDecoder {
     }
 
     // MARK: VirtualService
-
-    private static let routeFieldsApplied: Set<String> = ["name", "match", "route"]
 
     private static func decodeVirtualService(_ spec: Node.Mapping, id: RoutingObjectID, source: SourceLocation, _ reader: inout YAMLReader) -> VirtualService? {
         reader.checkKeys(spec, allowed: ["hosts", "gateways", "http", "tls", "tcp", "exportTo"], prefix: "spec", severity: .warning)
@@ -117,68 +122,6 @@ enum RoutingObjectDecoder {
         return VirtualService(id: id, hosts: hosts, gateways: gateways.isEmpty ? ["mesh"] : gateways, exportTo: exportTo, routes: routes, source: source)
     }
 
-    private static func decodeRoute(
-        _ route: Node.Mapping, kind: VirtualServiceRoute.Kind, field: String, at node: Node, _ reader: inout YAMLReader
-    ) -> VirtualServiceRoute? {
-        let name = YAMLReader.value(route, "name").flatMap { reader.string($0, field + ".name") }
-        var ports: [Int] = []
-        var gateways: [String] = []
-        var sniHosts: [String] = []
-        if let matchNode = YAMLReader.value(route, "match"), let matches = reader.sequence(matchNode, field + ".match") {
-            for (index, matchItem) in matches.enumerated() {
-                let matchField = "\(field).match[\(index)]"
-                guard let match = reader.mapping(matchItem, matchField) else { continue }
-                if let portNode = YAMLReader.value(match, "port"), let port = reader.int(portNode, matchField + ".port", in: 1...65535) {
-                    ports.append(port)
-                }
-                gateways += YAMLReader.value(match, "gateways").flatMap { reader.stringList($0, matchField + ".gateways") } ?? []
-                sniHosts += YAMLReader.value(match, "sniHosts").flatMap { reader.stringList($0, matchField + ".sniHosts") } ?? []
-                if kind == .tls, YAMLReader.value(match, "sniHosts") == nil {
-                    reader.error(matchField + ".sniHosts", at: matchItem, "a tls match needs sniHosts")
-                }
-            }
-        } else if kind == .tls {
-            reader.error(field + ".match", at: node, "a tls route needs a match with sniHosts")
-        }
-        var destinations: [RouteDestination] = []
-        let hasRedirect = YAMLReader.value(route, "redirect") != nil || YAMLReader.value(route, "directResponse") != nil
-        if let routeNode = YAMLReader.value(route, "route"), let items = reader.sequence(routeNode, field + ".route") {
-            for (index, item) in items.enumerated() {
-                let destinationField = "\(field).route[\(index)]"
-                guard let weighted = reader.mapping(item, destinationField) else { continue }
-                guard let destinationNode = YAMLReader.value(weighted, "destination"),
-                      let destination = reader.mapping(destinationNode, destinationField + ".destination"),
-                      let hostNode = YAMLReader.value(destination, "host"),
-                      let host = reader.string(hostNode, destinationField + ".destination.host"), !host.isEmpty
-                else {
-                    reader.error(destinationField + ".destination.host", at: item, "required")
-                    continue
-                }
-                let subset = YAMLReader.value(destination, "subset").flatMap { reader.string($0, destinationField + ".destination.subset") }
-                var port: Int?
-                if let portNode = YAMLReader.value(destination, "port"), let portMapping = reader.mapping(portNode, destinationField + ".destination.port"),
-                   let numberNode = YAMLReader.value(portMapping, "number") {
-                    port = reader.int(numberNode, destinationField + ".destination.port.number", in: 1...65535)
-                }
-                let weight = YAMLReader.value(weighted, "weight").flatMap { reader.int($0, destinationField + ".weight", in: 0...100) } ?? 0
-                destinations.append(RouteDestination(host: host.lowercased(), subset: subset, port: port, weight: weight))
-            }
-        } else if !(kind == .http && hasRedirect) {
-            reader.error(field + ".route", at: node, "at least one destination is required")
-        }
-        let weights = destinations.map(\.weight)
-        if destinations.count > 1, weights.contains(where: { $0 > 0 }), weights.reduce(0, +) != 100 {
-            reader.warning(field + ".route", at: YAMLReader.value(route, "route"), "weights add up to \(weights.reduce(0, +)), not 100")
-        }
-        let unapplied = route.compactMap { key, _ -> String? in
-            guard let name = key.scalar?.string, !routeFieldsApplied.contains(name) else { return nil }
-            return name
-        }
-        return VirtualServiceRoute(
-            kind: kind, name: name, matchPorts: ports, matchGateways: gateways, sniHosts: sniHosts,
-            destinations: destinations, unappliedFields: unapplied)
-    }
-
     // MARK: DestinationRule
 
     private static func decodeDestinationRule(_ spec: Node.Mapping, id: RoutingObjectID, source: SourceLocation, _ reader: inout YAMLReader) -> DestinationRule? {
@@ -188,6 +131,7 @@ enum RoutingObjectDecoder {
             return nil
         }
         var subsets: [String] = []
+        var details: [DestinationSubset] = []
         if let subsetsNode = YAMLReader.value(spec, "subsets"), let items = reader.sequence(subsetsNode, "spec.subsets") {
             for (index, item) in items.enumerated() {
                 let field = "spec.subsets[\(index)]"
@@ -197,19 +141,20 @@ enum RoutingObjectDecoder {
                     continue
                 }
                 if subsets.contains(name) { reader.error(field + ".name", at: nameNode, "duplicate subset \"\(name)\"") }
+                reader.checkKeys(subset, allowed: ["name", "labels", "trafficPolicy"], prefix: field, severity: .warning)
                 subsets.append(name)
+                let labels = YAMLReader.value(subset, "labels").flatMap { reader.stringMap($0, field + ".labels") } ?? [:]
+                let policy = YAMLReader.value(subset, "trafficPolicy").flatMap { decodeTrafficPolicy($0, field + ".trafficPolicy", &reader) }
+                details.append(DestinationSubset(name: name, labels: labels, trafficPolicy: policy))
             }
         }
-        var tlsMode: String?
-        if let policyNode = YAMLReader.value(spec, "trafficPolicy"), let policy = reader.mapping(policyNode, "spec.trafficPolicy"),
-           let tlsNode = YAMLReader.value(policy, "tls"), let tls = reader.mapping(tlsNode, "spec.trafficPolicy.tls") {
-            tlsMode = YAMLReader.value(tls, "mode").flatMap { reader.string($0, "spec.trafficPolicy.tls.mode") }
-            if let mode = tlsMode, !["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"].contains(mode) {
-                reader.error("spec.trafficPolicy.tls.mode", at: YAMLReader.value(tls, "mode"), "must be DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL")
-            }
-        }
+        let policy = YAMLReader.value(spec, "trafficPolicy").flatMap { decodeTrafficPolicy($0, "spec.trafficPolicy", &reader) }
+        let tlsMode = policy?.tls?.mode
+        let selector = reader.selectorLabels(spec, key: "workloadSelector", labelsKey: "matchLabels", "spec.workloadSelector")
         let exportTo = YAMLReader.value(spec, "exportTo").flatMap { reader.stringList($0, "spec.exportTo") } ?? []
-        return DestinationRule(id: id, host: host.lowercased(), subsets: subsets, tlsMode: tlsMode, exportTo: exportTo, source: source)
+        return DestinationRule(
+            id: id, host: host.lowercased(), subsets: subsets, tlsMode: tlsMode, exportTo: exportTo, source: source,
+            subsetDetails: details, trafficPolicy: policy, workloadSelector: selector)
     }
 
     // MARK: Sidecar
@@ -223,6 +168,7 @@ enum RoutingObjectDecoder {
             selector = reader.stringMap(labels, "spec.workloadSelector.labels")
         }
         var hosts: [String] = []
+        var listeners: [SidecarResource.EgressListener] = []
         if let egressNode = YAMLReader.value(spec, "egress"), let items = reader.sequence(egressNode, "spec.egress") {
             for (index, item) in items.enumerated() {
                 let field = "spec.egress[\(index)]"
@@ -234,19 +180,33 @@ enum RoutingObjectDecoder {
                                  "\"\(host)\" must be namespace/dnsName (use */\(host) for any namespace)")
                 }
                 hosts += list
+                let port = reader.portNumber(egress, "port", field + ".port")
+                listeners.append(.init(port: port, hosts: list))
             }
         }
         var mode: OutboundTrafficPolicyMode?
         var proxyHost: String?
+        var proxyDestination: RouteDestination?
         if let policyNode = YAMLReader.value(spec, "outboundTrafficPolicy"), let policy = reader.mapping(policyNode, "spec.outboundTrafficPolicy") {
             if let modeNode = YAMLReader.value(policy, "mode"), let text = reader.string(modeNode, "spec.outboundTrafficPolicy.mode") {
                 mode = OutboundTrafficPolicyMode(rawValue: text)
                 if mode == nil { reader.error("spec.outboundTrafficPolicy.mode", at: modeNode, "must be ALLOW_ANY or REGISTRY_ONLY") }
             }
             if let proxyNode = YAMLReader.value(policy, "egressProxy"), let proxy = reader.mapping(proxyNode, "spec.outboundTrafficPolicy.egressProxy") {
-                proxyHost = YAMLReader.value(proxy, "host").flatMap { reader.string($0, "spec.outboundTrafficPolicy.egressProxy.host") }
+                proxyHost = YAMLReader.value(proxy, "host").flatMap { reader.string($0, "spec.outboundTrafficPolicy.egressProxy.host") }?.lowercased()
+                let subset = YAMLReader.value(proxy, "subset").flatMap { reader.string($0, "spec.outboundTrafficPolicy.egressProxy.subset") }
+                let port = reader.portNumber(proxy, "port", "spec.outboundTrafficPolicy.egressProxy.port")
+                if proxyHost == nil { reader.error("spec.outboundTrafficPolicy.egressProxy.host", at: proxyNode, "required") }
+                if port == nil { reader.error("spec.outboundTrafficPolicy.egressProxy.port", at: proxyNode, "required: the proxy's port") }
+                if let host = proxyHost { proxyDestination = RouteDestination(host: host, subset: subset, port: port, weight: 100) }
+            }
+            if proxyDestination != nil, mode == .registryOnly {
+                reader.warning("spec.outboundTrafficPolicy.egressProxy", at: YAMLReader.value(policy, "egressProxy"),
+                               "Istio applies egressProxy only with mode ALLOW_ANY (Sidecar reference); under REGISTRY_ONLY unregistered traffic is still blocked")
             }
         }
-        return SidecarResource(id: id, workloadSelector: selector, egressHosts: hosts, outboundMode: mode, egressProxyHost: proxyHost, source: source)
+        return SidecarResource(
+            id: id, workloadSelector: selector, egressHosts: hosts, outboundMode: mode, egressProxyHost: proxyHost, source: source,
+            egress: listeners, egressProxy: proxyDestination)
     }
 }

@@ -1,9 +1,8 @@
 /// Istio's routing objects as users write them for egress (Gateway, VirtualService,
 /// DestinationRule, Sidecar), loaded from the registry paths beside the ServiceEntries.
 ///
-/// Only what decides where egress traffic goes is modelled. They are loaded, validated and
-/// cross-checked (`RoutingAnalysis`, as `istioctl analyze` does); the data path does not apply
-/// them yet, and `sluice check` says so for each one.
+/// They are loaded, validated and cross-checked (`RoutingAnalysis`, as `istioctl analyze`
+/// does), then compiled per workload into a `RouteTable` that `Policy` decides with.
 
 /// A reference to a routing object: kind, namespace, name and where it was defined.
 public struct RoutingObjectID: Sendable, Hashable, CustomStringConvertible {
@@ -99,8 +98,40 @@ public struct VirtualServiceRoute: Sendable, Equatable {
     public var sniHosts: [String]
     /// `route`: where matching traffic goes.
     public var destinations: [RouteDestination]
-    /// Fields the route sets that Sluice does not apply yet (timeout, retries, fault…).
+    /// Fields the route sets that Sluice does not model (`mirror`, `corsPolicy`, `directResponse`…).
     public var unappliedFields: [String]
+    /// `match` of an http route, in order (empty: every request).
+    public var httpMatches: [HTTPMatchRequest] = []
+    /// `match` of a tls or tcp route, in order (empty: every connection).
+    public var l4Matches: [L4Match] = []
+    /// timeout, retries, headers, rewrite, redirect and fault of an http route.
+    public var behaviour = HTTPRouteBehaviour()
+}
+
+/// One `match` item of a tls route (`TLSMatchAttributes`) or a tcp route (`L4MatchAttributes`).
+public struct L4Match: Sendable, Equatable {
+    /// `port`.
+    public var port: Int?
+    /// `sniHosts` (tls).
+    public var sniHosts: [String] = []
+    /// `destinationSubnets`.
+    public var destinationSubnets: [CIDR] = []
+    /// `gateways`.
+    public var gateways: [String] = []
+    /// `sourceLabels`.
+    public var sourceLabels: [String: String] = [:]
+    /// `sourceNamespace`.
+    public var sourceNamespace: String?
+
+    public init(port: Int? = nil, sniHosts: [String] = [], destinationSubnets: [CIDR] = [], gateways: [String] = [],
+                sourceLabels: [String: String] = [:], sourceNamespace: String? = nil) {
+        self.port = port
+        self.sniHosts = sniHosts
+        self.destinationSubnets = destinationSubnets
+        self.gateways = gateways
+        self.sourceLabels = sourceLabels
+        self.sourceNamespace = sourceNamespace
+    }
 }
 
 /// `networking.istio.io` VirtualService.
@@ -133,6 +164,20 @@ public struct DestinationRule: Sendable, Equatable {
     public var exportTo: [String]
     /// Where it was defined.
     public var source: SourceLocation
+    /// `spec.subsets`, with their labels and policies.
+    public var subsetDetails: [DestinationSubset] = []
+    /// `spec.trafficPolicy`.
+    public var trafficPolicy: TrafficPolicy?
+    /// `spec.workloadSelector.matchLabels`: the rule applies to these workloads only.
+    public var workloadSelector: [String: String]?
+
+    /// The policy for traffic to `subset` on `port`: the rule's, the subset's over it, then
+    /// port-level settings.
+    public func policy(subset: String?, port: Int?) -> TrafficPolicy {
+        let base = trafficPolicy ?? TrafficPolicy()
+        let subsetPolicy = subset.flatMap { name in subsetDetails.first { $0.name == name } }?.trafficPolicy
+        return base.overridden(by: subsetPolicy).forPort(port)
+    }
 }
 
 /// `networking.istio.io` Sidecar: what a namespace's (or selected workloads') sidecars see.
@@ -149,6 +194,38 @@ public struct SidecarResource: Sendable, Equatable {
     public var egressProxyHost: String?
     /// Where it was defined.
     public var source: SourceLocation
+    /// `spec.egress[]`: each listener's port (nil: every port) and hosts.
+    public var egress: [EgressListener] = []
+    /// `spec.outboundTrafficPolicy.egressProxy` (host, subset, port).
+    public var egressProxy: RouteDestination?
+
+    /// Creates a Sidecar resource.
+    public init(
+        id: RoutingObjectID, workloadSelector: [String: String]?, egressHosts: [String], outboundMode: OutboundTrafficPolicyMode?,
+        egressProxyHost: String?, source: SourceLocation, egress: [EgressListener] = [], egressProxy: RouteDestination? = nil
+    ) {
+        self.id = id
+        self.workloadSelector = workloadSelector
+        self.egressHosts = egressHosts
+        self.outboundMode = outboundMode
+        self.egressProxyHost = egressProxyHost
+        self.source = source
+        self.egress = egress
+        self.egressProxy = egressProxy
+    }
+
+    /// One `spec.egress` item.
+    public struct EgressListener: Sendable, Equatable {
+        /// `port.number`.
+        public var port: Int?
+        /// `hosts`, `namespace/dnsName`.
+        public var hosts: [String]
+
+        public init(port: Int? = nil, hosts: [String]) {
+            self.port = port
+            self.hosts = hosts
+        }
+    }
 }
 
 /// The routing objects of one load.
@@ -161,17 +238,20 @@ public struct RoutingObjects: Sendable, Equatable {
     public var destinationRules: [DestinationRule] = []
     /// Sidecars.
     public var sidecars: [SidecarResource] = []
+    /// ASM's ASMEgressTrafficPolicies.
+    public var egressTrafficPolicies: [ASMEgressTrafficPolicy] = []
 
     /// Creates an empty set.
     public init() {}
 
     /// How many objects there are.
-    public var count: Int { gateways.count + virtualServices.count + destinationRules.count + sidecars.count }
+    public var count: Int { gateways.count + virtualServices.count + destinationRules.count + sidecars.count + egressTrafficPolicies.count }
 
     mutating func append(_ other: RoutingObjects) {
         gateways += other.gateways
         virtualServices += other.virtualServices
         destinationRules += other.destinationRules
         sidecars += other.sidecars
+        egressTrafficPolicies += other.egressTrafficPolicies
     }
 }

@@ -37,10 +37,55 @@ public enum RoutingAnalysis {
                 }
             }
         }
+        diagnostics += pendingDataPath(routing)
+        for sidecar in routing.sidecars {
+            if let proxy = sidecar.egressProxy, !isRegistered(proxy.host, entries: entries), !isKubernetesService(proxy.host) {
+                diagnostics.append(ConfigDiagnostic(
+                    severity: .warning, path: sidecar.source.path, line: sidecar.source.line, resource: sidecar.id.description,
+                    message: "egressProxy \(proxy.host) is neither registered by a ServiceEntry nor a Kubernetes service name (IST0101)"))
+            }
+        }
         for rule in routing.destinationRules where !isRegistered(rule.host, entries: entries) && !isKubernetesService(rule.host) {
             diagnostics.append(ConfigDiagnostic(
                 severity: .warning, path: rule.source.path, line: rule.source.line, resource: rule.id.description,
                 message: "host \(rule.host) is neither registered by a ServiceEntry nor a Kubernetes service name (IST0101)"))
+        }
+        return diagnostics
+    }
+
+    /// Notes for what the decision hands the data path that the HTTP path does not apply yet
+    /// (see docs/configuration.md): per-route behaviours and DestinationRule traffic policies.
+    static func pendingDataPath(_ routing: RoutingObjects) -> [ConfigDiagnostic] {
+        var diagnostics: [ConfigDiagnostic] = []
+        for service in routing.virtualServices {
+            var fields: Set<String> = []
+            for route in service.routes where route.kind == .http {
+                let behaviour = route.behaviour
+                if behaviour.timeout != nil { fields.insert("timeout") }
+                if behaviour.retries != nil { fields.insert("retries") }
+                if !behaviour.requestHeaders.isEmpty || !behaviour.responseHeaders.isEmpty { fields.insert("headers") }
+                if behaviour.rewrite != nil { fields.insert("rewrite") }
+                if behaviour.redirect != nil { fields.insert("redirect") }
+                if behaviour.fault != nil { fields.insert("fault") }
+                if route.destinations.count > 1 { fields.insert("weights (chosen per decision, cached per authority by the HTTP path)") }
+            }
+            guard !fields.isEmpty else { continue }
+            diagnostics.append(ConfigDiagnostic(
+                severity: .note, path: service.source.path, line: service.source.line, resource: service.id.description,
+                message: "routes apply; \(fields.sorted().joined(separator: ", ")) are decided and shown by explain, applied by the data path: pending"))
+        }
+        for rule in routing.destinationRules {
+            let policies = [rule.trafficPolicy].compactMap { $0 } + rule.subsetDetails.compactMap(\.trafficPolicy)
+            var fields: Set<String> = []
+            for policy in policies + policies.flatMap({ Array($0.portLevel.values) }) {
+                if policy.connectionPool != nil { fields.insert("connectionPool") }
+                if policy.outlierDetection != nil { fields.insert("outlierDetection") }
+                if policy.loadBalancer != nil { fields.insert("loadBalancer") }
+            }
+            guard !fields.isEmpty else { continue }
+            diagnostics.append(ConfigDiagnostic(
+                severity: .note, path: rule.source.path, line: rule.source.line, resource: rule.id.description,
+                message: "subsets apply; \(fields.sorted().joined(separator: ", ")) are decided and shown by explain, applied by the data path: pending"))
         }
         return diagnostics
     }

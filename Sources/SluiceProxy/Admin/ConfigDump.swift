@@ -1,7 +1,9 @@
 import Foundation
 import SluiceCore
 
-/// `/config_dump`: the configuration in force and every ServiceEntry of its registry, as JSON.
+/// `/config_dump`: the configuration in force, every ServiceEntry of its registry and the
+/// routes compiled from the routing objects (with the `egressGateway:` shorthand's expansion),
+/// as JSON.
 ///
 /// Keys follow `sluice.yaml` and the ServiceEntry spec, so what a user reads here maps back to
 /// what they wrote; values are the effective ones (defaults filled in, the role's mode when
@@ -10,6 +12,7 @@ struct ConfigDump: Encodable {
     let role: String
     let config: Config
     let registry: RegistryDump
+    let routes: RoutesDump
     let diagnostics: [String]
     let watchedPaths: [String]
     /// Issue 22: the addresses the pod resolved through the DNS proxy, still valid.
@@ -29,6 +32,7 @@ struct ConfigDump: Encodable {
         self.role = role.rawValue
         self.config = Config(snapshot.config, role: role)
         self.registry = RegistryDump(entries: snapshot.registry.entries)
+        self.routes = RoutesDump(snapshot: snapshot, role: role)
         self.diagnostics = snapshot.diagnostics.map(\.description)
         self.watchedPaths = snapshot.watchedPaths
     }
