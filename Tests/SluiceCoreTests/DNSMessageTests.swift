@@ -149,6 +149,20 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertNil(UDPDatagram(packet: Array(packet.prefix(27))))
     }
 
+    func testIPv6UDPIsFoundBehindExtensionHeaders() throws {
+        // RFC 8200: fixed header, then a destination options header (next header 17, length 0
+        // = 8 bytes: a PadN option), then UDP 40000 -> 443.
+        var packet: [UInt8] = [0x60, 0, 0, 0, 0, 16, 60, 64]
+        packet += try XCTUnwrap(IPAddress("2001:db8::1")).bytes + (try XCTUnwrap(IPAddress("2001:db8::2")).bytes)
+        packet += [17, 0, 1, 4, 0, 0, 0, 0]
+        packet += [0x9C, 0x40, 0x01, 0xBB, 0, 8, 0, 0]
+        let datagram = try XCTUnwrap(UDPDatagram(packet: packet))
+        XCTAssertEqual(datagram.destination, IPAddress("2001:db8::2"))
+        XCTAssertEqual(datagram.destinationPort, 443)
+        packet[40] = 44  // a fragment header instead: not read as UDP
+        XCTAssertNil(UDPDatagram(packet: packet))
+    }
+
     func testDNSAndUDPConfigKeysDecode() throws {
         let yaml = "dns: {proxy: true, unregistered: REFUSED, autoAllocate: false}\nudp: {capture: true, queue: 15200}\n"
         let config = try SluiceConfig.parse(yaml: yaml, path: "sluice.yaml").get()

@@ -16,8 +16,8 @@ public struct UDPDatagram: Sendable, Equatable {
     /// QUIC. For other ports only the headers are read, so the NFQUEUE hot path copies nothing.
     public static let payloadPorts: Set<Int> = [53, 443]
 
-    /// Reads an IPv4 (no fragments after the first) or IPv6 packet carrying UDP. IPv6
-    /// extension headers are not walked: a packet whose next header is not UDP gives nil.
+    /// Reads an IPv4 (no fragments after the first) or IPv6 packet carrying UDP (after up to 8
+    /// hop-by-hop, routing or destination options headers). Anything else gives nil.
     /// The payload is copied only for `payloadPorts`.
     public init?<Bytes: RandomAccessCollection<UInt8>>(packet bytes: Bytes) where Bytes.Index == Int {
         guard let first = bytes.first else { return nil }
@@ -38,11 +38,23 @@ public struct UDPDatagram: Sendable, Equatable {
             self.destination = destination
             udpStart = headerLength
         case 6:
-            guard bytes.count >= 48, byte(6) == 17 else { return nil }
+            guard bytes.count >= 48 else { return nil }
             guard let source = address(8, 16), let destination = address(24, 16) else { return nil }
             self.source = source
             self.destination = destination
-            udpStart = 40
+            // Hop-by-hop, routing and destination options headers may come before UDP (at most
+            // 8 of them are walked); a fragment header or anything else is not UDP to us.
+            var next = byte(6)
+            var offset = 40
+            var walked = 0
+            while next == 0 || next == 43 || next == 60 {
+                guard walked < 8, offset + 8 <= bytes.count else { return nil }
+                next = byte(offset)
+                offset += (Int(byte(offset + 1)) + 1) * 8
+                walked += 1
+            }
+            guard next == 17, offset + 8 <= bytes.count else { return nil }
+            udpStart = offset
         default:
             return nil
         }

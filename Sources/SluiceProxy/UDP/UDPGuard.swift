@@ -36,8 +36,14 @@ public final class UDPGuard: Service, Sendable {
     /// The verdict for one queued packet. Reads the headers in place (the payload is copied
     /// only for DNS and QUIC ports); allocates only for a flow's first packet (its log line).
     private func decide(_ packet: UnsafeRawBufferPointer) -> Bool {
-        guard let datagram = UDPDatagram(packet: packet) else { return true }  // not UDP or a later fragment
         let config = runtime.config
+        guard let datagram = UDPDatagram(packet: packet) else {
+            // Queued but unreadable (an IPv6 fragment, an unknown extension header, a cut
+            // copy): nothing to match, so the mode decides, as for an unregistered destination.
+            let allow = config.policy.mode == .allowAny || config.policy.audit
+            metrics.packet(allowed: allow, newFlow: false)
+            return allow
+        }
         let now = LearnedAddressBook.now()
         let table = book.current
         let verdict = UDPFlowPolicy.decide(
