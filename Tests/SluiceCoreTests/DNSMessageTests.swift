@@ -48,6 +48,15 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertThrowsError(try DNSMessage.parse(forward)) { XCTAssertEqual($0 as? DNSMessage.ParseError, .badName) }
     }
 
+    func testALabelWithADotOrARawByteIsRefused() {
+        // One label "allowed.example" would read as the registered-looking text of another name.
+        var query: [UInt8] = [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 15]
+        query += Array("allowed.example".utf8) + [0, 0, 1, 0, 1]
+        XCTAssertThrowsError(try DNSMessage.parse(query)) { XCTAssertEqual($0 as? DNSMessage.ParseError, .badName) }
+        query[13] = 0xC3
+        XCTAssertThrowsError(try DNSMessage.parse(query)) { XCTAssertEqual($0 as? DNSMessage.ParseError, .badName) }
+    }
+
     func testWrittenMessagesParseBackAndCompress() throws {
         let query = DNSMessage(id: 7, flags: 0x0100, questions: [DNSQuestion(name: "api.example.com", type: .aaaa)])
         let address = try XCTUnwrap(IPAddress("2001:db8::5"))

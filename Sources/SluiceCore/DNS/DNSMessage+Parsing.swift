@@ -1,7 +1,8 @@
 /// Reading DNS messages from the wire (RFC 1035 4.1), hostile input in mind: every read is
 /// bounds-checked, a compression pointer must point backwards (so no loop can be built) and
-/// at most 64 of them are followed per name, names are at most 255 bytes and labels 63, and
-/// counts are capped, so a small datagram cannot make the parser do much work.
+/// at most 64 of them are followed per name, names are at most 255 bytes and labels 63 bytes of
+/// printable ASCII without dots, and counts are capped, so a small datagram cannot make the
+/// parser do much work.
 extension DNSMessage {
     /// Why a message could not be read.
     public enum ParseError: Error, Sendable, Equatable {
@@ -109,6 +110,10 @@ struct DNSReader {
                 wireLength += length + 1
                 guard wireLength <= 255 else { throw .badName }
                 let label = bytes[(position + 1)...(position + length)]
+                // Printable ASCII without dots only: a dot or a raw byte inside a label would make
+                // the text name differ from the wire name the upstream resolves (a registered-looking
+                // text for another name), so such a name is refused rather than rendered.
+                guard label.allSatisfy({ (0x21...0x7E).contains($0) && $0 != UInt8(ascii: ".") }) else { throw .badName }
                 labels.append(String(decoding: label.map(DNSReader.lowercased), as: UTF8.self))
                 position += 1 + length
             default:
