@@ -51,6 +51,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Debian's libnetfilter-queue and libmnl (the NFQUEUE reader of the UDP path): the one
+        // C module, a few inline functions in Sources/CNetfilterQueue/sluice_nfq.h.
+        .systemLibrary(
+            name: "CNetfilterQueue",
+            pkgConfig: "libnetfilter_queue",
+            providers: [.apt(["libnetfilter-queue-dev", "libmnl-dev"])]
+        ),
         // SwiftNIO data path, listeners and servers.
         .target(
             name: "SluiceProxy",
@@ -60,6 +67,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                "CNetfilterQueue",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
