@@ -29,7 +29,8 @@ enum GatewayListener {
                     let connection = DownstreamConnection(originalDestination: local, remote: channel.remoteAddress)
                     switch listener.protocol {
                     case .http:
-                        try HTTPProxyPipeline.install(on: channel, after: nil, runtime: runtime, connection: connection)
+                        // HTTP/1 or HTTP/2 (h2c prior knowledge), told apart by the first bytes.
+                        try channel.pipeline.syncOperations.addHandler(HTTPVersionSniffer(runtime: runtime, connection: connection))
                     case .tls:
                         try channel.pipeline.syncOperations.addHandler(SniffHandler(runtime: runtime, connection: connection))
                     case .connect:
