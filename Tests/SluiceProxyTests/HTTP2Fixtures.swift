@@ -15,9 +15,14 @@ extension Loopback {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+                    connection.initialSettings = [
+                        HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
+                        HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 20),
+                    ]
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .server,
-                        connectionConfiguration: .init(),
+                        connectionConfiguration: connection,
                         streamConfiguration: .init()
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
@@ -65,6 +70,8 @@ struct H2Response {
     var headerBlocks: [HPACKHeaders] = []
     var body: [UInt8] = []
     var reset: HTTP2ErrorCode?
+    /// An error the client's stream saw (a stream-level protocol error, say).
+    var error: String?
 
     var status: Int? { headerBlocks.first?.first(name: ":status").flatMap(Int.init) }
     var text: String { String(decoding: body, as: UTF8.self) }
@@ -138,7 +145,10 @@ final class H2ClientStreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) { promise.succeed(response) }
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        response.error = "\(error)"
+        context.close(promise: nil)
+    }
 }
 
 /// Root-stream frames the client connection received (SETTINGS, PING, GOAWAY).
