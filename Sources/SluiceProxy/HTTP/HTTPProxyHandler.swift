@@ -616,9 +616,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`).
+    /// `h2c` is not one: as Envoy does by default, the request goes on as HTTP/1.1 with
+    /// `Upgrade` and `HTTP2-Settings` dropped (hop-by-hop), so no upgraded connection escapes
+    /// the per-stream decisions (docs/http2.md).
     static func requestedUpgrade(_ head: HTTP1Head) -> String? {
         guard head.connectionUpgrade, let upgrade = head.upgrade, head.knownMethod != .connect else { return nil }
-        return head.string(upgrade)
+        let text = head.string(upgrade)
+        return text.lowercased() == "h2c" ? nil : text
     }
 
     /// Every `x-forwarded-for` value the request carries, joined as one list.
