@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Pure logic: no sockets, no files opened behind the caller's back.
@@ -37,11 +40,27 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Mesh identity: SPIFFE certificates issued, read and verified (swift-certificates),
+        // pure like SluiceCore: no files, no clock of its own.
+        .target(
+            name: "SluiceIdentity",
+            dependencies: [
+                "SluiceCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict
+        ),
         // SwiftNIO data path, listeners and servers.
         .target(
             name: "SluiceProxy",
             dependencies: [
                 "SluiceCore",
+                "SluiceIdentity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -81,6 +100,7 @@ let package = Package(
                 "SluiceProxy",
                 "SluiceInject",
                 "SluiceInjector",
+                "SluiceIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,6 +115,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "SluiceIdentityTests",
+            dependencies: [
+                "SluiceIdentity", "SluiceCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SluiceInjectTests",
             dependencies: ["SluiceInject", .product(name: "Yams", package: "Yams")],
             resources: [.copy("Fixtures")],
@@ -103,13 +132,16 @@ let package = Package(
         .testTarget(
             name: "SluiceProxyTests",
             dependencies: [
-                "SluiceProxy", "SluiceCore",
+                "SluiceProxy", "SluiceCore", "SluiceIdentity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

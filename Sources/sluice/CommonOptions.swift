@@ -52,6 +52,8 @@ struct ProxyOptions: ParsableArguments {
 
     @OptionGroup var workload: WorkloadOptions
 
+    @OptionGroup var certs: CertsOptions
+
     @Flag(name: .long, help: ArgumentHelp(
         "Audit mode whatever the config says: REGISTRY_ONLY denials are logged and counted, not enforced. Also SLUICE_AUDIT=1 (what the sluice.io/audit pod annotation sets)."))
     var audit = false

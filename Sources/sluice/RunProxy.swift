@@ -48,12 +48,14 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         accessLog = nil
     }
 
+    let certificates = try options.certs.store(for: snapshot.config, role: role, logger: logger)
     let runtime = ProxyRuntime(
         role: role,
         config: ActiveConfig(snapshot: snapshot, role: role, forceAudit: options.resolvedAudit),
         accessLog: accessLog,
         logger: logger,
-        logLevel: levelBox
+        logLevel: levelBox,
+        certificates: certificates
     )
     logger.info(
         "starting \(role.rawValue)",
@@ -69,12 +71,16 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         concurrency: options.concurrency ?? System.coreCount
     )
     let watcher = ConfigWatcher(configPath: path, runtime: runtime, forceAudit: options.resolvedAudit)
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+        .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
+    ]
+    if let certificates {
+        services.append(.init(service: CertificateWatcher(store: certificates, runtime: runtime)))
+    }
     let group = ServiceGroup(
         configuration: .init(
-            services: [
-                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

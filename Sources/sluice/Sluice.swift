@@ -12,7 +12,7 @@ struct Sluice: AsyncParsableCommand {
             """,
         subcommands: [
             SidecarCommand.self, GatewayCommand.self, CheckCommand.self, ExplainCommand.self, LearnCommand.self,
-            ReplayCommand.self, InjectCommand.self, InjectorCommand.self,
+            ReplayCommand.self, InjectCommand.self, InjectorCommand.self, CertsCommand.self,
         ]
     )
 }

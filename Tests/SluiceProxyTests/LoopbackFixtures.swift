@@ -95,8 +95,11 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     }
 
     /// A sidecar listener whose every connection "was redirected from" `originalDestination`.
-    func startSidecar(config yaml: String, registry: String, originalDestination: SocketAddress, accessLog: AccessLogWriter? = nil) throws -> SocketAddress {
-        let runtime = try Self.runtime(config: yaml, registry: registry, accessLog: accessLog)
+    func startSidecar(
+        config yaml: String, registry: String, originalDestination: SocketAddress, accessLog: AccessLogWriter? = nil,
+        certificates: CertificateStore? = nil
+    ) throws -> SocketAddress {
+        let runtime = try Self.runtime(config: yaml, registry: registry, accessLog: accessLog, certificates: certificates)
         runtimes.append(runtime)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -113,14 +116,19 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
         return channel.localAddress!
     }
 
-    static func runtime(config yaml: String, registry: String, role: ProxyRole = .sidecar, accessLog: AccessLogWriter? = nil) throws -> ProxyRuntime {
+    static func runtime(
+        config yaml: String, registry: String, role: ProxyRole = .sidecar, accessLog: AccessLogWriter? = nil,
+        certificates: CertificateStore? = nil
+    ) throws -> ProxyRuntime {
         let config = try SluiceConfig.parse(yaml: yaml, path: "/test/sluice.yaml").get()
         let loaded = RegistryLoader.parse(yaml: registry, path: "/test/registry.yaml")
         XCTAssertFalse(loaded.hasErrors, "\(loaded.diagnostics)")
         let snapshot = SluiceSnapshot(config: config, registry: Registry(loaded.entries))
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return ProxyRuntime(role: role, config: ActiveConfig(snapshot: snapshot, role: role), accessLog: accessLog, logger: logger)
+        return ProxyRuntime(
+            role: role, config: ActiveConfig(snapshot: snapshot, role: role), accessLog: accessLog, logger: logger,
+            certificates: certificates)
     }
 
     /// An open client connection that sends nothing.

@@ -118,7 +118,7 @@ extension SluiceConfig {
     private static func decodeGateway(_ node: Node, _ reader: inout YAMLReader) -> EgressGatewayConfig? {
         guard let mapping = reader.mapping(node, "egressGateway") else { return nil }
         let errorsBefore = reader.diagnostics.count
-        reader.checkKeys(mapping, allowed: ["address", "protocol", "ports", "hosts", "connectTimeout"], prefix: "egressGateway")
+        reader.checkKeys(mapping, allowed: ["address", "protocol", "ports", "hosts", "connectTimeout", "tls"], prefix: "egressGateway")
         var addresses: [String] = []
         if let addressNode = YAMLReader.value(mapping, "address"),
            let list = reader.stringList(addressNode, "egressGateway.address", allowSingle: true) {
@@ -166,10 +166,14 @@ extension SluiceConfig {
            let value = decodeDuration(timeoutNode, "egressGateway.connectTimeout", allowZero: false, &reader) {
             connectTimeout = value
         }
+        let tls = YAMLReader.value(mapping, "tls").flatMap { decodeGatewayClientTLS($0, "egressGateway.tls", &reader) }
+        if tls != nil, proto == .connect {
+            reader.error("egressGateway.tls", at: YAMLReader.value(mapping, "tls"), "ISTIO_MUTUAL needs protocol: istio (CONNECT tunnels stay plaintext to the gateway)")
+        }
         guard !reader.diagnostics[errorsBefore...].contains(where: \.isError) else { return nil }
         return EgressGatewayConfig(
             addresses: addresses, protocol: proto, httpPort: httpPort, tlsPort: tlsPort, connectPort: connectPort,
-            hosts: hosts, connectTimeout: connectTimeout)
+            hosts: hosts, connectTimeout: connectTimeout, tls: tls)
     }
 
     private static func decodeListeners(_ node: Node, _ reader: inout YAMLReader) -> [ListenerConfig] {
@@ -179,7 +183,7 @@ extension SluiceConfig {
         for (index, item) in items.enumerated() {
             let field = "listeners[\(index)]"
             guard let mapping = reader.mapping(item, field) else { continue }
-            reader.checkKeys(mapping, allowed: ["port", "protocol", "address"], prefix: field)
+            reader.checkKeys(mapping, allowed: ["port", "protocol", "address", "tls"], prefix: field)
             var port: Int?
             if let portNode = YAMLReader.value(mapping, "port") {
                 port = reader.int(portNode, field + ".port", in: 1...65535)
@@ -201,6 +205,10 @@ extension SluiceConfig {
                     reader.error(field + ".address", at: addressNode, "\"\(text)\" is not an IP address")
                 }
             }
+            let tls = YAMLReader.value(mapping, "tls").flatMap { decodeServerTLS($0, field + ".tls", &reader) } ?? .passthrough
+            if tls == .istioMutual, proto == .connect {
+                reader.error(field + ".tls", at: YAMLReader.value(mapping, "tls"), "ISTIO_MUTUAL is for HTTP and TLS listeners, not CONNECT")
+            }
             guard let port, let proto else { continue }
             let key = "\(address) \(port)"
             if let first = seen[key] {
@@ -209,7 +217,7 @@ extension SluiceConfig {
                 continue
             }
             seen[key] = index
-            result.append(ListenerConfig(port: port, protocol: proto, address: address))
+            result.append(ListenerConfig(port: port, protocol: proto, address: address, tls: tls))
         }
         return result
     }

@@ -33,6 +33,8 @@ public struct EgressGatewayConfig: Sendable, Equatable {
     public let hosts: [String]
     /// How long one connect attempt to one gateway address may take.
     public let connectTimeout: Duration
+    /// `tls`: ISTIO_MUTUAL to the gateway with the workload certificate; nil is plaintext.
+    public let tls: GatewayClientTLS?
 
     /// Creates a gateway config with Istio's default ports and every host routed.
     public init(
@@ -42,8 +44,10 @@ public struct EgressGatewayConfig: Sendable, Equatable {
         tlsPort: Int = 443,
         connectPort: Int = 15080,
         hosts: [String] = ["*"],
-        connectTimeout: Duration = .seconds(1)
+        connectTimeout: Duration = .seconds(1),
+        tls: GatewayClientTLS? = nil
     ) {
+        self.tls = tls
         self.addresses = addresses
         self.protocol = `protocol`
         self.httpPort = httpPort
@@ -87,9 +91,12 @@ public struct ListenerConfig: Sendable, Equatable {
     public let `protocol`: ListenerProtocol
     /// The local address to bind (an IP).
     public let address: String
+    /// `tls.mode`: ISTIO_MUTUAL terminates mutual TLS before the protocol above is spoken.
+    public let tls: ServerTLSMode
 
     /// Creates a listener bound to all IPv4 addresses by default.
-    public init(port: Int, protocol: ListenerProtocol, address: String = "0.0.0.0") {
+    public init(port: Int, protocol: ListenerProtocol, address: String = "0.0.0.0", tls: ServerTLSMode = .passthrough) {
+        self.tls = tls
         self.port = port
         self.protocol = `protocol`
         self.address = address

@@ -12,6 +12,10 @@ public struct SluiceSnapshot: Sendable {
     /// The Gateways, VirtualServices, DestinationRules, Sidecars and ASMEgressTrafficPolicies
     /// loaded beside the entries; `policy(role:)` compiles them for this workload.
     public var routing = RoutingObjects()
+    /// AuthorizationPolicies loaded beside the entries (all namespaces; the gateway keeps those
+    /// that select it). A rejected one keeps its last good version: dropping a DENY on a bad
+    /// edit would open what it closed.
+    public var authorizationPolicies: [AuthorizationPolicy] = []
     /// The namespace the workload runs in (`--namespace`, `POD_NAMESPACE`), for `exportTo`.
     public var namespace: String {
         get { identity.namespace }
@@ -107,12 +111,24 @@ public struct SluiceSnapshot: Sendable {
         }
         var snapshot = SluiceSnapshot(
             config: config, entries: entries, namespace: namespace, diagnostics: diagnostics,
-            rejectedObjects: loaded.rejected.count + loaded.rejectedRoutingObjects + Set(loaded.incompleteFiles).count,
+            rejectedObjects: loaded.rejected.count + loaded.rejectedRoutingObjects + Set(loaded.incompleteFiles).count
+                + loaded.rejectedAuthorizationPolicies.count,
             watchedPaths: watched)
         snapshot.routing = routing
         if var kept = identity ?? previous?.identity {
             kept.namespace = namespace
             snapshot.identity = kept
+        }
+        snapshot.authorizationPolicies = loaded.authorizationPolicies
+        for old in previous?.authorizationPolicies ?? []
+        where loaded.rejectedAuthorizationPolicies.contains("\(old.namespace)/\(old.name)")
+            && !loaded.authorizationPolicies.contains(where: { $0.namespace == old.namespace && $0.name == old.name })
+        {
+            snapshot.authorizationPolicies.append(old)
+            snapshot.diagnostics.append(ConfigDiagnostic(
+                severity: .warning, path: old.source.path, line: old.source.line,
+                resource: "AuthorizationPolicy \(old.namespace)/\(old.name)",
+                message: "keeping its last good version: the new one was rejected"))
         }
         return .success(snapshot)
     }

@@ -20,6 +20,10 @@ public struct RegistryLoadResult: Sendable {
     public var routing = RoutingObjects()
     /// Routing objects rejected as invalid.
     public var rejectedRoutingObjects = 0
+    /// AuthorizationPolicies (security.istio.io), valid ones in load order.
+    public var authorizationPolicies: [AuthorizationPolicy] = []
+    /// `namespace/name` of each AuthorizationPolicy rejected as invalid or unsupported.
+    public var rejectedAuthorizationPolicies: [String] = []
     /// Which routing objects were rejected (a reload keeps their last good versions).
     public var rejectedRoutingIDs: [RoutingObjectID] = []
     /// True if any diagnostic is an error: some resource or file was not loaded.
@@ -41,6 +45,8 @@ public struct RegistryLoadResult: Sendable {
         pathErrors += other.pathErrors
         routing.append(other.routing)
         rejectedRoutingObjects += other.rejectedRoutingObjects
+        authorizationPolicies += other.authorizationPolicies
+        rejectedAuthorizationPolicies += other.rejectedAuthorizationPolicies
         rejectedRoutingIDs += other.rejectedRoutingIDs
     }
 }
@@ -235,6 +241,15 @@ public enum RegistryLoader {
         return result
     }
 
+    /// `namespace/name` of a resource as its metadata says (namespace `default` when absent),
+    /// for a rejected object whose last good version may be kept.
+    private static func objectKey(_ mapping: Node.Mapping) -> String {
+        let metadata = YAMLReader.value(mapping, "metadata")?.effectiveMapping
+        let name = metadata.flatMap { YAMLReader.value($0, "name") }?.scalar?.string ?? ""
+        let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
+        return "\(namespace.isEmpty ? "default" : namespace)/\(name)"
+    }
+
     private static func parseResource(_ node: Node, path: String, into result: inout RegistryLoadResult, inList: Bool) {
         if node.isNull { return }  // empty document, e.g. a trailing "---"
         let line = YAMLReader.line(of: node)
@@ -250,10 +265,7 @@ public enum RegistryLoader {
             if let entry {
                 result.entries.append(entry)
             } else {
-                let metadata = YAMLReader.value(mapping, "metadata")?.effectiveMapping
-                let name = metadata.flatMap { YAMLReader.value($0, "name") }?.scalar?.string ?? ""
-                let namespace = metadata.flatMap { YAMLReader.value($0, "namespace") }?.scalar?.string ?? ""
-                result.rejected.append("\(namespace.isEmpty ? "default" : namespace)/\(name)")
+                result.rejected.append(objectKey(mapping))
             }
         case let routingKind? where RoutingObjectDecoder.kinds.contains(routingKind):
             let (diagnostics, rejected) = RoutingObjectDecoder.decode(kind: routingKind, node, path: path, into: &result.routing)
@@ -261,6 +273,14 @@ public enum RegistryLoader {
             if let rejected {
                 result.rejectedRoutingObjects += 1
                 result.rejectedRoutingIDs.append(rejected)
+            }
+        case "AuthorizationPolicy":
+            let (policy, diagnostics) = AuthorizationPolicy.decode(node, path: path)
+            result.diagnostics += diagnostics
+            if let policy {
+                result.authorizationPolicies.append(policy)
+            } else {
+                result.rejectedAuthorizationPolicies.append(objectKey(mapping))
             }
         case "List" where !inList:
             // kubectl's List (and `kubectl get -o yaml` output): resources under `items`.

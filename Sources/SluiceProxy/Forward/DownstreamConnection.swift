@@ -19,6 +19,9 @@ struct DownstreamConnection: Sendable {
     /// a keep-alive connection logs them, and formatting an address is not free.
     let destinationText: String
     let remoteText: String?
+    /// The caller's SPIFFE ID, from its verified client certificate, on a listener that
+    /// terminates ISTIO_MUTUAL (what AuthorizationPolicy's `principals` match); else nil.
+    var peerIdentity: SPIFFEID?
 
     init(originalDestination: SocketAddress, remote: SocketAddress?) {
         self.originalDestination = originalDestination

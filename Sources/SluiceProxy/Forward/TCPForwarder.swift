@@ -18,8 +18,13 @@ struct TCPForwarder {
             "denied \(self.serverName.map { "tls \($0)" } ?? "tcp") to \(self.connection.destinationText)",
             metadata: ["reason": "\(self.decision.reason)"]
         )
+        self.closeDenied(channel: channel, bytesReceived: bytesReceived, flags: [.noRouteFound])
+    }
+
+    /// Logs and counts a denied connection with `flags`, then closes it without a byte.
+    func closeDenied(channel: any Channel, bytesReceived: Int, flags: ResponseFlags) {
         var record = self.record(upstream: nil, upstreamLocal: nil)
-        record.responseFlags = [.noRouteFound]
+        record.responseFlags = flags
         record.bytesReceived = UInt64(bytesReceived)
         record.duration = self.connection.start.millisecondsElapsed
         self.runtime.metrics.denied(self.serverName == nil ? .tcp : .tls)

@@ -12,10 +12,26 @@ final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private let connection: DownstreamConnection
     private var buffered: ByteBuffer?
     private var inputClosed = false
+    private var timeout: Scheduled<Void>?
+    private var handedOff = false
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
         self.connection = connection
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // A client that says nothing, or stops inside the preface, is left to the HTTP/1
+        // handler and its own deadlines, never held here without one.
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.timeout = context.eventLoop.scheduleTask(in: .init(self.runtime.config.limits.detectionTimeout)) {
+            let (sniffer, context) = loopBound.value
+            sniffer.handOff(context: context, http2: false)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timeout?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -47,6 +63,9 @@ final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func handOff(context: ChannelHandlerContext, http2: Bool) {
+        guard !self.handedOff else { return }
+        self.handedOff = true
+        self.timeout?.cancel()
         do {
             if http2 {
                 self.runtime.metrics.sniffed(.http2)

@@ -4,7 +4,9 @@ import NIOPosix
 import SluiceCore
 
 /// The egress gateway's listeners: HTTP (routed by Host per request), TLS (routed by SNI,
-/// passed through untouched) and HTTP CONNECT tunnels.
+/// passed through untouched) and HTTP CONNECT tunnels. A listener with `tls: ISTIO_MUTUAL`
+/// first terminates mutual TLS, then speaks its protocol on the plaintext inside (a TLS
+/// listener sniffs it: HTTP is routed by Host, the app's own TLS by its inner SNI).
 enum GatewayListener {
     /// Binds one configured listener; a failure is a `ListenerBindError` naming it.
     static func bind(
@@ -27,17 +29,44 @@ enum GatewayListener {
                     try runtime.connections.admit(channel, runtime: runtime)
                     guard let local = channel.localAddress else { throw ChannelError.inputClosed }
                     let connection = DownstreamConnection(originalDestination: local, remote: channel.remoteAddress)
-                    switch listener.protocol {
-                    case .http:
-                        // HTTP/1 or HTTP/2 (h2c prior knowledge), told apart by the first bytes.
-                        try channel.pipeline.syncOperations.addHandler(HTTPVersionSniffer(runtime: runtime, connection: connection))
-                    case .tls:
-                        try channel.pipeline.syncOperations.addHandler(SniffHandler(runtime: runtime, connection: connection))
-                    case .connect:
-                        try ConnectServerHandler.install(on: channel, runtime: runtime, connection: connection)
+                    if listener.tls == .istioMutual {
+                        guard let certificates = runtime.certificates else { throw MeshTLSUnavailable() }
+                        try MeshTLSServer.install(
+                            on: channel, runtime: runtime, connection: connection, credentials: certificates.credentials
+                        ) { channel, handshake, connection in
+                            try Self.installProtocol(listener.protocol, on: channel, after: handshake, runtime: runtime, connection: connection)
+                        }
+                    } else {
+                        try Self.installProtocol(listener.protocol, on: channel, after: nil, runtime: runtime, connection: connection)
                     }
                 }
             }
             .bind("gateway \(listener.protocol.rawValue)", host: listener.address, port: listener.port)
     }
+
+    /// The listener protocol's handlers, at the end of the pipeline or after `handler`.
+    private static func installProtocol(
+        _ listenerProtocol: ListenerProtocol,
+        on channel: any Channel,
+        after handler: (any ChannelHandler)?,
+        runtime: ProxyRuntime,
+        connection: DownstreamConnection
+    ) throws {
+        let sync = channel.pipeline.syncOperations
+        switch listenerProtocol {
+        case .http:
+            // HTTP/1 or HTTP/2 (h2c prior knowledge), told apart by the first bytes.
+            let sniff = HTTPVersionSniffer(runtime: runtime, connection: connection)
+            if let handler { try sync.addHandler(sniff, position: .after(handler)) } else { try sync.addHandler(sniff) }
+        case .tls:
+            let sniff = SniffHandler(runtime: runtime, connection: connection)
+            if let handler { try sync.addHandler(sniff, position: .after(handler)) } else { try sync.addHandler(sniff) }
+        case .connect:
+            try ConnectServerHandler.install(on: channel, runtime: runtime, connection: connection)
+        }
+    }
 }
+
+/// A listener wants ISTIO_MUTUAL but the gateway runs without certificates (refused at
+/// start-up; this only guards the invariant).
+struct MeshTLSUnavailable: Error {}

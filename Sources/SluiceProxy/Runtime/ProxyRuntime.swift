@@ -11,6 +11,9 @@ public final class ActiveConfig: Sendable {
     public let snapshot: SluiceSnapshot
     /// The decision function built from them.
     public let policy: Policy
+    /// The AuthorizationPolicies that select this workload (the gateway enforces them):
+    /// those of its namespace and the root namespace whose selector its labels satisfy.
+    public let authorization: AuthorizationEvaluator
     /// Which load this is: a connection may reuse a decision only while this is unchanged.
     /// (A connection's cached decision holds this small token, not the whole configuration,
     /// so an idle connection does not keep a replaced registry alive.)
@@ -21,6 +24,8 @@ public final class ActiveConfig: Sendable {
     public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false) {
         self.snapshot = snapshot
         self.policy = snapshot.policy(role: role, forceAudit: forceAudit)
+        self.authorization = AuthorizationEvaluator(
+            policies: snapshot.authorizationPolicies, namespace: snapshot.namespace, labels: snapshot.identity.labels)
     }
 
     var limits: Limits { self.snapshot.config.limits }
@@ -48,6 +53,12 @@ public final class ProxyRuntime: Sendable {
     let resolver: DNSResolver
     let connector: UpstreamConnector
     let connections = ConnectionTracker()
+    /// The mesh certificates (`--certs`), when a listener or the route to the gateway uses mTLS.
+    public let certificates: CertificateStore?
+    /// Their metrics; nil without certificates.
+    let identityMetrics: IdentityMetrics?
+    /// AuthorizationPolicy decisions.
+    let authorizationMetrics: AuthorizationMetrics
     private let active: NIOLockedValueBox<ActiveConfig>
 
     /// Creates the runtime with a first, already validated configuration.
@@ -56,15 +67,21 @@ public final class ProxyRuntime: Sendable {
         config: ActiveConfig,
         accessLog: AccessLogWriter?,
         logger: Logger,
-        logLevel: LogLevelBox = LogLevelBox(.info)
+        logLevel: LogLevelBox = LogLevelBox(.info),
+        certificates: CertificateStore? = nil
     ) {
+        self.certificates = certificates
         self.role = role
         self.logger = logger
         self.logLevel = logLevel
         self.accessLog = accessLog
         self.metrics = ProxyMetrics(role: role)
         self.resolver = DNSResolver()
-        self.connector = UpstreamConnector(resolver: self.resolver, logger: logger, metrics: self.metrics)
+        self.connector = UpstreamConnector(
+            resolver: self.resolver, logger: logger, metrics: self.metrics, certificates: certificates)
+        let registry = self.metrics.registry
+        self.identityMetrics = certificates.map { _ in IdentityMetrics(registry: registry) }
+        self.authorizationMetrics = AuthorizationMetrics(registry: registry)
         self.active = NIOLockedValueBox(config)
         self.metrics.registrySize(config.snapshot.registry.entries.count)
     }

@@ -143,6 +143,12 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.state = .done
             forwarder.deny(channel: context.channel, bytesReceived: buffered.readableBytes)
         case .forward(let target):
+            // AuthorizationPolicy (gateway): connection-level attributes; a denial closes.
+            if GatewayAuthorization.denial(runtime: self.runtime, config: config, connection: self.connection, serverName: serverName) != nil {
+                self.state = .done
+                forwarder.denyByAuthorization(channel: context.channel, bytesReceived: buffered.readableBytes)
+                return
+            }
             let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             forwarder.forward(downstream: context.channel, target: target, buffered: buffered) {
                 self.finishHandOff(context: contextBound.value)

@@ -21,6 +21,8 @@ struct UpstreamConnector: Sendable {
     let resolver: DNSResolver
     let logger: Logger
     let metrics: ProxyMetrics
+    /// The workload certificates, for an `istio` gateway with `tls: {mode: ISTIO_MUTUAL}`.
+    var certificates: CertificateStore?
 
     /// Resolves the addresses to try, in order.
     func addresses(
@@ -97,6 +99,9 @@ struct UpstreamConnector: Sendable {
         self.addresses(for: target, gateway: gateway, on: eventLoop).flatMap { addresses in
             self.connectInOrder(addresses[...], eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: nil)
         }.flatMap { connection in
+            if case .gateway(let authority, _, .istio) = target, let tls = gateway?.tls {
+                return self.openMeshTLS(connection, settings: tls, serverName: authority.host, eventLoop: eventLoop)
+            }
             guard case .gateway(let authority, _, .connect) = target else {
                 return eventLoop.makeSucceededFuture(connection)
             }
@@ -113,6 +118,29 @@ struct UpstreamConnector: Sendable {
                 return eventLoop.makeFailedFuture(error)
             }
             return promise.futureResult.map { connection }
+        }
+    }
+
+    /// ISTIO_MUTUAL to the gateway on a fresh connection (a pooled HTTP connection keeps its
+    /// TLS session, so the handshake is paid once per connection, not per request).
+    private func openMeshTLS(
+        _ connection: UpstreamConnection,
+        settings: GatewayClientTLS,
+        serverName: String,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<UpstreamConnection> {
+        guard let certificates = self.certificates else {
+            connection.channel.close(promise: nil)
+            return eventLoop.makeFailedFuture(UpstreamError.tlsFailed("no workload certificate (--certs)"))
+        }
+        return MeshTLSClient.handshake(
+            on: connection.channel, credentials: certificates.credentials, settings: settings, serverName: serverName
+        ).map { connection }.flatMapErrorThrowing { error in
+            connection.channel.close(promise: nil)
+            self.logger.warning(
+                "mTLS to the egress gateway failed",
+                metadata: ["gateway": "\(connection.remote.logDescription)", "error": "\(error)"])
+            throw error
         }
     }
 

@@ -11,6 +11,8 @@ enum UpstreamError: Error, CustomStringConvertible {
     case connectTimeout(String)
     /// A CONNECT gateway answered something other than 2xx.
     case tunnelRefused(status: Int, gateway: String)
+    /// The mTLS handshake with an ISTIO_MUTUAL gateway failed (Envoy `UF`, a TLS_error).
+    case tlsFailed(String)
     /// There was nothing to dial (an empty endpoint list or gateway list).
     case noHealthyUpstream
 
@@ -20,6 +22,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .connectFailed(let why): return "connection failure: \(why)"
         case .connectTimeout(let why): return "connection timeout: \(why)"
         case .tunnelRefused(let status, let gateway): return "gateway \(gateway) refused CONNECT with \(status)"
+        case .tlsFailed(let why): return "TLS handshake with the gateway failed: \(why)"
         case .noHealthyUpstream: return "no healthy upstream"
         }
     }
@@ -28,7 +31,7 @@ enum UpstreamError: Error, CustomStringConvertible {
     var responseFlag: ResponseFlags {
         switch self {
         case .resolution: return .dnsResolutionFailed
-        case .connectFailed, .connectTimeout, .tunnelRefused: return .upstreamConnectionFailure
+        case .connectFailed, .connectTimeout, .tunnelRefused, .tlsFailed: return .upstreamConnectionFailure
         case .noHealthyUpstream: return .noHealthyUpstream
         }
     }
@@ -40,6 +43,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .connectFailed(let why): return "connection_failure: \(why)"
         case .connectTimeout(let why): return "connection_timeout: \(why)"
         case .tunnelRefused(let status, _): return "connect_tunnel_refused: \(status)"
+        case .tlsFailed(let why): return "TLS_error:|\(why):TLS_error_end"
         case .noHealthyUpstream: return "no_healthy_upstream"
         }
     }

@@ -1,0 +1,86 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import SluiceCore
+import SluiceIdentity
+
+/// Opens ISTIO_MUTUAL on a fresh connection to the egress gateway: presents the workload
+/// certificate, checks that the gateway's certificate chains to the mesh root and names one
+/// of the expected SPIFFE IDs, and succeeds once the handshake is done. The channel then
+/// carries the sidecar's plaintext (HTTP, or the app's own TLS passed through) inside mTLS.
+enum MeshTLSClient {
+    /// Adds the TLS client to `channel` (connected, `autoRead` off) and completes when the
+    /// handshake has finished. The waiter issues the first read; NIOSSL reads again while a
+    /// read brought no plaintext, so the handshake runs with `autoRead` still off.
+    static func handshake(
+        on channel: any Channel,
+        credentials: MeshCredentials,
+        settings: GatewayClientTLS,
+        serverName: String
+    ) -> EventLoopFuture<Void> {
+        let identity = credentials.identity
+        let verifier = PeerChainVerifier(
+            roots: identity.roots, trustDomain: identity.spiffeID.trustDomain, expectedIdentities: settings.subjectAltNames)
+        let peer = PeerVerification()
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        do {
+            // An IP address is not a valid SNI; BoringSSL refuses to send one.
+            let sni = IPAddress(settings.sni ?? serverName) == nil ? settings.sni ?? serverName : nil
+            let tls = try NIOSSLClientHandler(
+                context: credentials.clientContext, serverHostname: sni, customVerificationCallback: peer.callback(verifier))
+            let waiter = MeshTLSHandshakeWaiter(peer: peer, promise: promise)
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandlers([tls, waiter])
+        } catch {
+            promise.fail(UpstreamError.tlsFailed("\(error)"))
+        }
+        return promise.futureResult
+    }
+}
+
+/// Completes the handshake promise and leaves.
+final class MeshTLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let peer: PeerVerification
+    private let promise: EventLoopPromise<Void>
+    private var done = false
+
+    init(peer: PeerVerification, promise: EventLoopPromise<Void>) {
+        self.peer = peer
+        self.promise = promise
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent, !self.done else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.done = true
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        self.promise.succeed(())
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !self.done else {
+            context.fireErrorCaught(error)
+            return
+        }
+        self.done = true
+        let reason = self.peer.failure.map { "gateway certificate refused: \($0.rawValue)" } ?? "\(error)"
+        self.promise.fail(UpstreamError.tlsFailed(reason))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !self.done {
+            self.done = true
+            self.promise.fail(UpstreamError.tlsFailed("connection closed during the handshake"))
+        }
+        context.fireChannelInactive()
+    }
+}
