@@ -429,12 +429,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 )
                 exchange.phase = .failed
                 exchange.record.upstreamTransportFailureReason = failure.transportFailureReason
-                let body: String
-                switch failure {
-                case .resolution: body = "DNS resolution failure\n"
-                case .noHealthyUpstream: body = "no healthy upstream\n"
-                default: body = "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n"
-                }
+                let body = failure.localReplyBody
                 self.respondLocally(
                     exchange,
                     status: .serviceUnavailable,

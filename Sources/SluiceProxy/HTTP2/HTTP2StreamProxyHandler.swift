@@ -172,13 +172,7 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
             case .failure(let failure):
                 handler.phase = .failed
                 handler.record.upstreamTransportFailureReason = failure.transportFailureReason
-                let body: String
-                switch failure {
-                case .resolution: body = "DNS resolution failure\n"
-                case .noHealthyUpstream: body = "no healthy upstream\n"
-                default: body = "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n"
-                }
-                handler.respondLocally(status: 503, flag: failure.responseFlag, body: body)
+                handler.respondLocally(status: 503, flag: failure.responseFlag, body: failure.localReplyBody)
             case .success(let ready):
                 handler.record.upstreamHost = ready.connection.remote.logDescription
                 handler.record.upstreamLocalAddress = ready.connection.channel.localAddress?.logDescription

@@ -47,4 +47,13 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .noHealthyUpstream: return "no_healthy_upstream"
         }
     }
+
+    /// The body of Envoy's local 503 for this failure (HTTP/1 and HTTP/2 alike).
+    var localReplyBody: String {
+        switch self {
+        case .resolution: return "DNS resolution failure\n"
+        case .noHealthyUpstream: return "no healthy upstream\n"
+        default: return "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n"
+        }
+    }
 }
