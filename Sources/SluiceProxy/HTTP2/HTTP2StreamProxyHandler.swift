@@ -68,8 +68,8 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .forwarding(let upstream) = self.phase, !self.responseEnded || !self.requestEnded {
-            if !self.responseEnded { upstream.reset(.cancel) }
+        if case .forwarding(let upstream) = self.phase, !self.responseEnded {
+            upstream.reset(.cancel)
         }
         if !self.responseEnded, !self.record.responseFlags.contains(.downstreamRemoteReset) {
             self.record.responseFlags.insert(.downstreamConnectionTermination)
