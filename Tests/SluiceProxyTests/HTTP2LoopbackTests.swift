@@ -148,4 +148,34 @@ final class HTTP2LoopbackTests: XCTestCase {
         let allowed = try client.request(authority: "api.example.test:\(origin.port!)")
         XCTAssertEqual(allowed.status, 200)
     }
+
+    func testSidecarRelaysStreamsThroughAConnectGateway() throws {
+        let net = Loopback()
+        let origin = try net.startHTTP2Origin()
+        let gateway = try net.startGateway(config: "listeners: []\n", registry: registry(port: origin.port!))
+        let sidecarConfig = """
+            outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+            egressGateway:
+              address: [127.0.0.1]
+              protocol: connect
+              ports: {connect: \(gateway.connect.port!)}
+            """
+        let sidecarRegistry = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: grpc-api}
+            spec:
+              hosts: [api.example.test]
+              ports: [{number: \(origin.port!), name: grpc, protocol: GRPC}]
+              resolution: DNS
+            """
+        let proxy = try net.startSidecar(config: sidecarConfig, registry: sidecarRegistry, originalDestination: origin)
+        let client = try net.h2Client(to: proxy)
+        let allowed = try client.request(
+            authority: "api.example.test:\(origin.port!)", path: "/pkg.Svc/Call", method: "POST", extra: grpcHeaders, body: [0, 0, 0, 0, 1, 7]
+        )
+        XCTAssertEqual(allowed.status, 200)
+        XCTAssertEqual(allowed.trailers?.first(name: "grpc-status"), "0", "trailers cross the tunnel")
+        XCTAssertEqual(try client.request(authority: "evil.test").status, 502)
+    }
 }
