@@ -31,8 +31,7 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
     private var responseStarted = false
     private var responseEnded = false
     private var logged = false
-    private var held = false
-    private var readPending = false
+    private var reads = ReadHold()
 
     init(shared: HTTP2DownstreamConnection) {
         self.shared = shared
@@ -88,11 +87,7 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.held {
-            self.readPending = true
-        } else {
-            context.read()
-        }
+        if self.reads.admit() { context.read() }
     }
 
     // MARK: request
@@ -226,11 +221,7 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
     }
 
     private func hold(_ held: Bool) {
-        self.held = held
-        if !held, self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        if self.reads.hold(held), let context = self.context { context.read() }
     }
 
     // MARK: response, driven by the upstream half

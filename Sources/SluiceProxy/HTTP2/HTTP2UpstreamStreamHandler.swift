@@ -11,8 +11,7 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
 
     private weak var downstream: HTTP2StreamProxyHandler?
     private var context: ChannelHandlerContext?
-    private var held = false
-    private var readPending = false
+    private var reads = ReadHold()
     /// A frame went out: the stream exists at the origin (before that it has no id there).
     private var opened = false
 
@@ -45,11 +44,7 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.held {
-            self.readPending = true
-        } else {
-            context.read()
-        }
+        if self.reads.admit() { context.read() }
     }
 
     // MARK: driven by the downstream half
@@ -65,11 +60,7 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
 
     /// Stops (or resumes) reading the origin's frames.
     func hold(_ held: Bool) {
-        self.held = held
-        if !held, self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        if self.reads.hold(held), let context = self.context { context.read() }
     }
 
     /// Ends the upstream stream with RST_STREAM `code` (the client reset its side).
