@@ -129,10 +129,25 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
+        // The test kit (docs/testing.md): loopback fixture, ServiceEntry builder, access-log
+        // capture, common configs. A regular target the test targets use; the sluice
+        // executable never links it. Reaches the listeners through `package` declarations.
+        .target(
+            name: "SluiceTestSupport",
+            dependencies: [
+                "SluiceProxy", "SluiceCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SluiceTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SluiceProxyTests",
             dependencies: [
-                "SluiceProxy", "SluiceCore", "SluiceIdentity",
+                "SluiceProxy", "SluiceCore", "SluiceIdentity", "SluiceTestSupport",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# End-to-end tests of scripts/sluice-init, sourced by scripts/e2e after tests/e2e/lib.sh
-# (check / pass / fail, $SLUICE_ROOT).
+# End-to-end tests of scripts/sluice-init, sourced by scripts/e2e after IntegrationTests/lib.sh
+# (check / pass / fail, $SLUICE_ROOT). Each init_case_* runs through run_case
+# (IntegrationTests/lib/cases.sh), so one runs alone as `scripts/e2e 10-init:init_case_errors`.
 #
 # Everything happens in network namespaces created here and removed at the end, also on
 # failure; they are named sl-init-<pid of this shell>-*, so that two runs never share one.
@@ -547,11 +548,13 @@ elif ! init_remove_stale || ! init_make_network; then
     fail "sluice-init e2e" "could not create the test namespaces"
 else
     init_write_reporter
-    init_case_lifecycle
-    init_case_errors
-    init_case_reserved_ports
-    init_case_ipv6_disabled
-    init_case_legacy
+    # Each case saves the rules it starts from and checks that it leaves them so: none needs
+    # another to have run first.
+    run_case init_case_lifecycle
+    run_case init_case_errors
+    run_case init_case_reserved_ports
+    run_case init_case_ipv6_disabled
+    run_case init_case_legacy
 fi
 init_cleanup
 init_restore_traps

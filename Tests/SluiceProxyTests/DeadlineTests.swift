@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy

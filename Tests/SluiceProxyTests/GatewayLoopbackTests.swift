@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy
@@ -22,6 +23,17 @@ final class GatewayLoopbackTests: XCTestCase {
           resolution: STATIC
           endpoints: [{address: 127.0.0.1}]
         """
+    }
+
+    /// aliyun.com registered at the sidecar on `port`, resolution DNS: where it goes is the
+    /// gateway's business.
+    private func resolvedByName(_ port: Int) -> String {
+        ServiceEntryYAML(
+            name: "aliyun",
+            hosts: ["aliyun.com"],
+            ports: [.init(number: port, name: "http", protocol: "HTTP")],
+            resolution: "DNS"
+        ).yaml
     }
 
     func testGatewayRoutesHTTPByHostAndAnswers404ForUnregistered() throws {
@@ -110,15 +122,7 @@ final class GatewayLoopbackTests: XCTestCase {
               protocol: connect
               ports: {connect: \(gateway.connect.port!)}
             """
-        let sidecarRegistry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: aliyun}
-            spec:
-              hosts: [aliyun.com]
-              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
-              resolution: DNS
-            """
+        let sidecarRegistry = self.resolvedByName(origin.port!)
         let proxy = try net.startSidecar(config: sidecarConfig, registry: sidecarRegistry, originalDestination: origin)
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)
@@ -136,15 +140,7 @@ final class GatewayLoopbackTests: XCTestCase {
               protocol: connect
               ports: {connect: \(gateway.connect.port!)}
             """
-        let sidecarRegistry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: aliyun}
-            spec:
-              hosts: [aliyun.com]
-              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
-              resolution: DNS
-            """
+        let sidecarRegistry = self.resolvedByName(origin.port!)
         let proxy = try net.startSidecar(config: sidecarConfig, registry: sidecarRegistry, originalDestination: origin)
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 301"), reply)

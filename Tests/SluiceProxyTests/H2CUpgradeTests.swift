@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy

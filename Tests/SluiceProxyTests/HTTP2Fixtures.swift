@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOPosix
+import SluiceTestSupport
 import XCTest
 
 /// An h2c (prior knowledge) origin and client built on NIOHTTP2, for loopback tests.

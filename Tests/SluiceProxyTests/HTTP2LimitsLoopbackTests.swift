@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy

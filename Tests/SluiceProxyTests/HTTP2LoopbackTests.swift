@@ -3,6 +3,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy

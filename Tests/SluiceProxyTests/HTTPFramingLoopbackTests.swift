@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy
@@ -20,15 +21,12 @@ final class HTTPFramingLoopbackTests: XCTestCase {
     func testAnswerThatIsNotHTTPIs502WithUPE() throws {
         let net = Loopback()
         let origin = try net.startScriptedOrigin(reply: "SSH-2.0-OpenSSH_9.2\r\n\r\n", close: false)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(UUID().uuidString).log").path
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        let writer = try AccessLogWriter(path: path, format: .json)
-        let proxy = try net.startSidecar(config: allowAny, registry: "", originalDestination: origin, accessLog: writer)
+        let log = try AccessLogCapture()
+        let proxy = try net.startSidecar(config: allowAny, registry: "", originalDestination: origin, accessLog: log.writer)
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: odd.test\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), reply)
         XCTAssertTrue(reply.contains("reset reason: protocol error"), reply)
-        writer.shutdown()
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let text = try log.text()
         XCTAssertTrue(text.contains("\"response_flags\":\"UPE\""), text)
         XCTAssertTrue(text.contains("\"upstream_transport_failure_reason\":\"protocol_error\""), text)
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy
@@ -75,16 +76,7 @@ extension LimitsLoopbackTests {
     func testIdleTCPTunnelIsClosedAfterIdleTimeout() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()
-        let entry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: echo}
-            spec:
-              hosts: [echo.internal]
-              addresses: [127.0.0.1/32]
-              ports: [{number: \(echo.port!), name: tcp, protocol: TCP}]
-              resolution: NONE
-            """
+        let entry = ServiceEntryYAML.tcp("echo", host: "echo.internal", address: "127.0.0.1/32", port: echo.port!).yaml
         let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\nlimits: {idleTimeout: 300ms}\n", registry: entry, originalDestination: echo)
         let started = Date()
         let echoed = try net.exchange(Array("once".utf8), with: proxy, timeout: .seconds(5)).text

@@ -7,6 +7,7 @@ import NIOSSL
 import SluiceCore
 import SluiceIdentity
 import X509
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy

@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy
@@ -7,22 +8,13 @@ import XCTest
 /// The sidecar's data path end to end on loopback: sniffing, per-request HTTP decisions,
 /// TLS by SNI, opaque TCP by address, and denials — what a user sees, not internals.
 final class SidecarLoopbackTests: XCTestCase {
-    private func registry(port: Int, extra: String = "") -> String {
-        """
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {name: aliyun}
-        spec:
-          hosts: [aliyun.com]
-          ports: [{number: \(port), name: http, protocol: HTTP}]
-          resolution: STATIC
-          endpoints: [{address: 127.0.0.1}]
-        \(extra)
-        """
+    /// aliyun.com registered for HTTP on `port`, served by loopback.
+    private func registry(port: Int) -> String {
+        ServiceEntryYAML.http("aliyun", host: "aliyun.com", port: port).yaml
     }
 
-    private let registryOnly = "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"
-    private let allowAny = "outboundTrafficPolicy: {mode: ALLOW_ANY}\n"
+    private let registryOnly = TestConfig.registryOnly
+    private let allowAny = TestConfig.allowAny
 
     private func get(_ host: String, close: Bool = true) -> String {
         "GET / HTTP/1.1\r\nHost: \(host)\r\n\(close ? "Connection: close\r\n" : "")\r\n"
@@ -70,17 +62,10 @@ final class SidecarLoopbackTests: XCTestCase {
     func testTLSIsForwardedBySNIAndDeniedOtherwise() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()
-        let tlsEntry = registry(port: 1, extra: """
-            ---
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: aliyun-tls}
-            spec:
-              hosts: [aliyun.com]
-              ports: [{number: \(echo.port!), name: tls, protocol: TLS}]
-              resolution: STATIC
-              endpoints: [{address: 127.0.0.1}]
-            """)
+        let tlsEntry = ServiceEntryYAML.registry(
+            .http("aliyun", host: "aliyun.com", port: 1),
+            .tls("aliyun-tls", host: "aliyun.com", port: echo.port!)
+        )
         let proxy = try net.startSidecar(config: registryOnly, registry: tlsEntry, originalDestination: echo)
         let hello = clientHello(serverName: "aliyun.com")
         XCTAssertEqual(try net.exchange(hello, with: proxy, halfClose: true), hello)
@@ -90,16 +75,7 @@ final class SidecarLoopbackTests: XCTestCase {
     func testOpaqueTCPByAddressIncludingAServerFirstProtocol() throws {
         let net = Loopback()
         let banner = try net.startEchoOrigin(banner: "SSH-2.0-origin\r\n")
-        let tcpEntry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: ssh}
-            spec:
-              hosts: [ssh.internal]
-              addresses: [127.0.0.1/32]
-              ports: [{number: \(banner.port!), name: tcp, protocol: TCP}]
-              resolution: NONE
-            """
+        let tcpEntry = ServiceEntryYAML.tcp("ssh", host: "ssh.internal", address: "127.0.0.1/32", port: banner.port!).yaml
         let proxy = try net.startSidecar(config: registryOnly, registry: tcpEntry, originalDestination: banner)
         // Nothing sent: the banner must still arrive (no sniffing on a declared TCP port).
         let said = try net.exchange([], with: proxy, timeout: .seconds(2)).text
@@ -122,16 +98,7 @@ extension SidecarLoopbackTests {
     func testOpaqueTCPEchoOfAMegabyteCompletesAfterTheClientHalfCloses() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()
-        let tcpEntry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: echo}
-            spec:
-              hosts: [echo.internal]
-              addresses: [127.0.0.1/32]
-              ports: [{number: \(echo.port!), name: tcp, protocol: TCP}]
-              resolution: NONE
-            """
+        let tcpEntry = ServiceEntryYAML.tcp("echo", host: "echo.internal", address: "127.0.0.1/32", port: echo.port!).yaml
         let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: tcpEntry, originalDestination: echo)
         let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 % 251) }
         for _ in 0..<5 {
@@ -169,16 +136,7 @@ extension SidecarLoopbackTests {
     func testWebSocketUpgradeBecomesATunnelAfterThePolicyDecision() throws {
         let net = Loopback()
         let origin = try net.startUpgradeOrigin()
-        let entry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: ws}
-            spec:
-              hosts: [ws.test]
-              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
-              resolution: STATIC
-              endpoints: [{address: 127.0.0.1}]
-            """
+        let entry = ServiceEntryYAML.http("ws", host: "ws.test", port: origin.port!).yaml
         let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry, originalDestination: origin)
         let upgrade = "GET /chat HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n"
         let reply = try net.exchange(Array(upgrade.utf8), with: proxy, halfClose: true, then: Array("frame-1".utf8)).text
@@ -195,16 +153,7 @@ extension SidecarLoopbackTests {
     func testCONNECTFromTheAppIsDecidedThenTunnelled() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()
-        let entry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: t}
-            spec:
-              hosts: [tunnel.test]
-              ports: [{number: \(echo.port!), name: tls, protocol: TLS}]
-              resolution: STATIC
-              endpoints: [{address: 127.0.0.1}]
-            """
+        let entry = ServiceEntryYAML.tls("t", host: "tunnel.test", port: echo.port!).yaml
         // The app dialled some proxy (here: the echo origin's address); the sidecar decides the
         // CONNECT target itself and, when it is registered, tunnels to it.
         let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry, originalDestination: echo)
@@ -253,16 +202,7 @@ extension SidecarLoopbackTests {
     func testPipelinedRequestsAreAnsweredInOrderIncludingDenials() throws {
         let net = Loopback()
         let origin = try net.startHTTPOrigin()
-        let entry = """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: p}
-            spec:
-              hosts: [p.test]
-              ports: [{number: \(origin.port!), name: http, protocol: HTTP}]
-              resolution: STATIC
-              endpoints: [{address: 127.0.0.1}]
-            """
+        let entry = ServiceEntryYAML.http("p", host: "p.test", port: origin.port!).yaml
         let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry, originalDestination: origin)
         let requests = [
             "GET /bytes/10 HTTP/1.1\r\nHost: p.test\r\n\r\n",

@@ -59,20 +59,21 @@ final class TickFlushesTests: XCTestCase {
         XCTAssertEqual(here, ObjectIdentifier(TickFlushes.current))
     }
 
-    /// A handler that only lends its context to a DeferredFlush.
+    /// A handler that only lends its context to a CoalescingWriter.
     private final class Holder: ChannelOutboundHandler {
         typealias OutboundIn = ByteBuffer
-        let deferred = DeferredFlush()
+        let deferred = CoalescingWriter()
         func handlerAdded(context: ChannelHandlerContext) { self.deferred.attach(context) }
         func handlerRemoved(context: ChannelHandlerContext) { self.deferred.attach(nil) }
     }
 
-    func testDeferredFlushWritesAtOnceAndFlushesAtTheEndOfTheTick() throws {
+    func testTheEndOfTickFlushWritesAtOnceAndFlushesAtTheEndOfTheTick() throws {
         let holder = Holder()
         let channel = EmbeddedChannel(handler: holder)
         defer { _ = try? channel.finish() }
-        holder.deferred.write(ByteBuffer(string: "one"))
-        holder.deferred.write(ByteBuffer(string: "two"))
+        holder.deferred.hold(ByteBuffer(string: "one"))
+        holder.deferred.hold(ByteBuffer(string: "two"))
+        holder.deferred.flushAtEndOfTick()
         XCTAssertNil(try channel.readOutbound(as: ByteBuffer.self), "written, not flushed yet")
         XCTAssertTrue(holder.deferred.isPending)
 
@@ -85,12 +86,64 @@ final class TickFlushesTests: XCTestCase {
     func testFlushNowSendsWhatWaitsBeforeAClose() throws {
         let holder = Holder()
         let channel = EmbeddedChannel(handler: holder)
-        holder.deferred.write(ByteBuffer(string: "last bytes"))
+        holder.deferred.hold(ByteBuffer(string: "last bytes"))
+        holder.deferred.flushAtEndOfTick()
         holder.deferred.flushNow()
         XCTAssertFalse(holder.deferred.isPending)
         try channel.close().wait()
         XCTAssertEqual(try channel.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "last bytes"))
         channel.embeddedEventLoop.run()  // the queued end-of-tick call finds nothing to do
         XCTAssertNil(try channel.readOutbound(as: ByteBuffer.self))
+    }
+}
+
+/// The coalescing writer's passes: the last buffer rides with the flush, a small body joins a
+/// head sized for it, a large one is written as read.
+final class CoalescingWriterTests: XCTestCase {
+    private final class Holder: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        let writer = CoalescingWriter()
+        func handlerAdded(context: ChannelHandlerContext) { self.writer.attach(context) }
+        func handlerRemoved(context: ChannelHandlerContext) { self.writer.attach(nil) }
+    }
+
+    private func drain(_ channel: EmbeddedChannel) throws -> [String] {
+        var parts: [String] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { parts.append(String(buffer: buffer)) }
+        return parts
+    }
+
+    func testASmallBodyRidesInTheHeadsBufferAndALargeOneIsWrittenAsRead() throws {
+        let holder = Holder()
+        let channel = EmbeddedChannel(handler: holder)
+        defer { _ = try? channel.finish() }
+        var head = channel.allocator.buffer(capacity: 32)
+        head.writeString("HEAD\r\n")
+        holder.writer.hold(head)
+        var small = ByteBuffer(string: "tiny")
+        XCTAssertTrue(holder.writer.appendToHeld(&small))
+        var large = ByteBuffer(string: String(repeating: "x", count: 64))
+        XCTAssertFalse(holder.writer.appendToHeld(&large), "no room: left to the caller")
+        holder.writer.writeThrough(large)
+        XCTAssertEqual(try self.drain(channel), [], "nothing flushed yet")
+        holder.writer.flush()
+        XCTAssertEqual(try self.drain(channel), ["HEAD\r\ntiny", String(repeating: "x", count: 64)])
+        holder.writer.flush()
+        XCTAssertEqual(try self.drain(channel), [], "a second flush has nothing to send")
+    }
+
+    func testAFlushCoversADeferredOne() throws {
+        let holder = Holder()
+        let channel = EmbeddedChannel(handler: holder)
+        defer { _ = try? channel.finish() }
+        holder.writer.hold(ByteBuffer(string: "a"))
+        holder.writer.flushAtEndOfTick()
+        XCTAssertTrue(holder.writer.isPending)
+        holder.writer.hold(ByteBuffer(string: "b"))
+        holder.writer.flush()
+        XCTAssertFalse(holder.writer.isPending)
+        XCTAssertEqual(try self.drain(channel), ["a", "b"])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(try self.drain(channel), [])
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import SluiceCore
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceProxy
@@ -8,32 +9,16 @@ import XCTest
 /// What the app sees, and what the access log says, when the upstream fails: Envoy's
 /// answers and response flags (503 UF, 504 UT) and the denial record of a 502.
 final class UpstreamFailureTests: XCTestCase {
-    private func logLines(_ path: String) throws -> [[String: Any]] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return try text.split(separator: "\n").map {
-            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-        }
-    }
-
-    /// A fresh access-log path, removed when the test ends.
-    private func tempLog() -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(UUID().uuidString).log").path
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     func testRefusedUpstreamIs503WithUF() throws {
         let net = Loopback()
-        let path = tempLog()
-        let writer = try AccessLogWriter(path: path, format: .json)
+        let log = try AccessLogCapture()
         // Nothing listens on the discard port of loopback: the connect is refused.
         let dead = try SocketAddress(ipAddress: "127.0.0.1", port: 9)
-        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\n", registry: "", originalDestination: dead, accessLog: writer)
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\n", registry: "", originalDestination: dead, accessLog: log.writer)
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: down.test\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 503"), reply)
         XCTAssertTrue(reply.contains("reset reason: connection failure"), reply)
-        writer.shutdown()
-        let line = try XCTUnwrap(try logLines(path).last)
+        let line = try XCTUnwrap(try log.records().last)
         XCTAssertEqual(line["response_code"] as? Int, 503)
         XCTAssertEqual(line["response_flags"] as? String, "UF")
         XCTAssertEqual(line["upstream_cluster"] as? String, "PassthroughCluster")
@@ -42,32 +27,28 @@ final class UpstreamFailureTests: XCTestCase {
     func testStalledUpstreamIs504WithUT() throws {
         let net = Loopback()
         let silent = try net.startSilentOrigin()
-        let path = tempLog()
-        let writer = try AccessLogWriter(path: path, format: .json)
+        let log = try AccessLogCapture()
         let proxy = try net.startSidecar(
             config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\nlimits: {upstreamTimeout: 300ms}\n",
             registry: "",
             originalDestination: silent,
-            accessLog: writer
+            accessLog: log.writer
         )
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: slow.test\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 504"), reply)
-        writer.shutdown()
-        let line = try XCTUnwrap(try logLines(path).last)
+        let line = try XCTUnwrap(try log.records().last)
         XCTAssertEqual(line["response_flags"] as? String, "UT")
     }
 
     func testDenialIsLoggedAsBlackHole() throws {
         let net = Loopback()
         let origin = try net.startHTTPOrigin()
-        let path = tempLog()
-        let writer = try AccessLogWriter(path: path, format: .json)
-        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: "", originalDestination: origin, accessLog: writer)
+        let log = try AccessLogCapture()
+        let proxy = try net.startSidecar(config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: "", originalDestination: origin, accessLog: log.writer)
         let reply = try net.exchange(Array("GET /x HTTP/1.1\r\nHost: blocked.test\r\nUser-Agent: curl/8\r\nConnection: close\r\n\r\n".utf8), with: proxy).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 502"), reply)
         XCTAssertEqual(try net.exchange(clientHello(serverName: "blocked.test"), with: proxy, halfClose: true), [])
-        writer.shutdown()
-        let lines = try logLines(path)
+        let lines = try log.records()
         XCTAssertEqual(lines.count, 2)
         let http = lines[0]
         XCTAssertEqual(http["response_code"] as? Int, 502)

@@ -1,8 +1,8 @@
-import NIOCore
+package import NIOCore
 import SluiceCore
 
 /// What we know about an accepted connection before reading a byte of it.
-struct DownstreamConnection: Sendable {
+package struct DownstreamConnection: Sendable {
     /// Where the app meant to go (`downstream_local_address` in the log), recovered from the
     /// kernel on the sidecar, the listener's own address on the gateway.
     let originalDestination: SocketAddress
@@ -23,7 +23,7 @@ struct DownstreamConnection: Sendable {
     /// terminates ISTIO_MUTUAL (what AuthorizationPolicy's `principals` match); else nil.
     var peerIdentity: SPIFFEID?
 
-    init(originalDestination: SocketAddress, remote: SocketAddress?) {
+    package init(originalDestination: SocketAddress, remote: SocketAddress?) {
         self.originalDestination = originalDestination
         self.remote = remote
         self.startMillis = wallClockMillis()

@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceCore
 
 /// Byte counters and close bookkeeping shared by the two halves of a glued connection.
 /// Both halves live on one event loop, so this needs no lock.
@@ -26,7 +27,7 @@ final class GlueHandler {
     private let counters: TransferCounters
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
-    private var pendingRead = false
+    private var readHold = ReadHoldStateMachine()
     private var inputClosed = false
     private var outputClosed = false
 
@@ -80,8 +81,7 @@ final class GlueHandler {
     }
 
     private func partnerBecameWritable() {
-        if self.pendingRead {
-            self.pendingRead = false
+        if self.readHold.resume(held: false) {
             self.context?.read()
         }
     }
@@ -156,10 +156,9 @@ extension GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func read(context: ChannelHandlerContext) {
         if self.inputClosed { return }
-        if let partner = self.partner, partner.partnerWritable {
-            context.read()
-        } else {
-            self.pendingRead = true
+        switch self.readHold.read(held: !(self.partner?.partnerWritable ?? false)) {
+        case .read: context.read()
+        case .hold: break
         }
     }
 }

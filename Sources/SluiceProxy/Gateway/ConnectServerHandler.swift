@@ -27,7 +27,6 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private let encoder: HTTPResponseEncoder
     private var state = State.idle
     private var record: AccessLogRecord
-    private var decision: Decision?
 
     init(
         runtime: ProxyRuntime,
@@ -143,17 +142,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         let config = self.runtime.config
-        let decision = config.policy.decide(tunnelTo: target)
-        self.decision = decision
-        self.record.upstreamCluster = decision.cluster
-        self.record.routeName = decision.routeName
-        if decision.audited {
-            self.record.istioPolicyStatus = Decision.auditDeniedStatus
-            self.runtime.metrics.auditDenied(.connect, host: target.host)
-        }
-        guard case .forward(let target) = decision.action else {
-            self.runtime.logger.info("denied CONNECT \(head.uri)", metadata: ["reason": "\(decision.reason)"])
-            self.runtime.metrics.denied(.connect)
+        guard let upstreamTarget = Tunnel.decide(connectTo: target, runtime: self.runtime, config: config, record: &self.record, source: "") else {
             self.state = .upgradeFailed
             self.record.responseCode = 403
             self.record.responseFlags.insert(.noRouteFound)
@@ -165,7 +154,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.hold.hold()
         self.state = .beganConnecting
         self.runtime.connector.connect(
-            target: target,
+            target: upstreamTarget,
             gateway: nil,
             eventLoop: context.eventLoop,
             connectTimeout: .init(config.limits.connectTimeout)
@@ -198,9 +187,7 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     private func glue(_ upstream: UpstreamConnection, context: ChannelHandlerContext) {
-        self.record.responseCode = 200
-        self.record.upstreamHost = upstream.remote.logDescription
-        self.record.upstreamLocalAddress = upstream.channel.localAddress?.logDescription
+        Tunnel.noteEstablished(upstream, in: &self.record)
         var headers = HTTPHeaders()
         headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "server", value: "sluice")
@@ -212,7 +199,9 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         let runtime = self.runtime
         let start = self.connection.start
         do {
-            try GlueHandler.join(downstream: context.channel, upstream: upstream.channel) { counters in
+            // The tunnel bytes read while dialling are replayed through the pipeline below,
+            // behind the decoder's own, so that the client's held EOF follows them.
+            try Tunnel.splice(downstream: context.channel, upstream: upstream.channel) { counters in
                 var record = record
                 record.bytesReceived = counters.downstreamBytes
                 record.bytesSent = counters.upstreamBytes

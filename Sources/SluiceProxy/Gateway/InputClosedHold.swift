@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceCore
 
 /// Keeps the client's EOF away from NIOHTTP1's request decoder while a CONNECT tunnel is set up.
 ///
@@ -14,7 +15,7 @@ final class InputClosedHold: ChannelInboundHandler, RemovableChannelHandler {
 
     private var context: ChannelHandlerContext?
     private var holding = false
-    private var held = false
+    private var held = HeldInbound()
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -26,7 +27,7 @@ final class InputClosedHold: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if self.holding, let event = event as? ChannelEvent, case .inputClosed = event {
-            self.held = true
+            self.held.holdInputClosed()
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -43,8 +44,7 @@ final class InputClosedHold: ChannelInboundHandler, RemovableChannelHandler {
     func release() {
         guard let context = self.context else { return }
         self.holding = false
-        if self.held {
-            self.held = false
+        if self.held.takeForReplay().inputClosed {
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

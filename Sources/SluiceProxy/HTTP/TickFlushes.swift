@@ -8,52 +8,6 @@ protocol EndOfTickFlushing: AnyObject {
     func runDeferredFlush()
 }
 
-/// One handler's deferred flush: the bytes are written at once, the flush waits for the
-/// end of the tick. The handler attaches its context in `handlerAdded` (and detaches it in
-/// `handlerRemoved`), calls `flushNow()` before it closes the channel and `covered()` when it
-/// flushes by itself.
-///
-/// A class, so that a handler calling it holds no access to its own stored properties across
-/// the channel calls made here (which can call back into the handler).
-final class DeferredFlush: EndOfTickFlushing {
-    private var context: ChannelHandlerContext?
-    /// The loop thread's batch, looked up once per connection rather than per request.
-    private var batch: TickFlushes?
-    private(set) var isPending = false
-
-    /// Called from `handlerAdded` (on the channel's event loop) and `handlerRemoved` (nil).
-    func attach(_ context: ChannelHandlerContext?) {
-        self.context = context
-        self.batch = context == nil ? nil : TickFlushes.current
-    }
-
-    /// Writes `bytes` (if any) now; the channel is flushed at the end of this tick.
-    func write(_ bytes: ByteBuffer?) {
-        guard let context = self.context, let batch = self.batch else { return }
-        if !self.isPending {
-            self.isPending = true
-            batch.flushAtEndOfTick(self, on: context.eventLoop)
-        }
-        if let bytes { context.write(NIOAny(bytes), promise: nil) }
-    }
-
-    /// Flushes now what waits, if anything: before a close, which would fail pending writes.
-    func flushNow() {
-        guard self.isPending else { return }
-        self.isPending = false
-        self.context?.flush()
-    }
-
-    /// The handler flushed the channel by itself: nothing waits any more.
-    func covered() {
-        self.isPending = false
-    }
-
-    func runDeferredFlush() {
-        self.flushNow()
-    }
-}
-
 /// Flushes deferred to the end of the current event-loop tick, for the request and
 /// response ends of kept-alive exchanges.
 ///

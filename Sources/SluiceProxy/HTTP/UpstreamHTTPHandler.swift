@@ -1,57 +1,40 @@
 import NIOCore
 import SluiceCore
 
-/// What an upstream connection hands the downstream proxy handler.
-enum UpstreamResponsePart {
-    /// A response head (interim 1xx heads included).
-    case head(HTTP1Head)
-    /// Body bytes as read (chunk framing included, unless de-chunking).
-    case body(ByteBuffer)
-    case end
-}
-
 /// The client end of an upstream HTTP/1.1 connection: frames responses with `HTTP1Framer`
-/// (the bytes as read, no re-encoding), passes them to the downstream proxy handler (same
-/// event loop, so a plain reference) and holds reads while the downstream cannot take more.
+/// (the bytes as read, no re-encoding), passes them to its sink, the downstream proxy handler
+/// (same event loop, so a plain reference), and holds reads while the sink cannot take more.
 /// Requests are written as bytes the downstream handler already laid out.
-final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, HTTPUpstream {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// The downstream handler; cleared when it lets go of this connection. A read held for
-    /// the previous downstream is released on every change: a pooled connection with no read
+    /// Where responses go; cleared when the downstream lets go of this connection. A read held
+    /// for the previous sink is released on every change: a pooled connection with no read
     /// outstanding would never see its next response (the request would hang until 504 UT).
-    weak var downstream: HTTPProxyHandler? {
+    private weak var sink: (any HTTPUpstreamSink)? {
         didSet { self.resumeReading() }
     }
-    /// What this connection was opened for; reused only for the same target.
     let target: UpstreamTarget
-    /// The address dialled and our end of it, for the access log.
+    /// The address dialled, for the access log.
     let remote: SocketAddress
     /// `remote` and our end of the connection as the access log writes them, formatted once
     /// per connection rather than once per request.
     let remoteText: String
     private(set) var localText: String?
     private var context: ChannelHandlerContext?
-    private var pendingRead = false
-    /// Request bytes sent and not flushed yet; the last buffer is held back so that it and
-    /// the flush go through the pipeline as one `writeAndFlush`.
-    private var unflushed = false
-    /// A request's last bytes are flushed at the end of the loop tick.
-    private let deferredFlush = DeferredFlush()
-    private var heldBack: ByteBuffer?
+    /// Busy, reusable, pooled.
+    private var state = UpstreamConnectionStateMachine()
+    private var readHold = ReadHoldStateMachine()
+    /// Request bytes out: the last buffer and the flush in one pass; a request's last bytes
+    /// flushed at the end of the loop tick.
+    private let writer = CoalescingWriter()
     private var framer: HTTP1Framer
     /// Bytes read but not yet framed (a partial head), or read past a 101 (the tunnel's).
     private var inbound: ByteBuffer?
     /// After a 101 head: what follows is the upgraded protocol's, not HTTP.
     private(set) var switched = false
-    /// True between a request being sent and its response's end.
-    var busy = false
-    /// False once the upstream said `Connection: close` or failed.
-    var reusable = true
-    /// Sitting idle in this event loop's `UpstreamPool`.
-    var pooled = false
 
     init(target: UpstreamTarget, remote: SocketAddress, limits: HTTP1Limits) {
         self.target = target
@@ -61,36 +44,72 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var channel: (any Channel)? { self.context?.channel }
-    /// Still in its channel's pipeline (removed when the channel closes or becomes a tunnel).
-    var isAttached: Bool { self.context != nil }
     /// The channel's writability as of its last `channelWritabilityChanged`: the downstream
     /// asks on every read, and `channel.isWritable` costs a pipeline and channel lookup.
     private var channelWritable = true
     var isWritable: Bool { self.context != nil && self.channelWritable }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        self.deferredFlush.attach(context)
-        self.channelWritable = context.channel.isWritable
-        self.localText = context.channel.localAddress?.logDescription
-    }
+    // MARK: the connection's state, for the downstream and the pool
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        self.deferredFlush.attach(nil)
-    }
+    /// Still in its channel's pipeline (removed when the channel closes or becomes a tunnel).
+    var isAttached: Bool { self.context != nil }
+    var isBusy: Bool { self.state.isBusy }
+    var isReusable: Bool { self.state.isReusable }
+    var isIdleAndReusable: Bool { self.state.isIdleAndReusable && self.context != nil }
+    var isPooled: Bool { self.state.isPooled }
+    /// The current response ends when the upstream closes (no length, not chunked).
+    var isCloseDelimited: Bool { self.framer.isCloseDelimited }
 
-    /// A request is about to be sent: how to frame its response, and whether it may relay
-    /// chunked bytes as they are.
-    func expectResponse(toHEAD: Bool, stripChunkFraming: Bool) {
+    func beginExchange(for sink: any HTTPUpstreamSink, toHEAD: Bool, stripChunkFraming: Bool) {
+        self.sink = sink
+        self.state.exchangeStarted()
         var framer = self.framer  // copied and put back, as in frame(context:)
         framer.expectResponse(toHEAD: toHEAD)
         framer.stripChunkFraming = stripChunkFraming
         self.framer = framer
     }
 
-    /// The current response ends when the upstream closes (no length, not chunked).
-    var isCloseDelimited: Bool { self.framer.isCloseDelimited }
+    func responseEnded() {
+        self.state.responseEnded()
+    }
+
+    func notReusable() {
+        self.state.notReusable()
+    }
+
+    /// Lets go of the sink (nothing more is passed on).
+    func detach() {
+        self.sink = nil
+    }
+
+    func release() {
+        self.sink = nil
+        UpstreamPool.current.put(self)
+    }
+
+    /// Put in the pool, idle: no sink.
+    func pooled() {
+        self.sink = nil
+        self.state.pooled()
+    }
+
+    func unpooled() {
+        self.state.unpooled()
+    }
+
+    // MARK: channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.writer.attach(context)
+        self.channelWritable = context.channel.isWritable
+        self.localText = context.channel.localAddress?.logDescription
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.writer.attach(nil)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Taken out, appended to and put back: a non-inlined mutating call on a class property
@@ -105,12 +124,12 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !self.switched, var buffer = self.inbound else { return }
         self.inbound = nil
         defer { if buffer.readableBytes > 0 { self.inbound = buffer } }
-        guard let downstream = self.downstream else {
+        guard let sink = self.sink else {
             self.discardUnexpected(&buffer, context: context)
             return
         }
         while !self.switched {
-            guard self.busy else {
+            guard self.state.isBusy else {
                 // Bytes nobody asked for (past the response's end, or to an idle pooled
                 // connection): the connection's framing can no longer be trusted.
                 self.discardUnexpected(&buffer, context: context)
@@ -123,9 +142,9 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 defer { self.framer = framer }
                 event = try framer.next(&buffer)
             } catch {
-                self.reusable = false
+                self.state.notReusable()
                 buffer.clear()
-                downstream.upstreamProtocolError(self, error: error)
+                sink.upstreamProtocolError(self, error: error)
                 self.closeConnection(context)
                 return
             }
@@ -134,57 +153,59 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             case .head(let head):
                 if head.status == 101 { self.switched = true }
-                downstream.upstreamResponse(.head(consume head), from: self)
+                sink.upstreamResponse(.head(consume head), from: self)
             case .body(let body):
-                downstream.upstreamResponse(.body(consume body), from: self)
+                sink.upstreamResponse(.body(consume body), from: self)
             case .end:
-                downstream.upstreamResponse(.end, from: self)
+                sink.upstreamResponse(.end, from: self)
             }
-            // The downstream may have let go of this connection while handling the part.
-            guard self.downstream === downstream, self.context != nil else { return }
+            // The sink may have let go of this connection while handling the part.
+            guard self.sink === sink, self.context != nil else { return }
         }
     }
 
     private func discardUnexpected(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
-        guard buffer.readableBytes > 0 else { return }
-        self.reusable = false
+        guard self.state.unexpectedBytes(buffer.readableBytes) else { return }
         buffer.clear()
         self.closeConnection(context)
     }
 
-    /// What the upstream sent behind its 101, for the tunnel.
-    func takeTunnelBytes() -> ByteBuffer? {
-        defer { self.inbound = nil }
-        guard let inbound = self.inbound, inbound.readableBytes > 0 else { return nil }
-        return inbound
+    func takeTunnel() -> (channel: any Channel, bytes: ByteBuffer?)? {
+        self.sink = nil
+        let inbound = self.inbound.take()
+        guard let channel = self.context?.channel else { return nil }
+        return (channel, inbound.flatMap { $0.readableBytes > 0 ? $0 : nil })
+    }
+
+    func leavePipeline() {
+        guard let context = self.context else { return }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.downstream?.upstreamReadComplete(from: self)
+        self.sink?.upstreamReadComplete(from: self)
         // As in HTTPProxyHandler.channelReadComplete: the next read, without auto-read's pass.
         self.read(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.reusable = false
-        if self.pooled {
-            self.pooled = false
+        if self.state.closed() {
             UpstreamPool.current.remove(self)
         }
         var framer = self.framer  // copied and put back, as in frame(context:)
-        let ended = self.busy && framer.isCloseDelimited && framer.inputClosed()
+        let ended = self.state.isBusy && framer.isCloseDelimited && framer.inputClosed()
         self.framer = framer
         if ended {
             // The close ends a response delimited by it.
-            self.downstream?.upstreamResponse(.end, from: self)
+            self.sink?.upstreamResponse(.end, from: self)
         }
-        self.downstream?.upstreamClosed(self)
+        self.sink?.upstreamClosed(self)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             // An HTTP upstream that stops sending is done with this connection.
-            self.reusable = false
+            self.state.notReusable()
             self.closeConnection(context)
             return
         }
@@ -192,85 +213,61 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.reusable = false
+        self.state.notReusable()
         self.closeConnection(context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         self.channelWritable = context.channel.isWritable
         if self.channelWritable {
-            self.downstream?.upstreamBecameWritable(self)
+            self.sink?.upstreamBecameWritable(self)
         }
         context.fireChannelWritabilityChanged()
     }
 
-    /// The downstream can take more: replay a held read.
+    func read(context: ChannelHandlerContext) {
+        switch self.readHold.read(held: !(self.sink?.isWritable ?? true)) {
+        case .read: context.read()
+        case .hold: break
+        }
+    }
+
+    /// The sink can take more: replay a held read.
     func resumeReading() {
-        if self.pendingRead {
-            self.pendingRead = false
+        if self.readHold.resume(held: false) {
             self.context?.read()
         }
     }
 
-    /// Sends request bytes; flushes when asked.
-    func send(_ bytes: ByteBuffer, flush: Bool) {
-        guard let context = self.context else { return }
-        if let earlier = self.heldBack {
-            self.heldBack = nil
-            context.write(self.wrapOutboundOut(earlier), promise: nil)
-        }
-        if flush {
-            self.unflushed = false
-            context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
-        } else {
-            self.unflushed = true
-            self.heldBack = bytes
-        }
+    // MARK: request bytes
+
+    func send(_ bytes: ByteBuffer) {
+        self.writer.hold(bytes)
     }
 
     /// Flushes what `send` wrote, if anything: the end of a request and the end of a read
-    /// both ask, and a pass through the pipeline is not free (a GET's head and its flush
-    /// make one `writeAndFlush`).
+    /// both ask, and a pass through the pipeline is not free.
     func flush() {
-        guard self.unflushed else { return }
-        self.unflushed = false
-        self.deferredFlush.covered()
-        if let last = self.heldBack {
-            self.heldBack = nil
-            self.context?.writeAndFlush(self.wrapOutboundOut(last), promise: nil)
-        } else {
-            self.context?.flush()
-        }
+        self.writer.flush()
     }
 
-    /// As `flush`, but only the bytes go now; the flush waits for the end of the loop tick
-    /// (`TickFlushes`).
-    func deferFlush() {
-        guard self.unflushed else { return }
-        self.unflushed = false
-        let last = self.heldBack
-        self.heldBack = nil
-        self.deferredFlush.write(last)
+    func flushAtEndOfTick() {
+        self.writer.flushAtEndOfTick()
+    }
+
+    func startReading() {
+        guard let channel = self.context?.channel else { return }
+        GlueHandler.startReading(channel)
     }
 
     func close() {
-        self.reusable = false
+        self.state.notReusable()
         if let context = self.context { self.closeConnection(context) }
     }
 
     /// Closes the connection, sending first what a deferred flush still holds.
     private func closeConnection(_ context: ChannelHandlerContext) {
-        self.deferredFlush.flushNow()
+        self.writer.flushNow()
         context.close(promise: nil)
-    }
-}
-
-extension UpstreamHTTPHandler {
-    func read(context: ChannelHandlerContext) {
-        if self.downstream?.isWritable ?? true {
-            context.read()
-        } else {
-            self.pendingRead = true
-        }
     }
 }

@@ -47,7 +47,7 @@ final class UpstreamPool: @unchecked Sendable {
         while let last = self.idle[target]?.popLast() {
             if self.idle[target]?.isEmpty == true { self.idle[target] = nil }
             self.total -= 1
-            last.handler.pooled = false
+            last.handler.unpooled()
             if last.handler.channel?.isActive == true, now - last.since < Self.maxIdle {
                 return last.handler
             }
@@ -58,7 +58,7 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// Keeps `handler` for reuse, or closes it when it cannot be reused or the pool is full.
     func put(_ handler: UpstreamHTTPHandler) {
-        guard handler.reusable, !handler.busy, handler.channel?.isActive == true else {
+        guard handler.isReusable, !handler.isBusy, handler.channel?.isActive == true else {
             handler.close()
             return
         }
@@ -66,8 +66,7 @@ final class UpstreamPool: @unchecked Sendable {
             handler.close()
             return
         }
-        handler.downstream = nil
-        handler.pooled = true
+        handler.pooled()
         self.idle[handler.target, default: []].append(Idle(handler: handler, since: .now()))
         self.total += 1
     }

@@ -186,7 +186,7 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
                         handler.phase = .failed
                         handler.respondLocally(
                             status: 503, flag: .upstreamConnectionFailure,
-                            body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n"
+                            body: HTTP1LocalReply.resetBody(reason: "connection failure")
                         )
                     }
                 }
@@ -273,7 +273,7 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
             // Envoy: 503 `upstream_reset_before_response_started{remote_reset}`.
             self.respondLocally(
                 status: 503, flag: flag,
-                body: "upstream connect error or disconnect/reset before headers. reset reason: \(reason)\n"
+                body: HTTP1LocalReply.resetBody(reason: reason)
             )
         }
     }

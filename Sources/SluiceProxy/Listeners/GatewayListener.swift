@@ -1,15 +1,15 @@
 import Logging
-import NIOCore
+package import NIOCore
 import NIOPosix
-import SluiceCore
+package import SluiceCore
 
 /// The egress gateway's listeners: HTTP (routed by Host per request), TLS (routed by SNI,
 /// passed through untouched) and HTTP CONNECT tunnels. A listener with `tls: ISTIO_MUTUAL`
 /// first terminates mutual TLS, then speaks its protocol on the plaintext inside (a TLS
 /// listener sniffs it: HTTP is routed by Host, the app's own TLS by its inner SNI).
-enum GatewayListener {
+package enum GatewayListener {
     /// Binds one configured listener; a failure is a `ListenerBindError` naming it.
-    static func bind(
+    package static func bind(
         _ listener: ListenerConfig,
         group: any EventLoopGroup,
         runtime: ProxyRuntime

@@ -1,5 +1,5 @@
 import Logging
-import NIOCore
+package import NIOCore
 import NIOPosix
 import SluiceCore
 
@@ -25,7 +25,7 @@ import SluiceCore
 ///    or through the egress gateway (istio or CONNECT); `GlueHandler` joins the two channels.
 /// 9. **log and count** — `ProxyRuntime.completedRequest` / `completedConnection`: one JSON
 ///    access-log line and Istio's metrics per request or connection.
-enum OutboundListener {
+package enum OutboundListener {
     /// Binds one address; a failure is a `ListenerBindError` naming it. Callers treat an
     /// IPv6 bind failure as "no IPv6 in this pod".
     static func bind(
@@ -88,7 +88,7 @@ enum OutboundListener {
     /// Where the policy can decide from the destination alone (an opaque port), the connection
     /// is forwarded without sniffing, so server-first protocols (SMTP, MySQL, SSH banners)
     /// work; everything else is sniffed and decided from its first bytes.
-    static func route(channel: any Channel, connection: DownstreamConnection, runtime: ProxyRuntime) throws {
+    package static func route(channel: any Channel, connection: DownstreamConnection, runtime: ProxyRuntime) throws {
         let config = runtime.config
         if let ip = connection.destinationIP, let port = connection.destinationPort,
             let decision = config.policy.decideBeforeReading(destination: ip, port: port)

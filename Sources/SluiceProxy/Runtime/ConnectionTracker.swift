@@ -1,5 +1,5 @@
 import NIOConcurrencyHelpers
-import NIOCore
+package import NIOCore
 
 /// Sent down every open downstream connection when draining starts: HTTP connections
 /// close once their current exchange is done (idle ones at once); tunnels keep going until
@@ -14,7 +14,7 @@ struct ConnectionLimitReached: Error, CustomStringConvertible {
 
 /// The downstream connections open right now, so a graceful shutdown can tell them to
 /// finish and wait for them.
-final class ConnectionTracker: Sendable {
+package final class ConnectionTracker: Sendable {
     private let open = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     /// Remembers `channel` until it closes; `false` (and nothing remembered) when `limit`
@@ -34,7 +34,7 @@ final class ConnectionTracker: Sendable {
     }
 
     /// Tracks `channel`, or logs and throws when the connection limit is reached.
-    func admit(_ channel: any Channel, runtime: ProxyRuntime) throws {
+    package func admit(_ channel: any Channel, runtime: ProxyRuntime) throws {
         let limit = runtime.config.limits.maxConnections
         guard self.track(channel, limit: limit) else {
             runtime.logger.warning("\(ConnectionLimitReached(limit: limit)) from \(channel.remoteAddress?.logDescription ?? "-")")

@@ -52,7 +52,7 @@ public final class ProxyRuntime: Sendable {
     let accessLog: AccessLogWriter?
     let resolver: DNSResolver
     let connector: UpstreamConnector
-    let connections = ConnectionTracker()
+    package let connections = ConnectionTracker()
     /// The mesh certificates (`--certs`), when a listener or the route to the gateway uses mTLS.
     public let certificates: CertificateStore?
     /// Their metrics; nil without certificates.

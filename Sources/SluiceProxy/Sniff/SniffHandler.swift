@@ -23,12 +23,12 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
     private var state = State.sniffing
-    private var buffered: ByteBuffer?
+    /// The client's bytes so far, and its EOF if it came while we decided or handed off:
+    /// replayed in order to the handlers behind us.
+    private var held = HeldInbound()
     private var timeout: Scheduled<Void>?
     /// The detection timer fired (counted as `timeout`, not `opaque`).
     private var timedOut = false
-    /// The client's EOF arrived while we were handing off: replayed after the bytes.
-    private var inputClosedDuringHandOff = false
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
@@ -52,12 +52,8 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var chunk = self.unwrapInboundIn(data)
-        if self.buffered == nil {
-            self.buffered = chunk
-        } else {
-            self.buffered!.writeBuffer(&chunk)
-        }
-        guard case .sniffing = self.state, let buffer = self.buffered else { return }
+        self.held.append(&chunk)
+        guard case .sniffing = self.state, let buffer = self.held.bytes else { return }
         if let detected = ProtocolDetector.detect(buffer) {
             self.decide(context: context, detected: detected)
         }
@@ -71,15 +67,15 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch self.state {
         case .sniffing:
             // The client finished sending before we could tell: forward what it sent as opaque TCP.
-            if (self.buffered?.readableBytes ?? 0) == 0 {
+            if self.held.readableBytes == 0 {
                 context.close(promise: nil)
                 return
             }
-            self.inputClosedDuringHandOff = true
+            self.held.holdInputClosed()
             self.decide(context: context, detected: .opaque)
         case .handingOff:
             // Nobody behind us forwards yet; the half-close must not be lost.
-            self.inputClosedDuringHandOff = true
+            self.held.holdInputClosed()
         case .done:
             context.fireUserInboundEventTriggered(event)
         }
@@ -136,8 +132,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
             serverName: serverName,
             config: config
         )
-        let buffered = self.buffered ?? context.channel.allocator.buffer(capacity: 0)
-        self.buffered = nil
+        let buffered = self.held.takeBytes() ?? context.channel.allocator.buffer(capacity: 0)
         switch decision.action {
         case .deny:
             self.state = .done
@@ -184,12 +179,12 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Replays whatever was buffered to the handlers now behind us, then leaves.
     private func finishHandOff(context: ChannelHandlerContext) {
         self.state = .done
-        if let rest = self.buffered, rest.readableBytes > 0 {
-            self.buffered = nil
+        let replay = self.held.takeForReplay()
+        if let rest = replay.bytes {
             context.fireChannelRead(self.wrapInboundOut(rest))
             context.fireChannelReadComplete()
         }
-        if self.inputClosedDuringHandOff {
+        if replay.inputClosed {
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
         let channel = context.channel

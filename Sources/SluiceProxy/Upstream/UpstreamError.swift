@@ -51,9 +51,9 @@ enum UpstreamError: Error, CustomStringConvertible {
     /// The body of Envoy's local 503 for this failure (HTTP/1 and HTTP/2 alike).
     var localReplyBody: String {
         switch self {
-        case .resolution: return "DNS resolution failure\n"
-        case .noHealthyUpstream: return "no healthy upstream\n"
-        default: return "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n"
+        case .resolution: return HTTP1LocalReply.dnsFailureBody
+        case .noHealthyUpstream: return HTTP1LocalReply.noHealthyUpstreamBody
+        default: return HTTP1LocalReply.resetBody(reason: "connection failure")
         }
     }
 }

@@ -1,22 +1,33 @@
 import Logging
-import NIOCore
+public import NIOCore
 import NIOHTTP1
-import NIOPosix
-import SluiceCore
-import XCTest
-
-@testable import SluiceProxy
+public import NIOPosix
+public import SluiceCore
+public import SluiceProxy
 
 /// Origins, a proxy listener and a raw client, all on 127.0.0.1, for tests that drive the
 /// real SwiftNIO data path. iptables is not available here, so the listener hands each
 /// connection a fixed "original destination" instead of reading SO_ORIGINAL_DST.
-final class Loopback: @unchecked Sendable {  // used from one test thread at a time
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+public final class Loopback: @unchecked Sendable {  // used from one test thread at a time
+    public init() {}
+
+    /// A fixture given bad input (the test's own mistake, said plainly).
+    public enum FixtureError: Error, CustomStringConvertible {
+        case badRegistry(String)
+
+        public var description: String {
+            switch self {
+            case .badRegistry(let diagnostics): return "the test's registry does not load: \(diagnostics)"
+            }
+        }
+    }
+
+    public let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var channels: [any Channel] = []
     private var runtimes: [ProxyRuntime] = []
 
     /// Closes `channel` when the fixture goes away.
-    func adopt(_ channel: any Channel) { channels.append(channel) }
+    public func adopt(_ channel: any Channel) { channels.append(channel) }
 
     deinit {
         for channel in channels { try? channel.close().wait() }
@@ -25,7 +36,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     }
 
     /// An HTTP/1.1 keep-alive origin: `Host: aliyun.com` → 301, `/bytes/N` → N bytes, else 200 naming the host.
-    func startHTTPOrigin() throws -> SocketAddress {
+    public func startHTTPOrigin() throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -40,7 +51,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     }
 
     /// Echoes bytes; with `banner`, says it first (a server-first protocol).
-    func startEchoOrigin(banner: String? = nil) throws -> SocketAddress {
+    public func startEchoOrigin(banner: String? = nil) throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -56,7 +67,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
 
     /// Answers each request head with `reply`, byte for byte (whatever it is), then closes
     /// when `close` is set: an origin that speaks exactly what a test needs.
-    func startScriptedOrigin(reply: String, close: Bool) throws -> SocketAddress {
+    public func startScriptedOrigin(reply: String, close: Bool) throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -71,7 +82,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
 
     /// Answers any request head with `101 Switching Protocols` plus a first frame, then
     /// echoes raw bytes: enough of a WebSocket origin to prove the tunnel after the upgrade.
-    func startUpgradeOrigin() throws -> SocketAddress {
+    public func startUpgradeOrigin() throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -86,7 +97,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     }
 
     /// Accepts and reads, never answers: an upstream that stalls.
-    func startSilentOrigin() throws -> SocketAddress {
+    public func startSilentOrigin() throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -95,7 +106,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     }
 
     /// A sidecar listener whose every connection "was redirected from" `originalDestination`.
-    func startSidecar(
+    public func startSidecar(
         config yaml: String, registry: String, originalDestination: SocketAddress, accessLog: AccessLogWriter? = nil,
         certificates: CertificateStore? = nil
     ) throws -> SocketAddress {
@@ -116,13 +127,13 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
         return channel.localAddress!
     }
 
-    static func runtime(
+    public static func runtime(
         config yaml: String, registry: String, role: ProxyRole = .sidecar, accessLog: AccessLogWriter? = nil,
         certificates: CertificateStore? = nil
     ) throws -> ProxyRuntime {
         let config = try SluiceConfig.parse(yaml: yaml, path: "/test/sluice.yaml").get()
         let loaded = RegistryLoader.parse(yaml: registry, path: "/test/registry.yaml")
-        XCTAssertFalse(loaded.hasErrors, "\(loaded.diagnostics)")
+        if loaded.hasErrors { throw FixtureError.badRegistry("\(loaded.diagnostics)") }
         let snapshot = SluiceSnapshot(config: config, registry: Registry(loaded.entries))
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -132,7 +143,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     }
 
     /// An open client connection that sends nothing.
-    func connect(to address: SocketAddress) throws -> any Channel {
+    public func connect(to address: SocketAddress) throws -> any Channel {
         let channel = try ClientBootstrap(group: group).connect(to: address).wait()
         return channel
     }
@@ -141,7 +152,7 @@ final class Loopback: @unchecked Sendable {  // used from one test thread at a t
     /// the server closes or `timeout` passes.
     /// With `then`, those bytes are sent (and the half-close deferred) once the first reply
     /// bytes arrive, as a client that waits for `200 Connection established` does.
-    func exchange(_ bytes: [UInt8], with address: SocketAddress, halfClose: Bool = false, then: [UInt8]? = nil, timeout: TimeAmount = .seconds(5)) throws -> [UInt8] {
+    public func exchange(_ bytes: [UInt8], with address: SocketAddress, halfClose: Bool = false, then: [UInt8]? = nil, timeout: TimeAmount = .seconds(5)) throws -> [UInt8] {
         let collector = CollectHandler()
         collector.then = then
         collector.halfCloseAfterThen = halfClose && then != nil
@@ -304,7 +315,7 @@ private final class CollectHandler: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// A minimal TLS 1.2 ClientHello with an SNI extension (RFC 8446 §4.1.2, RFC 6066 §3).
-func clientHello(serverName: String) -> [UInt8] {
+public func clientHello(serverName: String) -> [UInt8] {
     let name = Array(serverName.utf8)
     var sni: [UInt8] = [0x00]  // host_name
     sni += be16(name.count) + name
@@ -322,12 +333,12 @@ func clientHello(serverName: String) -> [UInt8] {
 private func be16(_ n: Int) -> [UInt8] { [UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] }
 
 extension Array where Element == UInt8 {
-    var text: String { String(decoding: self, as: UTF8.self) }
+    public var text: String { String(decoding: self, as: UTF8.self) }
 }
 
 extension Loopback {
     /// A gateway with one listener of each kind on ephemeral ports: (http, tls, connect).
-    func startGateway(config yaml: String, registry: String) throws -> (http: SocketAddress, tls: SocketAddress, connect: SocketAddress) {
+    public func startGateway(config yaml: String, registry: String) throws -> (http: SocketAddress, tls: SocketAddress, connect: SocketAddress) {
         let runtime = try Self.runtime(config: yaml, registry: registry, role: .gateway)
         runtimes.append(runtime)
         func bind(_ proto: ListenerProtocol) throws -> SocketAddress {
