@@ -201,8 +201,8 @@ gateway_unregistered_tls_closed() {
 
 # gateway_connect_keeps_bytes_sent_with_head: a client that sends the CONNECT head,
 # its first tunnel bytes and a FIN in one write (what `printf ... | nc -N` does) gets
-# those bytes echoed. NIOHTTP1's decoder drops what it buffers behind the head when it
-# sees EOF, so the gateway keeps the EOF from it until the tunnel is glued.
+# those bytes echoed: the gateway keeps the bytes and the EOF while it dials, and
+# replays the EOF behind the bytes once the tunnel is spliced.
 gateway_connect_keeps_bytes_sent_with_head() {
 	local gw_access out
 	gw_access=$(gateway_access_mark)

@@ -29,6 +29,7 @@ final class HTTP1LocalReplyTests: XCTestCase {
     func testEveryStatusHasItsCodeAndReason() {
         let expected: [(LocalStatus, String)] = [
             (.badRequest, "400 Bad Request"), (.forbidden, "403 Forbidden"), (.notFound, "404 Not Found"),
+            (.methodNotAllowed, "405 Method Not Allowed"),
             (.requestTimeout, "408 Request Timeout"), (.requestHeaderFieldsTooLarge, "431 Request Header Fields Too Large"),
             (.badGateway, "502 Bad Gateway"), (.serviceUnavailable, "503 Service Unavailable"),
             (.gatewayTimeout, "504 Gateway Timeout"),

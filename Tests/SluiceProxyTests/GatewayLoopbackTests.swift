@@ -11,18 +11,7 @@ import XCTest
 final class GatewayLoopbackTests: XCTestCase {
     /// aliyun.com registered at the gateway on the origin's ports, resolved to 127.0.0.1.
     private func gatewayRegistry(httpPort: Int, tlsPort: Int) -> String {
-        """
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {name: aliyun}
-        spec:
-          hosts: [aliyun.com]
-          ports:
-          - {number: \(httpPort), name: http, protocol: HTTP}
-          - {number: \(tlsPort), name: tls, protocol: TLS}
-          resolution: STATIC
-          endpoints: [{address: 127.0.0.1}]
-        """
+        ServiceEntryYAML.ports("aliyun", host: "aliyun.com", .http(httpPort), .tls(tlsPort)).yaml
     }
 
     /// aliyun.com registered at the sidecar on `port`, resolution DNS: where it goes is the
@@ -71,9 +60,8 @@ final class GatewayLoopbackTests: XCTestCase {
         XCTAssertTrue(refused.hasPrefix("HTTP/1.1 403"), refused)
     }
 
-    /// Tunnel bytes and the FIN sent right behind the head, before any `200`: NIOHTTP1's
-    /// decoder would drop the bytes it buffers once it sees the EOF; the gateway keeps the EOF
-    /// from it and replays it after those bytes.
+    /// Tunnel bytes and the FIN sent right behind the head, before any `200`: the gateway
+    /// keeps both while it dials and replays the EOF after those bytes.
     func testConnectBytesAndFINSentWithTheHeadReachTheTarget() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()
@@ -88,20 +76,26 @@ final class GatewayLoopbackTests: XCTestCase {
         }
     }
 
+    /// The CONNECT listener's own answers: another method 405, a malformed head 400, each
+    /// with no body, `server: sluice` and `connection: close`, as the sidecar's local replies.
+    func testConnectListenerRefusesOtherMethodsAndMalformedRequests() throws {
+        let net = Loopback()
+        let gateway = try net.startGateway(config: "listeners: []\n", registry: gatewayRegistry(httpPort: 1, tlsPort: 2))
+        let get = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\n\r\n".utf8), with: gateway.connect).text
+        XCTAssertTrue(get.hasPrefix("HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\ndate: "), get)
+        XCTAssertTrue(get.hasSuffix("\r\nserver: sluice\r\nconnection: close\r\n\r\n"), get)
+        let malformed = try net.exchange(Array("CONNECT aliyun.com:443 HTTP/1.1\nHost: x\n\n".utf8), with: gateway.connect).text
+        XCTAssertTrue(malformed.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), malformed)
+        let noPort = try net.exchange(Array("CONNECT aliyun.com HTTP/1.1\r\nHost: aliyun.com\r\n\r\n".utf8), with: gateway.connect).text
+        XCTAssertTrue(noPort.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), noPort)
+    }
+
     func testTLSListenerRoutesBySNI() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()
         // The TLS listener decides on its own port: register aliyun.com on it, endpoint = the echo origin.
-        let runtime = try Loopback.runtime(config: "accessLog: {enabled: false}\n", registry: """
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {name: aliyun}
-            spec:
-              hosts: [aliyun.com]
-              ports: [{number: 18443, name: tls, protocol: TLS, targetPort: \(echo.port!)}]
-              resolution: STATIC
-              endpoints: [{address: 127.0.0.1}]
-            """, role: .gateway)
+        let registry = ServiceEntryYAML.tls("aliyun", host: "aliyun.com", port: 18443, targetPort: echo.port!).yaml
+        let runtime = try Loopback.runtime(config: "accessLog: {enabled: false}\n", registry: registry, role: .gateway)
         let channel = try net.group.next().makeFutureWithTask {
             try await GatewayListener.bind(ListenerConfig(port: 18443, protocol: .tls, address: "127.0.0.1"), group: net.group, runtime: runtime)
         }.wait()

@@ -48,30 +48,12 @@ final class MeshTLSLoopbackTests: XCTestCase {
     }
 
     private func registry(port: Int) -> String {
-        """
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {name: aliyun}
-        spec:
-          hosts: [aliyun.com]
-          ports: [{number: \(port), name: http, protocol: HTTP}]
-          resolution: STATIC
-          endpoints: [{address: 127.0.0.1}]
-        """
+        ServiceEntryYAML.http("aliyun", host: "aliyun.com", port: port).yaml
     }
 
     /// aliyun.com registered for TLS on `port`, forwarded to the echo origin.
     private func tlsEntry(port: Int, echo: SocketAddress) -> String {
-        """
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {name: aliyun}
-        spec:
-          hosts: [aliyun.com]
-          ports: [{number: \(port), name: tls, protocol: TLS, targetPort: \(echo.port!)}]
-          resolution: STATIC
-          endpoints: [{address: 127.0.0.1}]
-        """
+        ServiceEntryYAML.tls("aliyun", host: "aliyun.com", port: port, targetPort: echo.port!).yaml
     }
 
     /// A gateway HTTP listener with ISTIO_MUTUAL on 127.0.0.2 at the origin's port.

@@ -2,17 +2,36 @@
 /// in code: the tests' registries without a copy of the same dozen lines in each.
 ///
 ///     ServiceEntryYAML.http("aliyun", host: "aliyun.com", port: 80).yaml
+///     ServiceEntryYAML.ports("aliyun", host: "aliyun.com", .http(80), .tls(443, targetPort: 8443)).yaml
 ///     ServiceEntryYAML.registry(.http(...), .tcp(...))   // entries joined by `---`
 public struct ServiceEntryYAML: Sendable {
     public struct Port: Sendable {
         public var number: Int
         public var name: String
         public var `protocol`: String
+        /// The endpoints' port when it differs from `number`; not written when nil.
+        public var targetPort: Int?
 
-        public init(number: Int, name: String, protocol: String) {
+        public init(number: Int, name: String, protocol: String, targetPort: Int? = nil) {
             self.number = number
             self.name = name
             self.protocol = `protocol`
+            self.targetPort = targetPort
+        }
+
+        /// Port `number` named `http`, protocol HTTP.
+        public static func http(_ number: Int, targetPort: Int? = nil) -> Port {
+            Port(number: number, name: "http", protocol: "HTTP", targetPort: targetPort)
+        }
+
+        /// Port `number` named `tls`, protocol TLS (decided by SNI).
+        public static func tls(_ number: Int, targetPort: Int? = nil) -> Port {
+            Port(number: number, name: "tls", protocol: "TLS", targetPort: targetPort)
+        }
+
+        var yaml: String {
+            let target = self.targetPort.map { ", targetPort: \($0)" } ?? ""
+            return "{number: \(self.number), name: \(self.name), protocol: \(self.protocol)\(target)}"
         }
     }
 
@@ -47,16 +66,20 @@ public struct ServiceEntryYAML: Sendable {
 
     /// An HTTP port of `host`, STATIC to `endpoint` (loopback by default).
     public static func http(_ name: String, host: String, port: Int, endpoint: String = "127.0.0.1") -> ServiceEntryYAML {
-        .onePort(name, host: host, port: Port(number: port, name: "http", protocol: "HTTP"), endpoint: endpoint)
+        .ports(name, host: host, .http(port), endpoint: endpoint)
     }
 
-    /// A TLS port of `host` (decided by SNI), STATIC to `endpoint`.
-    public static func tls(_ name: String, host: String, port: Int, endpoint: String = "127.0.0.1") -> ServiceEntryYAML {
-        .onePort(name, host: host, port: Port(number: port, name: "tls", protocol: "TLS"), endpoint: endpoint)
+    /// A TLS port of `host` (decided by SNI), STATIC to `endpoint`, on `targetPort` there
+    /// when given.
+    public static func tls(
+        _ name: String, host: String, port: Int, targetPort: Int? = nil, endpoint: String = "127.0.0.1"
+    ) -> ServiceEntryYAML {
+        .ports(name, host: host, .tls(port, targetPort: targetPort), endpoint: endpoint)
     }
 
-    private static func onePort(_ name: String, host: String, port: Port, endpoint: String) -> ServiceEntryYAML {
-        ServiceEntryYAML(name: name, hosts: [host], ports: [port], resolution: "STATIC", endpoints: [endpoint])
+    /// The `ports` of `host`, STATIC to `endpoint` (loopback by default).
+    public static func ports(_ name: String, host: String, _ ports: Port..., endpoint: String = "127.0.0.1") -> ServiceEntryYAML {
+        ServiceEntryYAML(name: name, hosts: [host], ports: ports, resolution: "STATIC", endpoints: [endpoint])
     }
 
     /// An opaque TCP port on `address` (decided by address), resolution NONE.
@@ -80,8 +103,7 @@ public struct ServiceEntryYAML: Sendable {
             "  hosts: [\(self.hosts.joined(separator: ", "))]",
         ]
         if !self.addresses.isEmpty { lines.append("  addresses: [\(self.addresses.joined(separator: ", "))]") }
-        let ports = self.ports.map { "{number: \($0.number), name: \($0.name), protocol: \($0.protocol)}" }
-        lines.append("  ports: [\(ports.joined(separator: ", "))]")
+        lines.append("  ports: [\(self.ports.map(\.yaml).joined(separator: ", "))]")
         if let location = self.location { lines.append("  location: \(location)") }
         lines.append("  resolution: \(self.resolution)")
         if !self.endpoints.isEmpty {

@@ -2,7 +2,7 @@ public import NIOCore
 
 /// The answers the proxy makes itself.
 public enum LocalStatus: Sendable {
-    case badRequest, forbidden, notFound, requestTimeout, requestHeaderFieldsTooLarge
+    case badRequest, forbidden, notFound, methodNotAllowed, requestTimeout, requestHeaderFieldsTooLarge
     case badGateway, serviceUnavailable, gatewayTimeout
 
     public var code: Int {
@@ -10,6 +10,7 @@ public enum LocalStatus: Sendable {
         case .badRequest: return 400
         case .forbidden: return 403
         case .notFound: return 404
+        case .methodNotAllowed: return 405
         case .requestTimeout: return 408
         case .requestHeaderFieldsTooLarge: return 431
         case .badGateway: return 502
@@ -23,6 +24,7 @@ public enum LocalStatus: Sendable {
         case .badRequest: return "Bad Request"
         case .forbidden: return "Forbidden"
         case .notFound: return "Not Found"
+        case .methodNotAllowed: return "Method Not Allowed"
         case .requestTimeout: return "Request Timeout"
         case .requestHeaderFieldsTooLarge: return "Request Header Fields Too Large"
         case .badGateway: return "Bad Gateway"

@@ -1,95 +1,78 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 import SluiceCore
 
-/// The gateway's HTTP CONNECT listener (RFC 9110 §9.3.6): reads `CONNECT host:port`,
-/// applies the gateway's registry, dials the target, answers `200 Connection established`
-/// (or 403 for an unregistered host, 503 when the target cannot be reached), then removes
-/// the HTTP codec and glues the raw tunnel — the shape of swift-nio-examples' connect-proxy.
-final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+/// The gateway's HTTP CONNECT listener (RFC 9110 §9.3.6): frames `CONNECT host:port` with the
+/// project's HTTP/1 framer, decides it as the sidecar decides an app's CONNECT
+/// (`Tunnel.decide`), dials the target, answers `200 OK` (or 403 for an unregistered host,
+/// 503 when the target cannot be reached, 405 to another method, 400 to a bad request, all
+/// `HTTP1LocalReply`s) and splices the raw tunnel (`Tunnel.splice`) — the shape of
+/// swift-nio-examples' connect-proxy, on the same code path as the sidecar's CONNECT.
+///
+/// Bytes that arrive behind the CONNECT head (in its segment, or while dialling) and the
+/// client's EOF are kept in a `HeldInbound` and go first into the tunnel, the EOF after them;
+/// further reads wait for the splice (`ReadHoldStateMachine`), so a client cannot make the
+/// gateway buffer more than one read while it dials.
+final class ConnectServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
-        case idle
-        case beganConnecting
-        case awaitingEnd(UpstreamConnection)
-        case awaitingConnection(pendingBytes: [NIOAny])
-        case upgradeComplete(pendingBytes: [NIOAny])
-        case upgradeFailed
+        case readingHead
+        case dialling
+        case answered
     }
 
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
-    private let hold: InputClosedHold
-    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
-    private let encoder: HTTPResponseEncoder
-    private var state = State.idle
-    private var record: AccessLogRecord
+    private var framer: HTTP1Framer
+    /// A head not complete yet.
+    private var headBytes: ByteBuffer?
+    /// The tunnel's first bytes and EOF, while dialling.
+    private var held = HeldInbound()
+    private var readHold = ReadHoldStateMachine()
+    private var state = State.readingHead
+    private var record = AccessLogRecord()
+    private var logged = false
 
-    init(
-        runtime: ProxyRuntime,
-        connection: DownstreamConnection,
-        hold: InputClosedHold,
-        decoder: ByteToMessageHandler<HTTPRequestDecoder>,
-        encoder: HTTPResponseEncoder
-    ) {
+    init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
         self.connection = connection
-        self.hold = hold
-        self.decoder = decoder
-        self.encoder = encoder
-        self.record = AccessLogRecord()
+        let limits = runtime.config.limits
+        self.framer = HTTP1Framer(
+            kind: .request,
+            limits: HTTP1Limits(maxHeadBytes: limits.maxRequestHeadBytes, maxFields: limits.maxRequestHeaders)
+        )
         connection.start(&self.record)
     }
 
-    /// Installs the EOF hold, decoder, encoder and this handler on a fresh gateway connection.
+    /// Installs the handler on a fresh gateway connection.
     static func install(on channel: any Channel, runtime: ProxyRuntime, connection: DownstreamConnection) throws {
-        // The client's EOF must not reach the decoder while it buffers tunnel bytes.
-        let hold = InputClosedHold()
-        // Bytes that arrive behind the CONNECT head belong to the tunnel: forwarded on removal.
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        // No automatic framing: a 2xx CONNECT answer has no body and must not be chunked.
-        var encoderConfiguration = HTTPResponseEncoder.Configuration()
-        encoderConfiguration.automaticallySetFramingHeaders = false
-        let encoder = HTTPResponseEncoder(configuration: encoderConfiguration)
-        let handler = ConnectServerHandler(runtime: runtime, connection: connection, hold: hold, decoder: decoder, encoder: encoder)
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(hold)
-        try sync.addHandler(decoder)
-        try sync.addHandler(encoder)
-        try sync.addHandler(handler)
+        try channel.pipeline.syncOperations.addHandler(ConnectServerHandler(runtime: runtime, connection: connection))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = self.unwrapInboundIn(data)
         switch self.state {
-        case .idle:
-            self.handleInitialMessage(context: context, data: self.unwrapInboundIn(data))
-        case .beganConnecting:
-            // Only .end can follow the head of a CONNECT.
-            if case .end = self.unwrapInboundIn(data) {
-                self.state = .awaitingConnection(pendingBytes: [])
-                self.removeDecoder(context: context)
+        case .readingHead:
+            if var buffer = self.headBytes.take() {
+                buffer.writeBuffer(&chunk)
+                self.frameHead(&buffer, context: context)
+            } else {
+                self.frameHead(&chunk, context: context)
             }
-        case .awaitingEnd(let connection):
-            if case .end = self.unwrapInboundIn(data) {
-                self.state = .upgradeComplete(pendingBytes: [])
-                self.removeDecoder(context: context)
-                self.glue(connection, context: context)
-            }
-        case .awaitingConnection(var pendingBytes):
-            // Tunnel bytes the decoder forwarded while we still dial.
-            self.state = .awaitingConnection(pendingBytes: [])
-            pendingBytes.append(data)
-            self.state = .awaitingConnection(pendingBytes: pendingBytes)
-        case .upgradeComplete(var pendingBytes):
-            self.state = .upgradeComplete(pendingBytes: [])
-            pendingBytes.append(data)
-            self.state = .upgradeComplete(pendingBytes: pendingBytes)
-        case .upgradeFailed:
+        case .dialling:
+            self.held.append(&chunk)
+        case .answered:
             break
         }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        let dialling: Bool
+        if case .dialling = self.state { dialling = true } else { dialling = false }
+        if case .read = self.readHold.read(held: dialling) { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -97,62 +80,64 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             context.fireUserInboundEventTriggered(event)
             return
         }
-        // Once the CONNECT is accepted the hold keeps the EOF until the tunnel is glued, so
-        // only a client that closes before (or after a refusal) gets here.
+        if case .dialling = self.state {
+            // Replayed behind the tunnel's first bytes once spliced.
+            self.held.holdInputClosed()
+            return
+        }
+        // A client that closes before its CONNECT is complete, or after a refusal.
         context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.runtime.logger.debug("CONNECT listener error: \(error)")
-        if case .idle = self.state {
-            self.record.responseCode = 400
-            self.record.responseFlags.insert(.downstreamProtocolError)
-            self.logOnce()
-            self.respond(context: context, status: .badRequest)
+        if case .readingHead = self.state {
+            self.refuse(.badRequest, flag: .downstreamProtocolError, context: context)
         }
         context.close(promise: nil)
     }
 
-    private func handleInitialMessage(context: ChannelHandlerContext, data: HTTPServerRequestPart) {
-        guard case .head(let head) = data else {
-            self.state = .upgradeFailed
-            context.close(promise: nil)
+    private func frameHead(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
+        let event: HTTP1Framer.Event
+        do {
+            event = try self.framer.next(&buffer)
+        } catch {
+            self.runtime.logger.debug("CONNECT listener: bad request: \(error)")
+            self.refuse(.badRequest, flag: .downstreamProtocolError, context: context)
             return
         }
-        self.record.method = head.method.rawValue
-        self.record.authority = head.uri
-        self.record.protocol = "HTTP/\(head.version.major).\(head.version.minor)"
-        self.record.userAgent = head.headers.first(name: "user-agent")
-        self.record.requestId = head.headers.first(name: "x-request-id")
+        guard case .head(let head) = event else {
+            // Only a head or "need more" come first.
+            self.headBytes = buffer
+            return
+        }
+        // What follows the head of a CONNECT is the tunnel's (a CONNECT has no body).
+        self.held.append(&buffer)
+        self.handleHead(head, context: context)
+    }
 
-        guard head.method == .CONNECT else {
-            self.state = .upgradeFailed
-            self.record.responseCode = 405
-            self.logOnce()
-            self.respond(context: context, status: .methodNotAllowed)
-            context.close(promise: nil)
+    private func handleHead(_ head: HTTP1Head, context: ChannelHandlerContext) {
+        let target = head.string(head.target)
+        self.record.method = head.methodString
+        self.record.authority = target
+        self.record.protocol = "HTTP/1.\(head.versionMinor)"
+        self.record.userAgent = head.userAgent.map(head.string)
+        self.record.requestId = head.firstValue("x-request-id").map(head.string)
+
+        guard head.knownMethod == .connect else {
+            self.refuse(.methodNotAllowed, flag: nil, context: context)
             return
         }
-        guard let target = Authority(head.uri, as: .hostAndPort) else {
-            self.state = .upgradeFailed
-            self.record.responseCode = 400
-            self.logOnce()
-            self.respond(context: context, status: .badRequest)
-            context.close(promise: nil)
+        guard let authority = Authority(target, as: .hostAndPort) else {
+            self.refuse(.badRequest, flag: nil, context: context)
             return
         }
         let config = self.runtime.config
-        guard let upstreamTarget = Tunnel.decide(connectTo: target, runtime: self.runtime, config: config, record: &self.record, source: "") else {
-            self.state = .upgradeFailed
-            self.record.responseCode = 403
-            self.record.responseFlags.insert(.noRouteFound)
-            self.logOnce()
-            self.respond(context: context, status: .forbidden)
-            context.close(promise: nil)
+        guard let upstreamTarget = Tunnel.decide(connectTo: authority, runtime: self.runtime, config: config, record: &self.record, source: "") else {
+            self.refuse(.forbidden, flag: .noRouteFound, context: context)
             return
         }
-        self.hold.hold()
-        self.state = .beganConnecting
+        self.state = .dialling
         self.runtime.connector.connect(
             target: upstreamTarget,
             gateway: nil,
@@ -161,47 +146,34 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
         ) { result in
             switch result {
             case .success(let upstream):
-                self.connectSucceeded(upstream, context: context)
+                self.splice(upstream, context: context)
             case .failure(let failure):
-                self.state = .upgradeFailed
-                self.record.responseCode = 503
-                self.record.responseFlags.insert(failure.responseFlag)
                 self.record.upstreamTransportFailureReason = failure.transportFailureReason
-                self.logOnce()
-                self.respond(context: context, status: .serviceUnavailable)
-                context.close(promise: nil)
+                self.refuse(.serviceUnavailable, flag: failure.responseFlag, context: context)
             }
         }
     }
 
-    private func connectSucceeded(_ upstream: UpstreamConnection, context: ChannelHandlerContext) {
-        switch self.state {
-        case .beganConnecting:
-            self.state = .awaitingEnd(upstream)
-        case .awaitingConnection(let pendingBytes):
-            self.state = .upgradeComplete(pendingBytes: pendingBytes)
-            self.glue(upstream, context: context)
-        default:
+    /// Answers 200, then glues the tunnel: the bytes held go first, the client's EOF (if it
+    /// came) after them, and reading resumes.
+    private func splice(_ upstream: UpstreamConnection, context: ChannelHandlerContext) {
+        guard case .dialling = self.state, context.channel.isActive else {
             upstream.channel.close(promise: nil)
+            return
         }
-    }
-
-    private func glue(_ upstream: UpstreamConnection, context: ChannelHandlerContext) {
+        self.state = .answered
         Tunnel.noteEstablished(upstream, in: &self.record)
-        var headers = HTTPHeaders()
-        headers.add(name: "date", value: HTTPDate.now())
-        headers.add(name: "server", value: "sluice")
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        context.pipeline.syncOperations.removeHandler(self.encoder, promise: nil)
+        var answer = context.channel.allocator.buffer(capacity: 96)
+        HTTP1LocalReply.writeConnectEstablished(versionMinor: 1, date: HTTPDate.now(), to: &answer)
+        context.writeAndFlush(self.wrapOutboundOut(answer), promise: nil)
 
         let record = self.record
         let runtime = self.runtime
         let start = self.connection.start
+        let replay = self.held.takeForReplay()
+        let downstream = context.channel
         do {
-            // The tunnel bytes read while dialling are replayed through the pipeline below,
-            // behind the decoder's own, so that the client's held EOF follows them.
-            try Tunnel.splice(downstream: context.channel, upstream: upstream.channel) { counters in
+            try Tunnel.splice(downstream: downstream, upstream: upstream.channel, fromApp: replay.bytes) { counters in
                 var record = record
                 record.bytesReceived = counters.downstreamBytes
                 record.bytesSent = counters.upstreamBytes
@@ -214,34 +186,26 @@ final class ConnectServerHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         runtime.metrics.tcpOpened(cluster: record.upstreamCluster ?? "-")
-        if case .upgradeComplete(let pendingBytes) = self.state {
-            self.state = .upgradeComplete(pendingBytes: [])
-            for data in pendingBytes { context.fireChannelRead(data) }
-            if !pendingBytes.isEmpty { context.fireChannelReadComplete() }
-        }
-        // The client's EOF, if it came while dialling, goes after every tunnel byte: the
-        // decoder forwards what it buffered when its (deferred) removal runs, which was
-        // scheduled before this task.
-        let hold = self.hold
-        context.eventLoop.assumeIsolated().execute { hold.release() }
+        // The glue behind this handler half-closes the upstream after the bytes written above.
+        if replay.inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        let readHeld = self.readHold.resume(held: false)
         GlueHandler.startReading(upstream.channel)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        if readHeld { downstream.read() }
     }
 
-    private func removeDecoder(context: ChannelHandlerContext) {
-        context.pipeline.syncOperations.removeHandler(self.decoder, promise: nil)
+    /// Answers `status` (no body, `connection: close`), logs the request and closes.
+    private func refuse(_ status: LocalStatus, flag: ResponseFlags?, context: ChannelHandlerContext) {
+        self.state = .answered
+        self.record.responseCode = status.code
+        if let flag { self.record.responseFlags.insert(flag) }
+        self.logOnce()
+        var reply = context.channel.allocator.buffer(capacity: HTTP1LocalReply.capacity(body: ""))
+        HTTP1LocalReply.write(status, body: "", versionMinor: 1, close: true, isHEAD: false, date: HTTPDate.now(), to: &reply)
+        context.writeAndFlush(self.wrapOutboundOut(reply), promise: nil)
+        context.close(promise: nil)
     }
 
-    private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-length", value: "0")
-        headers.add(name: "connection", value: "close")
-        headers.add(name: "server", value: "sluice")
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-    }
-
-    private var logged = false
     private func logOnce() {
         guard !self.logged else { return }
         self.logged = true

@@ -1,15 +1,15 @@
 import NIOCore
 import SluiceCore
 
-/// Keeps the client's EOF away from NIOHTTP1's request decoder while a CONNECT tunnel is set up.
+/// Keeps a client's EOF away from the handler behind it until that handler can take it.
 ///
-/// `HTTPDecoder.decodeLast(seenEOF: true)` drops whatever it still buffers behind an upgrade
-/// head — it cannot know the upgrade will complete — so a client that sends `CONNECT`, its
-/// first tunnel bytes and a FIN in one go (`printf 'CONNECT …\r\n\r\nping' | nc -N`) would lose
-/// those bytes: the decoder sees the EOF before the dial finishes and its removal would have
-/// forwarded them. Placed in front of the decoder, this handler passes everything through
-/// until `hold()`; from then on it keeps `ChannelEvent.inputClosed` back until `release()`,
-/// which replays it behind the tunnel bytes and takes the handler out of the pipeline.
+/// The gateway's mutual-TLS listener puts it in front of NIOSSL: a client's FIN right behind
+/// its last handshake flight must not reach NIOSSL while the verification callback's answer
+/// is still on its way (NIOSSL would call it an EOF during the handshake). It passes
+/// everything through until `hold()`; from then on it keeps `ChannelEvent.inputClosed` back
+/// (in a `HeldInbound`, the shared hold-then-replay helper) until `release()`, which replays
+/// it and takes the handler out of the pipeline. Only the EOF is held: bytes go on to the
+/// handler behind, which keeps them itself.
 final class InputClosedHold: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
@@ -38,9 +38,9 @@ final class InputClosedHold: ChannelInboundHandler, RemovableChannelHandler {
         self.holding = true
     }
 
-    /// Fires the EOF kept back, if any, through the rest of the pipeline (the tunnel's glue by
-    /// now), then leaves the pipeline. Call it once the bytes that preceded the EOF have gone
-    /// through: after the decoder's own (deferred) removal has forwarded what it buffered.
+    /// Fires the EOF kept back, if any, through the rest of the pipeline, then leaves the
+    /// pipeline. Call it once the bytes that preceded the EOF have gone through the handlers
+    /// behind (for NIOSSL: after it decoded the records that came with the last flight).
     func release() {
         guard let context = self.context else { return }
         self.holding = false

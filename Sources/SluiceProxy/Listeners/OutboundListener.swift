@@ -128,15 +128,19 @@ struct LoopDetected: Error, CustomStringConvertible {
     var description: String { "connection addressed to the proxy's own listener" }
 }
 
-/// Holds reads (and buffers anything already read) while an upstream connects, then replays
+/// Holds reads (and keeps anything already read) while an upstream connects, then replays
 /// and leaves. Used where no sniffing is needed.
+///
+/// The bytes and the EOF are kept in a `HeldInbound`, the shared hold-then-replay helper.
+/// Reads are not kept in a `ReadHoldStateMachine`: that one holds a `read()` while a
+/// condition lasts and re-checks it; here every `read()` is held, unconditionally, until
+/// `release(on:)` takes the handler out and issues the one read that starts the connection.
 final class ReadHoldHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
 
-    private var buffered: [NIOAny] = []
-    private var inputClosed = false
+    private var held = HeldInbound()
     private let onActive: (any Channel) -> Void
 
     /// - Parameter onActive: runs once the channel is active (it starts the upstream dial).
@@ -150,12 +154,13 @@ final class ReadHoldHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.buffered.append(data)
+        var chunk = self.unwrapInboundIn(data)
+        self.held.append(&chunk)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            self.inputClosed = true
+            self.held.holdInputClosed()
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -166,10 +171,12 @@ final class ReadHoldHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        for data in self.buffered { context.fireChannelRead(data) }
-        if !self.buffered.isEmpty { context.fireChannelReadComplete() }
-        self.buffered.removeAll()
-        if self.inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        let replay = self.held.takeForReplay()
+        if let bytes = replay.bytes {
+            context.fireChannelRead(self.wrapInboundOut(bytes))
+            context.fireChannelReadComplete()
+        }
+        if replay.inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
         context.leavePipeline(removalToken: removalToken)
     }
 
