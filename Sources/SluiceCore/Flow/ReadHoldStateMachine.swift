@@ -3,8 +3,8 @@
 /// says whether it must wait (`held`); this remembers the kept read.
 ///
 /// Used by the HTTP proxy's two handlers (a pipelined request waiting its turn, an upstream
-/// being dialled or not writable, a downstream not writable) and by the glue of a tunnel (its
-/// partner not writable).
+/// being dialled or not writable, a downstream not writable), by the glue of a tunnel (its
+/// partner not writable) and by the HTTP/2 stream relays (the other side's stream not writable).
 public struct ReadHoldStateMachine: Sendable {
     /// What to do with a `read()`.
     public enum ReadAction: Sendable, Equatable {

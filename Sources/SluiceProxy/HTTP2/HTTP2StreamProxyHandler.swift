@@ -31,7 +31,8 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
     private var responseStarted = false
     private var responseEnded = false
     private var logged = false
-    private var reads = ReadHold()
+    private var reads = ReadHoldStateMachine()
+    private var readsHeld = false
 
     init(shared: HTTP2DownstreamConnection) {
         self.shared = shared
@@ -87,7 +88,7 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.reads.admit() { context.read() }
+        if self.reads.read(held: self.readsHeld) == .read { context.read() }
     }
 
     // MARK: request
@@ -221,7 +222,8 @@ final class HTTP2StreamProxyHandler: ChannelDuplexHandler {
     }
 
     private func hold(_ held: Bool) {
-        if self.reads.hold(held), let context = self.context { context.read() }
+        self.readsHeld = held
+        if self.reads.resume(held: held), let context = self.context { context.read() }
     }
 
     // MARK: response, driven by the upstream half

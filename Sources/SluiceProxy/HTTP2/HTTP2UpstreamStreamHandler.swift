@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP2
+import SluiceCore
 
 /// The upstream half of one proxied HTTP/2 stream: hands what the origin sends to the
 /// downstream stream's handler, and holds reads while the downstream stream cannot take more
@@ -11,7 +12,8 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
 
     private weak var downstream: HTTP2StreamProxyHandler?
     private var context: ChannelHandlerContext?
-    private var reads = ReadHold()
+    private var reads = ReadHoldStateMachine()
+    private var readsHeld = false
     /// A frame went out: the stream exists at the origin (before that it has no id there).
     private var opened = false
 
@@ -44,7 +46,7 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.reads.admit() { context.read() }
+        if self.reads.read(held: self.readsHeld) == .read { context.read() }
     }
 
     // MARK: driven by the downstream half
@@ -60,7 +62,8 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
 
     /// Stops (or resumes) reading the origin's frames.
     func hold(_ held: Bool) {
-        if self.reads.hold(held), let context = self.context { context.read() }
+        self.readsHeld = held
+        if self.reads.resume(held: held), let context = self.context { context.read() }
     }
 
     /// Ends the upstream stream with RST_STREAM `code` (the client reset its side).

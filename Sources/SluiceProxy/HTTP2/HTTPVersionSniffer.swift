@@ -3,15 +3,15 @@ import SluiceCore
 
 /// On a listener that only speaks HTTP (the gateway's HTTP listener): waits for enough of the
 /// client's first bytes to tell the HTTP/2 preface from an HTTP/1 request, installs the
-/// matching proxy after itself, replays what it read and leaves.
+/// matching proxy after itself, replays what it read (kept in `HeldInbound`, as the sniffer
+/// and the tunnels keep theirs) and leaves.
 final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
-    private var buffered: ByteBuffer?
-    private var inputClosed = false
+    private var held = HeldInbound()
     private var timeout: Scheduled<Void>?
     private var handedOff = false
 
@@ -36,12 +36,8 @@ final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var chunk = self.unwrapInboundIn(data)
-        if self.buffered == nil {
-            self.buffered = chunk
-        } else {
-            self.buffered?.writeBuffer(&chunk)
-        }
-        guard let buffered = self.buffered else { return }
+        self.held.append(&chunk)
+        guard let buffered = self.held.bytes else { return }
         switch HTTP2Preface.match(buffered) {
         case .partial: return
         case .complete: self.handOff(context: context, http2: true)
@@ -54,11 +50,11 @@ final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        guard (self.buffered?.readableBytes ?? 0) > 0 else {
+        guard self.held.readableBytes > 0 else {
             context.close(promise: nil)
             return
         }
-        self.inputClosed = true
+        self.held.holdInputClosed()
         self.handOff(context: context, http2: false)
     }
 
@@ -77,12 +73,12 @@ final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        if let rest = self.buffered {
-            self.buffered = nil
+        let replay = self.held.takeForReplay()
+        if let rest = replay.bytes {
             context.fireChannelRead(self.wrapInboundOut(rest))
             context.fireChannelReadComplete()
         }
-        if self.inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        if replay.inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
