@@ -40,9 +40,18 @@ final class HTTPAuthorizationLoopbackTests: XCTestCase {
           - to: [{operation: {paths: ["/allowed/audited"]}}]
         """
 
-    /// MeshTLSLoopbackTests's aliyun.com entry, with `resolution`.
+    /// aliyun.com registered for HTTP on `port` at 127.0.0.1.
     private func entry(port: Int, resolution: String) -> String {
-        MeshTLSLoopbackTests.registry(port: port).replacingOccurrences(of: "resolution: STATIC", with: "resolution: \(resolution)")
+        """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: aliyun}
+        spec:
+          hosts: [aliyun.com]
+          ports: [{number: \(port), name: http, protocol: HTTP}]
+          resolution: \(resolution)
+          endpoints: [{address: 127.0.0.1}]
+        """
     }
 
     /// Gateway (ISTIO_MUTUAL HTTP listener, the policies, a JSON access log) and sidecar.

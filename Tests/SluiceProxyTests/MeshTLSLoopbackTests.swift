@@ -47,8 +47,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
         }
     }
 
-    /// aliyun.com registered for HTTP on `port` at 127.0.0.1 (STATIC; the sidecar's copy says DNS).
-    static func registry(port: Int) -> String {
+    private func registry(port: Int) -> String {
         """
         apiVersion: networking.istio.io/v1
         kind: ServiceEntry
@@ -79,7 +78,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
     private func startGateway(_ net: Loopback, mesh: Mesh, origin: SocketAddress) throws -> (SocketAddress, ProxyRuntime) {
         let store = try CertificateStore(directory: mesh.issue(Self.gatewayID, into: "gateway").path)
         let runtime = try Loopback.runtime(
-            config: "accessLog: {enabled: false}\n", registry: Self.registry(port: origin.port!), role: .gateway, certificates: store)
+            config: "accessLog: {enabled: false}\n", registry: registry(port: origin.port!), role: .gateway, certificates: store)
         let listener = ListenerConfig(port: origin.port!, protocol: .http, address: "127.0.0.2", tls: .istioMutual)
         let channel = try net.group.next().makeFutureWithTask {
             try await GatewayListener.bind(listener, group: net.group, runtime: runtime)
@@ -97,7 +96,7 @@ final class MeshTLSLoopbackTests: XCTestCase {
               ports: {http: \(origin.port!)}
               tls: {mode: ISTIO_MUTUAL, sni: aliyun.com, subjectAltNames: ["\(gatewaySAN)"]}
             """
-        let sidecarRegistry = Self.registry(port: origin.port!).replacingOccurrences(of: "resolution: STATIC", with: "resolution: DNS")
+        let sidecarRegistry = registry(port: origin.port!).replacingOccurrences(of: "resolution: STATIC", with: "resolution: DNS")
         return try net.startSidecar(config: config, registry: sidecarRegistry, originalDestination: origin, certificates: store)
     }
 
