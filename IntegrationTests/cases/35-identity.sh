@@ -173,6 +173,58 @@ YAML
 	fi
 }
 
+# AuthorizationPolicy on HTTP requests at the gateway (Envoy's RBAC HTTP filter): an ALLOW
+# for the app's SPIFFE ID on paths /allowed* and a DENY on method DELETE, applied by a file
+# edit. The allowed path passes, another path and a DELETE get 403 "RBAC: access denied"
+# with the deciding policy in response_code_details; removing the policies opens "/" again.
+authorization_policy_checks_http_at_gateway() {
+	local gw_access body
+	cat >"$MESH_DIR/authz/http.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-sleep-allowed, namespace: istio-system}
+spec:
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+    to: [{operation: {paths: ["/allowed*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-delete, namespace: istio-system}
+spec:
+  action: DENY
+  rules:
+  - to: [{operation: {methods: ["DELETE"]}}]
+YAML
+	gw_access=$(gateway_access_mark)
+	if wait_until 3 bash -c "[[ \$(ip netns exec $NS_APP curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://aliyun.com/) == 403 ]]"; then
+		pass "AuthorizationPolicy (HTTP): with an ALLOW on /allowed* for the app's principal, http://aliyun.com/ gets 403 within 3 s"
+	else
+		fail "AuthorizationPolicy (HTTP): http://aliyun.com/ gets 403 under an ALLOW on /allowed*" "$(tail -n 5 "$GATEWAY_LOG")"
+	fi
+	body=$(app curl -s --max-time "$CURL_MAX_TIME" http://aliyun.com/other)
+	check_eq "AuthorizationPolicy (HTTP): the 403's body is Envoy's RBAC: access denied" "RBAC: access denied" "$body"
+	check_eq "AuthorizationPolicy (HTTP): GET http://aliyun.com/allowed/page (ALLOW matches) answers 200" 200 \
+		"$(app_status http://aliyun.com/allowed/page)"
+	check_eq "AuthorizationPolicy (HTTP): DELETE http://aliyun.com/allowed/page (the DENY on DELETE) answers 403" 403 \
+		"$(app_status -X DELETE http://aliyun.com/allowed/page)"
+	check_gateway_access_log "AuthorizationPolicy (HTTP): the access log has response_code_details for the DENY" "$gw_access" \
+		'.method == "DELETE" and .response_code == 403 and .response_code_details == "rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-delete]-rule[0]]"'
+	check_gateway_access_log "AuthorizationPolicy (HTTP): the access log has response_code_details [none] for the default deny" "$gw_access" \
+		'.path == "/other" and .response_code == 403 and .response_code_details == "rbac_access_denied_matched_policy[none]"'
+	check_metric_reaches "AuthorizationPolicy (HTTP): sluice_rbac_decisions_total{decision=\"allowed\"} counts the ALLOW" \
+		gateway 1 sluice_rbac_decisions_total decision=allowed "policy=ns[istio-system]-policy[allow-sleep-allowed]-rule[0]"
+	check_metric_reaches "AuthorizationPolicy (HTTP): sluice_rbac_decisions_total{decision=\"denied\"} counts the DENY" \
+		gateway 1 sluice_rbac_decisions_total decision=denied "policy=ns[istio-system]-policy[deny-delete]-rule[0]"
+	rm -f "$MESH_DIR/authz/http.yaml"
+	if wait_until 3 bash -c "[[ \$(ip netns exec $NS_APP curl -s -o /dev/null -w '%{http_code}' --max-time 2 -I http://aliyun.com/) == 301 ]]"; then
+		pass "AuthorizationPolicy (HTTP): with the policies removed, http://aliyun.com/ answers 301 again"
+	else
+		fail "AuthorizationPolicy (HTTP): with the policies removed, http://aliyun.com/ answers 301 again" "$(tail -n 5 "$GATEWAY_LOG")"
+	fi
+}
+
 identity_cases() {
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
@@ -183,7 +235,7 @@ identity_cases() {
 	# scenario keeps a running gateway that has its config.
 	if wants mtls_http_leaves_through_gateway mtls_tls_passes_through_inside_mtls plain_client_fails_the_handshake \
 		client_without_certificate_is_refused client_from_another_root_is_refused gateway_certificate_rotates_live \
-		authorization_policy_denies_tls_at_gateway; then
+		authorization_policy_denies_tls_at_gateway authorization_policy_checks_http_at_gateway; then
 		if start_gateway "$GATEWAY_IDENTITY_CONFIG" --certs "$MESH_DIR/gateway" --namespace istio-system 2>"$E2E_TMP/start.err"; then
 			SCENARIO_GATEWAY_CONFIG=$GATEWAY_IDENTITY_CONFIG
 		else
@@ -199,7 +251,8 @@ identity_cases() {
 		client_without_certificate_is_refused \
 		client_from_another_root_is_refused \
 		gateway_certificate_rotates_live \
-		authorization_policy_denies_tls_at_gateway
+		authorization_policy_denies_tls_at_gateway \
+		authorization_policy_checks_http_at_gateway
 	unset SLUICE_CERTS_DIR
 	stop_gateway
 	rm -rf "$MESH_DIR"

@@ -7,7 +7,7 @@ import XCTest
 /// response flags and RFC 3339 timestamps.
 final class AccessLogTests: XCTestCase {
     static let stringKeys = [
-        "start_time", "method", "path", "protocol", "response_flags", "upstream_service_time",
+        "start_time", "method", "path", "protocol", "response_flags", "response_code_details", "upstream_service_time",
         "x_forwarded_for", "user_agent", "request_id", "authority", "upstream_host", "upstream_cluster",
         "upstream_local_address", "downstream_local_address", "downstream_remote_address",
         "requested_server_name", "route_name", "upstream_transport_failure_reason", "trace_id",
@@ -16,7 +16,8 @@ final class AccessLogTests: XCTestCase {
     static let numberKeys = ["response_code", "bytes_received", "bytes_sent", "duration"]
 
     /// An HTTP request through the gateway with every field set.
-    static let full = AccessLogRecord(
+    static let full: AccessLogRecord = {
+        var record = AccessLogRecord(
         startTime: 1_795_752_616_123,  // 2026-11-27T04:10:16.123Z
         method: "GET",
         path: "/index.html?q=1",
@@ -41,7 +42,10 @@ final class AccessLogTests: XCTestCase {
         upstreamTransportFailureReason: "none",
         traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
         istioPolicyStatus: "ok"
-    )
+        )
+        record.responseCodeDetails = "via_upstream"
+        return record
+    }()
 
     private func parseJSON(_ line: String, file: StaticString = #filePath, line lineNumber: UInt = #line) throws -> [String: Any] {
         XCTAssertTrue(line.hasSuffix("\n"), "line must end in a newline", file: file, line: lineNumber)
@@ -79,7 +83,8 @@ final class AccessLogTests: XCTestCase {
     func testJSONKeysAreInDesignOrder() {
         let line = Self.full.jsonLine()
         let order = [
-            "start_time", "method", "path", "protocol", "response_code", "response_flags", "bytes_received",
+            "start_time", "method", "path", "protocol", "response_code", "response_flags", "response_code_details",
+            "bytes_received",
             "bytes_sent", "duration", "upstream_service_time", "x_forwarded_for", "user_agent", "request_id",
             "authority", "upstream_host", "upstream_cluster", "upstream_local_address", "downstream_local_address",
             "downstream_remote_address", "requested_server_name", "route_name", "upstream_transport_failure_reason",
@@ -106,7 +111,7 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(Set(json.keys), Set(Self.stringKeys + Self.numberKeys))
         for key in ["method", "path", "protocol", "upstream_service_time", "x_forwarded_for", "user_agent",
                     "request_id", "authority", "upstream_host", "upstream_local_address",
-                    "upstream_transport_failure_reason", "trace_id", "istio_policy_status"] {
+                    "upstream_transport_failure_reason", "trace_id", "istio_policy_status", "response_code_details"] {
             XCTAssertTrue(json[key] is NSNull, "\(key) should be null")
         }
         XCTAssertEqual(json["response_code"] as? Int, 0)
@@ -120,8 +125,8 @@ final class AccessLogTests: XCTestCase {
 
     func testDefaultRecordIsAllAbsent() throws {
         let json = try parseJSON(AccessLogRecord().jsonLine())
-        XCTAssertEqual(json.count, 24)
-        XCTAssertEqual(json.values.filter { $0 is NSNull }.count, 24 - 6)  // all but start_time, flags, 4 numbers
+        XCTAssertEqual(json.count, 25)
+        XCTAssertEqual(json.values.filter { $0 is NSNull }.count, 25 - 6)  // all but start_time, flags, 4 numbers
     }
 
     func testHostileStringsAreEscaped() throws {

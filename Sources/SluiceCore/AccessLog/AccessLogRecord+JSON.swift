@@ -35,7 +35,9 @@ extension AccessLogRecord {
         w.writeDecimal(Int64(responseCode))
         w.write(",\"response_flags\":\"")
         responseFlags.write(to: &w)
-        w.write("\",\"bytes_received\":")
+        w.write("\",\"response_code_details\":")
+        w.writeJSONValue(responseCodeDetails)
+        w.write(",\"bytes_received\":")
         w.writeDecimal(bytesReceived)
         w.write(",\"bytes_sent\":")
         w.writeDecimal(bytesSent)
@@ -97,7 +99,7 @@ extension AccessLogRecord {
             + b(authority) + b(upstreamHost) + b(upstreamCluster)
             + b(upstreamLocalAddress) + b(downstreamLocalAddress)
             + b(downstreamRemoteAddress) + b(requestedServerName)
-            + b(routeName) + b(upstreamTransportFailureReason)
+            + b(routeName) + b(upstreamTransportFailureReason) + b(responseCodeDetails)
             + b(traceId) + b(istioPolicyStatus)
     }
 }

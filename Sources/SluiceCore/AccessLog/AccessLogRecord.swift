@@ -78,6 +78,9 @@ public struct AccessLogRecord: Sendable, Equatable {
     public var routeName: String?
     /// Why connecting to the upstream failed, when it did.
     public var upstreamTransportFailureReason: String?
+    /// Envoy's `%RESPONSE_CODE_DETAILS%` where Sluice sets one (Istio's default JSON log has
+    /// the field): `rbac_access_denied_matched_policy[…]` for an AuthorizationPolicy denial.
+    public var responseCodeDetails: String?
     /// Trace id, when the request carried one.
     public var traceId: String?
     /// Istio's policy status; kept for field-set compatibility with ASM.

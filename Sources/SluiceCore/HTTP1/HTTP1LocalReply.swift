@@ -44,6 +44,8 @@ public enum HTTP1LocalReply {
     public static let upstreamTimeoutBody = "upstream request timeout\n"
     public static let dnsFailureBody = "DNS resolution failure\n"
     public static let noHealthyUpstreamBody = "no healthy upstream\n"
+    /// Envoy's RBAC filter's body for a request an AuthorizationPolicy denies (no newline).
+    public static let rbacDeniedBody = "RBAC: access denied"
 
     /// Envoy's body for an upstream that failed before a response head.
     public static func resetBody(reason: String) -> String {

@@ -92,8 +92,8 @@ enum RoutingObjectDecoder {
             }
             if (proto == "HTTPS" || proto == "TLS") && tlsMode == nil {
                 reader.error(field + ".tls", at: item, "a \(proto) server needs tls.mode (PASSTHROUGH for egress passthrough)")
-            } else if let mode = tlsMode, mode != "PASSTHROUGH" {
-                reader.note(field + ".tls.mode", at: item, "tls.mode \(mode) is not yet applied: the gateway does not terminate TLS, so this server is not routed (issue 21)")
+            } else if let mode = tlsMode, mode != "PASSTHROUGH", mode != "ISTIO_MUTUAL" {
+                reader.note(field + ".tls.mode", at: item, "tls.mode \(mode) is not yet applied: the gateway terminates only ISTIO_MUTUAL, so this server is not routed (issue 21)")
             }
             if let number { servers.append(.init(port: number, portName: portName, protocol: proto, hosts: hosts, tlsMode: tlsMode)) }
         }

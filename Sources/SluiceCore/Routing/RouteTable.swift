@@ -122,8 +122,12 @@ public struct RouteTable: Sendable {
             }
         }
 
-        var isHTTP: Bool { ["HTTP", "HTTP2", "GRPC"].contains(`protocol`) }
-        var isTLSPassthrough: Bool { (`protocol` == "TLS" || `protocol` == "HTTPS") && tlsMode == "PASSTHROUGH" }
+        /// Routes HTTP by Host: plain HTTP, or HTTPS whose ISTIO_MUTUAL the gateway terminates.
+        var isHTTP: Bool { ["HTTP", "HTTP2", "GRPC"].contains(`protocol`) || (`protocol` == "HTTPS" && terminatesIstioMutual) }
+        /// Routes TLS by SNI: PASSTHROUGH, or the app's TLS inside terminated ISTIO_MUTUAL (its inner SNI).
+        var isTLSPassthrough: Bool {
+            ((`protocol` == "TLS" || `protocol` == "HTTPS") && tlsMode == "PASSTHROUGH") || (`protocol` == "TLS" && terminatesIstioMutual)
+        }
     }
 
     /// The role compiled for.

@@ -80,6 +80,10 @@ extension HTTPProxyHandler {
     }
 
     func respondDenied(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
+        if self.isAuthorizationDenial(exchange) {
+            self.respondForbidden(exchange, context: context, closeAfter: closeAfter)
+            return
+        }
         switch self.runtime.role {
         case .sidecar:
             // Envoy's BlackHoleCluster answer under REGISTRY_ONLY.

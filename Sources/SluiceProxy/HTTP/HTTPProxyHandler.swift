@@ -278,6 +278,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             record.istioPolicyStatus = Decision.auditDeniedStatus
             self.runtime.metrics.auditDenied(.http, host: decided.host)
         }
+        // AuthorizationPolicy at the gateway (HTTPProxyHandler+Authorization).
+        if self.authorizationDenied(
+            head, authority: authority, decision: decided.decision, record: &record, config: config, context: context)
+        {
+            return
+        }
         let upgrade = head.requestedUpgrade
 
         switch decided.decision.action {

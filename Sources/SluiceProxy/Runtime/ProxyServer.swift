@@ -70,7 +70,16 @@ public final class ProxyServer: Service, Sendable {
                 self.runtime.logger.notice("IPv6 outbound listener skipped (\(error))")
             }
         case .gateway:
-            for listener in self.runtime.config.snapshot.config.listeners {
+            // Istio Gateway servers with tls.mode ISTIO_MUTUAL switch termination on for
+            // the listener on their port (read at start; RouteTable+ServerTLS).
+            let config = self.runtime.config
+            let listeners = config.snapshot.config.listeners
+            let applied = config.policy.routes?.applyingServerTLS(to: listeners) ?? (listeners: listeners, warnings: [])
+            for warning in applied.warnings { self.runtime.logger.warning("\(warning)") }
+            if self.runtime.certificates == nil, applied.listeners.contains(where: { $0.tls == .istioMutual }) {
+                self.runtime.logger.error("a listener terminates ISTIO_MUTUAL but no mesh certificate is loaded (--certs): its connections are refused")
+            }
+            for listener in applied.listeners {
                 bound.traffic.append(try await GatewayListener.bind(listener, group: self.group, runtime: self.runtime))
             }
         }
