@@ -16,7 +16,8 @@ PROXIES = ["direct", "haproxy-tcp", "haproxy-http", "sluice"]
 # A proxy's peak RSS is recorded after each load; the keep-alive run's (test "memory") is the
 # one the targets name, the others' are in the "any load" column.
 LOADS = ("newconn", "bulk_http", "bulk_tls")
-METRICS = ["rps", "p50_ms", "p90_ms", "p99_ms", "mib_per_s", "cpu_us_per_req", "errors", "non_2xx",
+ALL_LOADS = ("keepalive",) + LOADS + ("h2c",)
+METRICS = ["rps", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "mib_per_s", "cpu_us_per_req", "errors", "non_2xx",
            "rss_idle_kb", "rss_peak_kb", "ready_ms", "requests"]
 
 
@@ -90,6 +91,9 @@ def targets(med, threads_list, samples):
         add("idle RSS <= 16 MiB", t, v and v / 1024, 16, v is not None and v <= 16 * 1024, "MiB")
         v = s("memory", "rss_peak_kb")
         add("peak RSS <= 32 MiB", t, v and v / 1024, 32, v is not None and v <= 32 * 1024, "MiB")
+    for t in threads_list:
+        compare("h2c keep-alive req/s >= 1.0x HAProxy HTTP/2", t, "h2c", "rps", "haproxy-http", True)
+        compare("CPU/request (h2c keep-alive) <= HAProxy HTTP/2", t, "h2c", "cpu_us_per_req", "haproxy-http", False)
     compare("10,000 entries keep-alive req/s within 5% of 10 entries", 2, "keepalive", "rps", "sluice-10", True,
             a_proxy="sluice-10000", limit=0.95)
     v = get(med, "sluice-10000", 2, "startup", "ready_ms")
@@ -100,16 +104,30 @@ def targets(med, threads_list, samples):
     return rows
 
 
-def markdown(meta, med, rows, threads_list):
+def h2c_table(med, threads_list):
+    """The h2c keep-alive load (h2load): one row per proxy and thread count."""
+    out = ["h2c keep-alive (h2load, prior knowledge, to nginx's h2c server; HAProxy HTTP is `proto h2` "
+           "on the bind and the server line, HAProxy TCP relays the bytes):", "",
+           "| proxy | thr | req/s | mean ms | MiB/s | CPU µs/req | errors | non-2xx | RSS peak MiB |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for t in threads_list:
+        for p in PROXIES:
+            if p == "direct" and t != threads_list[0]:
+                continue
+            tt = 0 if p == "direct" else t
+            g = lambda m: get(med, p, tt, "h2c", m)  # noqa: E731
+            peak = g("rss_peak_kb")
+            out.append("| " + " | ".join([
+                p, "-" if p == "direct" else str(t), fmt(g("rps")), fmt(g("mean_ms"), 2), fmt(g("mib_per_s"), 1),
+                fmt(g("cpu_us_per_req"), 1), fmt(g("errors")), fmt(g("non_2xx")), fmt(peak and peak / 1024, 1),
+            ]) + " |")
+    out.append("")
+    return out
+
+
+def http1_tables(med, threads_list):
+    """The wrk loads' table and the sluice extras (registry size, the 502 path)."""
     out = []
-    out.append(f"# Sluice benchmark ({meta.get('started', '?')})")
-    out.append("")
-    out.append(f"{meta.get('rounds')} round(s) x {meta.get('duration_s')} s per load, medians over rounds; "
-               f"wrk -t1 -c{meta.get('connections')} (bulk: -c{meta.get('bulk_connections')}); "
-               f"{meta.get('cpus')} CPUs shared by client, proxy and origin; "
-               f"load average at start {meta.get('load_average_at_start')}, at end {meta.get('load_average_at_end')}; "
-               f"sluice {meta.get('sluice_commit')}, {meta.get('haproxy')}.")
-    out.append("")
     out.append("| proxy | thr | keep-alive req/s | p50 ms | p99 ms | new-conn req/s | new-conn p99 ms "
                "| bulk HTTP MiB/s | bulk TLS MiB/s | CPU µs/req keep-alive | CPU µs/req new-conn "
                "| RSS idle MiB | RSS peak MiB | RSS peak, any load | ready ms |")
@@ -143,6 +161,28 @@ def markdown(meta, med, rows, threads_list):
         out.append(f"| {label} | {fmt(g('keepalive', 'rps'))} | {fmt(g('keepalive', 'p99_ms'), 2)} "
                    f"| {fmt(g('startup', 'ready_ms'))} | {fmt(peak and peak / 1024, 1)} |")
     out.append("")
+    return out
+
+
+def markdown(meta, med, rows, threads_list):
+    out = []
+    loads = meta.get("loads", " ".join(ALL_LOADS)).split()
+    partial = set(ALL_LOADS) - set(loads)
+    http1 = any(test in loads for test in ("keepalive",) + LOADS)
+    out.append(f"# Sluice benchmark ({meta.get('started', '?')})")
+    out.append("")
+    out.append(f"{meta.get('rounds')} round(s) x {meta.get('duration_s')} s per load, medians over rounds; "
+               f"loads {' '.join(loads)}; "
+               f"wrk -t1 -c{meta.get('connections')} (bulk: -c{meta.get('bulk_connections')}); "
+               f"h2load -t1 -c{meta.get('h2c_connections')} -m{meta.get('h2c_streams')}; "
+               f"{meta.get('cpus')} CPUs shared by client, proxy and origin; "
+               f"load average at start {meta.get('load_average_at_start')}, at end {meta.get('load_average_at_end')}; "
+               f"sluice {meta.get('sluice_commit')} ({meta.get('sluice_binary', '?')}), {meta.get('haproxy')}.")
+    out.append("")
+    if http1:
+        out += http1_tables(med, threads_list)
+    if "h2c" in loads:
+        out += h2c_table(med, threads_list)
     out.append("Targets (ratios are sluice / reference: the median over rounds of each round's ratio, "
                "each round's ratio, and the ratio of the medians in the table above):")
     out.append("")
@@ -150,6 +190,8 @@ def markdown(meta, med, rows, threads_list):
     out.append("|---|--:|--:|--:|--:|--:|:-:|")
     for r in rows:
         v = r["value"]
+        if v is None and partial:
+            continue  # a target of a load this run did not measure
         val = "n/a" if v is None else (f"{v:.3f}{r['unit']}" if r["unit"] == "x" else f"{v:,.1f} {r['unit']}")
         lim = f"{r['limit']}{r['unit']}" if r["unit"] == "x" else f"{r['limit']} {r['unit']}"
         per_round = " / ".join(f"{x:.2f}" for x in r.get("per_round", [])) or "-"

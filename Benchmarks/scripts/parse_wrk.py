@@ -19,7 +19,8 @@ def ms(text):
     return float(m.group(1)) * UNITS_TIME[m.group(2)] if m else None
 
 
-def main():
+def sample_args():
+    """The arguments both parsers take, and the sample's identifying fields."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--round", type=int, required=True)
     ap.add_argument("--proxy", required=True)
@@ -28,8 +29,20 @@ def main():
     ap.add_argument("--cpu-ticks", default="")
     ap.add_argument("--clk-tck", type=int, default=100)
     a = ap.parse_args()
+    return a, {"round": a.round, "proxy": a.proxy, "threads": a.threads, "test": a.test}
+
+
+def emit(a, s):
+    """Adds the proxy's CPU per request, when its ticks were given, and prints the sample."""
+    if a.cpu_ticks != "" and s["requests"]:
+        s["cpu_s"] = int(a.cpu_ticks) / a.clk_tck
+        s["cpu_us_per_req"] = s["cpu_s"] / s["requests"] * 1e6
+    print(json.dumps(s))
+
+
+def main():
+    a, s = sample_args()
     text = sys.stdin.read()
-    s = {"round": a.round, "proxy": a.proxy, "threads": a.threads, "test": a.test}
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)(B|KB|MB|GB|TB) read", text)
     if m:
         s["requests"] = int(m.group(1))
@@ -47,10 +60,7 @@ def main():
     s["errors"] = sum(int(g) for g in m.groups()) if m else 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     s["non_2xx"] = int(m.group(1)) if m else 0
-    if a.cpu_ticks != "" and s["requests"]:
-        s["cpu_s"] = int(a.cpu_ticks) / a.clk_tck
-        s["cpu_us_per_req"] = s["cpu_s"] / s["requests"] * 1e6
-    print(json.dumps(s))
+    emit(a, s)
 
 
 if __name__ == "__main__":
