@@ -54,20 +54,16 @@ public enum RoutingAnalysis {
     }
 
     /// Notes for what the decision hands the data path that the HTTP path does not apply yet
-    /// (see docs/configuration.md): per-route behaviours and DestinationRule traffic policies.
+    /// (see docs/configuration.md): the per-route behaviour still pending (retries) and DestinationRule traffic policies.
     static func pendingDataPath(_ routing: RoutingObjects) -> [ConfigDiagnostic] {
         var diagnostics: [ConfigDiagnostic] = []
         for service in routing.virtualServices {
             var fields: Set<String> = []
             for route in service.routes where route.kind == .http {
                 let behaviour = route.behaviour
-                if behaviour.timeout != nil { fields.insert("timeout") }
+                // Applied by the HTTP/1 path: timeout, redirect, fault, headers, rewrite, weights
+                // per request.
                 if behaviour.retries != nil { fields.insert("retries") }
-                if !behaviour.requestHeaders.isEmpty || !behaviour.responseHeaders.isEmpty { fields.insert("headers") }
-                if behaviour.rewrite != nil { fields.insert("rewrite") }
-                if behaviour.redirect != nil { fields.insert("redirect") }
-                if behaviour.fault != nil { fields.insert("fault") }
-                if route.destinations.count > 1 { fields.insert("weights (chosen per decision, cached per authority by the HTTP path)") }
             }
             guard !fields.isEmpty else { continue }
             diagnostics.append(ConfigDiagnostic(

@@ -80,6 +80,11 @@ extension HTTPProxyHandler {
     }
 
     func respondDenied(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
+        if let answer = exchange.routeAnswer {
+            self.respondLocally(exchange, status: answer.status, flag: answer.flag, body: answer.body, extraFields: answer.fields,
+                                context: context, closeAfter: closeAfter)
+            return
+        }
         switch self.runtime.role {
         case .sidecar:
             // Envoy's BlackHoleCluster answer under REGISTRY_ONLY.
@@ -96,6 +101,7 @@ extension HTTPProxyHandler {
         status: LocalStatus,
         flag: ResponseFlags?,
         body: String,
+        extraFields: [(String, String)] = [],
         context: ChannelHandlerContext,
         closeAfter: Bool = false
     ) {
@@ -111,6 +117,7 @@ extension HTTPProxyHandler {
             close: close,
             isHEAD: exchange.isHEAD,
             date: HTTPDate.now(),
+            extraFields: extraFields,
             to: &bytes
         )
         exchange.record.bytesSent &+= UInt64(bodyBytes)
