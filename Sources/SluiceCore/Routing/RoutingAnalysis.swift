@@ -54,16 +54,17 @@ public enum RoutingAnalysis {
     }
 
     /// Notes for what the decision hands the data path that the HTTP path does not apply yet
-    /// (see docs/configuration.md): the per-route behaviour still pending (retries) and DestinationRule traffic policies.
+    /// (see docs/configuration.md): the per-route behaviour still pending (a retry's
+    /// perTryTimeout) and DestinationRule traffic policies.
     static func pendingDataPath(_ routing: RoutingObjects) -> [ConfigDiagnostic] {
         var diagnostics: [ConfigDiagnostic] = []
         for service in routing.virtualServices {
             var fields: Set<String> = []
             for route in service.routes where route.kind == .http {
                 let behaviour = route.behaviour
-                // Applied by the HTTP/1 path: timeout, redirect, fault, headers, rewrite, weights
-                // per request.
-                if behaviour.retries != nil { fields.insert("retries") }
+                // Applied by the HTTP/1 path: timeout, redirect, fault, headers, rewrite, retries
+                // (but their per-try timeout), weights per request.
+                if behaviour.retries?.perTryTimeout != nil { fields.insert("retries.perTryTimeout") }
             }
             guard !fields.isEmpty else { continue }
             diagnostics.append(ConfigDiagnostic(

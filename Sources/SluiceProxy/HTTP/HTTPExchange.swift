@@ -15,6 +15,8 @@ final class HTTPExchange {
     let requestVersionMinor: Int
     let isHEAD: Bool
     var upstreamRequestSent: NIODeadline?
+    /// The response deadline was set when the request first went out (retries keep it).
+    var responseDeadlineArmed = false
     /// The request asked to switch protocols (WebSocket `Upgrade`); a 101 turns the
     /// connection into a tunnel.
     var upgrade: String?

@@ -55,6 +55,9 @@ extension HTTPProxyHandler {
     /// Starts the clock for `upstream_service_time` and Envoy's route timeout.
     func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
         exchange.upstreamRequestSent = NIODeadline.now()
+        // Armed once: Envoy's route timeout spans the retries.
+        guard !exchange.responseDeadlineArmed else { return }
+        exchange.responseDeadlineArmed = true
         let timeout = exchange.routeTimeout ?? self.limits.upstream
         self.setDeadline(.response(context.eventLoop.now + timeout, timeout), context: context)
     }
