@@ -192,6 +192,8 @@ route_behaviours_apply_per_request() {
 	local key=$RANDOM$RANDOM
 	check_eq "retries (reset): a GET the origin resets once is sent again and answered" \
 		"reset-once=get-$key seen=2" "$(app_curl "http://behaviour.test/reset-once/get-$key")"
+	check_metric_reaches "retries: counted in sluice_upstream_retries_total{cluster=outbound|80||origin-a...}" sidecar 1 \
+		sluice_upstream_retries_total "cluster=outbound|80||origin-a.ext.svc.cluster.local"
 	check_eq "retries: a POST whose bytes reached the origin is not sent again (503)" 503 \
 		"$(app_status -X POST --data hi "http://behaviour.test/reset-once/post-$key")"
 	check_eq "retries: the origin saw that POST once" "reset-once=post-$key seen=2" \
