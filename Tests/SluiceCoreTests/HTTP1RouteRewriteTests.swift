@@ -27,7 +27,7 @@ final class HTTP1RouteRewriteTests: XCTestCase {
         behaviour.rewrite = HTTPRewrite(uri: "/v2/", authority: "new.test")
         behaviour.requestHeaders = operations
         var edits = HTTP1Rewrite.RequestEdits()
-        edits.route = RouteRequestEdits.forRoute(behaviour, matchedURI: .prefix("/v1/"), path: "/v1/items")
+        edits.route = RouteRequestEdits.forRoute(behaviour, matchedURI: .prefix("/v1/"), target: "/v1/items")
         let wire = "GET /v1/items HTTP/1.1\r\nHost: old.test\r\nx-env: dev\r\nX-Debug: yes\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         XCTAssertEqual(
             try upstream(wire, edits),
@@ -35,7 +35,7 @@ final class HTTP1RouteRewriteTests: XCTestCase {
     }
 
     func testARouteWithoutEditsLeavesTheHeadOnThePlainPath() throws {
-        XCTAssertNil(RouteRequestEdits.forRoute(HTTPRouteBehaviour(), matchedURI: .prefix("/"), path: "/"))
+        XCTAssertNil(RouteRequestEdits.forRoute(HTTPRouteBehaviour(), matchedURI: .prefix("/"), target: "/"))
         let wire = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
         XCTAssertEqual(try upstream(wire, .init()), wire)
     }

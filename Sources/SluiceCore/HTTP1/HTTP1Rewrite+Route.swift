@@ -63,13 +63,14 @@ public struct RouteRequestEdits: Sendable, Equatable {
         self.headers = headers
     }
 
-    /// The edits a route asks for on a request to `path`, matched by `matchedURI`; nil when
-    /// it asks for none (the request is then written exactly as without routes).
-    public static func forRoute(_ behaviour: HTTPRouteBehaviour, matchedURI: StringMatch?, path: String) -> RouteRequestEdits? {
+    /// The edits a route asks for on a request for `target` (origin or absolute form), matched
+    /// by `matchedURI`; nil when it asks for none (the request is then written exactly as
+    /// without routes).
+    public static func forRoute(_ behaviour: HTTPRouteBehaviour, matchedURI: StringMatch?, target: String) -> RouteRequestEdits? {
         let rewrite = behaviour.rewrite
         guard rewrite?.uri != nil || rewrite?.authority != nil || !behaviour.requestHeaders.isEmpty else { return nil }
         return RouteRequestEdits(
-            target: rewrite?.uri.map { HTTPRouteOutcome.rewrittenPath(path, rewrite: $0, matchedURI: matchedURI) },
+            target: rewrite?.uri.map { HTTPRouteOutcome.rewrittenPath(HTTP1Head.originPath(target), rewrite: $0, matchedURI: matchedURI) },
             authority: rewrite?.authority,
             headers: HeaderEdits(behaviour.requestHeaders))
     }

@@ -14,9 +14,12 @@ public struct RetryStateMachine: Sendable {
     public let method: String
     /// 1 for the first try.
     public private(set) var attempt = 1
-    /// The request's bytes (the forwarded head, then body parts); nil once past the limit.
-    private var retained: [ByteBuffer]?
+    /// The forwarded head and the body parts (kept apart: a request without a body costs no
+    /// array); `overLimit` once they passed `bufferLimit` (then nothing is resent).
+    private let head: ByteBuffer
+    private var bodyParts: [ByteBuffer] = []
     private var retainedBytes: Int
+    private var overLimit: Bool
     private var requestEnded = false
 
     /// What to do after a try failed.
@@ -34,18 +37,20 @@ public struct RetryStateMachine: Sendable {
     public init(policy: RetryPolicy, method: String, head: ByteBuffer) {
         self.policy = policy
         self.method = method
-        self.retained = head.readableBytes <= Self.bufferLimit ? [head] : nil
+        self.head = head
         self.retainedBytes = head.readableBytes
+        self.overLimit = head.readableBytes > Self.bufferLimit
     }
 
     /// A body part was framed (and sent or queued).
     public mutating func body(_ part: ByteBuffer) {
-        guard self.retained != nil else { return }
+        guard !self.overLimit else { return }
         self.retainedBytes += part.readableBytes
         if self.retainedBytes > Self.bufferLimit {
-            self.retained = nil
+            self.overLimit = true
+            self.bodyParts = []
         } else {
-            self.retained?.append(part)
+            self.bodyParts.append(part)
         }
     }
 
@@ -58,7 +63,7 @@ public struct RetryStateMachine: Sendable {
     public mutating func after(_ outcome: RetryPolicy.Outcome) -> Verdict {
         let neverSent = outcome == .connectFailure
         let idempotent = RetryPolicy.idempotentMethods.contains(self.method.uppercased())
-        let whole = self.requestEnded && self.retained != nil
+        let whole = self.requestEnded && !self.overLimit
         let bodyAlreadySent = !neverSent && !(idempotent && whole)
         guard self.policy.shouldRetry(after: outcome, attempt: self.attempt, method: self.method, bodyAlreadySent: bodyAlreadySent) else {
             let retriable = self.attempt > 1
@@ -66,6 +71,6 @@ public struct RetryStateMachine: Sendable {
             return retriable ? .exhausted : .no
         }
         self.attempt += 1
-        return .retry(neverSent ? [] : self.retained ?? [])
+        return .retry(neverSent ? [] : [self.head] + self.bodyParts)
     }
 }

@@ -337,7 +337,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let route = decided.decision.route
             if let route {
                 edits.route = RouteRequestEdits.forRoute(
-                    route.behaviour, matchedURI: route.matchedURI, path: HTTP1Head.originPath(target))
+                    route.behaviour, matchedURI: route.matchedURI, target: target)
             }
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
             var bytes = self.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
