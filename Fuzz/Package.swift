@@ -43,5 +43,6 @@ let package = Package(
         fuzzTarget("FuzzHTTP1"),
         fuzzTarget("FuzzAuthority"),
         fuzzTarget("FuzzAccessLogLine"),
+        fuzzTarget("FuzzDNSMessage"),
     ]
 )

@@ -166,6 +166,19 @@ init_count() { # HAYSTACK NEEDLE EXPECTED
     [[ $n == "$3" ]] || { echo "expected $3 x '$2', found $n"; return 1; }
 }
 
+# No line of HAYSTACK contains any NEEDLE.
+init_lacks() { # HAYSTACK NEEDLE...
+    local haystack=$1 needle
+    shift
+    for needle in "$@"; do
+        if grep -qF -- "$needle" <<<"$haystack"; then
+            echo "unexpected '$needle' in:"
+            printf '%s\n' "$haystack"
+            return 1
+        fi
+    done
+}
+
 # The last init_run failed with exactly one line on stderr, starting with "sluice-init: "
 # and containing TEXT, and printed nothing on stdout.
 init_one_line_error() { # TEXT
@@ -540,6 +553,53 @@ print(sorted(seen & {15000, 15001, 15021}), explicit.getsockname()[1])
     ip netns exec "$INIT_APP" sh -c "echo >$sysctl"
 }
 
+# --capture-udp / --capture-dns (issue 22): dry-run, install, re-run, validate, switching them
+# off again, and cleanup back to the exact iptables-save of before.
+init_case_udp_dns() {
+    local before4 before6 first4 first6
+    before4=$(init_save "$INIT_APP" 4)
+    before6=$(init_save "$INIT_APP" 6)
+    init_run "$INIT_APP" -- --dry-run --capture-udp --capture-dns --udp-queue 15123 --exclude-ports 5353
+    check "udp/dns: dry-run shows the queue and DNS rules" init_contains "$INIT_OUT" '*filter' \
+        ':SLUICE_UDP - [0:0]' '-A OUTPUT -p udp -j SLUICE_UDP' '-A SLUICE_UDP -j NFQUEUE --queue-num 15123' \
+        '-A SLUICE_UDP -p udp --dport 5353 -j RETURN' '-A SLUICE_UDP -m owner --uid-owner 1337 -j RETURN' \
+        '-I OUTPUT 1 -p udp --dport 53 -j SLUICE_DNS' '-A SLUICE_DNS -p tcp -j REDIRECT --to-ports 15053'
+    check "udp/dns: fail-closed by default (no --queue-bypass)" init_lacks "$INIT_OUT" '--queue-bypass'
+    check "udp/dns: dry-run changes nothing" init_same "iptables-save" "$before4" "$(init_save "$INIT_APP" 4)"
+    init_run "$INIT_APP" -- --dry-run --capture-udp --udp-fail-open
+    check "udp/dns: --udp-fail-open adds --queue-bypass" init_contains "$INIT_OUT" \
+        '-A SLUICE_UDP -j NFQUEUE --queue-num 15100 --queue-bypass'
+    init_run "$INIT_APP" SLUICE_UDP_QUEUE=70000 -- --capture-udp
+    check "udp/dns: bad queue number is a one-line error" init_one_line_error "bad queue number '70000'"
+
+    init_run "$INIT_APP" SLUICE_CAPTURE_UDP=1 -- --capture-dns
+    check "udp/dns: install succeeds" init_ok
+    first4=$(init_save "$INIT_APP" 4)
+    first6=$(init_save "$INIT_APP" 6)
+    check "udp/dns: iptables-save has both captures" init_contains "$first4" '-A OUTPUT -p udp -j SLUICE_UDP' \
+        '-A SLUICE_UDP -j NFQUEUE --queue-num 15100' '-A OUTPUT -p udp -m udp --dport 53 -j SLUICE_DNS' \
+        '-A OUTPUT -p tcp -m tcp --dport 53 -j SLUICE_DNS' '-A SLUICE_DNS -p udp -j REDIRECT --to-ports 15053'
+    check "udp/dns: ip6tables-save has both captures" init_contains "$first6" '-A OUTPUT -p udp -j SLUICE_UDP' \
+        '-A SLUICE_DNS -p udp -j REDIRECT --to-ports 15053'
+    check "udp/dns: 15053 is reserved" init_contains \
+        "$(ip netns exec "$INIT_APP" cat /proc/sys/net/ipv4/ip_local_reserved_ports)" 15053
+    init_run "$INIT_APP" SLUICE_CAPTURE_UDP=1 -- --capture-dns
+    check "udp/dns: re-run leaves iptables-save identical" init_same "iptables-save" "$first4" "$(init_save "$INIT_APP" 4)"
+    check "udp/dns: re-run leaves ip6tables-save identical" init_same "ip6tables-save" "$first6" "$(init_save "$INIT_APP" 6)"
+    init_run "$INIT_APP" -- --validate --capture-udp --capture-dns
+    check "udp/dns: --validate passes" init_ok
+    check "udp/dns: --validate saw a datagram reach the queue" init_contains "$INIT_OUT" \
+        'validate: ok a datagram to 192.0.2.1:9 went to NFQUEUE 15100' 'validate: ok UDP and TCP port 53 go to port 15053'
+
+    init_run "$INIT_APP" --
+    check "udp/dns: re-run without the flags removes both" init_lacks "$(init_save "$INIT_APP" 4)" SLUICE_UDP SLUICE_DNS
+    init_run "$INIT_APP" -- --capture-udp --capture-dns
+    init_run "$INIT_APP" -- --cleanup
+    check "udp/dns: cleanup succeeds" init_ok
+    check "udp/dns: cleanup restores iptables-save exactly" init_same "iptables-save" "$before4" "$(init_save "$INIT_APP" 4)"
+    check "udp/dns: cleanup restores ip6tables-save exactly" init_same "ip6tables-save" "$before6" "$(init_save "$INIT_APP" 6)"
+}
+
 # --- run ---------------------------------------------------------------------------------------
 
 if ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then
@@ -555,6 +615,7 @@ else
     run_case init_case_reserved_ports
     run_case init_case_ipv6_disabled
     run_case init_case_legacy
+    run_case init_case_udp_dns
 fi
 init_cleanup
 init_restore_traps

@@ -78,6 +78,19 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     if let certificates {
         services.append(.init(service: CertificateWatcher(store: certificates, runtime: runtime)))
     }
+    // Sidecar, issue 22: the DNS proxy (`dns.proxy`, where sluice-init --capture-dns sends
+    // port 53) and the NFQUEUE reader (`udp.capture`, sluice-init --capture-udp), sharing
+    // the names the pod resolved.
+    if role == .sidecar {
+        let book = runtime.learned
+        if snapshot.config.dns.proxy {
+            services.append(.init(service: DNSProxy(runtime: runtime, book: book), successTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        if snapshot.config.udp.capture {
+            let udp = UDPGuard(runtime: runtime, queue: snapshot.config.udp.queue, book: book)
+            services.append(.init(service: udp, successTerminationBehavior: .gracefullyShutdownGroup))
+        }
+    }
     let group = ServiceGroup(
         configuration: .init(
             services: services,

@@ -10,6 +10,8 @@ struct SidecarCommand: AsyncParsableCommand {
             Accepts connections redirected by scripts/sluice-init, recovers each original \
             destination (SO_ORIGINAL_DST), sniffs TLS SNI / HTTP Host, and applies the registry \
             and outbound traffic policy. Run it as the uid sluice-init excludes (1337).
+
+            With `dns: {proxy: true}` it also serves DNS on 127.0.0.1:15053 (UDP and TCP;             sluice-init --capture-dns sends port 53 there): registered names are answered or             resolved, others get `dns.unregistered` (NXDOMAIN) under REGISTRY_ONLY. With             `udp: {capture: true}` it reads NFQUEUE `udp.queue` (15100; sluice-init             --capture-udp) and decides each UDP flow; that needs CAP_NET_ADMIN. See docs/udp-dns.md.
             """
     )
 

@@ -6,6 +6,7 @@ import Yams
 extension SluiceConfig {
     private static let topLevelKeys: Set<String> = [
         "outboundTrafficPolicy", "registry", "egressGateway", "listeners", "accessLog", "limits",
+        "dns", "udp",
     ]
 
     /// Parses config text. `path` names the file in diagnostics, and its directory is where
@@ -92,10 +93,16 @@ extension SluiceConfig {
             limits = decodeLimits(mapping, &reader)
         }
 
+        let dns = YAMLReader.value(top, "dns").map { decodeDNS($0, &reader) } ?? DNSConfig()
+        let udp = YAMLReader.value(top, "udp").map { decodeUDP($0, &reader) } ?? UDPConfig()
+
         guard !reader.hasErrors else { return .failure(ConfigDiagnostics(reader.sortedDiagnostics)) }
-        return .success(SluiceConfig(
+        var config = SluiceConfig(
             mode: mode, audit: audit, registryPaths: registryPaths, egressGateway: gateway, listeners: listeners,
-            accessLog: accessLog, limits: limits))
+            accessLog: accessLog, limits: limits)
+        config.dns = dns
+        config.udp = udp
+        return .success(config)
     }
 
     /// Reads and parses the config file at `path`; a relative path is taken from the current

@@ -194,6 +194,10 @@ public struct SluiceConfig: Sendable, Equatable {
     public let accessLog: AccessLogConfig
     /// Size and time limits.
     public let limits: Limits
+    /// `dns:` (the DNS proxy; see SluiceConfig+DNS.swift).
+    public var dns: DNSConfig = DNSConfig()
+    /// `udp:` (the NFQUEUE reader; see SluiceConfig+DNS.swift).
+    public var udp: UDPConfig = UDPConfig()
 
     /// Creates a config; every field defaults to what an empty `sluice.yaml` means.
     public init(

@@ -1,10 +1,13 @@
 /// What the proxy asks of a request head beyond its framing.
 extension HTTP1Head {
     /// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`); never
-    /// for a CONNECT, whose target is the tunnel.
+    /// for a CONNECT, whose target is the tunnel. `h2c` is not one: as Envoy does by default,
+    /// the request goes on as HTTP/1.1 with `Upgrade` and `HTTP2-Settings` dropped (hop by
+    /// hop), so no upgraded connection escapes the per-stream decisions (docs/http2.md).
     public var requestedUpgrade: String? {
         guard self.connectionUpgrade, let upgrade = self.upgrade, self.knownMethod != .connect else { return nil }
-        return self.string(upgrade)
+        let text = self.string(upgrade)
+        return text.lowercased() == "h2c" ? nil : text
     }
 
     /// Every `x-forwarded-for` value the request carries, joined as one list.

@@ -5,6 +5,8 @@ public enum SniffOutcome: String, Sendable, CaseIterable {
     case tls
     /// An HTTP/1.x request head.
     case http
+    /// The HTTP/2 connection preface (h2c prior knowledge).
+    case http2
     /// Neither: forwarded as opaque TCP.
     case opaque
     /// Nothing decisive arrived before the detection timeout: forwarded as opaque TCP.

@@ -6,6 +6,8 @@ public enum DetectedProtocol: Equatable, Sendable {
     case tls(serverName: String?)
     /// An HTTP/1.x request line is starting.
     case http
+    /// The HTTP/2 connection preface (prior knowledge, h2c).
+    case http2
     /// Anything else: forwarded as opaque TCP and decided by address and port.
     case opaque
 }
@@ -15,8 +17,8 @@ public enum DetectedProtocol: Equatable, Sendable {
 /// Detection is biased to availability, as Linkerd's and Envoy's are: anything that is
 /// not recognisably TLS or HTTP/1 is opaque TCP, which the policy still decides by address.
 public enum ProtocolDetector {
-    /// HTTP/1.x methods we hand to the HTTP proxy. `PRI` (HTTP/2 prior knowledge) is not
-    /// here on purpose: without an HTTP/2 codec it is forwarded as opaque TCP.
+    /// HTTP/1.x methods we hand to the HTTP proxy. `PRI` is not a method: the whole HTTP/2
+    /// preface is matched on its own (`HTTP2Preface`).
     static let methods: [[UInt8]] = [
         "GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ", "TRACE ", "CONNECT ",
     ].map { Array($0.utf8) }
@@ -39,7 +41,12 @@ public enum ProtocolDetector {
                 return .opaque
             }
         }
-        return detectHTTP(buffer)
+        let http = detectHTTP(buffer)
+        switch HTTP2Preface.match(buffer) {
+        case .complete: return .http2
+        case .partial: return http == .opaque ? nil : http
+        case .mismatch: return http
+        }
     }
 
     /// Matches the start of a request line against the known method tokens.

@@ -26,12 +26,13 @@ public enum AdminServer {
         role: ProxyRole,
         metrics: ProxyMetrics,
         logLevel: LogLevelBox,
+        learned: LearnedAddressBook? = nil,
         snapshot: @escaping @Sendable () -> SluiceSnapshot
     ) async throws -> any Channel {
         guard let address = try? SocketAddress(ipAddress: host, port: 0), Self.isLoopback(address) else {
             throw AdminServerError(host: host)
         }
-        let router = Self.router(role: role, metrics: metrics, logLevel: logLevel, snapshot: snapshot)
+        let router = Self.router(role: role, metrics: metrics, logLevel: logLevel, learned: learned, snapshot: snapshot)
         return try await AdminHTTPServer.bind("admin", host: host, port: port, group: group, router: router)
     }
 
@@ -52,6 +53,7 @@ public enum AdminServer {
         role: ProxyRole,
         metrics: ProxyMetrics,
         logLevel: LogLevelBox,
+        learned: LearnedAddressBook? = nil,
         snapshot: @escaping @Sendable () -> SluiceSnapshot
     ) -> AdminRouter {
         // `/` lists the routes, so it is built from the router it belongs to.
@@ -60,7 +62,7 @@ public enum AdminServer {
                 AdminResponse(
                     status: .ok,
                     contentType: "application/json",
-                    body: ConfigDump(snapshot: snapshot(), role: role).json())
+                    body: ConfigDump(snapshot: snapshot(), role: role, learned: learned).json())
             },
             AdminRoute("/stats", summary: "every metric as `name{labels}: value` lines", offload: true) { _ in
                 AdminResponse(status: .ok, body: metrics.plainText())

@@ -15,8 +15,20 @@ struct ConfigDump: Encodable {
     let routes: RoutesDump
     let diagnostics: [String]
     let watchedPaths: [String]
+    /// Issue 22: the addresses the pod resolved through the DNS proxy, still valid.
+    let learnedAddresses: [LearnedAddress]
 
-    init(snapshot: SluiceSnapshot, role: ProxyRole) {
+    /// One entry of the address → hostname table.
+    struct LearnedAddress: Encodable {
+        let address: String
+        let hostname: String
+        let secondsLeft: UInt64
+    }
+
+    init(snapshot: SluiceSnapshot, role: ProxyRole, learned: LearnedAddressBook? = nil) {
+        self.learnedAddresses = (learned?.entries() ?? []).map {
+            LearnedAddress(address: $0.address.description, hostname: $0.hostname, secondsLeft: $0.secondsLeft)
+        }
         self.role = role.rawValue
         self.config = Config(snapshot.config, role: role)
         self.registry = RegistryDump(entries: snapshot.registry.entries)

@@ -22,12 +22,7 @@ extension HTTPProxyHandler {
                 )
                 exchange.state.failed()
                 exchange.record.upstreamTransportFailureReason = error.transportFailureReason
-                let body: String
-                switch error {
-                case .resolution: body = HTTP1LocalReply.dnsFailureBody
-                case .noHealthyUpstream: body = HTTP1LocalReply.noHealthyUpstreamBody
-                default: body = HTTP1LocalReply.resetBody(reason: "connection failure")
-                }
+                let body = error.localReplyBody
                 self.respondLocally(
                     exchange,
                     status: .serviceUnavailable,

@@ -55,7 +55,9 @@ package enum GatewayListener {
         let sync = channel.pipeline.syncOperations
         switch listenerProtocol {
         case .http:
-            try HTTPProxyPipeline.install(on: channel, after: handler, runtime: runtime, connection: connection)
+            // HTTP/1 or HTTP/2 (h2c prior knowledge), told apart by the first bytes.
+            let sniff = HTTPVersionSniffer(runtime: runtime, connection: connection)
+            if let handler { try sync.addHandler(sniff, position: .after(handler)) } else { try sync.addHandler(sniff) }
         case .tls:
             let sniff = SniffHandler(runtime: runtime, connection: connection)
             if let handler { try sync.addHandler(sniff, position: .after(handler)) } else { try sync.addHandler(sniff) }

@@ -49,6 +49,8 @@ public final class ProxyRuntime: Sendable {
     public let readiness = Readiness()
     /// The run-time log level (admin `/logging`).
     public let logLevel: LogLevelBox
+    /// Addresses the pod resolved through the DNS proxy, and from which names (issue 22).
+    public let learned = LearnedAddressBook()
     let accessLog: AccessLogWriter?
     let resolver: DNSResolver
     let connector: UpstreamConnector
@@ -111,6 +113,9 @@ public final class ProxyRuntime: Sendable {
 
     /// One TCP/TLS connection or tunnel is done: its log line and its metrics.
     func completedConnection(_ record: AccessLogRecord) {
+        var record = record
+        // Issue 22: an opaque connection is logged with the name the pod resolved its address from.
+        if record.authority == nil { record.authority = self.learned.hostname(forLogAddress: record.downstreamLocalAddress) }
         self.accessLog?.write(record)
         self.metrics.tcpClosed(record)
     }

@@ -89,6 +89,7 @@ public final class ProxyServer: Service, Sendable {
                 role: runtime.role,
                 metrics: runtime.metrics,
                 logLevel: runtime.logLevel,
+                learned: runtime.learned,
                 snapshot: { runtime.config.snapshot }
             )
         )

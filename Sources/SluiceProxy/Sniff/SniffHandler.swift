@@ -99,6 +99,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let outcome: SniffOutcome
         switch detected {
         case .http: outcome = .http
+        case .http2: outcome = .http2
         case .tls: outcome = .tls
         case .opaque: outcome = self.timedOut ? .timeout : .opaque
         }
@@ -106,6 +107,8 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch detected {
         case .http:
             self.handOffToHTTP(context: context)
+        case .http2:
+            self.handOffToHTTP2(context: context)
         case .tls(let serverName):
             self.forwardTCP(context: context, kind: .tls(serverName: serverName), serverName: serverName)
         case .opaque:
@@ -156,6 +159,16 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 runtime: self.runtime,
                 connection: self.connection
             )
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        self.finishHandOff(context: context)
+    }
+
+    private func handOffToHTTP2(context: ChannelHandlerContext) {
+        do {
+            try HTTP2ServerPipeline.install(on: context.channel, after: self, runtime: self.runtime, connection: self.connection)
         } catch {
             context.close(promise: nil)
             return

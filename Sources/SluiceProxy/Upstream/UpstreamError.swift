@@ -47,4 +47,13 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .noHealthyUpstream: return "no_healthy_upstream"
         }
     }
+
+    /// The body of Envoy's local 503 for this failure (HTTP/1 and HTTP/2 alike).
+    var localReplyBody: String {
+        switch self {
+        case .resolution: return HTTP1LocalReply.dnsFailureBody
+        case .noHealthyUpstream: return HTTP1LocalReply.noHealthyUpstreamBody
+        default: return HTTP1LocalReply.resetBody(reason: "connection failure")
+        }
+    }
 }

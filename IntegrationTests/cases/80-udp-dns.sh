@@ -1,0 +1,198 @@
+# shellcheck shell=bash
+# UDP and DNS egress control (issue 22), in the test namespaces.
+#
+# Sourced by scripts/e2e after IntegrationTests/lib.sh, on a fresh test network. sl-ext gets
+# three more addresses: a DNS server (stdlib python, IntegrationTests/udp_dns.py) on
+# $UDP_DNS_V4, which the pod's resolv.conf names while this file runs, and UDP echo origins
+# on $UDP_GAME_V4 (game.test, registered for UDP 9000) and $UDP_OTHER_V4 (other.test, not
+# registered). The pod gets `sluice-init --capture-udp --capture-dns`; the sidecar runs as
+# uid 1337 with CAP_NET_ADMIN (ambient), which binding an NFQUEUE needs.
+#   1. a query for an unregistered name is answered NXDOMAIN by the sidecar, and logged
+#   2. a registered name resolves through the pod's resolver (UDP and TCP)
+#   3. UDP to the learned address of a registered name, on its UDP port, passes and is logged
+#   4. UDP to another address is dropped under REGISTRY_ONLY, passes under ALLOW_ANY
+#   5. opaque TCP to a resolved address is logged with the name; /config_dump shows it
+#   6. sidecar stopped: fail-closed drops, --udp-fail-open passes
+#   7. --cleanup leaves no UDP/DNS rule behind
+
+UDP_DNS_V4=192.0.2.35
+UDP_GAME_V4=192.0.2.36
+UDP_OTHER_V4=192.0.2.37
+UDP_PY=$E2E_DIR/udp_dns.py
+UDP_DIR=
+UDP_RESOLV_SAVED=
+
+udp_setup() {
+	local addr pid
+	for addr in "$UDP_DNS_V4" "$UDP_GAME_V4" "$UDP_OTHER_V4"; do
+		ip -n "$NS_EXT" addr add "$addr/24" dev eth0 || return 1
+	done
+	UDP_DIR=$(mktemp -d /tmp/sluice-e2e-udp.XXXXXX) || return 1
+	mkdir -p "$UDP_DIR/registry"
+	cat >"$UDP_DIR/registry/game.yaml" <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: game, namespace: default}
+spec:
+  hosts: [game.test]
+  ports: [{number: 9000, name: game, protocol: UDP}]
+  location: MESH_EXTERNAL
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  hosts: [tcp-echo.test]
+  ports: [{number: 7000, name: tcp, protocol: TCP}]
+  location: MESH_EXTERNAL
+  resolution: DNS
+YAML
+	for mode in REGISTRY_ONLY ALLOW_ANY; do
+		printf 'outboundTrafficPolicy: {mode: %s}\nregistry: [registry]\ndns: {proxy: true}\nudp: {capture: true}\n' \
+			"$mode" >"$UDP_DIR/${mode,,}.yaml"
+	done
+	chown -R "$PROXY_UID:$PROXY_UID" "$UDP_DIR"
+	# The pod's resolver while this file runs (restored at the end).
+	UDP_RESOLV_SAVED=$(cat "/etc/netns/$NS_APP/resolv.conf")
+	echo "nameserver $UDP_DNS_V4" >"/etc/netns/$NS_APP/resolv.conf"
+	ext python3 "$UDP_PY" dns-server "$UDP_DNS_V4" "game.test=$UDP_GAME_V4" "other.test=$UDP_OTHER_V4" "tcp-echo.test=$TCP_V4" \
+		--lifetime 240 >"$E2E_TMP/udp-dns.out" 2>&1 &
+	pid=$!
+	record_pid "$pid"
+	ext python3 "$UDP_PY" udp-echo "$UDP_GAME_V4:9000" "$UDP_OTHER_V4:9000" "[$EXT_V6]:9000" --lifetime 240 >"$E2E_TMP/udp-echo.out" 2>&1 &
+	record_pid "$!"
+	wait_until 5 grep -q ready "$E2E_TMP/udp-dns.out" && wait_until 5 grep -q ready "$E2E_TMP/udp-echo.out"
+}
+
+udp_teardown() {
+	stop_sidecar
+	[[ -n $UDP_RESOLV_SAVED ]] && printf '%s\n' "$UDP_RESOLV_SAVED" >"/etc/netns/$NS_APP/resolv.conf"
+	[[ -n $UDP_DIR ]] && rm -rf "$UDP_DIR"
+}
+
+udp_init() { app "$SLUICE_INIT" "$@" >"$E2E_TMP/udp-init.out" 2>&1; }
+
+# The sidecar with CONFIG, as uid 1337 with CAP_NET_ADMIN; ready once it listens on 15001
+# and 15053.
+udp_start_sidecar() { # CONFIG
+	stop_sidecar
+	touch "$ACCESS_LOG" "$SIDECAR_LOG"
+	chown "$PROXY_UID:$PROXY_UID" "$ACCESS_LOG" "$SIDECAR_LOG"
+	ip netns exec "$NS_APP" setpriv --reuid "$PROXY_UID" --regid "$PROXY_UID" --clear-groups \
+		--inh-caps +net_admin --ambient-caps +net_admin \
+		"$SLUICE_BIN" sidecar --config "$1" >>"$ACCESS_LOG" 2>>"$SIDECAR_LOG" 9>&- &
+	SIDECAR_PID=$!
+	record_pid "$SIDECAR_PID"
+	wait_until 10 udp_sidecar_ready
+}
+
+udp_sidecar_ready() {
+	[[ -n $(app ss -Hltn "sport = :$OUTBOUND_PORT") && -n $(app ss -Hlun "sport = :15053") ]] &&
+		grep -q 'reading NFQUEUE' "$SIDECAR_LOG"
+}
+
+udp_query() { app python3 "$UDP_PY" query "$UDP_DNS_V4" "$@"; }
+udp_send() { app python3 "$UDP_PY" send "$@"; }
+
+unregistered_name_is_nxdomain() {
+	local mark
+	mark=$(access_mark)
+	check_eq "dns: other.test (not registered) is answered NXDOMAIN" NXDOMAIN "$(udp_query other.test)"
+	check_eq "dns: over TCP too" NXDOMAIN "$(udp_query other.test --tcp)"
+	check "dns: the refusal is logged (protocol DNS, route dns_NXDOMAIN, flag NR)" last_json_record "$ACCESS_LOG" "$mark" \
+		'.protocol == "DNS" and .authority == "other.test" and .route_name == "dns_NXDOMAIN" and .response_flags == "NR"'
+}
+
+registered_name_resolves() {
+	check_eq "dns: game.test resolves through the pod's resolver" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
+	check_eq "dns: game.test over TCP" "NOERROR $UDP_GAME_V4" "$(udp_query game.test --tcp)"
+}
+
+udp_to_learned_address_passes() {
+	local mark
+	mark=$(access_mark)
+	udp_query game.test >/dev/null
+	check_eq "udp: a datagram to $UDP_GAME_V4:9000 (game.test, UDP 9000) is echoed" "echo ping" "$(udp_send "$UDP_GAME_V4" 9000)"
+	check "udp: the flow is logged with protocol UDP and the name game.test" last_json_record "$ACCESS_LOG" "$mark" \
+		'.protocol == "UDP" and .authority == "game.test" and .upstream_host == "'"$UDP_GAME_V4"':9000" and .upstream_cluster == "outbound|9000||game.test"'
+}
+
+udp_elsewhere_is_dropped() {
+	local mark
+	mark=$(access_mark)
+	check_eq "udp: a datagram to $UDP_OTHER_V4:9000 (not registered) gets no answer" timeout "$(udp_send "$UDP_OTHER_V4" 9000)"
+	check_eq "udp: game.test's address on another port gets no answer" timeout "$(udp_send "$UDP_GAME_V4" 9001)"
+	check_eq "udp: IPv6, a datagram to [$EXT_V6]:9000 gets no answer" timeout "$(udp_send "$EXT_V6" 9000)"
+	check "udp: the drop is logged (BlackHoleCluster, NR)" last_json_record "$ACCESS_LOG" "$mark" \
+		'.protocol == "UDP" and .upstream_host == "'"$UDP_OTHER_V4"':9000" and .upstream_cluster == "BlackHoleCluster" and .response_flags == "NR"'
+	check "udp: sluice_udp_flows_total counts drops" bash -c \
+		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15090/stats/prometheus | grep -q 'sluice_udp_flows_total{verdict=\"drop\"} [1-9]'"
+}
+
+# Issue 22 point 4: an opaque TCP connection is logged with the name the pod resolved, and
+# /config_dump lists what was learned.
+opaque_tcp_is_logged_with_the_resolved_name() {
+	local mark
+	check_eq "dns: tcp-echo.test (registered TCP 7000) resolves" "NOERROR $TCP_V4" "$(udp_query tcp-echo.test)"
+	mark=$(access_mark)
+	check "tcp: an echo to $TCP_V4:7000 round-trips" client echo "$TCP_V4" 7000 --keep-open
+	check "tcp: the connection is logged with authority tcp-echo.test" last_json_record "$ACCESS_LOG" "$mark" \
+		'.downstream_local_address == "'"$TCP_V4"':7000" and .authority == "tcp-echo.test"'
+	check "admin: /config_dump lists $TCP_V4 learned from tcp-echo.test" bash -c \
+		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15000/config_dump | jq -e '.learnedAddresses | any(.address == \"$TCP_V4\" and .hostname == \"tcp-echo.test\")' >/dev/null"
+}
+
+allow_any_lets_udp_through() {
+	udp_start_sidecar "$UDP_DIR/allow_any.yaml" || { fail "sidecar with allow_any.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
+	check_eq "ALLOW_ANY: a datagram to $UDP_OTHER_V4:9000 is echoed" "echo ping" "$(udp_send "$UDP_OTHER_V4" 9000)"
+	check_eq "ALLOW_ANY: IPv6, a datagram to [$EXT_V6]:9000 is echoed" "echo ping" "$(udp_send "$EXT_V6" 9000)"
+	check_eq "ALLOW_ANY: other.test resolves" "NOERROR $UDP_OTHER_V4" "$(udp_query other.test)"
+}
+
+sidecar_stopped_fails_closed_or_open() {
+	stop_sidecar
+	check_eq "fail-closed: with the sidecar stopped, a new UDP flow gets no answer" timeout "$(udp_send "$UDP_GAME_V4" 9000)"
+	udp_init --capture-udp --capture-dns --udp-fail-open
+	check_eq "fail-open (--udp-fail-open): with the sidecar stopped, UDP passes" "echo ping" "$(udp_send "$UDP_OTHER_V4" 9000)"
+}
+
+cleanup_removes_the_rules() {
+	udp_init --cleanup
+	check "cleanup: no SLUICE_UDP or SLUICE_DNS rule is left" bash -c \
+		"! { ip netns exec $NS_APP iptables-save; ip netns exec $NS_APP ip6tables-save; } | grep -q 'SLUICE_UDP\|SLUICE_DNS'"
+}
+
+udp_dns_cases() {
+	section "UDP and DNS: sluice-init --capture-udp --capture-dns, sidecar with dns.proxy and udp.capture"
+	if ! start_origins; then
+		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
+		return
+	fi
+	if ! udp_setup; then
+		fail "udp/dns: test servers in $NS_EXT" "$(cat "$E2E_TMP/udp-dns.out" "$E2E_TMP/udp-echo.out" 2>/dev/null)"
+		udp_teardown
+		return
+	fi
+	if ! udp_init --capture-udp --capture-dns; then
+		fail "udp/dns: sluice-init --capture-udp --capture-dns" "$(cat "$E2E_TMP/udp-init.out")"
+		udp_teardown
+		return
+	fi
+	if ! udp_start_sidecar "$UDP_DIR/registry_only.yaml"; then
+		fail "udp/dns: sidecar with dns.proxy and udp.capture" "$(tail -n 10 "$SIDECAR_LOG")"
+		udp_teardown
+		return
+	fi
+	run_case unregistered_name_is_nxdomain
+	run_case registered_name_resolves
+	run_case udp_to_learned_address_passes
+	run_case udp_elsewhere_is_dropped
+	run_case opaque_tcp_is_logged_with_the_resolved_name
+	run_case allow_any_lets_udp_through
+	run_case sidecar_stopped_fails_closed_or_open
+	run_case cleanup_removes_the_rules
+	udp_teardown
+}
+
+udp_dns_cases

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""The UDP and DNS ends of the e2e (80-udp-dns.sh), standard library only.
+
+  dns-server ADDR NAME=IP...   a DNS server on ADDR:53, UDP and TCP: A queries for the
+                               NAMEs get their IP (TTL 60), other names NXDOMAIN; stops
+                               by itself after --lifetime seconds
+  udp-echo ADDR:PORT...        ([v6]:PORT too) echoes every datagram back, prefixed "echo "; same lifetime
+  query SERVER NAME            one A query (--tcp: over TCP); prints "NOERROR ip..." or
+                               the rcode name, or "timeout" after --timeout
+  send ADDR PORT               one datagram (IPv4 or IPv6) from a fresh socket (a new flow); prints the
+                               reply or "timeout" after --timeout
+
+Every wait is bounded; servers exit after --lifetime seconds whatever happens.
+"""
+
+import argparse
+import random
+import select
+import socket
+import struct
+import sys
+import time
+
+RCODES = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+
+
+def encode_name(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+def read_name(data, offset):
+    labels, jumps, end = [], 0, None
+    while True:
+        length = data[offset]
+        if length & 0xC0 == 0xC0:
+            if end is None:
+                end = offset + 2
+            offset = ((length & 0x3F) << 8) | data[offset + 1]
+            jumps += 1
+            if jumps > 20:
+                raise ValueError("pointer loop")
+            continue
+        if length == 0:
+            return ".".join(labels), (end if end is not None else offset + 1)
+        labels.append(data[offset + 1:offset + 1 + length].decode().lower())
+        offset += 1 + length
+
+
+def answer(query, names):
+    qid, flags, qd = struct.unpack("!HHH", query[:6])
+    name, end = read_name(query, 12)
+    qtype = struct.unpack("!H", query[end:end + 2])[0]
+    question = query[12:end + 4]
+    ip = names.get(name)
+    rflags = 0x8180 | (flags & 0x0100)
+    if ip is None:
+        return struct.pack("!HHHHHH", qid, rflags | 3, 1, 0, 0, 0) + question
+    if qtype != 1:
+        return struct.pack("!HHHHHH", qid, rflags, 1, 0, 0, 0) + question
+    record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
+    return struct.pack("!HHHHHH", qid, rflags, 1, 1, 0, 0) + question + record
+
+
+def cmd_dns_server(args):
+    names = dict(item.split("=", 1) for item in args.names)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((args.addr, 53))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind((args.addr, 53))
+    tcp.listen(16)
+    print("ready", flush=True)
+    deadline = time.monotonic() + args.lifetime
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([udp, tcp], [], [], 0.5)
+        for sock in ready:
+            try:
+                if sock is udp:
+                    data, peer = udp.recvfrom(4096)
+                    udp.sendto(answer(data, names), peer)
+                else:
+                    conn, _ = tcp.accept()
+                    with conn:
+                        conn.settimeout(2)
+                        length = struct.unpack("!H", recv_exact(conn, 2))[0]
+                        reply = answer(recv_exact(conn, length), names)
+                        conn.sendall(struct.pack("!H", len(reply)) + reply)
+            except (OSError, ValueError, IndexError, struct.error):
+                pass
+
+
+def recv_exact(conn, count):
+    data = b""
+    while len(data) < count:
+        chunk = conn.recv(count - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+def cmd_udp_echo(args):
+    socks = []
+    for target in args.targets:
+        host, port = target.rsplit(":", 1)
+        host = host.strip("[]")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, int(port)))
+        socks.append(sock)
+    print("ready", flush=True)
+    deadline = time.monotonic() + args.lifetime
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select(socks, [], [], 0.5)
+        for sock in ready:
+            data, peer = sock.recvfrom(4096)
+            sock.sendto(b"echo " + data, peer)
+
+
+def cmd_query(args):
+    qid = random.randrange(65536)
+    query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + encode_name(args.name) + struct.pack("!HH", 1, 1)
+    try:
+        if args.tcp:
+            with socket.create_connection((args.server, 53), timeout=args.timeout) as conn:
+                conn.sendall(struct.pack("!H", len(query)) + query)
+                reply = recv_exact(conn, struct.unpack("!H", recv_exact(conn, 2))[0])
+        else:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(args.timeout)
+                sock.sendto(query, (args.server, 53))
+                reply = sock.recv(4096)
+    except (socket.timeout, OSError):
+        print("timeout")
+        return 1
+    rid, flags, _, an = struct.unpack("!HHHH", reply[:8])
+    rcode = RCODES.get(flags & 0xF, f"RCODE{flags & 0xF}")
+    _, offset = read_name(reply, 12)
+    offset += 4
+    ips = []
+    for _ in range(an):
+        _, offset = read_name(reply, offset)
+        rtype, _, _, length = struct.unpack("!HHIH", reply[offset:offset + 10])
+        offset += 10
+        if rtype == 1 and length == 4:
+            ips.append(socket.inet_ntoa(reply[offset:offset + 4]))
+        offset += length
+    print(" ".join([rcode] + ips) if rid == qid else "wrong id")
+    return 0
+
+
+def cmd_send(args):
+    with socket.socket(socket.AF_INET6 if ":" in args.addr else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(args.timeout)
+        try:
+            sock.sendto(args.data.encode(), (args.addr, args.port))
+            print(sock.recv(4096).decode(errors="replace"))
+        except (socket.timeout, OSError):
+            print("timeout")
+            return 1
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("dns-server")
+    p.add_argument("addr")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--lifetime", type=float, default=300)
+    p = sub.add_parser("udp-echo")
+    p.add_argument("targets", nargs="+")
+    p.add_argument("--lifetime", type=float, default=300)
+    p = sub.add_parser("query")
+    p.add_argument("server")
+    p.add_argument("name")
+    p.add_argument("--tcp", action="store_true")
+    p.add_argument("--timeout", type=float, default=2)
+    p = sub.add_parser("send")
+    p.add_argument("addr")
+    p.add_argument("port", type=int)
+    p.add_argument("--data", default="ping")
+    p.add_argument("--timeout", type=float, default=1)
+    args = parser.parse_args()
+    handler = {"dns-server": cmd_dns_server, "udp-echo": cmd_udp_echo, "query": cmd_query, "send": cmd_send}[args.cmd]
+    sys.exit(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+/// The address → hostname table filled from the DNS answers the pod receives: which name an
+/// address was resolved from, until when. The UDP policy asks it where a datagram goes; the
+/// TCP path logs opaque connections with the name.
+///
+/// Bounded: at most `capacity` addresses; when full, the entry that expires first makes room.
+/// TTLs are held between `minimumTTL` and `maximumTTL` seconds: a floor so that a 0-second
+/// TTL still lets the app connect right after resolving, a cap so that a name's address does
+/// not stay allowed for days. Pure: the caller passes the time (seconds on a monotonic clock).
+public struct LearnedAddresses: Sendable {
+    /// One learned address.
+    public struct Entry: Sendable, Equatable {
+        /// The name the app asked for (the start of the CNAME chain), lowercase.
+        public var hostname: String
+        /// When the entry stops counting, in the caller's clock seconds.
+        public var expiresAt: UInt64
+    }
+
+    /// Most addresses held.
+    public let capacity: Int
+    /// Shortest time an answer is kept, in seconds.
+    public let minimumTTL: UInt32
+    /// Longest time an answer is kept, in seconds.
+    public let maximumTTL: UInt32
+    private var entries: [IPAddress: Entry] = [:]
+
+    /// Creates an empty table.
+    public init(capacity: Int = 4096, minimumTTL: UInt32 = 30, maximumTTL: UInt32 = 3600) {
+        self.capacity = max(1, capacity)
+        self.minimumTTL = minimumTTL
+        self.maximumTTL = max(minimumTTL, maximumTTL)
+    }
+
+    /// How many addresses are held (expired ones included until they are looked up or pushed out).
+    public var count: Int { entries.count }
+
+    /// The name `address` was learned from, if that has not expired at `now`.
+    public func hostname(for address: IPAddress, now: UInt64) -> String? {
+        guard let entry = entries[address.unmappedIPv4], entry.expiresAt > now else { return nil }
+        return entry.hostname
+    }
+
+    /// The live entries at `now`, sorted by address text (for config_dump and explain).
+    public func snapshot(now: UInt64) -> [(address: IPAddress, entry: Entry)] {
+        entries.filter { $0.value.expiresAt > now }
+            .map { (address: $0.key, entry: $0.value) }
+            .sorted { $0.address.description < $1.address.description }
+    }
+
+    /// Learns `address` for `hostname` for `ttl` seconds (clamped) from `now`.
+    public mutating func learn(_ address: IPAddress, hostname: String, ttl: UInt32, now: UInt64) {
+        let key = address.unmappedIPv4
+        let kept = UInt64(min(max(ttl, minimumTTL), maximumTTL))
+        let entry = Entry(hostname: hostname, expiresAt: now + kept)
+        if entries[key] == nil, entries.count >= capacity {
+            if let expired = entries.first(where: { $0.value.expiresAt <= now })?.key {
+                entries[expired] = nil
+            } else if let soonest = entries.min(by: { $0.value.expiresAt < $1.value.expiresAt })?.key {
+                entries[soonest] = nil
+            }
+        }
+        entries[key] = entry
+    }
+
+    /// Learns every address a response gives for its question's name, following the CNAME
+    /// chain (`a` CNAME `b`, `b` A 192.0.2.1 teaches 192.0.2.1 → `a`). Returns the addresses learned.
+    @discardableResult
+    public mutating func learn(from response: DNSMessage, now: UInt64) -> [IPAddress] {
+        guard response.isResponse, response.rcode == .noError, let question = response.questions.first else { return [] }
+        var names: Set<String> = [question.name]
+        // A chain is at most as long as the answer list; each pass adds one link.
+        for _ in 0..<response.answers.count {
+            var grew = false
+            for record in response.answers where names.contains(record.name) {
+                if case .canonicalName(let target) = record.data, names.insert(target).inserted { grew = true }
+            }
+            if !grew { break }
+        }
+        var learned: [IPAddress] = []
+        for record in response.answers where names.contains(record.name) {
+            if case .address(let address) = record.data {
+                learn(address, hostname: question.name, ttl: record.ttl, now: now)
+                learned.append(address)
+            }
+        }
+        return learned
+    }
+}

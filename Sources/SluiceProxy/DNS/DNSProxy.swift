@@ -1,0 +1,125 @@
+import Foundation
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import SluiceCore
+
+/// The sidecar's DNS proxy (`dns.proxy: true`): UDP and TCP on 127.0.0.1 (and ::1) port
+/// 15053, where `sluice-init --capture-dns` redirects the pod's port-53 traffic, like
+/// Istio's DNS proxy. See DNSResponder for what it answers.
+public final class DNSProxy: Service, Sendable {
+    /// The port Istio's DNS proxy uses.
+    public static let defaultPort = 15053
+
+    private let runtime: ProxyRuntime
+    private let responder: DNSResponder
+    private let port: Int
+    private let group: MultiThreadedEventLoopGroup
+
+    /// Creates the proxy; `resolvConf` is read once here for the upstream nameservers.
+    public init(runtime: ProxyRuntime, book: LearnedAddressBook, port: Int = DNSProxy.defaultPort, resolvConf: String = "/etc/resolv.conf") {
+        let text = (try? String(contentsOfFile: resolvConf, encoding: .utf8)) ?? ""
+        let upstreams = ResolvConf.nameservers(text)
+        if upstreams.isEmpty { runtime.logger.warning("DNS: no nameserver in \(resolvConf): unregistered names cannot be resolved") }
+        self.runtime = runtime
+        self.port = port
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.responder = DNSResponder(runtime: runtime, book: book, forwarder: DNSForwarder(upstreams: upstreams))
+    }
+
+    /// Serves until graceful shutdown.
+    public func run() async throws {
+        var channels: [any Channel] = []
+        for host in ["127.0.0.1", "::1"] {
+            do {
+                channels.append(try await bindUDP(host))
+                channels.append(try await bindTCP(host))
+            } catch where host == "::1" {
+                runtime.logger.info("DNS: not listening on [::1]:\(port): \(error)")
+            }
+        }
+        runtime.logger.notice("DNS proxy listening on port \(port) (UDP and TCP)")
+        try? await gracefulShutdown()
+        for channel in channels { try? await channel.close() }
+        try? await group.shutdownGracefully()
+    }
+
+    private func bindUDP(_ host: String) async throws -> any Channel {
+        let responder = self.responder
+        return try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(DNSDatagramHandler(responder)) }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    private func bindTCP(_ host: String) async throws -> any Channel {
+        let responder = self.responder
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(DNSLengthPrefixDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(DNSStreamHandler(responder))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+}
+
+/// UDP: one query per datagram, the reply to its sender.
+private final class DNSDatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+    let responder: DNSResponder
+
+    init(_ responder: DNSResponder) { self.responder = responder }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let remote = envelope.remoteAddress
+        let channel = context.channel
+        responder.respond(Array(envelope.data.readableBytesView), from: remote, on: context.eventLoop).whenSuccess { reply in
+            guard let reply else { return }
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: reply)), promise: nil)
+        }
+    }
+}
+
+/// TCP (RFC 1035 4.2.2): each message behind a two-byte length.
+struct DNSLengthPrefixDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
+              let message = buffer.getSlice(at: buffer.readerIndex + 2, length: Int(length))
+        else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 2 + Int(length))
+        context.fireChannelRead(wrapInboundOut(message))
+        return .continue
+    }
+}
+
+/// TCP: answers each query in order of arrival (replies carry the query's id).
+private final class DNSStreamHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let responder: DNSResponder
+
+    init(_ responder: DNSResponder) { self.responder = responder }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let query = Array(unwrapInboundIn(data).readableBytesView)
+        let channel = context.channel
+        responder.respond(query, from: context.remoteAddress, on: context.eventLoop).whenSuccess { reply in
+            guard let reply, reply.count <= Int(UInt16.max) else {
+                channel.close(promise: nil)
+                return
+            }
+            var buffer = channel.allocator.buffer(capacity: reply.count + 2)
+            buffer.writeInteger(UInt16(reply.count))
+            buffer.writeBytes(reply)
+            channel.writeAndFlush(buffer, promise: nil)
+        }
+    }
+}
