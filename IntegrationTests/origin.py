@@ -20,6 +20,10 @@ HTTP behaviour:
                         "host": host} to --conn-log: proof a request reached us
   GET /delay/MS      -> 200 "delayed=MS\\n" after MS milliseconds (at most 30 s): a slow
                         answer, for requests that must still be in flight a while
+  GET|POST /reset-once/KEY -> the first request for KEY (a POST's body read first) is
+                        answered by closing the connection without a byte (an upstream
+                        reset before the response); later ones get 200 "reset-once=KEY
+                        seen=N\\n", N the requests for KEY so far: retries, counted
   anything else      -> 200 "origin=<local ip> host=<host>\\n"
 Every response carries X-Origin-Local, the address the client reached.
 
@@ -62,6 +66,20 @@ REQUEST_LOG = None
 IDLE_TIMEOUT_S = 60  # so a forgotten connection cannot hold a thread forever
 READ_PIECE = 1 << 16
 DELAY_MAX_MS = 30_000  # /delay/MS never holds a thread longer than this
+
+# /reset-once/KEY: requests seen per KEY (bounded: a test uses a handful of keys).
+RESET_ONCE = {}
+RESET_ONCE_LOCK = threading.Lock()
+RESET_ONCE_MAX_KEYS = 1000
+
+
+def reset_once_count(key):
+    """Count a request for `key`; the new count (0 when the table is full)."""
+    with RESET_ONCE_LOCK:
+        if key not in RESET_ONCE and len(RESET_ONCE) >= RESET_ONCE_MAX_KEYS:
+            return 0
+        RESET_ONCE[key] = RESET_ONCE.get(key, 0) + 1
+        return RESET_ONCE[key]
 
 
 def pattern_chunks(total):
@@ -183,8 +201,21 @@ class OriginHandler(BaseHTTPRequestHandler):
         if with_body:
             self.wfile.write(body)
 
+    def reset_once(self, path, with_body):
+        """The /reset-once/KEY answer: True when it handled the request."""
+        if not path.startswith("/reset-once/"):
+            return False
+        seen = reset_once_count(path[len("/reset-once/"):])
+        if seen == 1:
+            self.close_connection = True  # no byte of a response: an upstream reset
+            return True
+        self.send_simple(200, f"reset-once={path[len('/reset-once/'):]} seen={seen}\n".encode(), with_body=with_body)
+        return True
+
     def answer(self, with_body):
         path = self.path.split("?", 1)[0]
+        if self.reset_once(path, with_body):
+            return
         if path == "/" and self.is_aliyun():
             body = (b"<html>\r\n<head><title>301 Moved Permanently</title></head>\r\n"
                     b"<body>\r\n<center><h1>301 Moved Permanently</h1></center>\r\n</body>\r\n</html>\r\n")
@@ -230,6 +261,8 @@ class OriginHandler(BaseHTTPRequestHandler):
         digest = hashlib.sha256()
         for piece in self.read_body():
             digest.update(piece)
+        if self.reset_once(self.path.split("?", 1)[0], with_body=True):
+            return
         if self.path.split("?", 1)[0] == "/sha256":
             self.send_simple(200, (digest.hexdigest() + "\n").encode())
         else:

@@ -12,6 +12,9 @@
 #  - a Sidecar resource's egressProxy takes unregistered traffic (ALLOW_ANY) to that proxy;
 #  - a Sidecar resource hides a registered host from one namespace (--namespace restricted);
 #  - a weighted split across two Services, chosen per connection;
+#  - route behaviours chosen per request on one host: a redirect, a fault abort, the route
+#    timeout (504 UT), 404 NR for a path no route matches, uri and authority rewrites, a
+#    response header set, a retry after a reset of a GET and none for a POST;
 #  - ASM's ASMEgressTrafficPolicy Example 1: sleep-a in mytest reaches www.httpbin.org through
 #    egressgateway-a (its labels from --labels-file); another workload is blocked.
 #
@@ -31,6 +34,7 @@ routing_hosts() {
 		echo "$GW_V4 $ASM_GATEWAY_SERVICE"
 		echo "$CNN_V4 www.httpbin.org httpbin.org"
 		echo "$UNREG_V4 split.test"
+		echo "$UNREG_V4 behaviour.test"
 		echo "$ALIYUN_V4 origin-a.ext.svc.cluster.local"
 		echo "$STATIC_V4 origin-b.ext.svc.cluster.local"
 	} >>"/etc/netns/$NS_APP/hosts"
@@ -168,6 +172,38 @@ weighted_split_reaches_both_services() {
 	check "weighted split: each 50% destination got at least 10 of 60 (got $a and $b)" test "$a" -ge 10 -a "$b" -ge 10
 }
 
+route_behaviours_apply_per_request() {
+	local access rec headers
+	access=$(access_mark)
+	headers=$(app_curl -s -o /dev/null -D - "http://behaviour.test/v1/items?q=1" | tr -d '\r')
+	check "redirect: 301 with Envoy's Location (authority and path replaced, query kept)" \
+		grep -qix 'location: http://new.behaviour.test/v2/?q=1' <<<"$headers"
+	check "redirect: the status is 301" grep -q '^HTTP/1.1 301 ' <<<"$headers"
+	check_eq "fault abort: Envoy's body" "fault filter abort" "$(app_curl http://behaviour.test/broken)"
+	rec=$(routing_sidecar_record "$access" '.path == "/broken"')
+	check_eq "fault abort: logged as 418 with flag FI and the route's name" "418 FI broken" \
+		"$(routing_field "$rec" response_code) $(routing_field "$rec" response_flags) $(routing_field "$rec" route_name)"
+	check_eq "route timeout 500ms: /delay/3000 gets 504" 504 "$(app_status http://behaviour.test/delay/3000)"
+	rec=$(routing_sidecar_record "$access" '.path == "/delay/3000"')
+	check_eq "route timeout: logged with flag UT" UT "$(routing_field "$rec" response_flags)"
+	check_eq "a request within the route timeout is forwarded" "delayed=10" "$(app_curl http://behaviour.test/delay/10)"
+	check_eq "a path no route matches gets 404 (NR)" 404 "$(app_status http://behaviour.test/nowhere)"
+	check_eq "the /ok route forwards" 200 "$(app_status http://behaviour.test/ok)"
+	local key=$RANDOM$RANDOM
+	check_eq "retries (reset): a GET the origin resets once is sent again and answered" \
+		"reset-once=get-$key seen=2" "$(app_curl "http://behaviour.test/reset-once/get-$key")"
+	check_metric_reaches "retries: counted in sluice_upstream_retries_total{cluster=outbound|80||origin-a...}" sidecar 1 \
+		sluice_upstream_retries_total "cluster=outbound|80||origin-a.ext.svc.cluster.local"
+	check_eq "retries: a POST whose bytes reached the origin is not sent again (503)" 503 \
+		"$(app_status -X POST --data hi "http://behaviour.test/reset-once/post-$key")"
+	check_eq "retries: the origin saw that POST once" "reset-once=post-$key seen=2" \
+		"$(app_curl "http://behaviour.test/reset-once/post-$key")"
+	check_eq "rewrite: the origin gets / with Host renamed.test" "origin=$ALIYUN_V4 host=renamed.test" \
+		"$(app_curl http://behaviour.test/renamed)"
+	check "headers.response.set: the app gets x-route: renamed" \
+		grep -qix 'x-route: renamed' <<<"$(app_curl -s -o /dev/null -D - http://behaviour.test/renamed | tr -d '\r')"
+}
+
 # routing_explain_says DESC PATTERN CONFIG ARGS...: `sluice explain --config CONFIG ARGS` prints
 # a line matching PATTERN.
 routing_explain_says() {
@@ -233,6 +269,7 @@ routing_cases() {
 	scenario routing/sidecar-hidden.yaml registered_host_visible_elsewhere
 
 	scenario routing/sidecar-weighted.yaml weighted_split_reaches_both_services
+	scenario routing/sidecar-behaviour.yaml route_behaviours_apply_per_request
 
 	# ASM: the pod's namespace and labels from POD_NAMESPACE / POD_LABELS_FILE.
 	if wants asm_sleep_a_reaches_httpbin_through_the_gateway asm_other_workload_is_blocked &&

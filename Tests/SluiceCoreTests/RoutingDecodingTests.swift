@@ -95,7 +95,7 @@ final class RoutingDecodingTests: XCTestCase {
     func testCheckNotesWhatTheDataPathDoesNotApplyYet() {
         let loaded = RegistryLoader.load(paths: ["registry/istio-routing/05-http-routes.yaml"], relativeTo: RegistryFixtures.root)
         let notes = RoutingAnalysis.analyze(loaded.routing, entries: loaded.entries).filter { $0.severity == .note }.map(\.message)
-        XCTAssertTrue(notes.contains { $0.hasPrefix("routes apply; fault, headers, redirect, retries, rewrite, timeout") }, notes.joined(separator: "\n"))
+        XCTAssertTrue(notes.contains { $0.hasPrefix("routes apply; retries.perTryTimeout are decided") }, notes.joined(separator: "\n"))
         XCTAssertTrue(notes.contains { $0.hasPrefix("subsets apply; connectionPool, loadBalancer, outlierDetection") })
     }
 }

@@ -134,7 +134,9 @@ public final class Loopback: @unchecked Sendable {  // used from one test thread
         let config = try SluiceConfig.parse(yaml: yaml, path: "/test/sluice.yaml").get()
         let loaded = RegistryLoader.parse(yaml: registry, path: "/test/registry.yaml")
         if loaded.hasErrors { throw FixtureError.badRegistry("\(loaded.diagnostics)") }
-        let snapshot = SluiceSnapshot(config: config, registry: Registry(loaded.entries))
+        var snapshot = SluiceSnapshot(config: config, registry: Registry(loaded.entries))
+        // Routing objects (VirtualService, DestinationRule, …) in the registry text apply too.
+        snapshot.routing = loaded.routing
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         return ProxyRuntime(

@@ -4,6 +4,8 @@ public import NIOCore
 public enum LocalStatus: Sendable {
     case badRequest, forbidden, notFound, methodNotAllowed, requestTimeout, requestHeaderFieldsTooLarge
     case badGateway, serviceUnavailable, gatewayTimeout
+    /// Any other status a route decides (a redirect's code, a fault's abort status).
+    case other(Int)
 
     public var code: Int {
         switch self {
@@ -16,6 +18,7 @@ public enum LocalStatus: Sendable {
         case .badGateway: return 502
         case .serviceUnavailable: return 503
         case .gatewayTimeout: return 504
+        case .other(let code): return code
         }
     }
 
@@ -30,6 +33,33 @@ public enum LocalStatus: Sendable {
         case .badGateway: return "Bad Gateway"
         case .serviceUnavailable: return "Service Unavailable"
         case .gatewayTimeout: return "Gateway Timeout"
+        case .other(let code): return Self.reasons[code] ?? "Unknown"
+        }
+    }
+}
+
+extension LocalStatus {
+    /// RFC 9110's reason phrases for the statuses a route can ask for.
+    static let reasons: [Int: String] = [
+        200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 302: "Found", 303: "See Other",
+        307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+        404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 410: "Gone",
+        418: "I'm a teapot", 429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
+        502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+    ]
+
+    /// The status for `code`: a named case when there is one.
+    public init(code: Int) {
+        switch code {
+        case 400: self = .badRequest
+        case 403: self = .forbidden
+        case 404: self = .notFound
+        case 408: self = .requestTimeout
+        case 431: self = .requestHeaderFieldsTooLarge
+        case 502: self = .badGateway
+        case 503: self = .serviceUnavailable
+        case 504: self = .gatewayTimeout
+        default: self = .other(code)
         }
     }
 }
@@ -68,9 +98,11 @@ public enum HTTP1LocalReply {
         close: Bool,
         isHEAD: Bool,
         date: String,
+        extraFields: [(String, String)] = [],
         to out: inout ByteBuffer
     ) -> Int {
-        var fields = [("content-length", String(body.utf8.count))]
+        var fields = extraFields
+        fields.append(("content-length", String(body.utf8.count)))
         if !body.isEmpty { fields.append(("content-type", "text/plain")) }
         fields.append(("date", date))
         fields.append(("server", "sluice"))

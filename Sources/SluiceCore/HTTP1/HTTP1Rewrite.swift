@@ -18,6 +18,9 @@ public enum HTTP1Rewrite {
         public var forwardedFor: String?
         /// `Expect: 100-continue` was answered by the proxy: not forwarded.
         public var dropExpect = false
+        /// A VirtualService route's rewrite and request header operations; nil (no routes, or
+        /// none asked for) writes the head on the plain path.
+        public var route: RouteRequestEdits?
 
         public init(upgrade: String? = nil, requestID: GeneratedRequestID? = nil, forwardedFor: String? = nil, dropExpect: Bool = false) {
             self.upgrade = upgrade
@@ -45,6 +48,8 @@ public enum HTTP1Rewrite {
         public var connection: ConnectionField
         /// The body is being de-chunked for an HTTP/1.0 app.
         public var dropTransferEncoding = false
+        /// A VirtualService route's `headers.response`; nil: none.
+        public var routeHeaders: HeaderEdits?
 
         public init(versionMinor: Int, serviceTimeMs: Int64? = nil, connection: ConnectionField = .none, dropTransferEncoding: Bool = false) {
             self.versionMinor = versionMinor
@@ -55,14 +60,22 @@ public enum HTTP1Rewrite {
     }
 
     /// `METHOD target HTTP/1.1`, the request's end-to-end fields, then the edits.
+    /// A route's edits (`edits.route`) replace the target and Host and apply its header
+    /// operations; without them nothing else is looked at.
     public static func writeUpstreamRequest(_ head: HTTP1Head, edits: RequestEdits, to out: inout ByteBuffer) {
+        let route = edits.route
         out.writeBounded(upstreamRequestBound(head, edits: edits)) { w in
             head.bytes.withUnsafeReadableBytes { raw in
                 w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.method]))
                 w.write(UInt8(ascii: " "))
-                w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.target]))
+                if let target = route?.target {
+                    w.write(string: target)
+                } else {
+                    w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.target]))
+                }
                 w.write(" HTTP/1.1\r\n")
-                copyFields(head, raw, to: &w) { kind in
+                if let route { route.writeHost(head, to: &w) }
+                copyFields(head, raw, to: &w, dropping: route.map { route in { route.drops($0, $1, head) } }) { kind in
                     switch kind {
                     case .hopByHop: return false
                     case .expect: return !edits.dropExpect
@@ -71,27 +84,35 @@ public enum HTTP1Rewrite {
                     }
                 }
             }
-            if let upgrade = edits.upgrade {
-                w.write("connection: upgrade\r\nupgrade: ")
-                w.write(string: upgrade)
-                w.write("\r\n")
-            }
-            if let requestID = edits.requestID {
-                w.write("x-request-id: ")
-                requestID.write(to: &w)
-                w.write("\r\n")
-            }
-            if let forwardedFor = edits.forwardedFor {
-                w.write("x-forwarded-for: ")
-                w.write(string: forwardedFor)
-                w.write("\r\n")
-            }
+            writeProxyFields(edits, to: &w)
+            route?.headers.writeAppended(to: &w)
+            w.write("\r\n")
+        }
+    }
+
+    /// The request fields the proxy adds: upgrade, request id, x-forwarded-for.
+    @inline(__always)
+    static func writeProxyFields(_ edits: RequestEdits, to w: inout BoundedWriter) {
+        if let upgrade = edits.upgrade {
+            w.write("connection: upgrade\r\nupgrade: ")
+            w.write(string: upgrade)
+            w.write("\r\n")
+        }
+        if let requestID = edits.requestID {
+            w.write("x-request-id: ")
+            requestID.write(to: &w)
+            w.write("\r\n")
+        }
+        if let forwardedFor = edits.forwardedFor {
+            w.write("x-forwarded-for: ")
+            w.write(string: forwardedFor)
             w.write("\r\n")
         }
     }
 
     /// `HTTP/1.x code reason`, the response's end-to-end fields, then the edits.
     public static func writeDownstreamResponse(_ head: HTTP1Head, edits: ResponseEdits, to out: inout ByteBuffer) {
+        let routeHeaders = edits.routeHeaders
         out.writeBounded(downstreamResponseBound(head, edits: edits)) { w in
             w.write(edits.versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
             writeStatusCode(head.status, to: &w)
@@ -99,7 +120,7 @@ public enum HTTP1Rewrite {
             head.bytes.withUnsafeReadableBytes { raw in
                 w.write(bytes: UnsafeRawBufferPointer(rebasing: raw[head.reason]))
                 w.write("\r\n")
-                copyFields(head, raw, to: &w) { kind in
+                copyFields(head, raw, to: &w, dropping: routeHeaders.map { headers in { _, name in headers.drops(name) } }) { kind in
                     switch kind {
                     case .hopByHop: return false
                     case .serviceTime: return edits.serviceTimeMs == nil
@@ -108,20 +129,27 @@ public enum HTTP1Rewrite {
                     }
                 }
             }
-            if let ms = edits.serviceTimeMs {
-                w.write("x-envoy-upstream-service-time: ")
-                w.writeDecimal(max(ms, 0))
-                w.write("\r\n")
-            }
-            switch edits.connection {
-            case .none: break
-            case .close: w.write("connection: close\r\n")
-            case .keepAlive: w.write("connection: keep-alive\r\n")
-            case .upgrade(let upgrade):
-                w.write("connection: upgrade\r\nupgrade: ")
-                w.write(string: upgrade)
-                w.write("\r\n")
-            }
+            writeResponseProxyFields(edits, to: &w)
+            routeHeaders?.writeAppended(to: &w)
+            w.write("\r\n")
+        }
+    }
+
+    /// The response fields the proxy adds: service time, connection.
+    @inline(__always)
+    static func writeResponseProxyFields(_ edits: ResponseEdits, to w: inout BoundedWriter) {
+        if let ms = edits.serviceTimeMs {
+            w.write("x-envoy-upstream-service-time: ")
+            w.writeDecimal(max(ms, 0))
+            w.write("\r\n")
+        }
+        switch edits.connection {
+        case .none: break
+        case .close: w.write("connection: close\r\n")
+        case .keepAlive: w.write("connection: keep-alive\r\n")
+        case .upgrade(let upgrade):
+            w.write("connection: upgrade\r\nupgrade: ")
+            w.write(string: upgrade)
             w.write("\r\n")
         }
     }
@@ -131,12 +159,14 @@ public enum HTTP1Rewrite {
     public static func upstreamRequestBound(_ head: HTTP1Head, edits: RequestEdits) -> Int {
         head.bytes.readableBytes + 128
             + (edits.upgrade?.utf8.count ?? 0) + (edits.requestID == nil ? 0 : GeneratedRequestID.textLength) + (edits.forwardedFor?.utf8.count ?? 0)
+            + (edits.route?.bound ?? 0)
     }
 
     /// Most bytes `writeDownstreamResponse` writes.
     public static func downstreamResponseBound(_ head: HTTP1Head, edits: ResponseEdits) -> Int {
-        if case .upgrade(let upgrade) = edits.connection { return head.bytes.readableBytes + 128 + upgrade.utf8.count }
-        return head.bytes.readableBytes + 128
+        let route = edits.routeHeaders?.appendedBound ?? 0
+        if case .upgrade(let upgrade) = edits.connection { return head.bytes.readableBytes + 128 + upgrade.utf8.count + route }
+        return head.bytes.readableBytes + 128 + route
     }
 
     /// A complete response of the proxy's own: status line, the given fields, the body.
@@ -176,13 +206,14 @@ public enum HTTP1Rewrite {
         _ head: HTTP1Head,
         _ raw: UnsafeRawBufferPointer,
         to out: inout BoundedWriter,
+        dropping drop: ((HTTP1Field, UnsafeRawBufferPointer) -> Bool)? = nil,
         keeping keep: (FieldClass) -> Bool
     ) {
         let listed = connectionListed(head, raw)
         var run = LineRun()
         for field in head.fields {
             let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
-            if keep(classify(name)) && (listed.isEmpty || !isListed(name, listed, raw)) {
+            if keep(classify(name)) && (listed.isEmpty || !isListed(name, listed, raw)) && !(drop?(field, name) ?? false) {
                 run.add(field, raw, to: &out)
             } else {
                 run.flush(raw, to: &out)

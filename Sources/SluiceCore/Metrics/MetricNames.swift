@@ -28,6 +28,9 @@ public enum MetricName {
     /// Counter: would-be denials that audit mode let through, by `protocol` and `host` (the
     /// Host, SNI or address tried; capped, the rest `other`).
     public static let auditDenials = "sluice_audit_denials_total"
+    /// Counter: requests a route's retry policy sent again, by `cluster` (Envoy's
+    /// `cluster.<name>.upstream_rq_retry`).
+    public static let upstreamRetries = "sluice_upstream_retries_total"
     /// Counter: protocol detection outcomes, by `outcome`.
     public static let sniff = "sluice_sniff_total"
     /// Counter: denied requests and connections, by `protocol`.
@@ -52,6 +55,8 @@ public enum MetricBuckets {
 
 /// Label names, as Istio spells them.
 public enum MetricLabel {
+    /// Envoy's cluster name (`outbound|80||aliyun.com`).
+    public static let cluster = "cluster"
     /// `source` on the sidecar, `gateway` on the gateway.
     public static let reporter = "reporter"
     /// The destination's host as registered (`aliyun.com`), or the fixed cluster name.

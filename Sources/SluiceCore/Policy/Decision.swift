@@ -85,6 +85,8 @@ public struct RouteSelection: Sendable, Equatable {
     public var matchIndex: Int?
     /// The destination chosen (by weight, when there are several).
     public var destination: RouteDestination
+    /// The matched item's `uri` condition: what `rewrite.uri` replaces (Envoy's prefix_rewrite).
+    public var matchedURI: StringMatch?
     /// http behaviours: timeout, retries, header operations, rewrite, redirect, fault.
     public var behaviour: HTTPRouteBehaviour
     /// The DestinationRule's policy for the destination (subset and port settings merged):

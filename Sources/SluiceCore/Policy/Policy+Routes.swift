@@ -172,9 +172,12 @@ extension Policy {
     ) -> Decision {
         let chosen = pick(route.destinations)
         let destination = chosen.map { route.destinations[$0] }
-        let selectionBase = RouteSelection(
+        var selectionBase = RouteSelection(
             virtualService: route.virtualService, source: route.source, kind: route.kind, index: route.index, matchIndex: matchIndex,
             destination: destination ?? RouteDestination(host: ""), behaviour: route.behaviour)
+        if route.kind == .http, let matchIndex, let position = route.matchIndices.firstIndex(of: matchIndex), position < route.httpMatches.count {
+            selectionBase.matchedURI = route.httpMatches[position].uri
+        }
         let routeName = route.name
         let (service, source, kind, index) = (route.virtualService, route.source, route.kind, route.index)
         let where_: @Sendable () -> String = {

@@ -54,20 +54,17 @@ public enum RoutingAnalysis {
     }
 
     /// Notes for what the decision hands the data path that the HTTP path does not apply yet
-    /// (see docs/configuration.md): per-route behaviours and DestinationRule traffic policies.
+    /// (see docs/configuration.md): the per-route behaviour still pending (a retry's
+    /// perTryTimeout) and DestinationRule traffic policies.
     static func pendingDataPath(_ routing: RoutingObjects) -> [ConfigDiagnostic] {
         var diagnostics: [ConfigDiagnostic] = []
         for service in routing.virtualServices {
             var fields: Set<String> = []
             for route in service.routes where route.kind == .http {
                 let behaviour = route.behaviour
-                if behaviour.timeout != nil { fields.insert("timeout") }
-                if behaviour.retries != nil { fields.insert("retries") }
-                if !behaviour.requestHeaders.isEmpty || !behaviour.responseHeaders.isEmpty { fields.insert("headers") }
-                if behaviour.rewrite != nil { fields.insert("rewrite") }
-                if behaviour.redirect != nil { fields.insert("redirect") }
-                if behaviour.fault != nil { fields.insert("fault") }
-                if route.destinations.count > 1 { fields.insert("weights (chosen per decision, cached per authority by the HTTP path)") }
+                // Applied by the HTTP/1 path: timeout, redirect, fault, headers, rewrite, retries
+                // (but their per-try timeout), weights per request.
+                if behaviour.retries?.perTryTimeout != nil { fields.insert("retries.perTryTimeout") }
             }
             guard !fields.isEmpty else { continue }
             diagnostics.append(ConfigDiagnostic(

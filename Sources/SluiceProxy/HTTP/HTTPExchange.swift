@@ -15,9 +15,20 @@ final class HTTPExchange {
     let requestVersionMinor: Int
     let isHEAD: Bool
     var upstreamRequestSent: NIODeadline?
+    /// The response deadline was set when the request first went out (retries keep it).
+    var responseDeadlineArmed = false
     /// The request asked to switch protocols (WebSocket `Upgrade`); a 101 turns the
     /// connection into a tunnel.
     var upgrade: String?
+    /// How a refusal is answered when the route decided it (a redirect, 404 NR for a
+    /// VirtualService host no route matches, 503 NC); nil: the role's default refusal.
+    var routeAnswer: RouteLocalAnswer?
+    /// The route's `timeout`, replacing the configured upstream timeout for this request.
+    var routeTimeout: TimeAmount?
+    /// The route's `headers.response`.
+    var responseHeaders: HeaderEdits?
+    /// The route's retry policy and what it needs to try again; nil: no retries.
+    var retries: ExchangeRetries?
 
     init(phase: HTTPExchangeStateMachine.Phase, record: AccessLogRecord, versionMinor: Int, keepAlive: Bool, isHEAD: Bool) {
         self.state = HTTPExchangeStateMachine(phase: phase, keepAlive: keepAlive)

@@ -84,6 +84,11 @@ extension HTTPProxyHandler {
             self.respondForbidden(exchange, context: context, closeAfter: closeAfter)
             return
         }
+        if let answer = exchange.routeAnswer {
+            self.respondLocally(exchange, status: answer.status, flag: answer.flag, body: answer.body, extraFields: answer.fields,
+                                context: context, closeAfter: closeAfter)
+            return
+        }
         switch self.runtime.role {
         case .sidecar:
             // Envoy's BlackHoleCluster answer under REGISTRY_ONLY.
@@ -100,6 +105,7 @@ extension HTTPProxyHandler {
         status: LocalStatus,
         flag: ResponseFlags?,
         body: String,
+        extraFields: [(String, String)] = [],
         context: ChannelHandlerContext,
         closeAfter: Bool = false
     ) {
@@ -115,6 +121,7 @@ extension HTTPProxyHandler {
             close: close,
             isHEAD: exchange.isHEAD,
             date: HTTPDate.now(),
+            extraFields: extraFields,
             to: &bytes
         )
         exchange.record.bytesSent &+= UInt64(bodyBytes)

@@ -15,6 +15,7 @@ extension HTTPProxyHandler {
             }
             switch result {
             case .failure(let error as UpstreamError):
+                if error.isConnectFailure, self.retryIfAllowed(exchange, after: .connectFailure, context: context) { return }
                 self.runtime.logger.warning(
                     "upstream connect failed",
                     metadata: ["authority": "\(exchange.record.authority ?? "-")", "error": "\(error)"]
@@ -49,7 +50,10 @@ extension HTTPProxyHandler {
     /// Starts the clock for `upstream_service_time` and Envoy's route timeout.
     func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
         exchange.upstreamRequestSent = NIODeadline.now()
-        let timeout = self.limits.upstream
+        // Armed once: Envoy's route timeout spans the retries.
+        guard !exchange.responseDeadlineArmed else { return }
+        exchange.responseDeadlineArmed = true
+        let timeout = exchange.routeTimeout ?? self.limits.upstream
         self.setDeadline(.response(context.eventLoop.now + timeout, timeout), context: context)
     }
 
@@ -98,6 +102,10 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
         guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
+            if head.status >= 400, exchange.retries != nil, !exchange.state.responseStarted,
+               self.retryIfAllowed(exchange, after: .status(head.status), context: context) {
+                return
+            }
             if exchange.state.responseHead(status: head.status) == .interim {
                 // An interim answer (100, 103): not relayed. The proxy answered any
                 // `Expect: 100-continue` itself, and an HTTP/1.0 app must not see one.
@@ -106,6 +114,7 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
             self.deadlines.clear()
             exchange.record.responseCode = head.status
             var edits = HTTP1Rewrite.ResponseEdits(versionMinor: exchange.requestVersionMinor)
+            edits.routeHeaders = exchange.responseHeaders
             if let sent = exchange.upstreamRequestSent {
                 let ms = sent.millisecondsElapsed
                 exchange.record.upstreamServiceTime = ms
@@ -210,6 +219,7 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
         upstream.detach()
         guard let exchange = self.exchange, !exchange.state.responseEnded, let context = self.context else { return }
         guard exchange.state.phase == .forwarding else { return }
+        if !exchange.state.responseStarted, self.retryIfAllowed(exchange, after: .reset, context: context) { return }
         self.failExchange(
             exchange,
             flag: .upstreamConnectionTermination,

@@ -257,7 +257,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         guard let authority, let destination = self.connection.destinationIP,
             let port = self.connection.destinationPort,
-            let decided = self.decide(authority, destination: destination, port: port, config: config)
+            let decided = self.decide(authority, head: head, destination: destination, port: port, config: config)
         else {
             let exchange = HTTPExchange(phase: .failed, taking: &record, head: head)
             self.exchange = exchange
@@ -303,8 +303,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.state.closed()
             self.inbound = nil
             context.close(promise: nil)
+        case .deny where decided.decision.route?.behaviour.redirect != nil:
+            // A redirect route is answered locally, not refused.
+            let exchange = HTTPExchange(phase: .denied, taking: &record, head: head)
+            exchange.routeAnswer = self.routeAnswer(for: decided.decision, head: head, authority: authority)
+            self.exchange = exchange
+            if head.announcesBody || upgrade != nil {
+                self.respondDenied(exchange, context: context, closeAfter: true)
+            }
         case .deny:
             let exchange = HTTPExchange(phase: .denied, taking: &record, head: head)
+            exchange.routeAnswer = self.routeAnswer(for: decided.decision, head: head, authority: authority)
             self.exchange = exchange
             self.runtime.metrics.denied(.http)
             self.runtime.logger.info(
@@ -330,12 +339,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 HTTP1LocalReply.writeContinue(versionMinor: head.versionMinor, to: &interim)
                 context.writeAndFlush(self.wrapOutboundOut(interim), promise: nil)
             }
+            // Read once: each read of `route` copies the selection out of its box.
+            let route = decided.decision.route
+            if let route {
+                edits.route = RouteRequestEdits.forRoute(
+                    route.behaviour, matchedURI: route.matchedURI, target: target)
+            }
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
             var bytes = self.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
             HTTP1Rewrite.writeUpstreamRequest(head, edits: edits, to: &bytes)
             let exchange = HTTPExchange(phase: .forwarding, taking: &record, head: head)
             exchange.upgrade = upgrade
             self.exchange = exchange
+            if let route,
+               self.applyRoute(route, to: exchange, method: head.methodString, announcesBody: head.announcesBody || upgrade != nil,
+                               request: bytes, target: upstreamTarget, config: config, context: context) {
+                return
+            }
             if let upstream = self.reusableUpstream(for: upstreamTarget) {
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)
@@ -350,20 +370,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The normalised host and the decision for `authority`, reusing the previous request's
     /// when the authority and the configuration are the same. Nil when it names no valid host.
-    private func decide(_ authority: String, destination: IPAddress, port: Int, config: ActiveConfig) -> CachedDecision? {
+    /// A decision that depends on more than the authority (VirtualService matches on uri,
+    /// method or headers, weighted destinations, a fault) is made again for every request,
+    /// with the request's view (`decideForRequest`).
+    private func decide(
+        _ authority: String, head: borrowing HTTP1Head, destination: IPAddress, port: Int, config: ActiveConfig
+    ) -> CachedDecision? {
         if let last = self.lastDecision, last.config === config.identity, last.authority == authority {
-            return last
+            if last.decision.dependsOnlyOnAuthority { return last }
+            return self.decideForRequest(authority, head: head, destination: destination, port: port, config: config, cached: last)
         }
-        guard let parsed = Authority(authority) else { return nil }
-        let decision = config.policy.decide(ConnectionFacts(kind: .http(parsed), destination: destination, port: port))
-        let decided = CachedDecision(authority: authority, host: parsed.host, config: config.identity, decision: decision)
-        self.lastDecision = decided
-        return decided
+        return self.decideForRequest(authority, head: head, destination: destination, port: port, config: config, cached: nil)
     }
 
     private func requestBody(_ body: ByteBuffer) {
         guard let exchange = self.exchange else { return }
         exchange.record.bytesReceived &+= UInt64(body.readableBytes)
+        exchange.retries?.machine.body(body)
         switch exchange.state.requestBody(body) {
         case .send: self.upstream?.send(body)
         case .queued, .discard: break
@@ -373,6 +396,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func requestEnd(context: ChannelHandlerContext) {
         guard let exchange = self.exchange else { return }
         exchange.state.requestEnd()
+        exchange.retries?.machine.ended()
         switch exchange.state.phase {
         case .connecting:
             break

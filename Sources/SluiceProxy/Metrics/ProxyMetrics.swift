@@ -64,6 +64,7 @@ public final class ProxyMetrics: Sendable {
         self.accessLogDroppedLines = registry.gauge(MetricName.accessLogDroppedLines, Help.accessLogDropped)
         self.upstreamConnectDuration = registry.histogram(MetricName.upstreamConnectDuration, Help.upstreamConnect, [], buckets: MetricBuckets.milliseconds)
         self.auditTable = NIOLockedValueBox(AuditTable(hosts: LabelValueCap(limit: Self.maxAuditHosts)))
+        self.retryTable = NIOLockedValueBox(AuditTable(hosts: LabelValueCap(limit: Self.maxDestinationServices)))
         self.table = NIOLockedValueBox(SeriesTable(
             services: LabelValueCap(
                 limit: Self.maxDestinationServices,
@@ -256,6 +257,20 @@ public final class ProxyMetrics: Sendable {
         var counters: [String: Counter] = [:]
     }
     private let auditTable: NIOLockedValueBox<AuditTable>
+    /// `sluice_upstream_retries_total` by cluster (names from configuration, capped).
+    private let retryTable: NIOLockedValueBox<AuditTable>
+
+    /// A route's retry policy sent a request again (Envoy's `upstream_rq_retry`).
+    public func upstreamRetry(cluster: String) {
+        let counter = self.retryTable.withLockedValue { table -> Counter in
+            let label = table.hosts.admit(cluster)
+            if let known = table.counters[label] { return known }
+            let counter = self.registry.counter(MetricName.upstreamRetries, Help.upstreamRetries, [(MetricLabel.cluster, label)])
+            table.counters[label] = counter
+            return counter
+        }
+        counter.increment()
+    }
 
     private struct SeriesTable: Sendable {
         var services: LabelValueCap
@@ -353,6 +368,7 @@ public final class ProxyMetrics: Sendable {
         static let configReloads = "Config reloads by result; a failure keeps the last good config."
         static let registryEntries = "ServiceEntries in the registry in force."
         static let auditDenials = "Requests and connections REGISTRY_ONLY would deny that audit mode let through."
+        static let upstreamRetries = "Requests sent again by a VirtualService route's retry policy (Envoy's upstream_rq_retry)."
         static let registryRejected = "Registry objects rejected by a load; each keeps its last good version where it had one."
         static let accessLogDropped = "Access-log lines dropped because the output could not keep up."
         static let upstreamConnect = "Time to establish an upstream connection in milliseconds."
