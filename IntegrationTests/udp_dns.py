@@ -14,6 +14,7 @@ Every wait is bounded; servers exit after --lifetime seconds whatever happens.
 """
 
 import argparse
+import os
 import random
 import select
 import socket
@@ -120,6 +121,11 @@ def cmd_udp_echo(args):
 
 
 def cmd_query(args):
+    if args.uid is not None:
+        # The socket's owner is who creates it: drop root first (the iptables owner match).
+        os.setgroups([])
+        os.setresgid(args.uid, args.uid, args.uid)
+        os.setresuid(args.uid, args.uid, args.uid)
     qid = random.randrange(65536)
     query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + encode_name(args.name) + struct.pack("!HH", 1, 1)
     try:
@@ -130,6 +136,9 @@ def cmd_query(args):
         else:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.settimeout(args.timeout)
+                if args.source_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind(("", args.source_port))
                 sock.sendto(query, (args.server, 53))
                 reply = sock.recv(4096)
     except (socket.timeout, OSError):
@@ -178,6 +187,8 @@ def main():
     p.add_argument("name")
     p.add_argument("--tcp", action="store_true")
     p.add_argument("--timeout", type=float, default=2)
+    p.add_argument("--source-port", type=int, default=0, help="UDP: send from this local port")
+    p.add_argument("--uid", type=int, help="send as this uid and gid (run as root)")
     p = sub.add_parser("send")
     p.add_argument("addr")
     p.add_argument("port", type=int)

@@ -564,7 +564,16 @@ init_case_udp_dns() {
         ':SLUICE_UDP - [0:0]' '-A OUTPUT -p udp -j SLUICE_UDP' '-A SLUICE_UDP -j NFQUEUE --queue-num 15123' \
         '-A SLUICE_UDP -p udp --dport 5353 -j RETURN' '-A SLUICE_UDP -m owner --uid-owner 1337 -j RETURN' \
         '-I OUTPUT 1 -p udp --dport 53 -j SLUICE_DNS' '-A SLUICE_DNS -p tcp -j REDIRECT --to-ports 15053'
+    check "udp/dns: dry-run shows the DNS conntrack zones (raw table)" init_contains "$INIT_OUT" '*raw' \
+        '-A PREROUTING -p udp -j SLUICE_DNS_ZONE_IN' '-A OUTPUT -p udp -j SLUICE_DNS_ZONE_OUT' \
+        '-A SLUICE_DNS_ZONE_OUT -p udp --sport 15053 -m owner --uid-owner 1337 -j CT --zone 2' \
+        '-A SLUICE_DNS_ZONE_OUT -p udp --dport 5353 -j RETURN' \
+        '-A SLUICE_DNS_ZONE_OUT -p udp --dport 53 -m owner --uid-owner 1337 -j CT --zone 1' \
+        '-A SLUICE_DNS_ZONE_OUT -p udp --dport 53 -m owner --gid-owner 1337 -j CT --zone 1' \
+        '-A SLUICE_DNS_ZONE_OUT -p udp --dport 53 -j CT --zone 2' '-A SLUICE_DNS_ZONE_IN -p udp --sport 53 -j CT --zone 1'
     check "udp/dns: fail-closed by default (no --queue-bypass)" init_lacks "$INIT_OUT" '--queue-bypass'
+    init_run "$INIT_APP" -- --dry-run --capture-udp
+    check "udp/dns: no conntrack zones without --capture-dns" init_lacks "$INIT_OUT" '*raw' SLUICE_DNS_ZONE
     check "udp/dns: dry-run changes nothing" init_same "iptables-save" "$before4" "$(init_save "$INIT_APP" 4)"
     init_run "$INIT_APP" -- --dry-run --capture-udp --udp-fail-open
     check "udp/dns: --udp-fail-open adds --queue-bypass" init_contains "$INIT_OUT" \
@@ -581,6 +590,13 @@ init_case_udp_dns() {
         '-A OUTPUT -p tcp -m tcp --dport 53 -j SLUICE_DNS' '-A SLUICE_DNS -p udp -j REDIRECT --to-ports 15053'
     check "udp/dns: ip6tables-save has both captures" init_contains "$first6" '-A OUTPUT -p udp -j SLUICE_UDP' \
         '-A SLUICE_DNS -p udp -j REDIRECT --to-ports 15053'
+    check "udp/dns: iptables-save has the conntrack zones" init_contains "$first4" \
+        '-A PREROUTING -p udp -j SLUICE_DNS_ZONE_IN' '-A OUTPUT -p udp -j SLUICE_DNS_ZONE_OUT' \
+        '-A SLUICE_DNS_ZONE_OUT -p udp -m udp --dport 53 -m owner --uid-owner 1337 -j CT --zone 1' \
+        '-A SLUICE_DNS_ZONE_OUT -p udp -m udp --dport 53 -j CT --zone 2' '-A SLUICE_DNS_ZONE_IN -p udp -m udp --sport 53 -j CT --zone 1'
+    check "udp/dns: ip6tables-save has the conntrack zones" init_contains "$first6" \
+        '-A SLUICE_DNS_ZONE_OUT -p udp -m udp --sport 15053 -m owner --uid-owner 1337 -j CT --zone 2' \
+        '-A SLUICE_DNS_ZONE_IN -p udp -m udp --sport 53 -j CT --zone 1'
     check "udp/dns: 15053 is reserved" init_contains \
         "$(ip netns exec "$INIT_APP" cat /proc/sys/net/ipv4/ip_local_reserved_ports)" 15053
     init_run "$INIT_APP" SLUICE_CAPTURE_UDP=1 -- --capture-dns
@@ -589,10 +605,12 @@ init_case_udp_dns() {
     init_run "$INIT_APP" -- --validate --capture-udp --capture-dns
     check "udp/dns: --validate passes" init_ok
     check "udp/dns: --validate saw a datagram reach the queue" init_contains "$INIT_OUT" \
-        'validate: ok a datagram to 192.0.2.1:9 went to NFQUEUE 15100' 'validate: ok UDP and TCP port 53 go to port 15053'
+        'validate: ok a datagram to 192.0.2.1:9 went to NFQUEUE 15100' 'validate: ok UDP and TCP port 53 go to port 15053' \
+        "validate: ok the DNS proxy's own queries are in conntrack zone 1, the redirected ones in zone 2"
 
     init_run "$INIT_APP" --
     check "udp/dns: re-run without the flags removes both" init_lacks "$(init_save "$INIT_APP" 4)" SLUICE_UDP SLUICE_DNS
+    check "udp/dns: ... and the IPv6 conntrack zones" init_lacks "$(init_save "$INIT_APP" 6)" SLUICE_DNS_ZONE
     init_run "$INIT_APP" -- --capture-udp --capture-dns
     init_run "$INIT_APP" -- --cleanup
     check "udp/dns: cleanup succeeds" init_ok

@@ -32,6 +32,11 @@ struct PodAnnotations: Equatable {
     var cpuLimit: String?
     /// See `cpuRequest`.
     var memoryLimit: String?
+    /// `sluice.io/capture-dns`, else `proxy.istio.io/config` `proxyMetadata.ISTIO_META_DNS_CAPTURE`
+    /// (Istio's switch for DNS capture): port 53 goes to the sidecar's DNS proxy.
+    var captureDNS: Bool?
+    /// `sluice.io/capture-udp`: outbound UDP waits in NFQUEUE for the sidecar's verdict.
+    var captureUDP: Bool?
 
     /// Reads the pod template's `metadata`; `path` names the file in errors.
     static func read(metadata: Node.Mapping?, path: String) throws(InjectError) -> PodAnnotations {
@@ -58,6 +63,11 @@ struct PodAnnotations: Equatable {
         if let annotations, let node = YAMLNodes.value(annotations, "proxy.istio.io/config"), let text = node.scalar?.string {
             try result.readProxyConfig(text, line: YAMLNodes.line(node), path: path)
         }
+        // Sluice's own annotation wins over the proxyMetadata read above.
+        if YAMLNodes.isTrue(annotation("sluice.io/capture-dns")) { result.captureDNS = true }
+        if YAMLNodes.isFalse(annotation("sluice.io/capture-dns")) { result.captureDNS = false }
+        if YAMLNodes.isTrue(annotation("sluice.io/capture-udp")) { result.captureUDP = true }
+        if YAMLNodes.isFalse(annotation("sluice.io/capture-udp")) { result.captureUDP = false }
         for key in ["sidecar.istio.io/nativeSidecar", "sluice.io/native-sidecar"] {
             if YAMLNodes.isTrue(annotation(key)) { result.nativeSidecar = true }
             if YAMLNodes.isFalse(annotation(key)) { result.nativeSidecar = false }
@@ -92,6 +102,19 @@ struct PodAnnotations: Equatable {
             // Holding the app until the proxy is ready is exactly what a native sidecar's
             // startup probe does; Istio's own native mode implies it.
             if hold { nativeSidecar = true }
+        }
+        if let value = YAMLNodes.value(config, "proxyMetadata") {
+            guard let metadata = value.mapping else {
+                throw InjectError(path: path, line: line, message: "proxy.istio.io/config: proxyMetadata must be a mapping of names to strings")
+            }
+            // Istio reads these as environment variables, so "true" (quoted or not) is on and
+            // "false" off; anything else is a mistake worth saying.
+            if let flag = YAMLNodes.value(metadata, "ISTIO_META_DNS_CAPTURE") {
+                let text = flag.scalar?.string
+                if YAMLNodes.isTrue(text) { captureDNS = true } else if YAMLNodes.isFalse(text) { captureDNS = false } else {
+                    throw InjectError(path: path, line: line, message: "proxy.istio.io/config: proxyMetadata.ISTIO_META_DNS_CAPTURE must be \"true\" or \"false\", not \(text ?? "a structure")")
+                }
+            }
         }
     }
 

@@ -40,16 +40,21 @@ struct PodInjection {
         }
 
         let native = annotations.nativeSidecar ?? template.nativeSidecar
-        let sidecar = sidecarContainer(annotations, native: native)
+        let capture = Capture(dns: annotations.captureDNS ?? template.captureDNS, udp: annotations.captureUDP ?? template.captureUDP)
+        let sidecar = sidecarContainer(annotations, native: native, capture: capture)
         var spec = spec
         if native {
-            YAMLNodes.set(&spec, "initContainers", YAMLNodes.sequence([initContainer(annotations), sidecar] + initContainers))
+            YAMLNodes.set(&spec, "initContainers", YAMLNodes.sequence([initContainer(annotations, capture: capture), sidecar] + initContainers))
         } else {
-            YAMLNodes.set(&spec, "initContainers", YAMLNodes.sequence(initContainers + [initContainer(annotations)]))
+            YAMLNodes.set(&spec, "initContainers", YAMLNodes.sequence(initContainers + [initContainer(annotations, capture: capture)]))
             YAMLNodes.set(&spec, "containers", YAMLNodes.sequence([sidecar] + containers))
         }
         YAMLNodes.set(&spec, "volumes", YAMLNodes.sequence(volumes + injectedVolumes))
-        if template.reservedPortsSysctl { try addReservedPortsSysctl(&spec, path: path) }
+        if template.reservedPortsSysctl {
+            // sluice-init --capture-dns reserves the DNS proxy's port too.
+            let ports = template.reservedPorts + (capture.dns ? ",\(SidecarTemplate.dnsPort)" : "")
+            try addReservedPortsSysctl(&spec, ports: ports, path: path)
+        }
 
         var metadata = metadata ?? Node.Mapping([])
         var podAnnotations = YAMLNodes.value(metadata, "annotations")?.mapping ?? Node.Mapping([])
@@ -75,19 +80,27 @@ struct PodInjection {
         return Array(sequence)
     }
 
-    private func initContainer(_ annotations: PodAnnotations) -> Node {
+    /// Which of the optional captures a pod gets (the pod's annotations, else the template's).
+    struct Capture {
+        var dns: Bool
+        var udp: Bool
+    }
+
+    private func initContainer(_ annotations: PodAnnotations, capture: Capture) -> Node {
         var fields: [(String, Node)] = [
             ("name", YAMLNodes.string(InjectedNames.initContainer)),
             ("image", YAMLNodes.string(template.image)),
             ("imagePullPolicy", YAMLNodes.string(template.imagePullPolicy)),
             ("command", YAMLNodes.strings([SidecarTemplate.initPath])),
         ]
+        let arguments = (capture.udp ? ["--capture-udp"] : []) + (capture.dns ? ["--capture-dns"] : [])
+        if !arguments.isEmpty { fields.append(("args", YAMLNodes.strings(arguments))) }
         var env = annotations.initEnvironment
         if template.proxyUID != 1337 {
             env.insert(contentsOf: [("SLUICE_PROXY_UID", String(template.proxyUID)), ("SLUICE_PROXY_GID", String(template.proxyUID))], at: 0)
         }
         if !env.isEmpty {
-            fields.append(("env", YAMLNodes.sequence(env.map { YAMLNodes.mapping([("name", YAMLNodes.string($0.0)), ("value", YAMLNodes.string($0.1))]) })))
+            fields.append(("env", YAMLNodes.sequence(env.map { value($0.0, $0.1) })))
         }
         fields.append(("resources", YAMLNodes.mapping([
             ("requests", YAMLNodes.mapping([("cpu", YAMLNodes.string("10m")), ("memory", YAMLNodes.string("16Mi"))])),
@@ -110,7 +123,7 @@ struct PodInjection {
         return YAMLNodes.mapping(fields)
     }
 
-    private func sidecarContainer(_ annotations: PodAnnotations, native: Bool) -> Node {
+    private func sidecarContainer(_ annotations: PodAnnotations, native: Bool, capture: Capture) -> Node {
         var arguments = ["sidecar", "--config", SidecarTemplate.configDirectory + "/sluice.yaml"]
         if let concurrency = annotations.concurrency { arguments += ["--concurrency", String(concurrency)] }
         if annotations.audit { arguments.append("--audit") }
@@ -123,9 +136,9 @@ struct PodInjection {
             ("env", YAMLNodes.sequence([
                 fieldRef("POD_NAMESPACE", "metadata.namespace"),
                 fieldRef("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-                YAMLNodes.mapping([("name", YAMLNodes.string("POD_LABELS_FILE")),
-                                   ("value", YAMLNodes.string(SidecarTemplate.podInfoDirectory + "/labels"))]),
-            ])),
+                value("POD_LABELS_FILE", SidecarTemplate.podInfoDirectory + "/labels"),
+            ] + (capture.dns ? [value("SLUICE_CAPTURE_DNS", "true")] : [])
+              + (capture.udp ? [value("SLUICE_CAPTURE_UDP", "true")] : []))),
             ("ports", YAMLNodes.sequence([YAMLNodes.mapping([
                 ("name", YAMLNodes.string("http-envoy-prom")),
                 ("containerPort", YAMLNodes.int(15090)),
@@ -148,14 +161,19 @@ struct PodInjection {
         if let cpuLimit = annotations.cpuLimit { limits.append(("cpu", YAMLNodes.string(cpuLimit))) }
         limits.append(("memory", YAMLNodes.string(annotations.memoryLimit ?? template.memoryLimit)))
         fields.append(("resources", YAMLNodes.mapping([("requests", YAMLNodes.mapping(requests)), ("limits", YAMLNodes.mapping(limits))])))
+        // Binding an NFQUEUE needs CAP_NET_ADMIN. Kubernetes gives an added capability to
+        // uid 0 only (a non-root user gets it in no effective set), so with UDP capture the
+        // sidecar runs as root with the proxy's gid, which sluice-init exempts as it does the uid.
+        var capabilities: [(String, Node)] = [("drop", YAMLNodes.strings(["ALL"]))]
+        if capture.udp { capabilities.insert(("add", YAMLNodes.strings(["NET_ADMIN"])), at: 0) }
         fields.append(("securityContext", YAMLNodes.mapping([
             ("allowPrivilegeEscalation", YAMLNodes.bool(false)),
-            ("capabilities", YAMLNodes.mapping([("drop", YAMLNodes.strings(["ALL"]))])),
+            ("capabilities", YAMLNodes.mapping(capabilities)),
             ("privileged", YAMLNodes.bool(false)),
             ("readOnlyRootFilesystem", YAMLNodes.bool(true)),
             ("runAsGroup", YAMLNodes.int(template.proxyUID)),
-            ("runAsNonRoot", YAMLNodes.bool(true)),
-            ("runAsUser", YAMLNodes.int(template.proxyUID)),
+            ("runAsNonRoot", YAMLNodes.bool(!capture.udp)),
+            ("runAsUser", YAMLNodes.int(capture.udp ? 0 : template.proxyUID)),
         ])))
         fields.append(("volumeMounts", YAMLNodes.sequence([
             mount(InjectedNames.configVolume, SidecarTemplate.configDirectory),
@@ -163,6 +181,10 @@ struct PodInjection {
             mount(InjectedNames.podInfoVolume, SidecarTemplate.podInfoDirectory),
         ])))
         return YAMLNodes.mapping(fields)
+    }
+
+    private func value(_ name: String, _ value: String) -> Node {
+        YAMLNodes.mapping([("name", YAMLNodes.string(name)), ("value", YAMLNodes.string(value))])
     }
 
     private func fieldRef(_ name: String, _ path: String) -> Node {
@@ -202,18 +224,18 @@ struct PodInjection {
     /// Adds `net.ipv4.ip_local_reserved_ports` to the pod's sysctls (a safe sysctl since
     /// Kubernetes 1.27) for runtimes where sluice-init cannot write /proc/sys; a value the
     /// pod already sets is kept and extended.
-    private func addReservedPortsSysctl(_ spec: inout Node.Mapping, path: String) throws(InjectError) {
+    private func addReservedPortsSysctl(_ spec: inout Node.Mapping, ports: String, path: String) throws(InjectError) {
         let key = "net.ipv4.ip_local_reserved_ports"
         var podSecurity = YAMLNodes.value(spec, "securityContext")?.mapping ?? Node.Mapping([])
         var sysctls = try list(podSecurity, "sysctls", in: "spec.securityContext", path: path)
         if let index = sysctls.firstIndex(where: { $0.mapping.flatMap { YAMLNodes.text($0, "name") } == key }),
            var existing = sysctls[index].mapping {
             let value = YAMLNodes.text(existing, "value") ?? ""
-            let merged = value.isEmpty ? template.reservedPorts : value + "," + template.reservedPorts
+            let merged = value.isEmpty ? ports : value + "," + ports
             YAMLNodes.set(&existing, "value", YAMLNodes.string(merged))
             sysctls[index] = .mapping(existing)
         } else {
-            sysctls.append(YAMLNodes.mapping([("name", YAMLNodes.string(key)), ("value", YAMLNodes.string(template.reservedPorts))]))
+            sysctls.append(YAMLNodes.mapping([("name", YAMLNodes.string(key)), ("value", YAMLNodes.string(ports))]))
         }
         YAMLNodes.set(&podSecurity, "sysctls", YAMLNodes.sequence(sysctls))
         YAMLNodes.set(&spec, "securityContext", .mapping(podSecurity))

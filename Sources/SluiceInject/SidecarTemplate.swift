@@ -29,6 +29,11 @@ public struct SidecarTemplate: Sendable, Equatable {
     /// Whether to set `reservedPorts` as the pod's sysctl: a safe sysctl from Kubernetes 1.27;
     /// older kubelets reject pods that set it unless it is allowed there.
     public var reservedPortsSysctl: Bool
+    /// DNS capture for pods that do not say (`sluice inject --capture-dns`): the mesh-wide
+    /// default, like Istio's `meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE`.
+    public var captureDNS: Bool
+    /// UDP capture for pods that do not say (`--capture-udp`).
+    public var captureUDP: Bool
 
     /// Where the sidecar finds `sluice.yaml`.
     public static let configDirectory = "/etc/sluice/config"
@@ -36,6 +41,8 @@ public struct SidecarTemplate: Sendable, Equatable {
     public static let registryDirectory = "/etc/sluice/registry"
     /// Where the downward API puts the pod's labels (`POD_LABELS_FILE`).
     public static let podInfoDirectory = "/etc/sluice/pod"
+    /// The sidecar's DNS proxy port (where sluice-init --capture-dns redirects port 53).
+    public static let dnsPort = 15053
     /// The binaries' paths inside the image.
     public static let sluicePath = "/usr/local/bin/sluice"
     /// See `sluicePath`.
@@ -53,7 +60,9 @@ public struct SidecarTemplate: Sendable, Equatable {
         memoryRequest: String = "24Mi",
         memoryLimit: String = "128Mi",
         reservedPorts: String = "15000-15001,15021,15090",
-        reservedPortsSysctl: Bool = true
+        reservedPortsSysctl: Bool = true,
+        captureDNS: Bool = false,
+        captureUDP: Bool = false
     ) {
         self.image = image
         self.imagePullPolicy = imagePullPolicy
@@ -66,6 +75,8 @@ public struct SidecarTemplate: Sendable, Equatable {
         self.memoryLimit = memoryLimit
         self.reservedPorts = reservedPorts
         self.reservedPortsSysctl = reservedPortsSysctl
+        self.captureDNS = captureDNS
+        self.captureUDP = captureUDP
     }
 }
 

@@ -65,6 +65,17 @@ struct ProxyOptions: ParsableArguments {
         return env == "1" || env == "true"
     }
 
+    /// `SLUICE_CAPTURE_DNS` / `SLUICE_CAPTURE_UDP` set to 1 or true (what `sluice inject` sets
+    /// for a pod with DNS / UDP capture): the sidecar serves `dns.proxy` / `udp.capture` whatever
+    /// the shared sluice.yaml says, as sluice-init captures for this pod alone.
+    var environmentCapture: (dns: Bool, udp: Bool) {
+        func on(_ name: String) -> Bool {
+            let env = ProcessEnvironment.value(name)?.lowercased()
+            return env == "1" || env == "true"
+        }
+        return (on("SLUICE_CAPTURE_DNS"), on("SLUICE_CAPTURE_UDP"))
+    }
+
     @Option(name: .customLong("outbound-port"), help: "Capture listener port (sidecar).")
     var outboundPort: Int = 15001
 

@@ -13,7 +13,8 @@ struct InjectCommand: ParsableCommand {
             ReplicaSet, ReplicationController, Job and CronJob. Other kinds pass through; \
             injected pods and pods with sidecar.istio.io/inject: "false" are left as they are. \
             Istio's traffic.sidecar.istio.io/* annotations and proxy.istio.io/config \
-            (concurrency, holdApplicationUntilProxyStarts) are honoured. Bad input: \
+            (concurrency, holdApplicationUntilProxyStarts, proxyMetadata.ISTIO_META_DNS_CAPTURE) \
+            and sluice.io/capture-dns / sluice.io/capture-udp are honoured. Bad input: \
             path:line: message, exit 1.
             """
     )
@@ -62,6 +63,14 @@ struct TemplateOptions: ParsableArguments {
           help: "Set net.ipv4.ip_local_reserved_ports as a pod sysctl (a safe sysctl from Kubernetes 1.27; older kubelets refuse it).")
     var reservedPortsSysctl = true
 
+    @Flag(name: .customLong("capture-dns"),
+          help: "DNS capture for every pod that does not say (Istio's meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE); a pod's sluice.io/capture-dns or proxy.istio.io/config wins.")
+    var captureDNS = false
+
+    @Flag(name: .customLong("capture-udp"),
+          help: "UDP capture (NFQUEUE; the sidecar gets CAP_NET_ADMIN) for every pod that does not say; a pod's sluice.io/capture-udp wins.")
+    var captureUDP = false
+
     func validate() throws {
         guard ["native", "classic"].contains(sidecarMode) else {
             throw ValidationError("--sidecar-mode must be native or classic, not \(sidecarMode)")
@@ -75,7 +84,8 @@ struct TemplateOptions: ParsableArguments {
         let image = self.image ?? ProcessEnvironment.value("SLUICE_IMAGE").flatMap { $0.isEmpty ? nil : $0 } ?? "localhost/sluice:latest"
         return SidecarTemplate(
             image: image, imagePullPolicy: imagePullPolicy, nativeSidecar: sidecarMode == "native",
-            configMap: configMap, registryConfigMap: registryConfigMap, reservedPortsSysctl: reservedPortsSysctl)
+            configMap: configMap, registryConfigMap: registryConfigMap, reservedPortsSysctl: reservedPortsSysctl,
+            captureDNS: captureDNS, captureUDP: captureUDP)
     }
 }
 

@@ -83,10 +83,11 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     // the names the pod resolved.
     if role == .sidecar {
         let book = runtime.learned
-        if snapshot.config.dns.proxy {
+        let forced = options.environmentCapture
+        if snapshot.config.dns.proxy || forced.dns {
             services.append(.init(service: DNSProxy(runtime: runtime, book: book), successTerminationBehavior: .gracefullyShutdownGroup))
         }
-        if snapshot.config.udp.capture {
+        if snapshot.config.udp.capture || forced.udp {
             let udp = UDPGuard(runtime: runtime, queue: snapshot.config.udp.queue, book: book)
             services.append(.init(service: udp, successTerminationBehavior: .gracefullyShutdownGroup))
         }
