@@ -5,7 +5,7 @@ import SluiceCore
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate the config and its ServiceEntry registry; exit 0 if valid, 1 if not.",
+        abstract: "Validate the config and its registry (ServiceEntries, routing and security objects); exit 0 if valid, 1 if not.",
         discussion: """
             Each problem is printed as `path:line: message`. An invalid ServiceEntry, Gateway, \
             VirtualService, DestinationRule, Sidecar or ASMEgressTrafficPolicy makes check exit 1; \

@@ -7,8 +7,9 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Egress control for Kubernetes pods: an Istio-compatible outbound sidecar and egress gateway.",
         discussion: """
-            Configured with Istio ServiceEntry YAML and an outbound traffic policy \
-            (ALLOW_ANY or REGISTRY_ONLY). See README.md.
+            Configured with Istio YAML (ServiceEntry, Gateway, VirtualService, \
+            DestinationRule, Sidecar, AuthorizationPolicy; ASM's ASMEgressTrafficPolicy) and \
+            an outbound traffic policy (ALLOW_ANY or REGISTRY_ONLY). See README.md.
             """,
         subcommands: [
             SidecarCommand.self, GatewayCommand.self, CheckCommand.self, ExplainCommand.self, LearnCommand.self,

@@ -33,6 +33,8 @@ public func fuzzProtocolDetector(_ data: UnsafePointer<UInt8>?, _ size: Int) -> 
         let head = Array(input.prefix(8))
         let known = ["GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "]
         invariant(known.contains { input.starts(with: Array($0.utf8)) }, "HTTP verdict for \(head)")
+    case .http2:
+        invariant(input.starts(with: Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)), "HTTP/2 verdict without the connection preface")
     case .opaque:
         break
     case nil:
