@@ -57,11 +57,14 @@ YAML
 	# The pod's resolver while this file runs (restored at the end).
 	UDP_RESOLV_SAVED=$(cat "/etc/netns/$NS_APP/resolv.conf")
 	echo "nameserver $UDP_DNS_V4" >"/etc/netns/$NS_APP/resolv.conf"
-	ext python3 "$UDP_PY" dns-server "$UDP_DNS_V4" "game.test=$UDP_GAME_V4" "other.test=$UDP_OTHER_V4" "tcp-echo.test=$TCP_V4" \
-		--lifetime 240 >"$E2E_TMP/udp-dns.out" 2>&1 &
+	# ip netns exec directly (not the ext function, whose subshell would be the recorded pid and
+	# outlive nothing), fd 9 closed: the servers must not hold the suite's lock (see start_origins).
+	ip netns exec "$NS_EXT" python3 "$UDP_PY" dns-server "$UDP_DNS_V4" "game.test=$UDP_GAME_V4" "other.test=$UDP_OTHER_V4" \
+		"tcp-echo.test=$TCP_V4" --lifetime 240 >"$E2E_TMP/udp-dns.out" 2>&1 9>&- &
 	pid=$!
 	record_pid "$pid"
-	ext python3 "$UDP_PY" udp-echo "$UDP_GAME_V4:9000" "$UDP_OTHER_V4:9000" "[$EXT_V6]:9000" --lifetime 240 >"$E2E_TMP/udp-echo.out" 2>&1 &
+	ip netns exec "$NS_EXT" python3 "$UDP_PY" udp-echo "$UDP_GAME_V4:9000" "$UDP_OTHER_V4:9000" "[$EXT_V6]:9000" \
+		--lifetime 240 >"$E2E_TMP/udp-echo.out" 2>&1 9>&- &
 	record_pid "$!"
 	wait_until 5 grep -q ready "$E2E_TMP/udp-dns.out" && wait_until 5 grep -q ready "$E2E_TMP/udp-echo.out"
 }
