@@ -22,22 +22,12 @@ extension HTTPProxyHandler {
         else { return false }
         record.responseCodeDetails = denial.responseCodeDetails
         let exchange = HTTPExchange(phase: .denied, taking: &record, head: head)
+        // Envoy RBAC's local reply, answered by respondDenied like any other local answer.
+        exchange.routeAnswer = RouteLocalAnswer(status: .forbidden, flag: nil, body: HTTP1LocalReply.rbacDeniedBody, fields: [])
         self.exchange = exchange
         if head.announcesBody || head.requestedUpgrade != nil {
-            self.respondForbidden(exchange, context: context, closeAfter: true)
+            self.respondDenied(exchange, context: context, closeAfter: true)
         }
         return true
-    }
-
-    /// Whether the exchange was denied by an AuthorizationPolicy (its record has the RBAC details).
-    func isAuthorizationDenial(_ exchange: HTTPExchange) -> Bool {
-        exchange.record.responseCodeDetails?.hasPrefix("rbac_access_denied") ?? false
-    }
-
-    /// Envoy RBAC's local reply.
-    func respondForbidden(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
-        self.respondLocally(
-            exchange, status: .forbidden, flag: nil, body: HTTP1LocalReply.rbacDeniedBody,
-            context: context, closeAfter: closeAfter)
     }
 }

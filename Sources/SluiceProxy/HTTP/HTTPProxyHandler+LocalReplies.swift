@@ -80,10 +80,6 @@ extension HTTPProxyHandler {
     }
 
     func respondDenied(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
-        if self.isAuthorizationDenial(exchange) {
-            self.respondForbidden(exchange, context: context, closeAfter: closeAfter)
-            return
-        }
         if let answer = exchange.routeAnswer {
             self.respondLocally(exchange, status: answer.status, flag: answer.flag, body: answer.body, extraFields: answer.fields,
                                 context: context, closeAfter: closeAfter)

@@ -1,7 +1,8 @@
 import NIOCore
 import SluiceCore
 
-/// How a refusal decided by a VirtualService route is answered.
+/// A local answer decided before forwarding: a route's redirect or refusal, or an
+/// AuthorizationPolicy's 403.
 struct RouteLocalAnswer {
     var status: LocalStatus
     var flag: ResponseFlags?
