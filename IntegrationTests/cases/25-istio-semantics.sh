@@ -61,16 +61,8 @@ detected_port_routes_http_by_host() {
 # 7 --------------------------------------------------------------------------
 
 # explain_says DESC PATTERN ARGS...: `sluice explain ARGS` prints a line matching PATTERN.
-explain_says() {
-	local desc=$1 pattern=$2 out
-	shift 2
-	out=$("$SLUICE_BIN" explain --config "$E2E_CONFIGS/semantics.yaml" "$@" 2>&1)
-	if grep -qE -- "$pattern" <<<"$out"; then
-		pass "$desc"
-	else
-		fail "$desc" "no line matches '$pattern' in:"
-		indent "$out"
-	fi
+explain_says() { # DESC PATTERN EXPLAIN_ARGS...: check_explain on semantics.yaml
+	check_explain "$1" "$2" "$E2E_CONFIGS/semantics.yaml" "${@:3}"
 }
 
 explain_prints_what_the_runtime_does() {

@@ -206,16 +206,8 @@ route_behaviours_apply_per_request() {
 
 # routing_explain_says DESC PATTERN CONFIG ARGS...: `sluice explain --config CONFIG ARGS` prints
 # a line matching PATTERN.
-routing_explain_says() {
-	local desc=$1 pattern=$2 config=$3 out
-	shift 3
-	out=$("$SLUICE_BIN" explain --config "$E2E_CONFIGS/routing/$config" "$@" 2>&1)
-	if grep -qE -- "$pattern" <<<"$out"; then
-		pass "$desc"
-	else
-		fail "$desc" "no line matches '$pattern' in:"
-		indent "$out"
-	fi
+routing_explain_says() { # DESC PATTERN CONFIG EXPLAIN_ARGS...: check_explain on routing/CONFIG
+	check_explain "$1" "$2" "$E2E_CONFIGS/routing/$3" "${@:4}"
 }
 
 explain_shows_the_route_and_why() {

@@ -96,6 +96,20 @@ check_eq() {
 	fi
 }
 
+# check_explain DESC PATTERN CONFIG [EXPLAIN_ARGS...]: `sluice explain --config CONFIG ARGS`
+# prints a line matching the extended regex PATTERN (all of its output shown when not).
+check_explain() {
+	local desc=$1 pattern=$2 config=$3 out
+	shift 3
+	out=$("$SLUICE_BIN" explain --config "$config" "$@" 2>&1)
+	if grep -qE -- "$pattern" <<<"$out"; then
+		pass "$desc"
+	else
+		fail "$desc" "no line matches '$pattern' in:"
+		indent "$out"
+	fi
+}
+
 # section TITLE: a comment line in the report between groups of checks.
 section() {
 	printf '# %s\n' "$1"
