@@ -16,7 +16,7 @@ PROXIES = ["direct", "haproxy-tcp", "haproxy-http", "sluice"]
 # A proxy's peak RSS is recorded after each load; the keep-alive run's (test "memory") is the
 # one the targets name, the others' are in the "any load" column.
 LOADS = ("newconn", "bulk_http", "bulk_tls")
-ALL_LOADS = ("keepalive",) + LOADS + ("h2c",)
+ALL_LOADS = ("keepalive",) + LOADS + ("h2c", "routes")
 METRICS = ["rps", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "mib_per_s", "cpu_us_per_req", "errors", "non_2xx",
            "rss_idle_kb", "rss_peak_kb", "ready_ms", "requests"]
 
@@ -101,6 +101,10 @@ def targets(med, threads_list, samples):
     v = get(med, "sluice-10", 2, "startup", "ready_ms")
     add("ready (listening) < 1 s with 10 entries", 2, v, 1000, v is not None and v < 1000, "ms")
     compare("502 path req/s >= allowed path", 2, "keepalive", "rps", "sluice-10", True, a_proxy="sluice-502")
+    compare("50 VirtualService routes keep-alive req/s within 5% of none", 2, "keepalive", "rps", "sluice-plain",
+            True, a_proxy="sluice-routes", limit=0.95)
+    compare("CPU/request with 50 VirtualService routes within 5% of none", 2, "keepalive", "cpu_us_per_req",
+            "sluice-plain", False, a_proxy="sluice-routes", limit=1.05)
     return rows
 
 

@@ -157,6 +157,39 @@ final class RoutingPolicyTests: XCTestCase {
         XCTAssertEqual(counts.count, 2)
     }
 
+    func testAPreviousDecisionIsReusedOnlyForTheSameRouteAndDestination() throws {
+        var sidecar = try policy(["05-http-routes.yaml"])
+        func decide(_ path: String, previous: Decision?) -> Decision {
+            sidecar.decide(ConnectionFacts(
+                kind: .http(host: "api.example.com"), destination: Self.anyIP, port: 80,
+                request: HTTPRequestView(method: "GET", path: path, headers: []), previous: previous))
+        }
+        let catalog = decide("/consumercatalog/items", previous: nil)
+        XCTAssertNotNil(catalog.routeKey)
+        // Marked so that a reused decision is told apart from one built again.
+        var marked = catalog
+        marked.reason = "the previous one"
+        XCTAssertEqual(decide("/consumercatalog/other?x=1", previous: marked).reason, "the previous one", "same route, same match")
+        let other = decide("/elsewhere", previous: marked)
+        XCTAssertEqual(other.routeName, "default")
+        XCTAssertNotEqual(other.reason, "the previous one", "another route is decided afresh")
+        XCTAssertNotEqual(other.routeKey, catalog.routeKey)
+
+        // A weighted route: the destination picked is part of the key.
+        sidecar.weightPicker = { _ in 74 }
+        func split(previous: Decision?) -> Decision {
+            sidecar.decide(ConnectionFacts(kind: .http(host: "split.example.com"), destination: Self.anyIP, port: 80,
+                                           request: HTTPRequestView(method: "GET", path: "/"), previous: previous))
+        }
+        var first = split(previous: nil)
+        first.reason = "the previous one"
+        XCTAssertEqual(split(previous: first).reason, "the previous one")
+        sidecar.weightPicker = { _ in 75 }
+        let second = split(previous: first)
+        XCTAssertEqual(second.cluster, "outbound|80||egress-b.istio-system.svc.cluster.local")
+        XCTAssertNotEqual(second.reason, "the previous one")
+    }
+
     // MARK: Retries as Envoy retries
 
     func testRetryOnlyWhereARequestMayBeSentAgain() {

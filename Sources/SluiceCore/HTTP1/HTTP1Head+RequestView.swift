@@ -5,18 +5,20 @@ extension HTTP1Head {
     public var requestView: HTTPRequestView {
         let head = self
         return HTTPRequestView(method: methodString, path: Self.originPath(string(target))) { name in
-            let wanted = Array(name.utf8)
-            return head.bytes.withUnsafeReadableBytes { raw -> String? in
-                for field in head.fields where field.name.count == wanted.count {
-                    var same = true
-                    for (offset, byte) in wanted.enumerated() {
-                        let actual = raw[field.name.lowerBound + offset]
-                        let lowered = (actual >= 0x41 && actual <= 0x5A) ? actual | 0x20 : actual
-                        if lowered != byte { same = false; break }
+            var name = name
+            return name.withUTF8 { wanted in
+                head.bytes.withUnsafeReadableBytes { raw -> String? in
+                    for field in head.fields where field.name.count == wanted.count {
+                        var same = true
+                        for offset in 0..<wanted.count {
+                            let actual = raw[field.name.lowerBound + offset]
+                            let lowered = (actual >= 0x41 && actual <= 0x5A) ? actual | 0x20 : actual
+                            if lowered != wanted[offset] { same = false; break }
+                        }
+                        if same { return head.string(field.value) }
                     }
-                    if same { return head.string(field.value) }
+                    return nil
                 }
-                return nil
             }
         }
     }

@@ -32,13 +32,31 @@ public struct ConnectionFacts: Sendable {
     /// such conditions do not match (see `Decision.dependsOnlyOnAuthority`).
     public var request: HTTPRequestView?
 
+    /// A decision this connection made for an earlier request with the same authority, port,
+    /// destination and configuration (the caller's promise). When this request takes the same
+    /// route to the same destination (`Decision.routeKey`), that decision is returned as it is
+    /// instead of being built again: with many routes, building it cost more than matching.
+    public var previous: Decision?
+
     /// Creates facts.
-    public init(kind: TrafficKind, destination: IPAddress, port: Int, request: HTTPRequestView? = nil) {
+    public init(kind: TrafficKind, destination: IPAddress, port: Int, request: HTTPRequestView? = nil, previous: Decision? = nil) {
         self.kind = kind
         self.destination = destination
         self.port = port
         self.request = request
+        self.previous = previous
     }
+}
+
+/// Which route and destination an HTTP decision took: equal keys under the same authority,
+/// port, destination and configuration give the same decision.
+public struct RouteKey: Sendable, Equatable {
+    /// The VirtualService.
+    var virtualService: RoutingObjectID
+    /// The route's index in its `http` list, the match item's, the destination's.
+    var route: Int
+    var match: Int?
+    var destination: Int?
 }
 
 /// What VirtualService http matches read of a request besides its authority.
@@ -47,6 +65,8 @@ public struct HTTPRequestView: Sendable {
     public var method: String
     /// The path with its query (`/a?b=c`), origin form.
     public var path: String
+    /// The path without its query (`/a`): what `uri` matches read, split once per request.
+    public let uriPath: Substring
     /// A header's first value by lower-cased name; nil when absent.
     public var header: @Sendable (String) -> String?
 
@@ -54,8 +74,12 @@ public struct HTTPRequestView: Sendable {
     public init(method: String, path: String, header: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.method = method
         self.path = path
+        self.uriPath = path.utf8.firstIndex(of: UInt8(ascii: "?")).map { path[..<$0] } ?? path[...]
         self.header = header
     }
+
+    /// No request: what deciding by authority alone passes where a view is needed.
+    static let empty = HTTPRequestView(method: "", path: "")
 
     /// A view over a list of header pairs (names compared case-insensitively).
     public init(method: String, path: String, headers: [(String, String)]) {
@@ -224,6 +248,8 @@ public struct Decision: Sendable, Equatable {
     }
     /// Boxed: a decision without a route stays as small to copy as it was.
     private var routeBox: RouteSelectionBox?
+    /// The route and destination of an HTTP decision routes made (see `ConnectionFacts.previous`).
+    public internal(set) var routeKey: RouteKey?
     /// True when the same authority and port always get this decision: no VirtualService
     /// match on uri, method or headers was consulted, no weighted choice among several
     /// destinations and no fault percentage. The HTTP path may then cache it per authority;

@@ -46,27 +46,39 @@ extension Policy {
         guard let (service, own) = found else {
             return role == .gateway ? noRoute(subject, why: "no VirtualService bound to the Gateway on port \(port) has host \(host)") : nil
         }
-        // Routes whose matches all name another port do not exist on this port.
-        var anyOnPort = false
-        var dependent = false
-        for index in own.indices where own[index].isOn(port: port) {
-            anyOnPort = true
-            if own[index].requestDependent { dependent = true }
+        // Routes whose matches all name another port do not exist on this port. Through the
+        // buffer, so that reading a route's fields does not copy the whole route per request.
+        let (anyOnPort, dependent) = own.withUnsafeBufferPointer { buffer in
+            var onPort = (any: false, dependent: false)
+            for index in buffer.indices where buffer[index].isOn(port: port) {
+                onPort.any = true
+                if buffer[index].requestDependent { onPort.dependent = true }
+            }
+            return onPort
         }
         guard anyOnPort else {
             return role == .gateway ? noRoute(subject, why: "\(service) has no http route for port \(port)") : nil
         }
-        let request = facts.request
-        for index in own.indices where own[index].isOn(port: port) {
-            var matched: Int?? = nil
-            if own[index].httpMatches.isEmpty {
-                matched = .some(nil)
-            } else if let position = own[index].httpMatches.firstIndex(where: { Self.matches($0, port: port, authority: authority, request: request) }) {
-                matched = .some(own[index].matchIndices[position])
+        // Bound once: an optional view unwrapped per match item was copied per match item.
+        let hasRequest = facts.request != nil
+        let request = facts.request ?? HTTPRequestView.empty
+        let chosen: (route: Int, matchIndex: Int?)? = own.withUnsafeBufferPointer { buffer in
+            for index in buffer.indices where buffer[index].isOn(port: port) {
+                if buffer[index].httpMatches.isEmpty { return (index, nil) }
+                // In place: passing a match by value to a closure copied all of it per check.
+                let found: Int? = buffer[index].httpMatches.withUnsafeBufferPointer { matches in
+                    for position in matches.indices where matches[position].matches(port: port, authority: authority, request: request, hasRequest: hasRequest) {
+                        return position
+                    }
+                    return nil
+                }
+                if let position = found { return (index, buffer[index].matchIndices[position]) }
             }
-            guard let matchIndex = matched else { continue }
-            return decision(for: own[index], matchIndex: matchIndex, subject: subject, defaultPort: authority.port ?? port,
-                            routes: routes, dependsOnRequest: dependent)
+            return nil
+        }
+        if let chosen {
+            return decision(for: own[chosen.route], matchIndex: chosen.matchIndex, subject: subject, defaultPort: authority.port ?? port,
+                            routes: routes, dependsOnRequest: dependent, previous: facts.previous)
         }
         var decision = noRoute(subject, why: "\(service) has routes for \(host) on port \(port), and none matches the request")
         decision.dependsOnlyOnAuthority = !dependent
@@ -74,22 +86,7 @@ extension Policy {
     }
 
     static func matches(_ match: HTTPMatchRequest, port: Int, authority: Authority, request: HTTPRequestView?) -> Bool {
-        if let wanted = match.port, wanted != port { return false }
-        if let rule = match.authority {
-            let text = authority.port.map { "\(authority.host):\($0)" } ?? authority.host
-            if !rule.matches(text) && !rule.matches(authority.host) { return false }
-        }
-        guard match.uri != nil || match.method != nil || !match.headers.isEmpty else { return true }
-        guard let request else { return false }
-        if let rule = match.uri {
-            let path = request.path.firstIndex(of: "?").map { String(request.path[..<$0]) } ?? request.path
-            if !rule.matches(path) { return false }
-        }
-        if let rule = match.method, !rule.matches(request.method) { return false }
-        for (name, rule) in match.headers {
-            guard let value = request.header(name), rule.matches(value) else { return false }
-        }
-        return true
+        match.matches(port: port, authority: authority, request: request ?? HTTPRequestView.empty, hasRequest: request != nil)
     }
 
     /// The VirtualService whose host matches `host` most specifically; the first loaded
@@ -168,9 +165,21 @@ extension Policy {
     // MARK: Destinations
 
     private func decision(
-        for route: RouteTable.Route, matchIndex: Int?, subject: Subject, defaultPort: Int, routes: RouteTable, dependsOnRequest: Bool
+        for route: RouteTable.Route, matchIndex: Int?, subject: Subject, defaultPort: Int, routes: RouteTable, dependsOnRequest: Bool,
+        previous: Decision? = nil
     ) -> Decision {
         let chosen = pick(route.destinations)
+        let key = route.kind == .http ? RouteKey(virtualService: route.virtualService, route: route.index, match: matchIndex, destination: chosen) : nil
+        if let key, let previous, previous.routeKey == key { return previous }
+        var decision = decision(for: route, chosen: chosen, matchIndex: matchIndex, subject: subject, defaultPort: defaultPort,
+                                routes: routes, dependsOnRequest: dependsOnRequest)
+        decision.routeKey = key
+        return decision
+    }
+
+    private func decision(
+        for route: RouteTable.Route, chosen: Int?, matchIndex: Int?, subject: Subject, defaultPort: Int, routes: RouteTable, dependsOnRequest: Bool
+    ) -> Decision {
         let destination = chosen.map { route.destinations[$0] }
         var selectionBase = RouteSelection(
             virtualService: route.virtualService, source: route.source, kind: route.kind, index: route.index, matchIndex: matchIndex,
@@ -309,5 +318,29 @@ extension Policy {
         let name = sidecar.map { "\($0.id)" } ?? "Sidecar"
         return forward(to: proxy, subject: subject, defaultPort: subject.port, routes: routes, routeName: Decision.allowAnyRoute,
                        selection: selection, context: { reason() + "; ALLOW_ANY with \(name)'s egressProxy sends it" })
+    }
+}
+
+extension HTTPMatchRequest {
+    /// Whether this match item takes the request: every condition it has holds (port,
+    /// authority, uri without the query, method, headers by lower-cased name). Without a
+    /// request (`hasRequest` false) uri, method and header conditions do not match.
+    /// Not inlined: inlined into the route loop, the optimiser copied the whole item (retains,
+    /// value witnesses and all) for every check; called, it reads the item where it lies.
+    @inline(never)
+    func matches(port: Int, authority: Authority, request: borrowing HTTPRequestView, hasRequest: Bool) -> Bool {
+        if let wanted = self.port, wanted != port { return false }
+        if let rule = self.authority {
+            let text = authority.port.map { "\(authority.host):\($0)" } ?? authority.host
+            if !rule.matches(text) && !rule.matches(authority.host) { return false }
+        }
+        guard uri != nil || method != nil || !headers.isEmpty else { return true }
+        guard hasRequest else { return false }
+        if let rule = uri, !rule.matches(request.uriPath) { return false }
+        if let rule = method, !rule.matches(request.method) { return false }
+        for (name, rule) in headers {
+            guard let value = request.header(name), rule.matches(value) else { return false }
+        }
+        return true
     }
 }

@@ -14,11 +14,29 @@ public enum StringMatch: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether `value` matches.
-    public func matches(_ value: String) -> Bool {
+    public func matches(_ value: String) -> Bool { matches(value[...]) }
+
+    /// Whether `value` matches.
+    public func matches(_ value: Substring) -> Bool {
         switch self {
-        case .exact(let text): return value == text
-        case .prefix(let text): return value.hasPrefix(text)
+        // Bytes, as Envoy compares them (String's == and hasPrefix compare canonically
+        // equivalent Unicode as equal, and walk grapheme clusters to do it).
+        case .exact(let text): return Self.compare(value, text, prefixOnly: false)
+        case .prefix(let text): return Self.compare(value, text, prefixOnly: true)
         case .regex(let compiled): return compiled.wholeMatches(value)
+        }
+    }
+
+    /// `value` equals `text`, or starts with it, byte for byte over contiguous UTF-8 (the
+    /// generic `starts(with:)` over a Substring's UTF-8 view cost ~300 instructions a check).
+    private static func compare(_ value: Substring, _ text: String, prefixOnly: Bool) -> Bool {
+        var value = value
+        var text = text
+        return text.withUTF8 { wanted in
+            value.withUTF8 { have in
+                guard prefixOnly ? have.count >= wanted.count : have.count == wanted.count else { return false }
+                return UnsafeBufferPointer(rebasing: have[..<wanted.count]).elementsEqual(wanted)
+            }
         }
     }
 
@@ -34,24 +52,33 @@ public enum StringMatch: Sendable, Equatable, CustomStringConvertible {
 
 /// A regular expression compiled once, when the object is loaded (not per request).
 ///
-/// `@unchecked Sendable`: `Regex` is Sendable when its output is; `AnyRegexOutput` is not
-/// only because it can carry arbitrary captures, and this type never exposes them — it holds
-/// one immutable `Regex` and only asks whether a string matches.
-public struct CompiledRegex: @unchecked Sendable, Equatable {
+/// The `Regex` lives in a class box: `Regex` comes from a resilient module, so held inline it
+/// would give `StringMatch` (and every match struct holding one) a layout known only at run
+/// time, and each copy or `if let` of a match would go through the runtime's value witnesses —
+/// with 50 routes, most of a request's routing cost (Benchmarks/results/callgrind-keepalive-routes.txt).
+public struct CompiledRegex: Sendable, Equatable {
+    /// `@unchecked Sendable`: `Regex` is Sendable when its output is; `AnyRegexOutput` is not
+    /// only because it can carry arbitrary captures, and this box never exposes them — it holds
+    /// one immutable `Regex` and only asks whether a string matches.
+    private final class Box: @unchecked Sendable {
+        let regex: Regex<AnyRegexOutput>
+        init(_ regex: Regex<AnyRegexOutput>) { self.regex = regex }
+    }
+
     /// The pattern as written.
     public let pattern: String
-    private let regex: Regex<AnyRegexOutput>
+    private let box: Box
 
     /// Compiles `pattern`; nil when it is not a valid expression.
     public init?(_ pattern: String) {
         guard let regex = try? Regex(pattern) else { return nil }
         self.pattern = pattern
-        self.regex = regex
+        self.box = Box(regex)
     }
 
     /// Whether the whole of `value` matches (Envoy's `safe_regex` is a full match).
-    public func wholeMatches(_ value: String) -> Bool {
-        (try? regex.wholeMatch(in: value)) != nil
+    public func wholeMatches(_ value: Substring) -> Bool {
+        (try? box.regex.wholeMatch(in: value)) != nil
     }
 
     public static func == (lhs: CompiledRegex, rhs: CompiledRegex) -> Bool { lhs.pattern == rhs.pattern }

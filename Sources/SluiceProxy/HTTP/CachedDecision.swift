@@ -7,6 +7,10 @@ final class CachedDecision {
     let host: String
     let config: ConfigIdentity
     let decision: Decision
+    /// The last request-dependent decision made under this one (same authority and
+    /// configuration): handed to the policy as `ConnectionFacts.previous`, and given back
+    /// as it is when the next request takes the same route.
+    var lastRouted: CachedDecision?
 
     init(authority: String, host: String, config: ConfigIdentity, decision: Decision) {
         self.authority = authority

@@ -24,8 +24,13 @@ extension HTTPProxyHandler {
     ) -> CachedDecision? {
         guard let parsed = Authority(authority) else { return nil }
         if let cached {
-            let decision = config.policy.decide(ConnectionFacts(kind: .http(parsed), destination: destination, port: port, request: head.requestView))
-            return CachedDecision(authority: authority, host: cached.host, config: config.identity, decision: decision)
+            let last = cached.lastRouted
+            let decision = config.policy.decide(ConnectionFacts(
+                kind: .http(parsed), destination: destination, port: port, request: head.requestView, previous: last?.decision))
+            if let last, let key = decision.routeKey, key == last.decision.routeKey { return last }
+            let made = CachedDecision(authority: authority, host: cached.host, config: config.identity, decision: decision)
+            if decision.routeKey != nil { cached.lastRouted = made }
+            return made
         }
         let first = config.policy.decide(ConnectionFacts(kind: .http(parsed), destination: destination, port: port))
         let cachedFirst = CachedDecision(authority: authority, host: parsed.host, config: config.identity, decision: first)
