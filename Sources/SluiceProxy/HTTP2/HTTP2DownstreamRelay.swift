@@ -50,11 +50,9 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             }
         case .data(let data):
             guard let stream = self.streams[frame.streamID] else { return }
-            let bytes = data.data.readableBytes
-            stream.record.bytesReceived &+= UInt64(bytes)
+            stream.record.bytesReceived &+= UInt64(data.data.readableBytes)
             if data.endStream { stream.requestEnded = true }
-            let credit = data.endStream ? 0 : HTTP2WindowCredit.flowControlledLength(dataBytes: bytes, paddingBytes: data.paddingBytes)
-            self.relayRequest(frame.payload.relayed, of: stream, credit: credit)
+            self.relayRequest(frame.payload.relayed, of: stream, credit: data.relayCredit)
         case .rstStream:
             guard let stream = self.streams[frame.streamID] else { return }
             stream.record.responseFlags.insert(.downstreamRemoteReset)

@@ -58,6 +58,14 @@ final class HTTP2RelayStream {
     }
 }
 
+extension HTTP2Frame.FramePayload.Data {
+    /// The window credit relaying this frame returns to its sender once written on: its
+    /// flow-controlled length, or nothing when it ends the stream (no more will come).
+    var relayCredit: Int {
+        self.endStream ? 0 : HTTP2WindowCredit.flowControlledLength(dataBytes: self.data.readableBytes, paddingBytes: self.paddingBytes)
+    }
+}
+
 extension HTTP2Frame.FramePayload {
     /// The same HEADERS or DATA payload with nothing of the hop it arrived on (priority
     /// refers to the other connection's stream ids; padding is not re-sent).

@@ -88,11 +88,9 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
             self.downstream.relayResponse(frame.payload.relayed, of: stream, credit: 0)
         case .data(let data):
             guard let stream = self.streams[frame.streamID] else { return }
-            let bytes = data.data.readableBytes
-            stream.record.bytesSent &+= UInt64(bytes)
+            stream.record.bytesSent &+= UInt64(data.data.readableBytes)
             if data.endStream { stream.responseEnded = true }
-            let credit = data.endStream ? 0 : HTTP2WindowCredit.flowControlledLength(dataBytes: bytes, paddingBytes: data.paddingBytes)
-            self.downstream.relayResponse(frame.payload.relayed, of: stream, credit: credit)
+            self.downstream.relayResponse(frame.payload.relayed, of: stream, credit: data.relayCredit)
         case .rstStream:
             guard let stream = self.streams.removeValue(forKey: frame.streamID) else { return }
             if stream.responseEnded {
