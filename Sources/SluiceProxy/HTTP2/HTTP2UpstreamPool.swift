@@ -2,16 +2,15 @@ import NIOCore
 import NIOHTTP2
 import SluiceCore
 
-/// The HTTP/2 client connections one downstream HTTP/2 connection forwards its streams over:
+/// The HTTP/2 client connections one downstream HTTP/2 connection relays its streams over:
 /// one per upstream target, multiplexing every stream to that target (h2c, prior knowledge).
 /// Confined to the downstream connection's event loop (the connector dials on it too).
 final class HTTP2UpstreamPool {
-    typealias Ready = (multiplexer: NIOHTTP2Handler.StreamMultiplexer, connection: UpstreamConnection)
-    typealias Waiter = (Result<Ready, UpstreamError>) -> Void
+    typealias Waiter = (Result<HTTP2UpstreamRelay, UpstreamError>) -> Void
 
     private enum Entry {
         case connecting([Waiter])
-        case ready(Ready)
+        case ready(HTTP2UpstreamRelay)
     }
 
     private let runtime: ProxyRuntime
@@ -24,11 +23,14 @@ final class HTTP2UpstreamPool {
         self.eventLoop = eventLoop
     }
 
-    /// Calls `completion` on the loop with a live connection to `target`, dialling one if needed.
-    func connection(to target: UpstreamTarget, config: ActiveConfig, completion: @escaping Waiter) {
+    /// Calls `completion` on the loop with a usable connection to `target`, dialling one if needed.
+    func connection(
+        to target: UpstreamTarget, config: ActiveConfig, downstream: HTTP2DownstreamRelay,
+        completion: @escaping Waiter
+    ) {
         switch self.entries[target] {
-        case .ready(let ready) where ready.connection.channel.isActive:
-            completion(.success(ready))
+        case .ready(let relay) where relay.isUsable:
+            completion(.success(relay))
             return
         case .connecting(var waiters):
             waiters.append(completion)
@@ -44,16 +46,18 @@ final class HTTP2UpstreamPool {
             eventLoop: self.eventLoop,
             connectTimeout: .init(config.limits.connectTimeout)
         ) { result in
-            self.connected(target: target, result: result)
+            self.connected(target: target, result: result, downstream: downstream)
         }
     }
 
-    private func connected(target: UpstreamTarget, result: Result<UpstreamConnection, UpstreamError>) {
+    private func connected(
+        target: UpstreamTarget, result: Result<UpstreamConnection, UpstreamError>, downstream: HTTP2DownstreamRelay
+    ) {
         guard case .connecting(let waiters) = self.entries[target] else {
             if case .success(let connection) = result { connection.channel.close(promise: nil) }
             return
         }
-        let outcome: Result<Ready, UpstreamError>
+        let outcome: Result<HTTP2UpstreamRelay, UpstreamError>
         switch result {
         case .failure(let error):
             self.entries[target] = nil
@@ -64,17 +68,17 @@ final class HTTP2UpstreamPool {
                 outcome = .failure(.connectFailed("downstream closed"))
             } else {
                 do {
-                    let multiplexer = try Self.configureClient(connection.channel)
-                    let ready: Ready = (multiplexer, connection)
-                    self.entries[target] = .ready(ready)
+                    let relay = try Self.configureClient(connection, downstream: downstream)
+                    self.entries[target] = .ready(relay)
                     let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+                    let relayID = ObjectIdentifier(relay)
                     connection.channel.closeFuture.whenComplete { _ in
                         let pool = loopBound.value
-                        if case .ready(let current) = pool.entries[target], current.connection.channel === connection.channel {
+                        if case .ready(let current) = pool.entries[target], ObjectIdentifier(current) == relayID {
                             pool.entries[target] = nil
                         }
                     }
-                    outcome = .success(ready)
+                    outcome = .success(relay)
                 } catch {
                     connection.channel.close(promise: nil)
                     self.entries[target] = nil
@@ -85,31 +89,34 @@ final class HTTP2UpstreamPool {
         for waiter in waiters { waiter(outcome) }
     }
 
-    /// The HTTP/2 client side on a freshly dialled channel. The connector leaves reads off;
-    /// HTTP/2 flow control (windows per stream) is the backpressure from here on.
-    private static func configureClient(_ channel: any Channel) throws -> NIOHTTP2Handler.StreamMultiplexer {
-        var connection = NIOHTTP2Handler.ConnectionConfiguration()
-        connection.initialSettings = [HTTP2Setting(parameter: .enablePush, value: 0)]
-        let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .client,
-            connectionConfiguration: connection,
-            streamConfiguration: .init(),
-            inboundStreamInitializer: { channel in
-                // Servers may not open streams to us (push is off): refuse any.
-                channel.close()
-            }
-        )
+    /// The HTTP/2 client side on a freshly dialled channel, relayed frame by frame (no stream
+    /// channels). The connector leaves reads off; HTTP/2 flow control (windows per stream,
+    /// reopened by the relay as the client drains) is the backpressure from here on.
+    private static func configureClient(
+        _ connection: UpstreamConnection, downstream: HTTP2DownstreamRelay
+    ) throws -> HTTP2UpstreamRelay {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [
+            HTTP2Setting(parameter: .enablePush, value: 0),
+            HTTP2Setting(parameter: .initialWindowSize, value: downstream.window),
+        ]
+        let channel = connection.channel
+        let relay = HTTP2UpstreamRelay(downstream: downstream, connection: connection)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: configuration))
+        try sync.addHandler(relay)
         try channel.syncOptions?.setOption(.autoRead, value: true)
         channel.read()
-        return multiplexer
+        return relay
     }
 
     /// Closes every upstream connection (the downstream connection went away).
     func closeAll() {
         self.closed = true
-        for entry in self.entries.values {
-            if case .ready(let ready) = entry { ready.connection.channel.close(promise: nil) }
-        }
+        let entries = self.entries
         self.entries = [:]
+        for entry in entries.values {
+            if case .ready(let relay) = entry { relay.connection.channel.close(promise: nil) }
+        }
     }
 }

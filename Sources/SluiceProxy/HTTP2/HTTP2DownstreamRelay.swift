@@ -1,0 +1,341 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SluiceCore
+
+/// The client side of one HTTP/2 connection, relayed frame by frame: NIOHTTP2 decodes the
+/// connection (no stream channels), and this handler decides each stream on its HEADERS by
+/// `:authority` like an HTTP/1 request by Host, answers a denied stream itself (Envoy's shape,
+/// gRPC trailers-only for gRPC) and relays an allowed one to a stream of a pooled upstream
+/// connection (`HTTP2UpstreamRelay`). Windows are reopened only for bytes handed on
+/// (`HTTP2WindowCredit`); writes are flushed once per read on either side. One access-log line
+/// per stream, when the stream closes.
+final class HTTP2DownstreamRelay: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let runtime: ProxyRuntime
+    private let connection: DownstreamConnection
+    let pool: HTTP2UpstreamPool
+    /// The stream and connection windows announced to both peers.
+    let window: Int
+    private var context: ChannelHandlerContext?
+    private var streams: [HTTP2StreamID: HTTP2RelayStream] = [:]
+    private var memo = RequestSeriesMemo()
+    /// Inside a read of this connection or of one of its upstreams: writes wait for `endBatch`.
+    private var batching = false
+    private var needsFlush = false
+    private var dirtyUpstreams: [HTTP2UpstreamRelay] = []
+
+    init(runtime: ProxyRuntime, connection: DownstreamConnection, eventLoop: any EventLoop, window: Int) {
+        self.runtime = runtime
+        self.connection = connection
+        self.window = window
+        self.pool = HTTP2UpstreamPool(runtime: runtime, eventLoop: eventLoop)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.batching = true
+        let frame = self.unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers):
+            if let stream = self.streams[frame.streamID] {
+                // Trailers (NIOHTTP2 has checked that they end the stream).
+                if headers.endStream { stream.requestEnded = true }
+                self.relayRequest(frame.payload.relayed, of: stream, credit: 0)
+            } else {
+                self.requestHeaders(headers, streamID: frame.streamID)
+            }
+        case .data(let data):
+            guard let stream = self.streams[frame.streamID] else { return }
+            stream.record.bytesReceived &+= UInt64(data.data.readableBytes)
+            if data.endStream { stream.requestEnded = true }
+            self.relayRequest(frame.payload.relayed, of: stream, credit: data.relayCredit)
+        case .rstStream:
+            guard let stream = self.streams[frame.streamID] else { return }
+            stream.record.responseFlags.insert(.downstreamRemoteReset)
+            self.abandon(stream)
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.endBatch()
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let event as NIOHTTP2WindowUpdatedEvent:
+            if event.streamID == .rootStream, let remaining = event.inboundWindowSize,
+                let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window)
+            {
+                self.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
+            }
+        case let event as StreamClosedEvent:
+            guard let stream = self.streams.removeValue(forKey: event.streamID) else { return }
+            // Closed before the response ended: reset by the client or, for a protocol error
+            // on the stream, by NIOHTTP2. Either way the origin's stream is abandoned.
+            if !stream.responseEnded { self.abandon(stream) }
+            self.finish(stream)
+        case is NIOHTTP2StreamCreatedEvent:
+            break
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let open = self.streams
+        self.streams = [:]
+        for stream in open.values {
+            if !stream.responseEnded, !stream.record.responseFlags.contains(.downstreamRemoteReset) {
+                stream.record.responseFlags.insert(.downstreamConnectionTermination)
+            }
+            stream.phase = .done
+            self.finish(stream)
+        }
+        self.dirtyUpstreams = []
+        self.pool.closeAll()
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream error has been answered by NIOHTTP2 with RST_STREAM (its StreamClosedEvent
+        // follows); anything else is a connection error, already answered with GOAWAY.
+        if error is NIOHTTP2Errors.StreamError { return }
+        context.close(promise: nil)
+    }
+
+    // MARK: request
+
+    private func requestHeaders(_ headers: HTTP2Frame.FramePayload.Headers, streamID: HTTP2StreamID) {
+        let stream = HTTP2RelayStream(downstreamID: streamID, window: self.window)
+        self.streams[streamID] = stream
+        stream.requestEnded = headers.endStream
+        let runtime = self.runtime
+        let config = runtime.config
+        var request = headers.headers
+        self.connection.start(&stream.record, at: wallClockMillis())
+        let method = request.first(name: ":method") ?? ""
+        let path = request.first(name: ":path") ?? ""
+        let authorityText = request.first(name: ":authority") ?? request.first(name: "host")
+        stream.record.method = method
+        stream.record.path = path
+        stream.record.protocol = "HTTP/2"
+        stream.record.authority = authorityText
+        stream.record.userAgent = request.first(name: "user-agent")
+        stream.grpc = HTTP2LocalReply.isGRPC(contentType: request.first(name: "content-type"))
+        if let id = request.first(name: "x-request-id") {
+            stream.record.requestID = .text(id)
+        } else {
+            let id = makeRequestID()
+            stream.record.requestID = .generated(id)
+            request.add(name: "x-request-id", value: id.text)
+        }
+
+        guard let authorityText, let authority = Authority(authorityText),
+            let destination = self.connection.destinationIP,
+            let port = self.connection.destinationPort
+        else {
+            self.respondLocally(stream, status: 400, flag: .downstreamProtocolError, body: "missing or invalid :authority\n")
+            return
+        }
+        let original = headers.headers
+        let view = HTTPRequestView(method: method, path: path, header: { name in original.first(name: name) })
+        let decision = config.policy.decide(
+            ConnectionFacts(kind: .http(authority), destination: destination, port: port, request: view)
+        )
+        stream.record.upstreamCluster = decision.cluster
+        stream.record.routeName = decision.routeName
+        if decision.audited {
+            stream.record.istioPolicyStatus = Decision.auditDeniedStatus
+            runtime.metrics.auditDenied(.http, host: authority.host)
+        }
+        switch decision.action {
+        case .deny:
+            runtime.metrics.denied(.http)
+            runtime.logger.info(
+                "denied http2 \(authority.host) to \(self.connection.destinationText)",
+                metadata: ["reason": "\(decision.reason)"]
+            )
+            switch runtime.role {
+            case .sidecar: self.respondLocally(stream, status: 502, flag: nil, body: "")
+            case .gateway: self.respondLocally(stream, status: 404, flag: .noRouteFound, body: "")
+            }
+        case .forward(let target):
+            if runtime.role == .gateway, let remoteIP = self.connection.remote?.ipAddress {
+                let existing = request[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+                request.replaceOrAdd(name: "x-forwarded-for", value: existing.isEmpty ? remoteIP : "\(existing), \(remoteIP)")
+            }
+            stream.record.xForwardedFor = request.first(name: "x-forwarded-for")
+            stream.phase = .connecting([(.headers(.init(headers: request, endStream: headers.endStream)), 0)])
+            self.pool.connection(to: target, config: config, downstream: self) { [self] result in
+                self.connected(stream, result: result)
+            }
+        }
+    }
+
+    private func connected(_ stream: HTTP2RelayStream, result: Result<HTTP2UpstreamRelay, UpstreamError>) {
+        guard case .connecting(let frames) = stream.phase, self.streams[stream.downstreamID] === stream else { return }
+        switch result {
+        case .failure(let failure):
+            stream.phase = .answered
+            stream.record.upstreamTransportFailureReason = failure.transportFailureReason
+            self.respondLocally(stream, status: 503, flag: failure.responseFlag, body: failure.localReplyBody)
+        case .success(let upstream):
+            stream.record.upstreamHost = upstream.connection.remote.logDescription
+            stream.record.upstreamLocalAddress = upstream.connection.channel.localAddress?.logDescription
+            stream.phase = .forwarding(upstream)
+            stream.upstreamSent = NIODeadline.now()
+            upstream.open(stream, frames: frames)
+            self.upstreamDirty(upstream)
+        }
+    }
+
+    /// Passes a request frame on, or keeps it until the upstream stream is open. `credit` is
+    /// what the client's stream window gets back once the frame is written upstream.
+    private func relayRequest(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, credit: Int) {
+        switch stream.phase {
+        case .connecting(var frames):
+            stream.phase = .answered
+            frames.append((payload, credit))
+            stream.phase = .connecting(frames)
+        case .forwarding(let upstream):
+            upstream.send(payload, of: stream, credit: credit)
+            self.upstreamDirty(upstream)
+        case .answered, .done:
+            break
+        }
+    }
+
+    /// Request bytes reached the origin's connection: the client may send as many again.
+    func clientCreditReturned(_ stream: HTTP2RelayStream, bytes: Int) {
+        guard !stream.requestEnded, self.streams[stream.downstreamID] === stream,
+            let increment = stream.clientCredit.handedOn(bytes)
+        else { return }
+        self.write(HTTP2Frame(streamID: stream.downstreamID, payload: .windowUpdate(windowSizeIncrement: increment)))
+    }
+
+    /// Stops relaying `stream` upstream (the client is gone from it): the origin's stream is reset.
+    private func abandon(_ stream: HTTP2RelayStream) {
+        if case .forwarding(let upstream) = stream.phase {
+            upstream.reset(stream, code: .cancel)
+            self.upstreamDirty(upstream)
+        }
+        stream.phase = .done
+    }
+
+    // MARK: response, driven by the upstream relay
+
+    /// Passes a response frame to the client. `credit` is what the origin's stream window
+    /// gets back once the client's connection has taken the frame.
+    func relayResponse(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, credit: Int) {
+        let frame = HTTP2Frame(streamID: stream.downstreamID, payload: payload)
+        guard credit > 0, let context = self.context, case .forwarding(let upstream) = stream.phase else {
+            self.write(frame)
+            return
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenSuccess { _ in
+            upstream.originCreditReturned(stream, bytes: credit)
+        }
+        self.write(frame, promise: promise)
+    }
+
+    /// The origin reset the stream or its connection went away before the response ended.
+    func upstreamReset(_ stream: HTTP2RelayStream, flag: ResponseFlags, reason: String) {
+        guard case .forwarding = stream.phase else { return }
+        if stream.responseStarted {
+            stream.phase = .done
+            stream.record.responseFlags.insert(flag)
+            stream.responseEnded = true
+            self.write(HTTP2Frame(streamID: stream.downstreamID, payload: .rstStream(.internalError)))
+        } else {
+            // Envoy: 503 `upstream_reset_before_response_started{remote_reset}`.
+            stream.phase = .answered
+            self.respondLocally(stream, status: 503, flag: flag, body: HTTP1LocalReply.resetBody(reason: reason))
+        }
+    }
+
+    // MARK: writes and flushes
+
+    private func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+        guard let context = self.context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(self.wrapOutboundOut(frame), promise: promise)
+        if self.batching { self.needsFlush = true } else { context.flush() }
+    }
+
+    /// `upstream` has writes to flush: now, or at the end of the current read.
+    func upstreamDirty(_ upstream: HTTP2UpstreamRelay) {
+        guard self.batching else {
+            upstream.flush()
+            return
+        }
+        if !upstream.dirty {
+            upstream.dirty = true
+            self.dirtyUpstreams.append(upstream)
+        }
+    }
+
+    /// A read on this connection or an upstream one begins: writes are flushed at its end.
+    func beginBatch() { self.batching = true }
+
+    /// One flush per connection written to during the read (flushing can complete writes
+    /// whose credit writes WINDOW_UPDATEs, hence the loop).
+    func endBatch() {
+        while self.needsFlush || !self.dirtyUpstreams.isEmpty {
+            let upstreams = self.dirtyUpstreams
+            self.dirtyUpstreams.removeAll(keepingCapacity: true)
+            for upstream in upstreams {
+                upstream.dirty = false
+                upstream.flush()
+            }
+            if self.needsFlush {
+                self.needsFlush = false
+                self.context?.flush()
+            }
+        }
+        self.batching = false
+    }
+
+    // MARK: local answers and the log line
+
+    private func respondLocally(_ stream: HTTP2RelayStream, status: Int, flag: ResponseFlags?, body: String) {
+        guard let context = self.context, !stream.responseStarted, self.streams[stream.downstreamID] === stream else { return }
+        let reply = HTTP2LocalReply(status: status, body: body, grpc: stream.grpc)
+        if let flag { stream.record.responseFlags.insert(flag) }
+        stream.record.responseCode = reply.status
+        stream.responseStarted = true
+        stream.responseEnded = true
+        var headers = HPACKHeaders([(":status", String(reply.status))])
+        for (name, value) in reply.headers { headers.add(name: name, value: value) }
+        headers.add(name: "date", value: HTTPDate.now())
+        headers.add(name: "server", value: "sluice")
+        let id = stream.downstreamID
+        self.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: reply.body.isEmpty))))
+        if !reply.body.isEmpty {
+            let bytes = context.channel.allocator.buffer(string: reply.body)
+            stream.record.bytesSent &+= UInt64(bytes.readableBytes)
+            self.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(bytes), endStream: true))))
+        }
+        if !stream.requestEnded {
+            // Envoy resets a stream whose request is still arriving once it has answered.
+            self.write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)))
+        }
+    }
+
+    private func finish(_ stream: HTTP2RelayStream) {
+        guard !stream.logged else { return }
+        stream.logged = true
+        stream.record.duration = stream.start.millisecondsElapsed
+        self.runtime.completedRequest(&stream.record, memo: &self.memo)
+    }
+}
