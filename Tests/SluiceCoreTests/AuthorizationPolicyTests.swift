@@ -228,6 +228,78 @@ final class AuthorizationPolicyTests: XCTestCase {
         XCTAssertFalse(authz.authorize(http("GET", "/", host: "evil.com", headers: ["x-token": "admin"])).allowed)
     }
 
+    /// Every `not` form, `remoteIpBlocks` with a bare address (Istio's "Ingress gateway"
+    /// IP allow-list task writes `remoteIpBlocks: ["1.2.3.4", "5.6.7.0/24"]`), and the `when`
+    /// keys source.principal and request.headers with notValues.
+    func testNotFormsAndRemoteIPBlocks() {
+        let authz = evaluator("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: ip-allowlist, namespace: foo}
+            spec:
+              action: ALLOW
+              rules:
+              - from: [{source: {remoteIpBlocks: ["1.2.3.4", "5.6.7.0/24"], notIpBlocks: ["5.6.7.128/25"]}}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: deny-not, namespace: foo}
+            spec:
+              action: DENY
+              rules:
+              - from: [{source: {notPrincipals: ["cluster.local/ns/default/*"]}}]
+                to: [{operation: {notHosts: ["*.aliyun.com"], notPorts: ["8443"], notPaths: ["/public/*"]}}]
+              - when:
+                - {key: source.principal, values: ["*/sa/legacy"]}
+                - {key: "request.headers[x-env]", notValues: ["prod"]}
+            """)
+        func request(_ ip: String, principal: String? = "cluster.local/ns/default/sa/sleep", host: String = "www.aliyun.com",
+                     port: Int = 443, path: String = "/", headers: [String: String] = [:]) -> AuthorizationRequest {
+            AuthorizationRequest(
+                principal: principal, sourceIP: IPAddress(ip), destinationPort: port,
+                http: .init(host: host, method: "GET", path: path, headers: headers))
+        }
+        XCTAssertTrue(authz.authorize(request("1.2.3.4")).allowed)
+        XCTAssertTrue(authz.authorize(request("5.6.7.9")).allowed)
+        XCTAssertFalse(authz.authorize(request("5.6.7.200")).allowed, "notIpBlocks")
+        XCTAssertFalse(authz.authorize(request("1.2.3.5")).allowed, "not in remoteIpBlocks")
+        // DENY rule 0: a principal outside default/, to a host, port and path outside the not lists.
+        let outsider = "cluster.local/ns/other/sa/x"
+        XCTAssertEqual(
+            authz.authorize(request("1.2.3.4", principal: outsider, host: "evil.com")).matchedPolicy,
+            "ns[foo]-policy[deny-not]-rule[0]")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: outsider, host: "api.aliyun.com")).allowed, "notHosts")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: outsider, host: "evil.com", port: 8443)).allowed, "notPorts")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: outsider, host: "evil.com", path: "/public/a")).allowed, "notPaths")
+        XCTAssertFalse(authz.authorize(request("1.2.3.4", principal: nil, host: "evil.com")).allowed,
+                       "no principal is outside every principal list: notPrincipals matches")
+        // DENY rule 1: the legacy service account, unless the request says x-env: prod.
+        let legacy = "cluster.local/ns/default/sa/legacy"
+        XCTAssertEqual(authz.authorize(request("1.2.3.4", principal: legacy)).matchedPolicy, "ns[foo]-policy[deny-not]-rule[1]")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: legacy, headers: ["x-env": "prod"])).allowed)
+    }
+
+    /// A dry-run ALLOW policy is evaluated (a request it would not admit is reported as
+    /// shadow-denied) and changes nothing: with no enforced ALLOW, the request passes.
+    func testDryRunAllowIsNotEnforced() {
+        let authz = evaluator("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata:
+              name: allow-get
+              namespace: foo
+              annotations: {"istio.io/dry-run": "true"}
+            spec:
+              action: ALLOW
+              rules: [{to: [{operation: {methods: ["GET"]}}]}]
+            """)
+        let post = authz.authorize(http("POST", "/"))
+        XCTAssertTrue(post.allowed)
+        XCTAssertNil(post.matchedPolicy)
+        XCTAssertEqual(post.shadowDenied, ["ns[foo]-policy[allow-get]"])
+        XCTAssertEqual(authz.authorize(http("GET", "/")).shadowDenied, [])
+    }
+
     /// What Sluice cannot enforce is refused object by object, with path:line; the rest loads.
     func testUnsupportedAndInvalidAreRejectedOnTheirOwn() {
         let loaded = RegistryLoader.parse(yaml: """
