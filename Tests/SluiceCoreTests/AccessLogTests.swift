@@ -128,8 +128,8 @@ final class AccessLogTests: XCTestCase {
 
     func testDefaultRecordIsAllAbsent() throws {
         let json = try parseJSON(AccessLogRecord().jsonLine())
-        XCTAssertEqual(json.count, 25)
-        XCTAssertEqual(json.values.filter { $0 is NSNull }.count, 25 - 6)  // all but start_time, flags, 4 numbers
+        XCTAssertEqual(json.count, 26)
+        XCTAssertEqual(json.values.filter { $0 is NSNull }.count, 26 - 6)  // all but start_time, flags, 4 numbers
     }
 
     func testHostileStringsAreEscaped() throws {

@@ -76,5 +76,6 @@ final class ConnectAuthorizationLoopbackTests: XCTestCase {
             deniedRecord?["response_code_details"] as? String,
             "rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-internal]-rule[0]]", "\(records)")
         XCTAssertTrue(deniedRecord?["upstream_host"] is NSNull, "nothing was dialled: \(records)")
+        XCTAssertEqual(deniedRecord?["bytes_sent"] as? Int, HTTP1LocalReply.rbacDeniedBody.utf8.count, "\(records)")
     }
 }

@@ -205,10 +205,10 @@ final class ConnectServerHandler: ChannelDuplexHandler, RemovableChannelHandler 
         self.state = .answered
         self.record.responseCode = status.code
         if let flag { self.record.responseFlags.insert(flag) }
-        self.logOnce()
         var reply = context.channel.allocator.buffer(capacity: HTTP1LocalReply.capacity(body: body))
         self.record.bytesSent = UInt64(
             HTTP1LocalReply.write(status, body: body, versionMinor: 1, close: true, isHEAD: false, date: HTTPDate.now(), to: &reply))
+        self.logOnce()
         context.writeAndFlush(self.wrapOutboundOut(reply), promise: nil)
         context.close(promise: nil)
     }
