@@ -31,6 +31,13 @@ final class ConnectAuthorizationLoopbackTests: XCTestCase {
             when: [{key: "request.headers[x-team]", notValues: ["blocked"]}]
         """
 
+    /// `CONNECT authority` (with `extra` header lines) to `listener`, then "hello" once answered.
+    private static func connect(_ net: Loopback, _ listener: SocketAddress, _ authority: String, _ extra: String) throws -> String {
+        let head = "CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n\(extra)\r\n"
+        let reply = try net.exchange(Array(head.utf8), with: listener, halfClose: true, then: Array("hello".utf8))
+        return reply.text
+    }
+
     func testConnectIsCheckedAgainstAuthorizationPolicyBeforeDialling() throws {
         let net = Loopback()
         let echo = try net.startEchoOrigin()
@@ -46,10 +53,7 @@ final class ConnectAuthorizationLoopbackTests: XCTestCase {
         net.adopt(channel)
         let listener = try XCTUnwrap(channel.localAddress)
         func connect(_ host: String, _ extra: String = "") throws -> String {
-            try net.exchange(
-                Array("CONNECT \(host):\(port) HTTP/1.1\r\nHost: \(host):\(port)\r\n\(extra)\r\n".utf8),
-                with: listener, halfClose: true, then: Array("hello".utf8)
-            ).text
+            try Self.connect(net, listener, "\(host):\(port)", extra)
         }
         let allowed = try connect("aliyun.com")
         XCTAssertTrue(allowed.hasPrefix("HTTP/1.1 200"), allowed)
