@@ -279,6 +279,26 @@ final class AuthorizationPolicyTests: XCTestCase {
         XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: legacy, headers: ["x-env": "prod"])).allowed)
     }
 
+    /// A CONNECT has no path (Envoy's RBAC sees no `:path`): `paths`, even `*`, never match it,
+    /// and `notPaths` never exclude it; its host is the authority's, port ignored.
+    func testConnectHasNoPath() {
+        let authz = evaluator("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: any-path, namespace: foo}
+            spec:
+              rules:
+              - to: [{operation: {paths: ["*"]}}]
+              - to: [{operation: {hosts: ["db.internal.test"], methods: ["CONNECT"], notPaths: ["/admin*"]}}]
+            """)
+        let connect = { (host: String) in
+            AuthorizationRequest(sourceIP: IPAddress("10.0.0.5"), destinationPort: 15080, http: .init(host: host, method: "CONNECT", path: ""))
+        }
+        XCTAssertFalse(authz.authorize(connect("aliyun.com:443")).allowed, "paths: [*] needs a path")
+        XCTAssertEqual(authz.authorize(connect("db.internal.test:5432")).matchedPolicy, "ns[foo]-policy[any-path]-rule[1]")
+        XCTAssertTrue(authz.authorize(http("GET", "/x")).allowed)
+    }
+
     /// A dry-run ALLOW policy is evaluated (a request it would not admit is reported as
     /// shadow-denied) and changes nothing: with no enforced ALLOW, the request passes.
     func testDryRunAllowIsNotEnforced() {

@@ -20,7 +20,8 @@ public struct AuthorizationRequest: Sendable {
     public struct HTTP: Sendable {
         public var host: String
         public var method: String
-        /// The path without the query string, as Envoy's RBAC matches `paths`.
+        /// The path without the query string, as Envoy's RBAC matches `paths`; empty for a
+        /// request without one (a CONNECT), which no `paths` entry matches, not even `*`.
         public var path: String
         /// Header names lower-case; repeated headers joined with "," as Envoy presents them.
         public var headers: [String: String]
@@ -174,7 +175,7 @@ public struct AuthorizationEvaluator: Sendable {
         let http = request.http
         return field(operation.hosts, operation.notHosts, http.map { Self.hostWithoutPort($0.host) }, caseInsensitive: true)
             && field(operation.methods, operation.notMethods, http?.method)
-            && field(operation.paths, operation.notPaths, http?.path)
+            && field(operation.paths, operation.notPaths, http.flatMap { $0.path.isEmpty ? nil : $0.path })
     }
 
     static func matches(_ condition: AuthorizationPolicy.Condition, _ request: AuthorizationRequest) -> Bool {
