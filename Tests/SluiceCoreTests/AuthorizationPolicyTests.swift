@@ -299,8 +299,9 @@ final class AuthorizationPolicyTests: XCTestCase {
         XCTAssertTrue(authz.authorize(http("GET", "/x")).allowed)
     }
 
-    /// A dry-run ALLOW policy is evaluated (a request it would not admit is reported as
-    /// shadow-denied) and changes nothing: with no enforced ALLOW, the request passes.
+    /// Dry-run ALLOW policies are evaluated together, as Istio's one shadow engine of all
+    /// their rules: a request none of them admits is shadow-denied (by the default deny,
+    /// `none`), one any of them admits is not; nothing is enforced.
     func testDryRunAllowIsNotEnforced() {
         let authz = evaluator("""
             apiVersion: security.istio.io/v1
@@ -312,12 +313,23 @@ final class AuthorizationPolicyTests: XCTestCase {
             spec:
               action: ALLOW
               rules: [{to: [{operation: {methods: ["GET"]}}]}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata:
+              name: allow-head
+              namespace: foo
+              annotations: {"istio.io/dry-run": "true"}
+            spec:
+              action: ALLOW
+              rules: [{to: [{operation: {methods: ["HEAD"]}}]}]
             """)
         let post = authz.authorize(http("POST", "/"))
         XCTAssertTrue(post.allowed)
         XCTAssertNil(post.matchedPolicy)
-        XCTAssertEqual(post.shadowDenied, ["ns[foo]-policy[allow-get]"])
+        XCTAssertEqual(post.shadowDenied, ["none"])
         XCTAssertEqual(authz.authorize(http("GET", "/")).shadowDenied, [])
+        XCTAssertEqual(authz.authorize(http("HEAD", "/")).shadowDenied, [], "the other dry-run ALLOW admits it")
     }
 
     /// What Sluice cannot enforce is refused object by object, with path:line; the rest loads.

@@ -62,7 +62,9 @@ public struct AuthorizationDecision: Sendable, Equatable {
     /// The enforced policy that decided (`ns[ns]-policy[name]-rule[i]`), `none` when the
     /// default deny of ALLOW policies decided, nil when nothing applied.
     public let matchedPolicy: String?
-    /// Dry-run policies that would have denied, and AUDIT policies that matched (logged only).
+    /// Dry-run policies that would have denied (a DENY's `ns[..]-policy[..]-rule[..]`, or
+    /// `none` when the dry-run ALLOW policies together would deny by default), and AUDIT
+    /// policies that matched (logged only).
     public let shadowDenied: [String]
     public let audited: [String]
 
@@ -118,8 +120,11 @@ public struct AuthorizationEvaluator: Sendable {
         }
         let allows = policies.filter { $0.action == .allow }
         let enforced = allows.filter { !$0.dryRun }
-        for policy in allows where policy.dryRun && Self.firstMatch(policy, request) == nil {
-            shadowDenied.append(policy.envoyName)
+        // Istio puts every dry-run ALLOW rule into one shadow engine (Envoy's shadow_rules):
+        // it denies, by its default deny, only when none of them matches.
+        let shadowAllows = allows.filter(\.dryRun)
+        if !shadowAllows.isEmpty, !shadowAllows.contains(where: { Self.firstMatch($0, request) != nil }) {
+            shadowDenied.append("none")
         }
         guard !enforced.isEmpty else {
             return AuthorizationDecision(allowed: true, matchedPolicy: nil, shadowDenied: shadowDenied, audited: audited)
