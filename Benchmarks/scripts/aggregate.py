@@ -16,7 +16,8 @@ PROXIES = ["direct", "haproxy-tcp", "haproxy-http", "sluice"]
 # A proxy's peak RSS is recorded after each load; the keep-alive run's (test "memory") is the
 # one the targets name, the others' are in the "any load" column.
 LOADS = ("newconn", "bulk_http", "bulk_tls")
-ALL_LOADS = ("keepalive",) + LOADS + ("h2c", "routes")
+MTLS_LOADS = ("mtls_keepalive", "mtls_newconn")
+ALL_LOADS = ("keepalive",) + LOADS + ("h2c", "routes") + MTLS_LOADS
 METRICS = ["rps", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "mib_per_s", "cpu_us_per_req", "errors", "non_2xx",
            "rss_idle_kb", "rss_peak_kb", "ready_ms", "requests"]
 
@@ -92,6 +93,13 @@ def targets(med, threads_list, samples):
         v = s("memory", "rss_peak_kb")
         add("peak RSS <= 32 MiB", t, v and v / 1024, 32, v is not None and v <= 32 * 1024, "MiB")
     for t in threads_list:
+        compare("mTLS hop keep-alive req/s >= 1.0x HAProxy pair", t, "mtls_keepalive", "rps", "haproxy-mtls", True)
+        compare("mTLS hop new-connection req/s >= 1.0x HAProxy pair", t, "mtls_newconn", "rps", "haproxy-mtls", True)
+        compare("CPU/request (mTLS hop keep-alive) <= HAProxy pair", t, "mtls_keepalive", "cpu_us_per_req", "haproxy-mtls",
+                False)
+        compare("CPU/request (mTLS hop new connection) <= HAProxy pair", t, "mtls_newconn", "cpu_us_per_req",
+                "haproxy-mtls", False)
+    for t in threads_list:
         compare("h2c keep-alive req/s >= 1.0x HAProxy HTTP/2", t, "h2c", "rps", "haproxy-http", True)
         compare("CPU/request (h2c keep-alive) <= HAProxy HTTP/2", t, "h2c", "cpu_us_per_req", "haproxy-http", False)
     compare("10,000 entries keep-alive req/s within 5% of 10 entries", 2, "keepalive", "rps", "sluice-10", True,
@@ -124,6 +132,33 @@ def h2c_table(med, threads_list):
             out.append("| " + " | ".join([
                 p, "-" if p == "direct" else str(t), fmt(g("rps")), fmt(g("mean_ms"), 2), fmt(g("mib_per_s"), 1),
                 fmt(g("cpu_us_per_req"), 1), fmt(g("errors")), fmt(g("non_2xx")), fmt(peak and peak / 1024, 1),
+            ]) + " |")
+    out.append("")
+    return out
+
+
+def mtls_table(med, threads_list):
+    """The mTLS hop (wrk -> sidecar -> mutual TLS -> gateway -> nginx): one row per pair and thread
+    count; CPU is the sidecar's and the gateway's together."""
+    out = ["mTLS hop (wrk -> sidecar -> ISTIO_MUTUAL -> egress gateway -> nginx; HAProxy: `ssl crt client.pem "
+           "ca-file root.pem verify required` on the sidecar's server line, `bind ... ssl crt gw.pem ca-file "
+           "root.pem verify required` at the gateway; CPU counts both processes):", "",
+           "| pair | thr | keep-alive req/s | p50 ms | p99 ms | new-conn req/s | new-conn p99 ms "
+           "| CPU µs/req keep-alive | CPU µs/req new-conn | errors ka/nc | non-2xx ka/nc | sidecar RSS peak MiB |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for t in threads_list:
+        for p, label in (("haproxy-mtls", "HAProxy + HAProxy"), ("sluice", "sluice sidecar + sluice gateway")):
+            g = lambda test, m: get(med, p, t, test, m)  # noqa: E731
+            peaks = [v for v in (g(test, "rss_peak_kb") for test in MTLS_LOADS) if v is not None]
+            peak = max(peaks) if peaks else None
+            out.append("| " + " | ".join([
+                label, str(t),
+                fmt(g("mtls_keepalive", "rps")), fmt(g("mtls_keepalive", "p50_ms"), 2), fmt(g("mtls_keepalive", "p99_ms"), 2),
+                fmt(g("mtls_newconn", "rps")), fmt(g("mtls_newconn", "p99_ms"), 2),
+                fmt(g("mtls_keepalive", "cpu_us_per_req"), 1), fmt(g("mtls_newconn", "cpu_us_per_req"), 1),
+                f"{fmt(g('mtls_keepalive', 'errors'))}/{fmt(g('mtls_newconn', 'errors'))}",
+                f"{fmt(g('mtls_keepalive', 'non_2xx'))}/{fmt(g('mtls_newconn', 'non_2xx'))}",
+                fmt(peak and peak / 1024, 1),
             ]) + " |")
     out.append("")
     return out
@@ -187,6 +222,8 @@ def markdown(meta, med, rows, threads_list):
         out += http1_tables(med, threads_list)
     if "h2c" in loads:
         out += h2c_table(med, threads_list)
+    if any(test in loads for test in MTLS_LOADS):
+        out += mtls_table(med, threads_list)
     out.append("Targets (ratios are sluice / reference: the median over rounds of each round's ratio, "
                "each round's ratio, and the ratio of the medians in the table above):")
     out.append("")
@@ -225,7 +262,8 @@ def main():
             meta[key] = int(meta[key])
     samples = [json.loads(line) for line in open(a.samples) if line.strip()]
     med = medians(samples)
-    threads_list = sorted({s["threads"] for s in samples if s["proxy"] in ("sluice", "haproxy-tcp", "haproxy-http")})
+    threads_list = sorted({s["threads"] for s in samples
+                           if s["proxy"] in ("sluice", "haproxy-tcp", "haproxy-http", "haproxy-mtls")})
     rows = targets(med, threads_list, samples)
     with open(a.json, "w") as f:
         json.dump({"meta": meta, "medians": med, "targets": rows, "samples": samples}, f, indent=1)

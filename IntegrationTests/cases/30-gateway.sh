@@ -18,7 +18,7 @@ ACCESS_LOG_FIELDS='["start_time","method","path","protocol","response_code","res
 	"user_agent","request_id","authority","upstream_host","upstream_cluster",
 	"upstream_local_address","downstream_local_address","downstream_remote_address",
 	"requested_server_name","route_name","upstream_transport_failure_reason","trace_id",
-	"istio_policy_status"]'
+	"istio_policy_status","downstream_peer_uri_san"]'
 
 # json_field RECORD FIELD: one field of a JSON record, as jq -r prints it.
 json_field() { jq -r --arg f "$2" '.[$f] | if . == null then "null" else tostring end' <<<"$1"; }

@@ -119,6 +119,9 @@ enum CertificateFiles {
 
     /// Writes atomically (a temporary file renamed over the old one), keys mode 0600.
     static func write(_ text: String, to directory: String, _ name: String, secret: Bool = false) throws {
+        // A PEM file ends with a line break (as openssl writes them), so that `cat cert-chain.pem
+        // key.pem > bundle.pem`, the form HAProxy and nginx take, gives well-formed PEM.
+        let text = text.hasSuffix("\n") ? text : text + "\n"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = (directory as NSString).appendingPathComponent(name)
         let temporary = path + ".tmp"

@@ -11,7 +11,7 @@ final class AccessLogTests: XCTestCase {
         "x_forwarded_for", "user_agent", "request_id", "authority", "upstream_host", "upstream_cluster",
         "upstream_local_address", "downstream_local_address", "downstream_remote_address",
         "requested_server_name", "route_name", "upstream_transport_failure_reason", "trace_id",
-        "istio_policy_status",
+        "istio_policy_status", "downstream_peer_uri_san",
     ]
     static let numberKeys = ["response_code", "bytes_received", "bytes_sent", "duration"]
 
@@ -44,6 +44,7 @@ final class AccessLogTests: XCTestCase {
         istioPolicyStatus: "ok"
         )
         record.responseCodeDetails = "via_upstream"
+        record.downstreamPeerURISAN = "spiffe://cluster.local/ns/default/sa/sleep"
         return record
     }()
 
@@ -78,6 +79,7 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(json["upstream_cluster"] as? String, "outbound|80||aliyun.com")
         XCTAssertEqual(json["downstream_remote_address"] as? String, "10.0.0.7:53512")
         XCTAssertEqual(json["istio_policy_status"] as? String, "ok")
+        XCTAssertEqual(json["downstream_peer_uri_san"] as? String, "spiffe://cluster.local/ns/default/sa/sleep")
     }
 
     func testJSONKeysAreInDesignOrder() {
@@ -88,7 +90,7 @@ final class AccessLogTests: XCTestCase {
             "bytes_sent", "duration", "upstream_service_time", "x_forwarded_for", "user_agent", "request_id",
             "authority", "upstream_host", "upstream_cluster", "upstream_local_address", "downstream_local_address",
             "downstream_remote_address", "requested_server_name", "route_name", "upstream_transport_failure_reason",
-            "trace_id", "istio_policy_status",
+            "trace_id", "istio_policy_status", "downstream_peer_uri_san",
         ]
         let positions = order.compactMap { line.range(of: "\"\($0)\":")?.lowerBound }
         XCTAssertEqual(positions.count, order.count)
@@ -111,7 +113,8 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(Set(json.keys), Set(Self.stringKeys + Self.numberKeys))
         for key in ["method", "path", "protocol", "upstream_service_time", "x_forwarded_for", "user_agent",
                     "request_id", "authority", "upstream_host", "upstream_local_address",
-                    "upstream_transport_failure_reason", "trace_id", "istio_policy_status", "response_code_details"] {
+                    "upstream_transport_failure_reason", "trace_id", "istio_policy_status", "response_code_details",
+                    "downstream_peer_uri_san"] {
             XCTAssertTrue(json[key] is NSNull, "\(key) should be null")
         }
         XCTAssertEqual(json["response_code"] as? Int, 0)
@@ -125,8 +128,8 @@ final class AccessLogTests: XCTestCase {
 
     func testDefaultRecordIsAllAbsent() throws {
         let json = try parseJSON(AccessLogRecord().jsonLine())
-        XCTAssertEqual(json.count, 25)
-        XCTAssertEqual(json.values.filter { $0 is NSNull }.count, 25 - 6)  // all but start_time, flags, 4 numbers
+        XCTAssertEqual(json.count, 26)
+        XCTAssertEqual(json.values.filter { $0 is NSNull }.count, 26 - 6)  // all but start_time, flags, 4 numbers
     }
 
     func testHostileStringsAreEscaped() throws {
@@ -186,7 +189,7 @@ final class AccessLogTests: XCTestCase {
         // Every string at maximal escaping, every number at its widest: the encoders reserve a
         // worst-case bound up front, and a debug build asserts if a line would not fit.
         let worst = String(repeating: "\u{1}", count: 100)
-        let record = AccessLogRecord(
+        var record = AccessLogRecord(
             startTime: .min, method: worst, path: worst, protocol: worst, responseCode: .min,
             responseFlags: ResponseFlags(rawValue: .max), bytesReceived: .max, bytesSent: .max,
             duration: .min, upstreamServiceTime: .min, xForwardedFor: worst, userAgent: worst,
@@ -195,8 +198,11 @@ final class AccessLogTests: XCTestCase {
             requestedServerName: worst, routeName: worst, upstreamTransportFailureReason: worst,
             traceId: worst, istioPolicyStatus: worst
         )
+        record.responseCodeDetails = worst
+        record.downstreamPeerURISAN = worst
         let json = try parseJSON(record.jsonLine())
         XCTAssertEqual(json["istio_policy_status"] as? String, worst)
+        XCTAssertEqual(json["downstream_peer_uri_san"] as? String, worst)
         XCTAssertEqual(json["response_flags"] as? String, ResponseFlag.allCases.map(\.shortCode).joined(separator: ","))
         let e = String(repeating: #"\u0001"#, count: 100)
         let flags = ResponseFlag.allCases.map(\.shortCode).joined(separator: ",")

@@ -228,6 +228,110 @@ final class AuthorizationPolicyTests: XCTestCase {
         XCTAssertFalse(authz.authorize(http("GET", "/", host: "evil.com", headers: ["x-token": "admin"])).allowed)
     }
 
+    /// Every `not` form, `remoteIpBlocks` with a bare address (Istio's "Ingress gateway"
+    /// IP allow-list task writes `remoteIpBlocks: ["1.2.3.4", "5.6.7.0/24"]`), and the `when`
+    /// keys source.principal and request.headers with notValues.
+    func testNotFormsAndRemoteIPBlocks() {
+        let authz = evaluator("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: ip-allowlist, namespace: foo}
+            spec:
+              action: ALLOW
+              rules:
+              - from: [{source: {remoteIpBlocks: ["1.2.3.4", "5.6.7.0/24"], notIpBlocks: ["5.6.7.128/25"]}}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: deny-not, namespace: foo}
+            spec:
+              action: DENY
+              rules:
+              - from: [{source: {notPrincipals: ["cluster.local/ns/default/*"]}}]
+                to: [{operation: {notHosts: ["*.aliyun.com"], notPorts: ["8443"], notPaths: ["/public/*"]}}]
+              - when:
+                - {key: source.principal, values: ["*/sa/legacy"]}
+                - {key: "request.headers[x-env]", notValues: ["prod"]}
+            """)
+        func request(_ ip: String, principal: String? = "cluster.local/ns/default/sa/sleep", host: String = "www.aliyun.com",
+                     port: Int = 443, path: String = "/", headers: [String: String] = [:]) -> AuthorizationRequest {
+            AuthorizationRequest(
+                principal: principal, sourceIP: IPAddress(ip), destinationPort: port,
+                http: .init(host: host, method: "GET", path: path, headers: headers))
+        }
+        XCTAssertTrue(authz.authorize(request("1.2.3.4")).allowed)
+        XCTAssertTrue(authz.authorize(request("5.6.7.9")).allowed)
+        XCTAssertFalse(authz.authorize(request("5.6.7.200")).allowed, "notIpBlocks")
+        XCTAssertFalse(authz.authorize(request("1.2.3.5")).allowed, "not in remoteIpBlocks")
+        // DENY rule 0: a principal outside default/, to a host, port and path outside the not lists.
+        let outsider = "cluster.local/ns/other/sa/x"
+        XCTAssertEqual(
+            authz.authorize(request("1.2.3.4", principal: outsider, host: "evil.com")).matchedPolicy,
+            "ns[foo]-policy[deny-not]-rule[0]")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: outsider, host: "api.aliyun.com")).allowed, "notHosts")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: outsider, host: "evil.com", port: 8443)).allowed, "notPorts")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: outsider, host: "evil.com", path: "/public/a")).allowed, "notPaths")
+        XCTAssertFalse(authz.authorize(request("1.2.3.4", principal: nil, host: "evil.com")).allowed,
+                       "no principal is outside every principal list: notPrincipals matches")
+        // DENY rule 1: the legacy service account, unless the request says x-env: prod.
+        let legacy = "cluster.local/ns/default/sa/legacy"
+        XCTAssertEqual(authz.authorize(request("1.2.3.4", principal: legacy)).matchedPolicy, "ns[foo]-policy[deny-not]-rule[1]")
+        XCTAssertTrue(authz.authorize(request("1.2.3.4", principal: legacy, headers: ["x-env": "prod"])).allowed)
+    }
+
+    /// A CONNECT has no path (Envoy's RBAC sees no `:path`): `paths`, even `*`, never match it,
+    /// and `notPaths` never exclude it; its host is the authority's, port ignored.
+    func testConnectHasNoPath() {
+        let authz = evaluator("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: any-path, namespace: foo}
+            spec:
+              rules:
+              - to: [{operation: {paths: ["*"]}}]
+              - to: [{operation: {hosts: ["db.internal.test"], methods: ["CONNECT"], notPaths: ["/admin*"]}}]
+            """)
+        let connect = { (host: String) in
+            AuthorizationRequest(sourceIP: IPAddress("10.0.0.5"), destinationPort: 15080, http: .init(host: host, method: "CONNECT", path: ""))
+        }
+        XCTAssertFalse(authz.authorize(connect("aliyun.com:443")).allowed, "paths: [*] needs a path")
+        XCTAssertEqual(authz.authorize(connect("db.internal.test:5432")).matchedPolicy, "ns[foo]-policy[any-path]-rule[1]")
+        XCTAssertTrue(authz.authorize(http("GET", "/x")).allowed)
+    }
+
+    /// Dry-run ALLOW policies are evaluated together, as Istio's one shadow engine of all
+    /// their rules: a request none of them admits is shadow-denied (by the default deny,
+    /// `none`), one any of them admits is not; nothing is enforced.
+    func testDryRunAllowIsNotEnforced() {
+        let authz = evaluator("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata:
+              name: allow-get
+              namespace: foo
+              annotations: {"istio.io/dry-run": "true"}
+            spec:
+              action: ALLOW
+              rules: [{to: [{operation: {methods: ["GET"]}}]}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata:
+              name: allow-head
+              namespace: foo
+              annotations: {"istio.io/dry-run": "true"}
+            spec:
+              action: ALLOW
+              rules: [{to: [{operation: {methods: ["HEAD"]}}]}]
+            """)
+        let post = authz.authorize(http("POST", "/"))
+        XCTAssertTrue(post.allowed)
+        XCTAssertNil(post.matchedPolicy)
+        XCTAssertEqual(post.shadowDenied, ["none"])
+        XCTAssertEqual(authz.authorize(http("GET", "/")).shadowDenied, [])
+        XCTAssertEqual(authz.authorize(http("HEAD", "/")).shadowDenied, [], "the other dry-run ALLOW admits it")
+    }
+
     /// What Sluice cannot enforce is refused object by object, with path:line; the rest loads.
     func testUnsupportedAndInvalidAreRejectedOnTheirOwn() {
         let loaded = RegistryLoader.parse(yaml: """

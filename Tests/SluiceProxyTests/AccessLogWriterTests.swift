@@ -64,7 +64,7 @@ final class AccessLogWriterTests: XCTestCase {
         for line in lines {
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             let json = try XCTUnwrap(object)
-            XCTAssertEqual(json.count, 25)
+            XCTAssertEqual(json.count, 26)
             XCTAssertEqual(json["user_agent"] as? String, "test \"agent\"\n")
             seen.insert(try XCTUnwrap(json["request_id"] as? String))
         }

@@ -125,6 +125,14 @@ final class HTTPAuthorizationLoopbackTests: XCTestCase {
             details("DELETE", "/allowed/page") as? String,
             "rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-delete]-rule[0]]", "\(records)")
         XCTAssertTrue(details("GET", "/allowed/page?x=1") is NSNull, "\(records)")
+        // Issue 21 item 7: every request carries the caller's SPIFFE ID (Envoy's
+        // %DOWNSTREAM_PEER_URI_SAN%), and istio_requests_total the caller's identity labels.
+        XCTAssertEqual(records.count, 4, "\(records)")
+        for record in records {
+            XCTAssertEqual(record["downstream_peer_uri_san"] as? String, "spiffe://cluster.local/ns/default/sa/sleep", "\(record)")
+        }
+        let identity = #"source_principal="spiffe://cluster.local/ns/default/sa/sleep",source_workload_namespace="default",connection_security_policy="mutual_tls""#
+        XCTAssertTrue(text.contains(#"istio_requests_total{reporter="gateway",destination_service="aliyun.com",destination_service_name="aliyun.com",\#(identity),request_protocol="http",response_code="301""#), text)
     }
 
     /// A denied request that announces a body is answered at once and the connection closed:

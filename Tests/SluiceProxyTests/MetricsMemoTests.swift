@@ -53,8 +53,8 @@ final class MetricsMemoTests: XCTestCase {
                 metrics.requestCompleted(Self.record(cluster: "outbound|80||h\(i).test"))
             }
             // TCP shares the admitted services with HTTP.
-            metrics.tcpOpened(cluster: "outbound|80||h\(cap + round).test")
-            metrics.tcpOpened(cluster: "outbound|80||h0.test")
+            metrics.tcpOpened(cluster: "outbound|80||h\(cap + round).test", peerURISAN: nil, mutualTLS: false)
+            metrics.tcpOpened(cluster: "outbound|80||h0.test", peerURISAN: nil, mutualTLS: false)
         }
         metrics.requestCompleted(Self.record(cluster: Decision.passthroughCluster))
         let text = metrics.prometheusText()

@@ -46,10 +46,62 @@ final class MetricsTests: XCTestCase {
         XCTAssertTrue(metrics.prometheusText().contains(#"istio_requests_total{reporter="gateway",destination_service="aliyun.com""#))
     }
 
+    /// At the gateway the caller is labelled as Istio's standard metrics label it
+    /// (istio.io/latest/docs/reference/config/metrics/): `source_principal` is the SPIFFE ID
+    /// of its verified certificate, `source_workload_namespace` that ID's namespace,
+    /// `connection_security_policy` `mutual_tls`; a plaintext caller is `unknown`/`none`.
+    func testGatewayLabelsTheCallersIdentity() {
+        let metrics = ProxyMetrics(role: .gateway)
+        var mtls = Self.httpRecord(cluster: "outbound|80||aliyun.com")
+        mtls.downstreamPeerURISAN = "spiffe://cluster.local/ns/payments/sa/checkout"
+        mtls.downstreamMutualTLS = true
+        var memo = RequestSeriesMemo()
+        metrics.requestCompleted(mtls, memo: &memo)
+        metrics.requestCompleted(mtls, memo: &memo)
+        // The same connection's memo must not count another caller's request in the first series.
+        var other = mtls
+        other.downstreamPeerURISAN = "spiffe://cluster.local/ns/default/sa/sleep"
+        metrics.requestCompleted(other, memo: &memo)
+        metrics.requestCompleted(Self.httpRecord(cluster: "outbound|80||aliyun.com"))
+        metrics.tcpOpened(cluster: "outbound|443||aliyun.com", peerURISAN: mtls.downstreamPeerURISAN, mutualTLS: true)
+        var closed = AccessLogRecord(bytesReceived: 7, upstreamCluster: "outbound|443||aliyun.com")
+        closed.downstreamPeerURISAN = mtls.downstreamPeerURISAN
+        closed.downstreamMutualTLS = true
+        metrics.tcpClosed(closed)
+        let text = metrics.prometheusText()
+        let service = #"reporter="gateway",destination_service="aliyun.com",destination_service_name="aliyun.com""#
+        let checkout = #"source_principal="spiffe://cluster.local/ns/payments/sa/checkout",source_workload_namespace="payments",connection_security_policy="mutual_tls""#
+        let sleep = #"source_principal="spiffe://cluster.local/ns/default/sa/sleep",source_workload_namespace="default",connection_security_policy="mutual_tls""#
+        let plain = #"source_principal="unknown",source_workload_namespace="unknown",connection_security_policy="none""#
+        let http = #"request_protocol="http",response_code="200",response_flags="-""#
+        XCTAssertEqual(sample(text, "istio_requests_total{\(service),\(checkout),\(http)}"), "2", text)
+        XCTAssertEqual(sample(text, "istio_requests_total{\(service),\(sleep),\(http)}"), "1", text)
+        XCTAssertEqual(sample(text, "istio_requests_total{\(service),\(plain),\(http)}"), "1", text)
+        let tcp = #"reporter="gateway",destination_service="aliyun.com",destination_service_name="aliyun.com",\#(checkout),request_protocol="tcp""#
+        XCTAssertEqual(sample(text, "istio_tcp_connections_opened_total{\(tcp)}"), "1", text)
+        XCTAssertEqual(sample(text, "istio_tcp_connections_closed_total{\(tcp),response_flags=\"-\"}"), "1", text)
+        XCTAssertEqual(sample(text, "istio_tcp_received_bytes_total{\(tcp)}"), "7", text)
+        // The sidecar's series keep Istio's source-reporter label set without the caller's.
+        let sidecar = ProxyMetrics(role: .sidecar)
+        sidecar.requestCompleted(mtls)
+        XCTAssertFalse(sidecar.prometheusText().contains("source_principal"))
+    }
+
+    /// A SPIFFE ID not of Istio's `ns/…/sa/…` shape has no namespace; a certificate without a
+    /// URI SAN on a mutual-TLS connection is `unknown` but still `mutual_tls`.
+    func testSourceIdentityLabelValues() {
+        let odd = SourceIdentityLabels(peerURISAN: "spiffe://example.org/workload/x", mutualTLS: true)
+        XCTAssertEqual(odd.principal, "spiffe://example.org/workload/x")
+        XCTAssertEqual(odd.namespace, "unknown")
+        let noSAN = SourceIdentityLabels(peerURISAN: nil, mutualTLS: true)
+        XCTAssertEqual([noSAN.principal, noSAN.namespace, noSAN.securityPolicy], ["unknown", "unknown", "mutual_tls"])
+        XCTAssertEqual(SourceIdentityLabels.plaintext.securityPolicy, "none")
+    }
+
     func testTCPConnectionMetrics() {
         let metrics = ProxyMetrics(role: .sidecar)
-        metrics.tcpOpened(cluster: "outbound|443||aliyun.com")
-        metrics.tcpOpened(cluster: "outbound|443||aliyun.com")
+        metrics.tcpOpened(cluster: "outbound|443||aliyun.com", peerURISAN: nil, mutualTLS: false)
+        metrics.tcpOpened(cluster: "outbound|443||aliyun.com", peerURISAN: nil, mutualTLS: false)
         metrics.tcpClosed(AccessLogRecord(bytesReceived: 517, bytesSent: 4000, upstreamCluster: "outbound|443||aliyun.com"))
         metrics.tcpClosed(AccessLogRecord(responseFlags: .upstreamConnectionFailure, bytesReceived: 3, upstreamCluster: "outbound|443||aliyun.com"))
         let text = metrics.prometheusText()
@@ -95,10 +147,10 @@ final class MetricsTests: XCTestCase {
         let metrics = ProxyMetrics(role: .sidecar)
         let cap = ProxyMetrics.maxDestinationServices
         for i in 0..<(cap + 50) {
-            metrics.tcpOpened(cluster: "outbound|443||host\(i).test")
+            metrics.tcpOpened(cluster: "outbound|443||host\(i).test", peerURISAN: nil, mutualTLS: false)
         }
         // Fixed clusters still pass once the cap is reached.
-        metrics.tcpOpened(cluster: Decision.passthroughCluster)
+        metrics.tcpOpened(cluster: Decision.passthroughCluster, peerURISAN: nil, mutualTLS: false)
         let text = metrics.prometheusText()
         let opened = text.split(separator: "\n").filter { $0.hasPrefix("istio_tcp_connections_opened_total{") }
         XCTAssertEqual(opened.count, cap + 2)

@@ -137,6 +137,8 @@ public final class Loopback: @unchecked Sendable {  // used from one test thread
         var snapshot = SluiceSnapshot(config: config, registry: Registry(loaded.entries))
         // Routing objects (VirtualService, DestinationRule, …) in the registry text apply too.
         snapshot.routing = loaded.routing
+        // And AuthorizationPolicies (a gateway's; those of istio-system apply mesh-wide).
+        snapshot.authorizationPolicies = loaded.authorizationPolicies
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         return ProxyRuntime(

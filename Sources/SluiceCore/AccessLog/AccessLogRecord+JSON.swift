@@ -79,6 +79,8 @@ extension AccessLogRecord {
         w.writeJSONValue(traceId)
         w.write(",\"istio_policy_status\":")
         w.writeJSONValue(istioPolicyStatus)
+        w.write(",\"downstream_peer_uri_san\":")
+        w.writeJSONValue(downstreamPeerURISAN)
         w.write(UInt8(ascii: "}"))
     }
 
@@ -89,7 +91,7 @@ extension AccessLogRecord {
         return String(buffer: buffer)
     }
 
-    /// Most bytes `appendJSON` can write: the keys and punctuation (under 600 bytes), numbers
+    /// Most bytes `appendJSON` can write: the keys and punctuation (under 650 bytes), numbers
     /// (20 digits each), the timestamp, the flags, and every string escaped at worst.
     private var jsonBound: Int {
         func b(_ value: String?) -> Int { BoundedWriter.escapedBound(value) }
@@ -100,6 +102,6 @@ extension AccessLogRecord {
             + b(upstreamLocalAddress) + b(downstreamLocalAddress)
             + b(downstreamRemoteAddress) + b(requestedServerName)
             + b(routeName) + b(upstreamTransportFailureReason) + b(responseCodeDetails)
-            + b(traceId) + b(istioPolicyStatus)
+            + b(traceId) + b(istioPolicyStatus) + b(downstreamPeerURISAN)
     }
 }

@@ -81,6 +81,13 @@ public struct AccessLogRecord: Sendable, Equatable {
     /// Envoy's `%RESPONSE_CODE_DETAILS%` where Sluice sets one (Istio's default JSON log has
     /// the field): `rbac_access_denied_matched_policy[…]` for an AuthorizationPolicy denial.
     public var responseCodeDetails: String?
+    /// Envoy's `%DOWNSTREAM_PEER_URI_SAN%`: the URI SAN of the caller's verified client
+    /// certificate (its SPIFFE ID, `spiffe://cluster.local/ns/default/sa/sleep`) on a gateway
+    /// listener that terminates mutual TLS; nil (JSON `null`) without one.
+    public var downstreamPeerURISAN: String?
+    /// The downstream connection was mutual TLS (a client certificate was verified): Istio's
+    /// `connection_security_policy="mutual_tls"`. Not a log field; for the metrics.
+    public var downstreamMutualTLS = false
     /// Trace id, when the request carried one.
     public var traceId: String?
     /// Istio's policy status; kept for field-set compatibility with ASM.

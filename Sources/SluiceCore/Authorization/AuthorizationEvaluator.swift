@@ -20,7 +20,8 @@ public struct AuthorizationRequest: Sendable {
     public struct HTTP: Sendable {
         public var host: String
         public var method: String
-        /// The path without the query string, as Envoy's RBAC matches `paths`.
+        /// The path without the query string, as Envoy's RBAC matches `paths`; empty for a
+        /// request without one (a CONNECT), which no `paths` entry matches, not even `*`.
         public var path: String
         /// Header names lower-case; repeated headers joined with "," as Envoy presents them.
         public var headers: [String: String]
@@ -61,7 +62,9 @@ public struct AuthorizationDecision: Sendable, Equatable {
     /// The enforced policy that decided (`ns[ns]-policy[name]-rule[i]`), `none` when the
     /// default deny of ALLOW policies decided, nil when nothing applied.
     public let matchedPolicy: String?
-    /// Dry-run policies that would have denied, and AUDIT policies that matched (logged only).
+    /// Dry-run policies that would have denied (a DENY's `ns[..]-policy[..]-rule[..]`, or
+    /// `none` when the dry-run ALLOW policies together would deny by default), and AUDIT
+    /// policies that matched (logged only).
     public let shadowDenied: [String]
     public let audited: [String]
 
@@ -117,8 +120,11 @@ public struct AuthorizationEvaluator: Sendable {
         }
         let allows = policies.filter { $0.action == .allow }
         let enforced = allows.filter { !$0.dryRun }
-        for policy in allows where policy.dryRun && Self.firstMatch(policy, request) == nil {
-            shadowDenied.append(policy.envoyName)
+        // Istio puts every dry-run ALLOW rule into one shadow engine (Envoy's shadow_rules):
+        // it denies, by its default deny, only when none of them matches.
+        let shadowAllows = allows.filter(\.dryRun)
+        if !shadowAllows.isEmpty, !shadowAllows.contains(where: { Self.firstMatch($0, request) != nil }) {
+            shadowDenied.append("none")
         }
         guard !enforced.isEmpty else {
             return AuthorizationDecision(allowed: true, matchedPolicy: nil, shadowDenied: shadowDenied, audited: audited)
@@ -174,7 +180,7 @@ public struct AuthorizationEvaluator: Sendable {
         let http = request.http
         return field(operation.hosts, operation.notHosts, http.map { Self.hostWithoutPort($0.host) }, caseInsensitive: true)
             && field(operation.methods, operation.notMethods, http?.method)
-            && field(operation.paths, operation.notPaths, http?.path)
+            && field(operation.paths, operation.notPaths, http.flatMap { $0.path.isEmpty ? nil : $0.path })
     }
 
     static func matches(_ condition: AuthorizationPolicy.Condition, _ request: AuthorizationRequest) -> Bool {

@@ -77,4 +77,10 @@ public enum MetricLabel {
     public static let `protocol` = "protocol"
     /// The Host, SNI or address a would-be denial tried, on `sluice_audit_denials_total`.
     public static let host = "host"
+    /// Gateway only: the caller's SPIFFE ID from its verified client certificate, or `unknown`.
+    public static let sourcePrincipal = "source_principal"
+    /// Gateway only: the namespace in the caller's SPIFFE ID (`ns/<namespace>/sa/...`), or `unknown`.
+    public static let sourceWorkloadNamespace = "source_workload_namespace"
+    /// Gateway only: `mutual_tls` when the caller presented a verified certificate, else `none`.
+    public static let connectionSecurityPolicy = "connection_security_policy"
 }

@@ -21,7 +21,12 @@ package struct DownstreamConnection: Sendable {
     let remoteText: String?
     /// The caller's SPIFFE ID, from its verified client certificate, on a listener that
     /// terminates ISTIO_MUTUAL (what AuthorizationPolicy's `principals` match); else nil.
-    var peerIdentity: SPIFFEID?
+    private(set) var peerIdentity: SPIFFEID?
+    /// The same as text (`spiffe://…`), for `downstream_peer_uri_san` and `source_principal`:
+    /// made once per connection, not per request.
+    private(set) var peerURISAN: String?
+    /// The connection is mutual TLS (`connection_security_policy="mutual_tls"`).
+    private(set) var mutualTLS = false
 
     package init(originalDestination: SocketAddress, remote: SocketAddress?) {
         self.originalDestination = originalDestination
@@ -36,6 +41,14 @@ package struct DownstreamConnection: Sendable {
 }
 
 extension DownstreamConnection {
+    /// Records that the connection's TLS handshake verified the caller's client certificate,
+    /// whose SPIFFE ID is `identity` (nil when it has none).
+    mutating func authenticated(as identity: SPIFFEID?) {
+        self.mutualTLS = true
+        self.peerIdentity = identity
+        self.peerURISAN = identity?.description
+    }
+
     /// Starts `record` for traffic on this connection: where it started, where the client was
     /// going and who it is. A connection's record starts with the connection (`startMillis`);
     /// an HTTP request's with the request (pass `wallClockMillis()`). Filled in place: a
@@ -44,6 +57,8 @@ extension DownstreamConnection {
         record.startTime = startTime ?? self.startMillis
         record.downstreamLocalAddress = self.destinationText
         record.downstreamRemoteAddress = self.remoteText
+        record.downstreamPeerURISAN = self.peerURISAN
+        record.downstreamMutualTLS = self.mutualTLS
     }
 }
 
@@ -51,5 +66,12 @@ extension NIODeadline {
     /// Whole milliseconds since `self`.
     var millisecondsElapsed: Int64 {
         (NIODeadline.now() - self).nanoseconds / 1_000_000
+    }
+}
+
+extension ProxyMetrics {
+    /// A TCP connection was accepted for `cluster` from `connection`'s caller.
+    func tcpOpened(cluster: String, connection: DownstreamConnection) {
+        self.tcpOpened(cluster: cluster, peerURISAN: connection.peerURISAN, mutualTLS: connection.mutualTLS)
     }
 }

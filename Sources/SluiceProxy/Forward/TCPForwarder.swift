@@ -28,7 +28,7 @@ struct TCPForwarder {
         record.bytesReceived = UInt64(bytesReceived)
         record.duration = self.connection.start.millisecondsElapsed
         self.runtime.metrics.denied(self.serverName == nil ? .tcp : .tls)
-        self.runtime.metrics.tcpOpened(cluster: self.decision.cluster)
+        self.runtime.metrics.tcpOpened(cluster: self.decision.cluster, connection: self.connection)
         self.runtime.completedConnection(record)
         channel.close(promise: nil)
     }
@@ -62,7 +62,7 @@ struct TCPForwarder {
                 record.upstreamTransportFailureReason = failure.transportFailureReason
                 record.bytesReceived = UInt64(buffered.readableBytes)
                 record.duration = self.connection.start.millisecondsElapsed
-                self.runtime.metrics.tcpOpened(cluster: self.decision.cluster)
+                self.runtime.metrics.tcpOpened(cluster: self.decision.cluster, connection: self.connection)
                 self.runtime.completedConnection(record)
                 downstream.close(promise: nil)
             case .success(let upstream):
@@ -110,7 +110,7 @@ struct TCPForwarder {
         if buffered.readableBytes > 0 {
             upstream.channel.writeAndFlush(buffered, promise: nil)
         }
-        self.runtime.metrics.tcpOpened(cluster: self.decision.cluster)
+        self.runtime.metrics.tcpOpened(cluster: self.decision.cluster, connection: self.connection)
         GlueHandler.startReading(upstream.channel)
         onGlued()
     }

@@ -24,8 +24,8 @@ final class ConnectServerHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case answered
     }
 
-    private let runtime: ProxyRuntime
-    private let connection: DownstreamConnection
+    let runtime: ProxyRuntime
+    let connection: DownstreamConnection
     private var framer: HTTP1Framer
     /// A head not complete yet.
     private var headBytes: ByteBuffer?
@@ -133,6 +133,12 @@ final class ConnectServerHandler: ChannelDuplexHandler, RemovableChannelHandler 
             return
         }
         let config = self.runtime.config
+        if let denial = self.authorizationDenial(head, target: target, config: config) {
+            // Envoy's RBAC HTTP filter runs before the router: 403 "RBAC: access denied".
+            self.record.responseCodeDetails = denial.responseCodeDetails
+            self.refuse(.forbidden, flag: nil, body: HTTP1LocalReply.rbacDeniedBody, context: context)
+            return
+        }
         guard let upstreamTarget = Tunnel.decide(connectTo: authority, runtime: self.runtime, config: config, record: &self.record, source: "") else {
             self.refuse(.forbidden, flag: .noRouteFound, context: context)
             return
@@ -185,7 +191,7 @@ final class ConnectServerHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.close(promise: nil)
             return
         }
-        runtime.metrics.tcpOpened(cluster: record.upstreamCluster ?? "-")
+        runtime.metrics.tcpOpened(cluster: record.upstreamCluster ?? "-", connection: self.connection)
         // The glue behind this handler half-closes the upstream after the bytes written above.
         if replay.inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
         let readHeld = self.readHold.resume(held: false)
@@ -194,14 +200,15 @@ final class ConnectServerHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if readHeld { downstream.read() }
     }
 
-    /// Answers `status` (no body, `connection: close`), logs the request and closes.
-    private func refuse(_ status: LocalStatus, flag: ResponseFlags?, context: ChannelHandlerContext) {
+    /// Answers `status` (with `body`, `connection: close`), logs the request and closes.
+    private func refuse(_ status: LocalStatus, flag: ResponseFlags?, body: String = "", context: ChannelHandlerContext) {
         self.state = .answered
         self.record.responseCode = status.code
         if let flag { self.record.responseFlags.insert(flag) }
+        var reply = context.channel.allocator.buffer(capacity: HTTP1LocalReply.capacity(body: body))
+        self.record.bytesSent = UInt64(
+            HTTP1LocalReply.write(status, body: body, versionMinor: 1, close: true, isHEAD: false, date: HTTPDate.now(), to: &reply))
         self.logOnce()
-        var reply = context.channel.allocator.buffer(capacity: HTTP1LocalReply.capacity(body: ""))
-        HTTP1LocalReply.write(status, body: "", versionMinor: 1, close: true, isHEAD: false, date: HTTPDate.now(), to: &reply)
         context.writeAndFlush(self.wrapOutboundOut(reply), promise: nil)
         context.close(promise: nil)
     }

@@ -298,7 +298,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             record.responseCode = 0
             record.responseFlags.insert(.noRouteFound)
             record.duration = self.connection.start.millisecondsElapsed
-            self.runtime.metrics.tcpOpened(cluster: decided.decision.cluster)
+            self.runtime.metrics.tcpOpened(cluster: decided.decision.cluster, connection: self.connection)
             self.runtime.completedConnection(record)
             self.state.closed()
             self.inbound = nil

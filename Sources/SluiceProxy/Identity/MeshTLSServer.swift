@@ -78,7 +78,7 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
         self.finished = true
         self.timeout?.cancel()
         var connection = self.connection
-        connection.peerIdentity = self.peer.identity
+        connection.authenticated(as: self.peer.identity)
         do {
             try self.next(context.channel, self, connection)
         } catch {

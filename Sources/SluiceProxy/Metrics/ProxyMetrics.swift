@@ -21,6 +21,9 @@ public final class ProxyMetrics: Sendable {
     public static let maxDestinationServices = 1000
     /// Cap on distinct `host` values of `sluice_audit_denials_total`: they come from clients.
     public static let maxAuditHosts = 200
+    /// Cap on distinct `source_principal` values at the gateway. They come from certificates
+    /// the mesh root signed, so this is a defence in depth; past it, `other`.
+    public static let maxSourcePrincipals = 1000
 
     /// Sidecar or gateway; decides the `reporter` label.
     public let role: ProxyRole
@@ -68,7 +71,8 @@ public final class ProxyMetrics: Sendable {
         self.table = NIOLockedValueBox(SeriesTable(
             services: LabelValueCap(
                 limit: Self.maxDestinationServices,
-                fixed: [Decision.passthroughCluster, Decision.blackHoleCluster, MetricLabelValues.unknown])))
+                fixed: [Decision.passthroughCluster, Decision.blackHoleCluster, MetricLabelValues.unknown]),
+            principals: role == .gateway ? LabelValueCap(limit: Self.maxSourcePrincipals, fixed: [MetricLabelValues.unknown]) : nil))
     }
 
     // MARK: - Recording
@@ -85,7 +89,9 @@ public final class ProxyMetrics: Sendable {
     public func requestCompleted(_ record: AccessLogRecord, memo: inout RequestSeriesMemo) {
         // Codes outside 0…999 share one key, as they share the `other` label value.
         let code = (0...999).contains(record.responseCode) ? record.responseCode : -1
-        let key = ClusterRequestKey(cluster: record.upstreamCluster, code: code, flags: record.responseFlags.rawValue)
+        let key = ClusterRequestKey(
+            cluster: record.upstreamCluster, code: code, flags: record.responseFlags.rawValue,
+            peerURISAN: record.downstreamPeerURISAN, mutualTLS: record.downstreamMutualTLS)
         let series: RequestSeries
         if let last = memo.series, memo.key == key {
             series = last
@@ -100,14 +106,17 @@ public final class ProxyMetrics: Sendable {
         series.responseBytes.record(Double(record.bytesSent))
     }
 
-    /// A TCP (TLS or opaque) connection was accepted for `cluster`.
-    public func tcpOpened(cluster: String) {
-        self.tcpSeries(cluster: cluster).opened.increment()
+    /// A TCP (TLS or opaque) connection was accepted for `cluster`, from a caller whose
+    /// certificate's URI SAN is `peerURISAN` (nil without one) over mutual TLS or not.
+    public func tcpOpened(cluster: String, peerURISAN: String?, mutualTLS: Bool) {
+        self.tcpSeries(cluster: cluster, source: SourceKey(peerURISAN: peerURISAN, mutualTLS: mutualTLS)).opened.increment()
     }
 
     /// A TCP connection closed: counts the close (with its flags) and its bytes in each direction.
     public func tcpClosed(_ record: AccessLogRecord) {
-        let (series, closed) = self.tcpClosedSeries(cluster: record.upstreamCluster, flags: record.responseFlags)
+        let (series, closed) = self.tcpClosedSeries(
+            cluster: record.upstreamCluster, flags: record.responseFlags,
+            source: SourceKey(peerURISAN: record.downstreamPeerURISAN, mutualTLS: record.downstreamMutualTLS))
         closed.increment()
         series.sent.increment(by: Int64(clamping: record.bytesSent))
         series.received.increment(by: Int64(clamping: record.bytesReceived))
@@ -225,14 +234,27 @@ public final class ProxyMetrics: Sendable {
         let service: String
         let code: Int
         let flags: UInt32
+        /// Gateway only; nil on the sidecar, whose series have no source labels.
+        let source: SourceIdentityLabels?
     }
 
     /// A request's series as the record names it: its cluster as it is (a connection's
-    /// requests to one host share the decision's string, so comparing is cheap).
+    /// requests to one host share the decision's string, so comparing is cheap), and its
+    /// caller as the connection knows it (one string per connection, likewise).
     struct ClusterRequestKey: Equatable, Sendable {
         let cluster: String?
         let code: Int
         let flags: UInt32
+        let peerURISAN: String?
+        let mutualTLS: Bool
+
+        var source: SourceKey { SourceKey(peerURISAN: peerURISAN, mutualTLS: mutualTLS) }
+    }
+
+    /// The caller as a record names it, before its labels are worked out and capped.
+    struct SourceKey: Hashable, Sendable {
+        let peerURISAN: String?
+        let mutualTLS: Bool
     }
 
     /// The handles that depend on the destination only.
@@ -242,9 +264,15 @@ public final class ProxyMetrics: Sendable {
         let received: Counter
     }
 
+    private struct TCPKey: Hashable, Sendable {
+        let service: String
+        let source: SourceIdentityLabels?
+    }
+
     private struct TCPClosedKey: Hashable, Sendable {
         let service: String
         let flags: UInt32
+        let source: SourceIdentityLabels?
     }
 
     /// Bound on the memo of cluster name → service. Cluster names come from configuration, so
@@ -277,9 +305,26 @@ public final class ProxyMetrics: Sendable {
         /// Cluster name → its admitted `destination_service` (the name's host, or `other`
         /// past the cap). Admission is final either way, so the answer can be kept.
         var serviceByCluster: [String?: String] = [:]
+        /// `source_principal` values admitted at the gateway; nil on the sidecar (no source labels).
+        var principals: LabelValueCap?
+        var sourceByKey: [SourceKey: SourceIdentityLabels] = [:]
         var requests: [RequestKey: RequestSeries] = [:]
-        var tcp: [String: TCPSeries] = [:]
+        var tcp: [TCPKey: TCPSeries] = [:]
         var tcpClosed: [TCPClosedKey: Counter] = [:]
+
+        /// The caller's labels, capped (gateway), or nil (sidecar).
+        mutating func source(_ key: SourceKey) -> SourceIdentityLabels? {
+            guard principals != nil else { return nil }
+            if let known = sourceByKey[key] { return known }
+            var labels = SourceIdentityLabels(peerURISAN: key.peerURISAN, mutualTLS: key.mutualTLS)
+            if principals?.admit(labels.principal) == MetricLabelValues.other {
+                labels = SourceIdentityLabels(capped: MetricLabelValues.other, securityPolicy: labels.securityPolicy)
+            }
+            if sourceByKey.count < ProxyMetrics.maxMemoizedClusters {
+                sourceByKey[key] = labels
+            }
+            return labels
+        }
 
         /// The admitted `destination_service` for `cluster`, parsed and capped on first sight.
         mutating func service(cluster: String?) -> String {
@@ -294,13 +339,15 @@ public final class ProxyMetrics: Sendable {
 
     private func requestSeries(_ clusterKey: ClusterRequestKey) -> RequestSeries {
         let (key, found) = self.table.withLockedValue { table in
-            let key = RequestKey(service: table.service(cluster: clusterKey.cluster), code: clusterKey.code, flags: clusterKey.flags)
+            let key = RequestKey(
+                service: table.service(cluster: clusterKey.cluster), code: clusterKey.code, flags: clusterKey.flags,
+                source: table.source(clusterKey.source))
             return (key, table.requests[key])
         }
         if let found { return found }
         // First sighting of this label set: create it outside our lock (the registry has its
         // own), then publish. Two threads racing here get the same handles from the registry.
-        let labels = self.labels(service: key.service) + [
+        let labels = self.labels(service: key.service, source: key.source) + [
             (MetricLabel.requestProtocol, "http"),
             (MetricLabel.responseCode, MetricLabelValues.responseCode(key.code)),
             (MetricLabel.responseFlags, MetricLabelValues.responseFlags(ResponseFlags(rawValue: key.flags))),
@@ -314,29 +361,29 @@ public final class ProxyMetrics: Sendable {
         return series
     }
 
-    private func tcpSeries(cluster: String?) -> TCPSeries {
-        let (service, found) = self.table.withLockedValue { table in
-            let service = table.service(cluster: cluster)
-            return (service, table.tcp[service])
+    private func tcpSeries(cluster: String?, source: SourceKey) -> TCPSeries {
+        let (key, found) = self.table.withLockedValue { table in
+            let key = TCPKey(service: table.service(cluster: cluster), source: table.source(source))
+            return (key, table.tcp[key])
         }
         if let found { return found }
-        let labels = self.labels(service: service) + [(MetricLabel.requestProtocol, "tcp")]
+        let labels = self.labels(service: key.service, source: key.source) + [(MetricLabel.requestProtocol, "tcp")]
         let series = TCPSeries(
             opened: self.registry.counter(MetricName.tcpConnectionsOpened, Help.tcpOpened, labels),
             sent: self.registry.counter(MetricName.tcpSentBytes, Help.tcpSent, labels),
             received: self.registry.counter(MetricName.tcpReceivedBytes, Help.tcpReceived, labels))
-        self.table.withLockedValue { $0.tcp[service] = series }
+        self.table.withLockedValue { $0.tcp[key] = series }
         return series
     }
 
-    private func tcpClosedSeries(cluster: String?, flags: ResponseFlags) -> (TCPSeries, Counter) {
-        let series = self.tcpSeries(cluster: cluster)
+    private func tcpClosedSeries(cluster: String?, flags: ResponseFlags, source: SourceKey) -> (TCPSeries, Counter) {
+        let series = self.tcpSeries(cluster: cluster, source: source)
         let (key, found) = self.table.withLockedValue { table in
-            let key = TCPClosedKey(service: table.service(cluster: cluster), flags: flags.rawValue)
+            let key = TCPClosedKey(service: table.service(cluster: cluster), flags: flags.rawValue, source: table.source(source))
             return (key, table.tcpClosed[key])
         }
         if let found { return (series, found) }
-        let labels = self.labels(service: key.service) + [
+        let labels = self.labels(service: key.service, source: key.source) + [
             (MetricLabel.requestProtocol, "tcp"),
             (MetricLabel.responseFlags, MetricLabelValues.responseFlags(flags)),
         ]
@@ -345,12 +392,20 @@ public final class ProxyMetrics: Sendable {
         return (series, closed)
     }
 
-    private func labels(service: String) -> [(String, String)] {
-        [
+    private func labels(service: String, source: SourceIdentityLabels?) -> [(String, String)] {
+        var labels = [
             (MetricLabel.reporter, self.reporter),
             (MetricLabel.destinationService, service),
             (MetricLabel.destinationServiceName, service),
         ]
+        if let source {
+            labels += [
+                (MetricLabel.sourcePrincipal, source.principal),
+                (MetricLabel.sourceWorkloadNamespace, source.namespace),
+                (MetricLabel.connectionSecurityPolicy, source.securityPolicy),
+            ]
+        }
+        return labels
     }
 
     /// HELP texts; one per name, as the registry requires every series of a name to share it.
