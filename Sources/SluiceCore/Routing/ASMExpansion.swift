@@ -12,6 +12,9 @@ public enum ASMExpansion {
         public var blocked: [(host: String, policy: RoutingObjectID)] = []
         /// Every host the policies cover (ASM registers them, resolution DNS).
         public var impliedHosts: Set<String> = []
+        /// `httpsUpgrade`: a DestinationRule per host with `tls.mode: SIMPLE` on the HTTPS
+        /// port, what ASM writes so the gateway originates TLS.
+        public var destinationRules: [DestinationRule] = []
     }
 
     /// Expands `policies` as seen by `identity` (sidecar: its `from` decides which hosts are
@@ -39,7 +42,18 @@ public enum ASMExpansion {
                     for host in to.hosts {
                         let serviceID = RoutingObjectID(kind: "VirtualService", namespace: policy.id.namespace, name: "\(policy.id.name)-\(ruleIndex)-\(to.name)-\(host)")
                         let toGateway = RouteDestination(host: policy.gatewayService, port: to.gatewayPort, weight: 100)
-                        let toHost = { (host: String) in RouteDestination(host: host, port: to.port, weight: 100) }
+                        // httpsUpgrade: the gateway sends the plain HTTP on to the host's HTTPS port, with TLS.
+                        let upgrade = to.httpsUpgrade && to.protocol == "HTTP"
+                        let toHost = { (host: String) in RouteDestination(host: host, port: upgrade ? to.httpsUpgradePort : to.port, weight: 100) }
+                        if upgrade {
+                            var upgradePolicy = TrafficPolicy()
+                            var level = TrafficPolicy()
+                            level.tls = ClientTLSSettings(mode: "SIMPLE")
+                            upgradePolicy.portLevel[to.httpsUpgradePort] = level
+                            result.destinationRules.append(DestinationRule(
+                                id: RoutingObjectID(kind: "DestinationRule", namespace: policy.id.namespace, name: "\(policy.id.name)-\(ruleIndex)-\(to.name)-\(host)"),
+                                host: host, subsets: [], tlsMode: nil, exportTo: [], source: policy.source, trafficPolicy: upgradePolicy))
+                        }
                         var routes: [VirtualServiceRoute] = []
                         // The sidecar's route exists only for the `from` workloads (ASM writes one
                         // per rule); the others meet the BlackHoleCluster.

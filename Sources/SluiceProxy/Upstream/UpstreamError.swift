@@ -13,6 +13,9 @@ enum UpstreamError: Error, CustomStringConvertible {
     case tunnelRefused(status: Int, gateway: String)
     /// The mTLS handshake with an ISTIO_MUTUAL gateway failed (Envoy `UF`, a TLS_error).
     case tlsFailed(String)
+    /// TLS origination (DestinationRule SIMPLE / MUTUAL) failed: `entries` are Envoy's
+    /// failure-reason entries (`EnvoyTLSFailure`), `detail` says why in our words (Envoy `UF`).
+    case originTLSFailed(entries: [String], detail: String)
     /// There was nothing to dial (an empty endpoint list or gateway list).
     case noHealthyUpstream
 
@@ -23,6 +26,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .connectTimeout(let why): return "connection timeout: \(why)"
         case .tunnelRefused(let status, let gateway): return "gateway \(gateway) refused CONNECT with \(status)"
         case .tlsFailed(let why): return "TLS handshake with the gateway failed: \(why)"
+        case .originTLSFailed(_, let detail): return "TLS origination failed: \(detail)"
         case .noHealthyUpstream: return "no healthy upstream"
         }
     }
@@ -31,7 +35,7 @@ enum UpstreamError: Error, CustomStringConvertible {
     var responseFlag: ResponseFlags {
         switch self {
         case .resolution: return .dnsResolutionFailed
-        case .connectFailed, .connectTimeout, .tunnelRefused, .tlsFailed: return .upstreamConnectionFailure
+        case .connectFailed, .connectTimeout, .tunnelRefused, .tlsFailed, .originTLSFailed: return .upstreamConnectionFailure
         case .noHealthyUpstream: return .noHealthyUpstream
         }
     }
@@ -44,6 +48,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .connectTimeout(let why): return "connection_timeout: \(why)"
         case .tunnelRefused(let status, _): return "connect_tunnel_refused: \(status)"
         case .tlsFailed(let why): return "TLS_error:|\(why):TLS_error_end"
+        case .originTLSFailed(let entries, _): return EnvoyTLSFailure.reason(entries)
         case .noHealthyUpstream: return "no_healthy_upstream"
         }
     }
@@ -53,6 +58,9 @@ enum UpstreamError: Error, CustomStringConvertible {
         switch self {
         case .resolution: return HTTP1LocalReply.dnsFailureBody
         case .noHealthyUpstream: return HTTP1LocalReply.noHealthyUpstreamBody
+        case .originTLSFailed:
+            // Envoy: "… reset reason: connection failure, transport failure reason: TLS_error:|…".
+            return HTTP1LocalReply.resetBody(reason: "connection failure, transport failure reason: \(self.transportFailureReason)")
         default: return HTTP1LocalReply.resetBody(reason: "connection failure")
         }
     }
