@@ -221,19 +221,16 @@ tls_origination_teardown() {
 	[[ -n $TLSO_DIR ]] && rm -rf "$TLSO_DIR"
 }
 
-# tlso_requests MARK: the origin's request records since line MARK.
 tlso_mark() { wc -l <"$TLSO_LOG"; }
-tlso_requests() { tail -n +"$(($1 + 1))" "$TLSO_LOG"; }
-_tlso_has() { tlso_requests "$1" | jq -e --slurp "any(.[]; $2)" >/dev/null; }
 
 # check_origin_request DESC MARK JQ_CONDITION: the origin logged a request since MARK that
 # satisfies the condition.
 check_origin_request() {
-	if wait_until 2 _tlso_has "$2" "$3"; then
+	if wait_until 2 _json_record_has "$TLSO_LOG" "$2" "$3"; then
 		pass "$1"
 	else
 		fail "$1" "no request matching $3 in the origin's log since line $2:"
-		indent "$(tlso_requests "$2")"
+		indent "$(tail -n +"$(($2 + 1))" "$TLSO_LOG")"
 	fi
 }
 

@@ -16,71 +16,32 @@ enum OriginTLSClient {
         do {
             let context = try contexts.context(for: origin)
             let tls = try NIOSSLClientHandler(context: context, serverHostname: origin.sni)
-            try channel.pipeline.syncOperations.addHandlers([tls, OriginTLSHandshakeWaiter(origin: origin, promise: promise)])
+            let waiter = TLSHandshakeWaiter(
+                promise: promise,
+                verify: { context in Self.refusal(of: origin, context: context) },
+                failure: { error in .originTLSFailed(entries: Self.envoyEntries(error), detail: "\(error)") },
+                closed: .originTLSFailed(entries: [], detail: "the origin closed the connection during the TLS handshake"))
+            try channel.pipeline.syncOperations.addHandlers([tls, waiter])
         } catch let error as FileTLSSetupError {
             promise.fail(UpstreamError.originTLSFailed(entries: [error.description], detail: error.description))
         } catch {
-            promise.fail(UpstreamError.originTLSFailed(entries: OriginTLSHandshakeWaiter.envoyEntries(error), detail: "\(error)"))
+            promise.fail(UpstreamError.originTLSFailed(entries: Self.envoyEntries(error), detail: "\(error)"))
         }
         return promise.futureResult
     }
 }
 
-/// Waits for the handshake, checks the server's SANs against the setting's list, completes
-/// the promise and leaves.
-final class OriginTLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-
-    private let origin: OriginTLS
-    private let promise: EventLoopPromise<Void>
-    private var done = false
-
-    init(origin: OriginTLS, promise: EventLoopPromise<Void>) {
-        self.origin = origin
-        self.promise = promise
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        context.read()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent, !self.done else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        self.done = true
-        if !self.origin.subjectAltNames.isEmpty {
-            let names = Self.subjectAltNames(try? context.pipeline.syncOperations.nioSSL_peerCertificate())
-            guard self.origin.accepts(dnsNames: names.dns, uris: names.uri, ipAddresses: names.ip) else {
-                let presented = (names.dns + names.uri + names.ip).joined(separator: ", ")
-                self.promise.fail(UpstreamError.originTLSFailed(
-                    entries: [EnvoyTLSFailure.certificateVerifyFailed],
-                    detail: "the server's certificate names [\(presented)], none of subjectAltNames [\(self.origin.subjectAltNames.joined(separator: ", "))]"))
-                context.close(promise: nil)
-                return
-            }
-        }
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        self.promise.succeed(())
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard !self.done else {
-            context.fireErrorCaught(error)
-            return
-        }
-        self.done = true
-        self.promise.fail(UpstreamError.originTLSFailed(entries: Self.envoyEntries(error), detail: "\(error)"))
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !self.done {
-            self.done = true
-            self.promise.fail(UpstreamError.originTLSFailed(entries: [], detail: "the origin closed the connection during the TLS handshake"))
-        }
-        context.fireChannelInactive()
+extension OriginTLSClient {
+    /// After the handshake: why the server's certificate is refused by the setting's
+    /// `subjectAltNames` (BoringSSL checked the chain and, when asked, the host name), or nil.
+    static func refusal(of origin: OriginTLS, context: ChannelHandlerContext) -> UpstreamError? {
+        guard !origin.subjectAltNames.isEmpty else { return nil }
+        let names = Self.subjectAltNames(try? context.pipeline.syncOperations.nioSSL_peerCertificate())
+        guard !origin.accepts(dnsNames: names.dns, uris: names.uri, ipAddresses: names.ip) else { return nil }
+        let presented = (names.dns + names.uri + names.ip).joined(separator: ", ")
+        return .originTLSFailed(
+            entries: [EnvoyTLSFailure.certificateVerifyFailed],
+            detail: "the server's certificate names [\(presented)], none of subjectAltNames [\(origin.subjectAltNames.joined(separator: ", "))]")
     }
 
     /// Envoy's entries for a NIOSSL error: BoringSSL's error stack as Envoy prints it; a
