@@ -80,6 +80,12 @@ extension RoutingPolicyTests {
         XCTAssertEqual(decision.upstreamTLS, .originate(OriginTLS(mode: .simple, sni: "www.httpbin.org", verifyHostname: true)))
     }
 
+    func testAnalysisNotesASIMPLEWithoutCaCertificatesAsIstioctlDoes() throws {
+        let loaded = RegistryLoader.load(paths: ["registry/istio-routing/09-egress-tls-origination.yaml"], relativeTo: RegistryFixtures.root)
+        let notes = RoutingAnalysis.analyze(loaded.routing, entries: loaded.entries).map(\.message)
+        XCTAssertEqual(notes, ["tls mode SIMPLE for port 80 has no caCertificates: the server of edition.cnn.com is verified against the system roots (istioctl analyze: IST0129)"])
+    }
+
     // MARK: settings → TLS
 
     func testResolutionFollowsIstiosDefaults() {
