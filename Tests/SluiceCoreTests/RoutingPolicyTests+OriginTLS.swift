@@ -68,6 +68,15 @@ extension RoutingPolicyTests {
                     port: 80
                   httpsUpgrade:
                     enabled: true
+                - name: httpbin-service-https
+                  hosts:
+                  - www.httpbin.org
+                  port:
+                    name: https
+                    number: 443
+                    protocol: HTTPS
+                  byEgressGateway:
+                    port: 443
             """
         let loaded = RegistryLoader.parse(yaml: yaml, path: "asm.yaml")
         XCTAssertFalse(loaded.hasErrors, loaded.diagnostics.map(\.description).joined(separator: "\n"))
@@ -77,7 +86,12 @@ extension RoutingPolicyTests {
         snapshot.identity = WorkloadIdentity(namespace: "istio-egress", labels: ["istio": "egressgateway-a"])
         let decision = http(snapshot.policy(role: .gateway), "www.httpbin.org")
         XCTAssertEqual(decision.action, .forward(.resolve(host: "www.httpbin.org", port: 443)))
+        XCTAssertEqual(decision.cluster, "outbound|443|https-upgrade|www.httpbin.org")
         XCTAssertEqual(decision.upstreamTLS, .originate(OriginTLS(mode: .simple, sni: "www.httpbin.org", verifyHostname: true)))
+        // The host's own TLS on 443 (the other to, passed through) is not wrapped again.
+        let passthrough = tls(snapshot.policy(role: .gateway), "www.httpbin.org")
+        XCTAssertEqual(passthrough.action, .forward(.resolve(host: "www.httpbin.org", port: 443)))
+        XCTAssertNil(passthrough.upstreamTLS)
     }
 
     func testAnalysisNotesASIMPLEWithoutCaCertificatesAsIstioctlDoes() throws {
