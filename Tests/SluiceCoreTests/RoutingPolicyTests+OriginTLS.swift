@@ -13,7 +13,7 @@ extension RoutingPolicyTests {
         let decision = http(sidecar, "edition.cnn.com")
         XCTAssertEqual(decision.action, .forward(.resolve(host: "edition.cnn.com", port: 443)))
         XCTAssertEqual(decision.upstreamTLS, .originate(OriginTLS(mode: .simple, sni: "edition.cnn.com", verifyHostname: true)))
-        XCTAssertTrue(decision.reason.contains("originates SIMPLE sni=edition.cnn.com ca=system"), decision.reason)
+        XCTAssertTrue(decision.reason.contains("upstream TLS SIMPLE sni=edition.cnn.com ca=system"), decision.reason)
         // Port 443 has no tls setting: the app's own TLS passes as it is.
         XCTAssertNil(tls(sidecar, "edition.cnn.com").upstreamTLS)
     }

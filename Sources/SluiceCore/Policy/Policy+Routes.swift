@@ -269,7 +269,7 @@ extension Policy {
         let tls = UpstreamTLS.resolve(selection.trafficPolicy?.tls, host: destination.host,
                                       entrySubjectAltNames: registeredMatch?.entry.subjectAltNames ?? [])
         var decision = Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: registeredMatch,
-                                explain: { "\(context()) to \(cluster): \(how())" + (tls.map { "; originates \($0)" } ?? "") })
+                                explain: { "\(context()) to \(cluster): \(how())" + (tls.map { "; upstream TLS \($0)" } ?? "") })
         decision.route = selection
         decision.upstreamTLS = tls
         return decision

@@ -281,7 +281,7 @@ public struct Policy: Sendable {
                     ? " directly (the \(gateway.protocol.rawValue) gateway cannot carry this traffic)"
                     : " directly (not in the gateway's hosts)"
             }
-            return "\(Policy.describe(match)); \(how())\(direct)" + (tls.map { "; originates \($0)" } ?? "")
+            return "\(Policy.describe(match)); \(how())\(direct)" + (tls.map { "; upstream TLS \($0)" } ?? "")
         })
         decision.upstreamTLS = tls
         return decision
