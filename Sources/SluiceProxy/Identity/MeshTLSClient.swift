@@ -30,12 +30,16 @@ enum MeshTLSClient {
                 context: credentials.clientContext, serverHostname: sni, customVerificationCallback: peer.callback(verifier))
             let waiter = TLSHandshakeWaiter(
                 promise: promise,
-                failure: { error in .tlsFailed(peer.failure.map { "gateway certificate refused: \($0.rawValue)" } ?? "\(error)") },
-                closed: .tlsFailed("connection closed during the handshake"))
+                failure: { error in
+                    // A refused gateway certificate is what Envoy reports as CERTIFICATE_VERIFY_FAILED.
+                    peer.failure.map { .tlsFailed(entries: [EnvoyTLSFailure.certificateVerifyFailed], detail: "gateway certificate refused: \($0.rawValue)") }
+                        ?? .tlsFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)")
+                },
+                closed: .tlsFailed(entries: [], detail: "connection closed during the handshake"))
             let sync = channel.pipeline.syncOperations
             try sync.addHandlers([tls, waiter])
         } catch {
-            promise.fail(UpstreamError.tlsFailed("\(error)"))
+            promise.fail(UpstreamError.tlsFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)"))
         }
         return promise.futureResult
     }

@@ -19,13 +19,13 @@ enum OriginTLSClient {
             let waiter = TLSHandshakeWaiter(
                 promise: promise,
                 verify: { context in Self.refusal(of: origin, context: context) },
-                failure: { error in .originTLSFailed(entries: Self.envoyEntries(error), detail: "\(error)") },
+                failure: { error in .originTLSFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)") },
                 closed: .originTLSFailed(entries: [], detail: "the origin closed the connection during the TLS handshake"))
             try channel.pipeline.syncOperations.addHandlers([tls, waiter])
         } catch let error as FileTLSSetupError {
             promise.fail(UpstreamError.originTLSFailed(entries: [error.description], detail: error.description))
         } catch {
-            promise.fail(UpstreamError.originTLSFailed(entries: Self.envoyEntries(error), detail: "\(error)"))
+            promise.fail(UpstreamError.originTLSFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)"))
         }
         return promise.futureResult
     }
@@ -42,21 +42,6 @@ extension OriginTLSClient {
         return .originTLSFailed(
             entries: [EnvoyTLSFailure.certificateVerifyFailed],
             detail: "the server's certificate names [\(presented)], none of subjectAltNames [\(origin.subjectAltNames.joined(separator: ", "))]")
-    }
-
-    /// Envoy's entries for a NIOSSL error: BoringSSL's error stack as Envoy prints it; a
-    /// refused host name (NIOSSL checks it after BoringSSL's chain check, Envoy inside it)
-    /// as the CERTIFICATE_VERIFY_FAILED Envoy reports.
-    static func envoyEntries(_ error: any Error) -> [String] {
-        switch error {
-        case NIOSSLError.handshakeFailed(.sslError(let stack)), NIOSSLError.handshakeFailed(.unknownError(let stack)):
-            let entries = stack.compactMap { EnvoyTLSFailure.entry(fromBoringSSL: "\($0)") }
-            return entries.isEmpty ? ["\(error)"] : entries
-        case let extra as NIOSSLExtraError where extra == .failedToValidateHostname:
-            return [EnvoyTLSFailure.certificateVerifyFailed]
-        default:
-            return ["\(error)"]
-        }
     }
 
     /// The DNS, URI and IP SANs of `certificate` (none when it cannot be read).

@@ -1,5 +1,7 @@
 import NIOCore
+import NIOSSL
 import NIOTLS
+import SluiceCore
 
 /// Waits for a client TLS handshake on a fresh upstream connection (ISTIO_MUTUAL to the
 /// gateway, or origination): issues the first read (the channel has `autoRead` off), runs
@@ -64,5 +66,20 @@ final class TLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
             self.promise.fail(self.closed)
         }
         context.fireChannelInactive()
+    }
+
+    /// Envoy's entries for a NIOSSL error: BoringSSL's error stack as Envoy prints it; a
+    /// refused host name (NIOSSL checks it after BoringSSL's chain check, Envoy inside it)
+    /// as the CERTIFICATE_VERIFY_FAILED Envoy reports.
+    static func envoyEntries(_ error: any Error) -> [String] {
+        switch error {
+        case NIOSSLError.handshakeFailed(.sslError(let stack)), NIOSSLError.handshakeFailed(.unknownError(let stack)):
+            let entries = stack.compactMap { EnvoyTLSFailure.entry(fromBoringSSL: "\($0)") }
+            return entries.isEmpty ? ["\(error)"] : entries
+        case let extra as NIOSSLExtraError where extra == .failedToValidateHostname:
+            return [EnvoyTLSFailure.certificateVerifyFailed]
+        default:
+            return ["\(error)"]
+        }
     }
 }

@@ -142,7 +142,7 @@ struct UpstreamConnector: Sendable {
     ) -> EventLoopFuture<UpstreamConnection> {
         guard let certificates = self.certificates else {
             connection.channel.close(promise: nil)
-            return eventLoop.makeFailedFuture(UpstreamError.tlsFailed("no workload certificate (--certs)"))
+            return eventLoop.makeFailedFuture(UpstreamError.tlsFailed(entries: ["no workload certificate (--certs)"], detail: "no workload certificate (--certs)"))
         }
         return MeshTLSClient.handshake(
             on: connection.channel, credentials: certificates.credentials, settings: settings, serverName: serverName
