@@ -72,7 +72,8 @@ extension RoutingObjectDecoder {
     }
 
     /// The fields of `tls` besides `mode`. Files are read when a connection needs them; a
-    /// MUTUAL without client certificate files or a credentialName is an error here.
+    /// MUTUAL without client certificate files or a credentialName is an error here, as
+    /// Istio's validation has it.
     static func decodeClientTLS(_ tls: Node.Mapping, mode: String, _ field: String, _ reader: inout YAMLReader) -> ClientTLSSettings {
         reader.checkKeys(tls, allowed: ["mode", "sni", "caCertificates", "clientCertificate", "privateKey", "credentialName",
                                         "subjectAltNames", "insecureSkipVerify", "caCrl"], prefix: field, severity: .warning)
@@ -93,10 +94,6 @@ extension RoutingObjectDecoder {
         if mode == "MUTUAL", settings.credentialName == nil, settings.clientCertificate == nil || settings.privateKey == nil {
             reader.error(field + ".clientCertificate", at: YAMLReader.value(tls, "mode"),
                          "MUTUAL needs clientCertificate and privateKey, or credentialName")
-        }
-        if (settings.clientCertificate == nil) != (settings.privateKey == nil) {
-            reader.error(field + (settings.privateKey == nil ? ".privateKey" : ".clientCertificate"), at: YAMLReader.value(tls, "mode"),
-                         "clientCertificate and privateKey go together")
         }
         return settings
     }
