@@ -177,6 +177,7 @@ struct ExplainTarget {
             }
             if !decision.dependsOnlyOnAuthority { lines.append("note:        this decision depends on the request (path, method, headers, weights or fault), not only on its authority") }
         }
+        if let tls = decision.upstreamTLS { lines.append("upstream tls: \(tls)") }
         lines.append("cluster:     \(decision.cluster)")
         lines.append("route:       \(decision.routeName.isEmpty ? "(unnamed route)" : decision.routeName)")
         lines.append("why:         \(decision.reason)")
@@ -211,7 +212,7 @@ struct ExplainTarget {
             parts.append("outlierDetection(consecutive5xxErrors \(outlier.consecutive5xxErrors.map(String.init) ?? "-"))")
         }
         if let lb = policy.loadBalancer { parts.append("loadBalancer \(lb)") }
-        if let tls = policy.tls { parts.append("tls \(tls.mode) (not yet applied)") }
+        if let tls = policy.tls { parts.append("tls \(tls.mode)") }
         return parts.joined(separator: ", ")
     }
 

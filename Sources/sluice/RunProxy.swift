@@ -55,7 +55,8 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         accessLog: accessLog,
         logger: logger,
         logLevel: levelBox,
-        certificates: certificates
+        certificates: certificates,
+        credentialsDirectory: options.certs.resolvedCredentialsDirectory
     )
     logger.info(
         "starting \(role.rawValue)",

@@ -43,8 +43,8 @@ extension RoutingPolicyTests {
         XCTAssertEqual(agreeing.warnings, [], "no warning when both say the same")
     }
 
-    func testGatewayServerOnlyModesTheGatewayDoesNotTerminateGetTheNote() {
-        func notes(_ mode: String) -> [String] {
+    func testGatewayServerModesTheGatewayDoesNotTerminateGetTheNoteAndSIMPLENeedsACertificate() {
+        func diagnostics(_ tls: String) -> [String] {
             let yaml = """
                 apiVersion: networking.istio.io/v1
                 kind: Gateway
@@ -54,12 +54,41 @@ extension RoutingPolicyTests {
                   servers:
                   - port: {number: 443, name: https, protocol: HTTPS}
                     hosts: [edition.cnn.com]
-                    tls: {mode: \(mode)}
+                    tls: \(tls)
                 """
-            return RegistryLoader.parse(yaml: yaml, path: "/t/gw.yaml").diagnostics.map(\.description).filter { $0.contains("not yet applied") }
+            return RegistryLoader.parse(yaml: yaml, path: "/t/gw.yaml").diagnostics.map(\.description)
         }
-        XCTAssertEqual(notes("ISTIO_MUTUAL"), [])
-        XCTAssertEqual(notes("PASSTHROUGH"), [])
-        XCTAssertEqual(notes("SIMPLE").count, 1)
+        XCTAssertEqual(diagnostics("{mode: ISTIO_MUTUAL}"), [])
+        XCTAssertEqual(diagnostics("{mode: PASSTHROUGH}"), [])
+        XCTAssertEqual(diagnostics("{mode: SIMPLE, credentialName: egress-cert}"), [])
+        XCTAssertEqual(diagnostics("{mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem, caCertificates: /ca.pem}"), [])
+        XCTAssertTrue(diagnostics("{mode: SIMPLE}").contains { $0.contains("SIMPLE needs serverCertificate and privateKey, or credentialName") })
+        XCTAssertTrue(diagnostics("{mode: OPTIONAL_MUTUAL, credentialName: c}").contains { $0.contains("not applied by Sluice") })
+    }
+
+    func testGatewayServerSIMPLEGivesItsListenerTheCertificate() throws {
+        // The Gateway reference's SIMPLE example (serverCertificate / privateKey files).
+        let yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: my-gateway, namespace: istio-system}
+            spec:
+              selector: {istio: egressgateway}
+              servers:
+              - port: {number: 443, name: https-443, protocol: HTTPS}
+                hosts: [edition.cnn.com]
+                tls:
+                  mode: SIMPLE
+                  serverCertificate: /etc/certs/servercert.pem
+                  privateKey: /etc/certs/privatekey.pem
+            """
+        let loaded = RegistryLoader.parse(yaml: yaml, path: "/t/gw.yaml")
+        XCTAssertFalse(loaded.hasErrors)
+        let table = RouteTable.compile(loaded.routing, role: .gateway, identity: gatewayLabels)
+        let applied = table.applyingServerTLS(to: [ListenerConfig(port: 443, protocol: .http), ListenerConfig(port: 80, protocol: .http)])
+        XCTAssertEqual(applied.listeners.map(\.tls), [.simple, .passthrough])
+        XCTAssertEqual(applied.listeners[0].serverTLSFiles,
+                       ServerTLSFiles(serverCertificate: "/etc/certs/servercert.pem", privateKey: "/etc/certs/privatekey.pem"))
+        XCTAssertNil(applied.listeners[1].serverTLSFiles)
     }
 }

@@ -176,6 +176,7 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
 
         func connect(
             target: UpstreamTarget,
+            tls: UpstreamTLS?,
             config: ActiveConfig,
             eventLoop: any EventLoop,
             limits: HTTP1Limits,

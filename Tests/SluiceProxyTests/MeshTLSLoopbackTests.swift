@@ -249,6 +249,9 @@ final class MeshTLSLoopbackTests: XCTestCase {
         let sidecar = try startSidecar(net, mesh: mesh, origin: origin, gatewaySAN: "spiffe://cluster.local/ns/other/sa/impostor")
         let reply = try net.exchange(Array("GET / HTTP/1.1\r\nHost: aliyun.com\r\nConnection: close\r\n\r\n".utf8), with: sidecar).text
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 503"), reply)
+        // Envoy's words for a gateway certificate its SAN matcher refuses.
+        XCTAssertTrue(reply.hasSuffix(
+            "transport failure reason: TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end\n"), reply)
     }
 
     func testGatewayRefusesPlaintextNoCertificateAndAnotherRootWithReasons() throws {

@@ -10,12 +10,38 @@ public enum ServerTLSMode: String, Sendable, Equatable {
     /// certificate chaining to `root-cert.pem` is required, and its SPIFFE ID is the caller's
     /// identity. Inside, HTTP is routed by Host and the app's own TLS by its SNI.
     case istioMutual = "ISTIO_MUTUAL"
+    /// Istio's SIMPLE: the listener terminates TLS with the server certificate of its Gateway
+    /// server (`ServerTLSFiles`); no client certificate is asked for. Only from a Gateway object.
+    case simple = "SIMPLE"
+    /// Istio's MUTUAL: as SIMPLE, and a client certificate chaining to the server's
+    /// `caCertificates` is required. Only from a Gateway object.
+    case mutual = "MUTUAL"
+
+    /// SIMPLE or MUTUAL: terminated with the Gateway server's own certificate files.
+    public var usesServerFiles: Bool { self == .simple || self == .mutual }
+}
+
+/// A Gateway server's certificate for SIMPLE / MUTUAL (Istio's `ServerTLSSettings`):
+/// `serverCertificate`, `privateKey`, `caCertificates` files, or a `credentialName` read
+/// from `--credentials-dir/<name>/` (`tls.crt`, `tls.key`, `ca.crt`).
+public struct ServerTLSFiles: Sendable, Hashable {
+    public var serverCertificate: String?
+    public var privateKey: String?
+    public var caCertificates: String?
+    public var credentialName: String?
+
+    public init(serverCertificate: String? = nil, privateKey: String? = nil, caCertificates: String? = nil, credentialName: String? = nil) {
+        self.serverCertificate = serverCertificate
+        self.privateKey = privateKey
+        self.caCertificates = caCertificates
+        self.credentialName = credentialName
+    }
 }
 
 /// How the sidecar talks TLS to the egress gateway (Istio's `ClientTLSSettings` for the
 /// gateway's cluster): `egressGateway.tls` in `sluice.yaml`, or a DestinationRule for the
 /// gateway with `tls.mode: ISTIO_MUTUAL`.
-public struct GatewayClientTLS: Sendable, Equatable {
+public struct GatewayClientTLS: Sendable, Hashable {
     /// Istio's default identity of the egress gateway (the `istio-egressgateway` chart's
     /// service account in `istio-system`).
     public static let defaultGatewayIdentity = "spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway-service-account"
@@ -42,9 +68,9 @@ extension SluiceConfig {
             return nil
         }
         guard let text = reader.string(modeNode, field + ".mode") else { return nil }
-        guard let mode = ServerTLSMode(rawValue: text.uppercased()) else {
+        guard let mode = ServerTLSMode(rawValue: text.uppercased()), !mode.usesServerFiles else {
             reader.error(field + ".mode", at: modeNode,
-                         "must be ISTIO_MUTUAL or PASSTHROUGH, not \"\(text)\" (SIMPLE, MUTUAL and OPTIONAL_MUTUAL are not supported)")
+                         "must be ISTIO_MUTUAL or PASSTHROUGH, not \"\(text)\" (SIMPLE and MUTUAL come from an Istio Gateway server with its certificate; OPTIONAL_MUTUAL is not supported)")
             return nil
         }
         return mode

@@ -93,6 +93,8 @@ public struct ListenerConfig: Sendable, Equatable {
     public let address: String
     /// `tls.mode`: ISTIO_MUTUAL terminates mutual TLS before the protocol above is spoken.
     public let tls: ServerTLSMode
+    /// For SIMPLE / MUTUAL (from a Gateway server): the certificate files it presents.
+    public var serverTLSFiles: ServerTLSFiles?
 
     /// Creates a listener bound to all IPv4 addresses by default.
     public init(port: Int, protocol: ListenerProtocol, address: String = "0.0.0.0", tls: ServerTLSMode = .passthrough) {

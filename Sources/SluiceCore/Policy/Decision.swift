@@ -250,6 +250,9 @@ public struct Decision: Sendable, Equatable {
     private var routeBox: RouteSelectionBox?
     /// The route and destination of an HTTP decision routes made (see `ConnectionFacts.previous`).
     public internal(set) var routeKey: RouteKey?
+    /// TLS on the upstream connection: the DestinationRule's `tls` for the destination (or
+    /// the `egressGateway.tls` shorthand), resolved; nil for plaintext (or the app's own TLS).
+    public var upstreamTLS: UpstreamTLS?
     /// True when the same authority and port always get this decision: no VirtualService
     /// match on uri, method or headers was consulted, no weighted choice among several
     /// destinations and no fault percentage. The HTTP path may then cache it per authority;
@@ -288,6 +291,7 @@ public struct Decision: Sendable, Equatable {
     public static func == (lhs: Decision, rhs: Decision) -> Bool {
         lhs.action == rhs.action && lhs.cluster == rhs.cluster && lhs.routeName == rhs.routeName
             && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.audited == rhs.audited && lhs.route == rhs.route
+            && lhs.upstreamTLS == rhs.upstreamTLS
             && lhs.reason == rhs.reason
     }
 

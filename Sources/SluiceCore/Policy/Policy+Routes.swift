@@ -275,9 +275,12 @@ extension Policy {
             decision.route = selection
             return decision
         }
+        let tls = UpstreamTLS.resolve(selection.trafficPolicy?.tls, host: destination.host,
+                                      entrySubjectAltNames: registeredMatch?.entry.subjectAltNames ?? [])
         var decision = Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: registeredMatch,
-                                explain: { "\(context()) to \(cluster): \(how())" })
+                                explain: { "\(context()) to \(cluster): \(how())" + (tls.map { "; upstream TLS \($0)" } ?? "") })
         decision.route = selection
+        decision.upstreamTLS = tls
         return decision
     }
 

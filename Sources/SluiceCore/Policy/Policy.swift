@@ -251,11 +251,13 @@ public struct Policy: Sendable {
                 case (.istio, _): gatewayPort = gateway.tlsPort
                 }
                 let target = UpstreamTarget.gateway(authority: authority, gatewayPort: gatewayPort, protocol: gateway.protocol)
-                return Decision(
+                var decision = Decision(
                     action: .forward(target), cluster: cluster, routeName: routeName, match: match,
                     explain: {
                         "\(Policy.describe(match)); egress gateway \(gateway.addresses.joined(separator: ", ")) routes \(routingHost), so it goes via gateway port \(gatewayPort) (\(gateway.protocol.rawValue)) for \(authority)"
                     })
+                if gateway.protocol == .istio { decision.upstreamTLS = gateway.tls.map(UpstreamTLS.istioMutual) }
+                return decision
             }
         }
 
@@ -271,15 +273,27 @@ public struct Policy: Sendable {
                 explain: { "\(Policy.describe(match)); \(refusal.reason)" })
         }
         let gateway = self.gateway
-        return Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: match, explain: {
+        let tls = routes.flatMap { registeredTLS(match: match, host: routingHost, routes: $0) }
+        var decision = Decision(action: .forward(target), cluster: cluster, routeName: routeName, match: match, explain: {
             var direct = ""
             if let gateway {
                 direct = gateway.routes(host: routingHost)
                     ? " directly (the \(gateway.protocol.rawValue) gateway cannot carry this traffic)"
                     : " directly (not in the gateway's hosts)"
             }
-            return "\(Policy.describe(match)); \(how())\(direct)"
+            return "\(Policy.describe(match)); \(how())\(direct)" + (tls.map { "; upstream TLS \($0)" } ?? "")
         })
+        decision.upstreamTLS = tls
+        return decision
+    }
+
+    /// The DestinationRule `tls` for a registered destination reached without a route (the
+    /// rule for the host, at the service port the client used: Istio's "Egress TLS
+    /// Origination" sets it on port 80 of an entry whose port 80 targets 443).
+    private func registeredTLS(match: RegistryMatch, host: String, routes: RouteTable) -> UpstreamTLS? {
+        guard !routes.destinationRules.isEmpty, let rule = routes.destinationRule(for: host) else { return nil }
+        return UpstreamTLS.resolve(rule.policy(subset: nil, port: match.port.number).tls, host: host,
+                                   entrySubjectAltNames: match.entry.subjectAltNames)
     }
 
     /// Why a registered match has no upstream.

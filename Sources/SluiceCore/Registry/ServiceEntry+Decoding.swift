@@ -89,10 +89,6 @@ extension ServiceEntry {
         var subjectAltNames: [String] = []
         if let sanNode = YAMLReader.value(spec, "subjectAltNames"), let list = reader.stringList(sanNode, "spec.subjectAltNames") {
             subjectAltNames = list
-            if !list.isEmpty {
-                reader.note("spec.subjectAltNames", at: sanNode,
-                            "accepted but not enforced: Sluice does not originate TLS, so there is no server certificate to verify")
-            }
         }
         if location == .meshInternal {
             reader.note("spec.location", at: YAMLReader.value(spec, "location"),

@@ -41,7 +41,8 @@ public struct ServiceEntry: Sendable, Equatable {
     public var exportTo: [String]
     /// `spec.workloadSelector` was given: the endpoints are pods Sluice cannot discover.
     public var selectsWorkloads: Bool
-    /// `spec.subjectAltNames`: accepted, not enforced until Sluice originates TLS.
+    /// `spec.subjectAltNames`: what an originated TLS connection (DestinationRule SIMPLE /
+    /// MUTUAL without a list of its own) requires of the server's certificate.
     public var subjectAltNames: [String]
     /// Where the entry was defined, for diagnostics and `sluice explain`.
     public var source: SourceLocation

@@ -31,8 +31,10 @@ public struct ASMEgressTrafficPolicy: Sendable, Equatable {
         public var portName: String
         /// `byEgressGateway.port`: the gateway port the sidecar sends to (default: `port`).
         public var gatewayPort: Int
-        /// `httpsUpgrade`: kept for TLS origination (not applied yet).
+        /// `httpsUpgrade.enabled` (HTTP only): the gateway originates TLS to the host.
         public var httpsUpgrade: Bool
+        /// `httpsUpgrade.port`: the host's HTTPS port the gateway dials (ASM's default 443).
+        public var httpsUpgradePort = 443
 
         public init(name: String, hosts: [String], port: Int, protocol: String, portName: String = "", gatewayPort: Int? = nil, httpsUpgrade: Bool = false) {
             self.name = name

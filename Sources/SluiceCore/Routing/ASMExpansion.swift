@@ -4,6 +4,9 @@
 /// to the gateway's Service on that port; the gateway sends it on to the host's `port`.
 /// Workloads no rule names are blocked for those hosts.
 public enum ASMExpansion {
+    /// The subset of a host's generated DestinationRule that originates TLS for `httpsUpgrade`.
+    public static let httpsUpgradeSubset = "https-upgrade"
+
     /// What a set of policies expands to for one workload.
     public struct Result: Sendable {
         public var gateways: [IstioGateway] = []
@@ -12,6 +15,9 @@ public enum ASMExpansion {
         public var blocked: [(host: String, policy: RoutingObjectID)] = []
         /// Every host the policies cover (ASM registers them, resolution DNS).
         public var impliedHosts: Set<String> = []
+        /// `httpsUpgrade`: a DestinationRule per host with `tls.mode: SIMPLE` on the HTTPS
+        /// port, what ASM writes so the gateway originates TLS.
+        public var destinationRules: [DestinationRule] = []
     }
 
     /// Expands `policies` as seen by `identity` (sidecar: its `from` decides which hosts are
@@ -39,7 +45,26 @@ public enum ASMExpansion {
                     for host in to.hosts {
                         let serviceID = RoutingObjectID(kind: "VirtualService", namespace: policy.id.namespace, name: "\(policy.id.name)-\(ruleIndex)-\(to.name)-\(host)")
                         let toGateway = RouteDestination(host: policy.gatewayService, port: to.gatewayPort, weight: 100)
-                        let toHost = { (host: String) in RouteDestination(host: host, port: to.port, weight: 100) }
+                        // httpsUpgrade: the gateway sends the plain HTTP on to the host's HTTPS port,
+                        // in a subset whose policy originates TLS (so the host's own TLS on that
+                        // port, passed through by another `to`, is not wrapped twice).
+                        let upgrade = to.httpsUpgrade && to.protocol == "HTTP"
+                        let toHost = { (host: String) in
+                            upgrade
+                                ? RouteDestination(host: host, subset: ASMExpansion.httpsUpgradeSubset, port: to.httpsUpgradePort, weight: 100)
+                                : RouteDestination(host: host, port: to.port, weight: 100)
+                        }
+                        if upgrade {
+                            var upgradePolicy = TrafficPolicy()
+                            var level = TrafficPolicy()
+                            level.tls = ClientTLSSettings(mode: "SIMPLE")
+                            upgradePolicy.portLevel[to.httpsUpgradePort] = level
+                            var rule = DestinationRule(
+                                id: RoutingObjectID(kind: "DestinationRule", namespace: policy.id.namespace, name: "\(policy.id.name)-\(ruleIndex)-\(to.name)-\(host)"),
+                                host: host, subsets: [ASMExpansion.httpsUpgradeSubset], tlsMode: nil, exportTo: [], source: policy.source)
+                            rule.subsetDetails = [DestinationSubset(name: ASMExpansion.httpsUpgradeSubset, trafficPolicy: upgradePolicy)]
+                            result.destinationRules.append(rule)
+                        }
                         var routes: [VirtualServiceRoute] = []
                         // The sidecar's route exists only for the `from` workloads (ASM writes one
                         // per rule); the others meet the BlackHoleCluster.

@@ -87,17 +87,45 @@ enum RoutingObjectDecoder {
             let hosts = YAMLReader.value(server, "hosts").flatMap { reader.stringList($0, field + ".hosts") } ?? []
             if hosts.isEmpty { reader.error(field + ".hosts", at: item, "at least one host is required") }
             var tlsMode: String?
+            var tlsFiles: ServerTLSFiles?
             if let tlsNode = YAMLReader.value(server, "tls"), let tls = reader.mapping(tlsNode, field + ".tls") {
                 tlsMode = YAMLReader.value(tls, "mode").flatMap { reader.string($0, field + ".tls.mode") }
+                if tlsMode == "SIMPLE" || tlsMode == "MUTUAL" {
+                    guard let files = decodeServerTLSFiles(tls, mode: tlsMode ?? "", field + ".tls", at: tlsNode, &reader) else { continue }
+                    tlsFiles = files
+                }
             }
             if (proto == "HTTPS" || proto == "TLS") && tlsMode == nil {
                 reader.error(field + ".tls", at: item, "a \(proto) server needs tls.mode (PASSTHROUGH for egress passthrough)")
-            } else if let mode = tlsMode, mode != "PASSTHROUGH", mode != "ISTIO_MUTUAL" {
-                reader.note(field + ".tls.mode", at: item, "tls.mode \(mode) is not yet applied: the gateway terminates only ISTIO_MUTUAL, so this server is not routed (issue 21)")
+            } else if let mode = tlsMode, !["PASSTHROUGH", "ISTIO_MUTUAL", "SIMPLE", "MUTUAL"].contains(mode) {
+                reader.note(field + ".tls.mode", at: item, "tls.mode \(mode) is not applied by Sluice: this server is not routed")
             }
-            if let number { servers.append(.init(port: number, portName: portName, protocol: proto, hosts: hosts, tlsMode: tlsMode)) }
+            if let number {
+                var decoded = IstioGateway.Server(port: number, portName: portName, protocol: proto, hosts: hosts, tlsMode: tlsMode)
+                decoded.tlsFiles = tlsFiles
+                servers.append(decoded)
+            }
         }
         return IstioGateway(id: id, selector: selector, servers: servers, source: source)
+    }
+
+    /// A SIMPLE / MUTUAL server's certificate: files, or a credentialName; MUTUAL also
+    /// needs the CAs client certificates must chain to (`caCertificates`, or the credential's
+    /// `ca.crt`). Nil (with the error) when there is no certificate.
+    private static func decodeServerTLSFiles(
+        _ tls: Node.Mapping, mode: String, _ field: String, at node: Node, _ reader: inout YAMLReader
+    ) -> ServerTLSFiles? {
+        func text(_ key: String) -> String? {
+            YAMLReader.value(tls, key).flatMap { reader.string($0, field + "." + key) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        let files = ServerTLSFiles(
+            serverCertificate: text("serverCertificate"), privateKey: text("privateKey"),
+            caCertificates: text("caCertificates"), credentialName: text("credentialName"))
+        if files.credentialName == nil, files.serverCertificate == nil || files.privateKey == nil {
+            reader.error(field, at: node, "\(mode) needs serverCertificate and privateKey, or credentialName")
+            return nil
+        }
+        return files
     }
 
     // MARK: VirtualService

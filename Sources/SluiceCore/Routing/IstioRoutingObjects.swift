@@ -38,6 +38,9 @@ public struct IstioGateway: Sendable, Equatable {
         public var hosts: [String]
         /// `tls.mode` (PASSTHROUGH, SIMPLE, MUTUAL, ISTIO_MUTUAL, AUTO_PASSTHROUGH), if any.
         public var tlsMode: String?
+        /// SIMPLE / MUTUAL: the certificate files (`serverCertificate`, `privateKey`,
+        /// `caCertificates`) or `credentialName`.
+        public var tlsFiles: ServerTLSFiles?
 
         /// Creates a server.
         public init(port: Int, portName: String, protocol: String, hosts: [String], tlsMode: String?) {
@@ -177,6 +180,15 @@ public struct DestinationRule: Sendable, Equatable {
         let base = trafficPolicy ?? TrafficPolicy()
         let subsetPolicy = subset.flatMap { name in subsetDetails.first { $0.name == name } }?.trafficPolicy
         return base.overridden(by: subsetPolicy).forPort(port)
+    }
+
+    /// True when some setting of the rule (top level, subset or port) has a `tls` other
+    /// than DISABLE: the rule matters even without a VirtualService.
+    public var appliesTLS: Bool {
+        let policies = [trafficPolicy].compactMap { $0 } + subsetDetails.compactMap(\.trafficPolicy)
+        return policies.contains { policy in
+            ([policy.tls] + policy.portLevel.values.map(\.tls)).contains { $0 != nil && $0?.mode != "DISABLE" }
+        }
     }
 }
 

@@ -5,13 +5,15 @@
 /// for protocol HTTP/HTTPS, the app's own TLS by its inner SNI for protocol TLS.
 extension RouteTable.Server {
     /// The server's `tls.mode` as a listener mode the gateway applies, nil when it has none or
-    /// one the gateway does not terminate (SIMPLE, MUTUAL, OPTIONAL_MUTUAL).
+    /// one the gateway does not terminate (OPTIONAL_MUTUAL, AUTO_PASSTHROUGH).
     public var listenerTLSMode: ServerTLSMode? {
         tlsMode.flatMap { ServerTLSMode(rawValue: $0.uppercased()) }
     }
 
     /// Whether the server terminates Istio mutual TLS.
     var terminatesIstioMutual: Bool { listenerTLSMode == .istioMutual }
+    /// Whether the server terminates TLS (ISTIO_MUTUAL, SIMPLE or MUTUAL): HTTP inside is routed by Host.
+    var terminatesTLS: Bool { listenerTLSMode.map { $0 == .istioMutual || $0.usesServerFiles } ?? false }
 }
 
 extension RouteTable {
@@ -20,7 +22,8 @@ extension RouteTable {
     public func applyingServerTLS(to listeners: [ListenerConfig]) -> (listeners: [ListenerConfig], warnings: [String]) {
         var warnings: [String] = []
         let applied = listeners.map { listener -> ListenerConfig in
-            let modes = Set(servers.filter { $0.port == listener.port }.compactMap(\.listenerTLSMode))
+            let onPort = servers.filter { $0.port == listener.port }
+            let modes = Set(onPort.compactMap(\.listenerTLSMode))
             guard let mode = modes.first else { return listener }
             if modes.count > 1 {
                 warnings.append("Gateway servers on port \(listener.port) disagree on tls.mode; using \(mode.rawValue)")
@@ -30,7 +33,10 @@ extension RouteTable {
                     "listener port \(listener.port): sluice.yaml says tls \(listener.tls.rawValue), the Gateway server says "
                         + "\(mode.rawValue); the Gateway object wins")
             }
-            return ListenerConfig(port: listener.port, protocol: listener.protocol, address: listener.address, tls: mode)
+            var applied = ListenerConfig(port: listener.port, protocol: listener.protocol, address: listener.address, tls: mode)
+            // One certificate per listener (Sluice does not pick a certificate by SNI): the first server's.
+            applied.serverTLSFiles = mode.usesServerFiles ? onPort.first { $0.listenerTLSMode == mode }?.tlsFiles : nil
+            return applied
         }
         return (applied, warnings)
     }

@@ -108,6 +108,8 @@ public struct RouteTable: Sendable {
         var hostPairs: [HostPair]
         /// `tls.mode`.
         public var tlsMode: String?
+        /// SIMPLE / MUTUAL: the certificate.
+        public var tlsFiles: ServerTLSFiles?
 
         struct HostPair: Sendable, Equatable {
             var namespace: String
@@ -123,7 +125,7 @@ public struct RouteTable: Sendable {
         }
 
         /// Routes HTTP by Host: plain HTTP, or HTTPS whose ISTIO_MUTUAL the gateway terminates.
-        var isHTTP: Bool { ["HTTP", "HTTP2", "GRPC"].contains(`protocol`) || (`protocol` == "HTTPS" && terminatesIstioMutual) }
+        var isHTTP: Bool { ["HTTP", "HTTP2", "GRPC"].contains(`protocol`) || (`protocol` == "HTTPS" && terminatesTLS) }
         /// Routes TLS by SNI: PASSTHROUGH, or the app's TLS inside terminated ISTIO_MUTUAL (its inner SNI).
         var isTLSPassthrough: Bool {
             ((`protocol` == "TLS" || `protocol` == "HTTPS") && tlsMode == "PASSTHROUGH") || (`protocol` == "TLS" && terminatesIstioMutual)
@@ -160,7 +162,7 @@ public struct RouteTable: Sendable {
     /// True when there is nothing to apply: `Policy` then decides exactly as without routing.
     public var isEmpty: Bool {
         httpRoutes.isEmpty && tlsRoutes.isEmpty && tcpRoutes.isEmpty && servers.isEmpty && blockedHosts.isEmpty
-            && sidecar?.egressProxy == nil
+            && sidecar?.egressProxy == nil && !destinationRules.contains { $0.appliesTLS }
     }
 
     /// The DestinationRule for `host` (exact first, then the most specific wildcard).
@@ -183,6 +185,7 @@ extension RouteTable {
         let asm = ASMExpansion.expand(routing.egressTrafficPolicies, for: identity)
         objects.gateways += asm.gateways
         objects.virtualServices += asm.virtualServices
+        objects.destinationRules += asm.destinationRules
         var notes: [String] = []
         let sidecar = role == .sidecar ? SidecarScope.select(objects.sidecars, for: identity) : nil
 
@@ -201,7 +204,8 @@ extension RouteTable {
                         let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
                         return parts.count == 2 ? .init(namespace: parts[0], host: parts[1].lowercased()) : .init(namespace: "*", host: text.lowercased())
                     }
-                    servers.append(Server(gateway: gateway.id, port: server.port, protocol: server.protocol, hostPairs: pairs, tlsMode: server.tlsMode))
+                    servers.append(Server(gateway: gateway.id, port: server.port, protocol: server.protocol, hostPairs: pairs, tlsMode: server.tlsMode,
+                                          tlsFiles: server.tlsFiles))
                 }
             }
         }

@@ -50,6 +50,37 @@ public enum RoutingAnalysis {
                 severity: .warning, path: rule.source.path, line: rule.source.line, resource: rule.id.description,
                 message: "host \(rule.host) is neither registered by a ServiceEntry nor a Kubernetes service name (IST0101)"))
         }
+        diagnostics += serverVerification(routing)
+        return diagnostics
+    }
+
+    /// istioctl analyze's IST0128 / IST0129 (SIMPLE or MUTUAL without `caCertificates`), as a
+    /// note: Sluice, like Istio since 1.20, then verifies the server against the system roots;
+    /// `insecureSkipVerify` (no verification at all) is a warning.
+    static func serverVerification(_ routing: RoutingObjects) -> [ConfigDiagnostic] {
+        var diagnostics: [ConfigDiagnostic] = []
+        for rule in routing.destinationRules {
+            let policies = [rule.trafficPolicy].compactMap { $0 } + rule.subsetDetails.compactMap(\.trafficPolicy)
+            var levels: [(where: String, tls: ClientTLSSettings)] = []
+            for policy in policies {
+                if let tls = policy.tls { levels.append(("", tls)) }
+                for (port, level) in policy.portLevel.sorted(by: { $0.key < $1.key }) {
+                    if let tls = level.tls { levels.append((" for port \(port)", tls)) }
+                }
+            }
+            for (place, tls) in levels where tls.mode == "SIMPLE" || tls.mode == "MUTUAL" {
+                let code = place.isEmpty ? "IST0128" : "IST0129"
+                if tls.insecureSkipVerify {
+                    diagnostics.append(ConfigDiagnostic(
+                        severity: .warning, path: rule.source.path, line: rule.source.line, resource: rule.id.description,
+                        message: "tls mode \(tls.mode)\(place) has insecureSkipVerify: the server of \(rule.host) is not verified at all"))
+                } else if tls.caCertificates == nil, tls.credentialName == nil {
+                    diagnostics.append(ConfigDiagnostic(
+                        severity: .note, path: rule.source.path, line: rule.source.line, resource: rule.id.description,
+                        message: "tls mode \(tls.mode)\(place) has no caCertificates: the server of \(rule.host) is verified against the system roots (istioctl analyze: \(code))"))
+                }
+            }
+        }
         return diagnostics
     }
 

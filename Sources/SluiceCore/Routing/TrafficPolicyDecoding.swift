@@ -55,12 +55,7 @@ extension RoutingObjectDecoder {
             if !["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"].contains(mode) {
                 reader.error(field + ".tls.mode", at: modeNode, "must be DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL")
             }
-            let sni = YAMLReader.value(tls, "sni").flatMap { reader.string($0, field + ".tls.sni") }
-            let others = tls.compactMap { key, _ in key.scalar?.string }.filter { $0 != "mode" && $0 != "sni" }
-            policy.tls = ClientTLSSettings(mode: mode, sni: sni, otherFields: others)
-            if mode != "DISABLE" {
-                reader.note(field + ".tls", at: tlsNode, "tls mode \(mode) is not yet applied: Sluice does not originate TLS (issue 21)")
-            }
+            policy.tls = decodeClientTLS(tls, mode: mode, field + ".tls", &reader)
         }
         if !portLevel, let levelNode = YAMLReader.value(mapping, "portLevelSettings"), let items = reader.sequence(levelNode, field + ".portLevelSettings") {
             for (index, item) in items.enumerated() {
@@ -74,6 +69,33 @@ extension RoutingObjectDecoder {
             }
         }
         return policy
+    }
+
+    /// The fields of `tls` besides `mode`. Files are read when a connection needs them; a
+    /// MUTUAL without client certificate files or a credentialName is an error here, as
+    /// Istio's validation has it.
+    static func decodeClientTLS(_ tls: Node.Mapping, mode: String, _ field: String, _ reader: inout YAMLReader) -> ClientTLSSettings {
+        reader.checkKeys(tls, allowed: ["mode", "sni", "caCertificates", "clientCertificate", "privateKey", "credentialName",
+                                        "subjectAltNames", "insecureSkipVerify", "caCrl"], prefix: field, severity: .warning)
+        func text(_ key: String) -> String? {
+            YAMLReader.value(tls, key).flatMap { reader.string($0, field + "." + key) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        var settings = ClientTLSSettings(mode: mode, sni: text("sni"))
+        settings.caCertificates = text("caCertificates")
+        settings.clientCertificate = text("clientCertificate")
+        settings.privateKey = text("privateKey")
+        settings.credentialName = text("credentialName")
+        settings.subjectAltNames = YAMLReader.value(tls, "subjectAltNames").flatMap { reader.stringList($0, field + ".subjectAltNames") } ?? []
+        settings.insecureSkipVerify = YAMLReader.value(tls, "insecureSkipVerify").flatMap { reader.bool($0, field + ".insecureSkipVerify") } ?? false
+        if let crl = YAMLReader.value(tls, "caCrl") {
+            settings.otherFields.append("caCrl")
+            reader.note(field + ".caCrl", at: crl, "not applied by Sluice")
+        }
+        if mode == "MUTUAL", settings.credentialName == nil, settings.clientCertificate == nil || settings.privateKey == nil {
+            reader.error(field + ".clientCertificate", at: YAMLReader.value(tls, "mode"),
+                         "MUTUAL needs clientCertificate and privateKey, or credentialName")
+        }
+        return settings
     }
 
     // MARK: ASMEgressTrafficPolicy
@@ -132,15 +154,22 @@ extension RoutingObjectDecoder {
                 if let byNode = YAMLReader.value(mapping, "byEgressGateway"), let by = reader.mapping(byNode, toField + ".byEgressGateway") {
                     gatewayPort = YAMLReader.value(by, "port").flatMap { reader.int($0, toField + ".byEgressGateway.port", in: 1...65535) }
                 }
-                let upgrade = YAMLReader.value(mapping, "httpsUpgrade").flatMap { node -> Bool? in
-                    if node.scalar != nil { return reader.bool(node, toField + ".httpsUpgrade") }
-                    guard let upgrade = reader.mapping(node, toField + ".httpsUpgrade") else { return nil }
-                    return YAMLReader.value(upgrade, "enabled").flatMap { reader.bool($0, toField + ".httpsUpgrade.enabled") }
-                } ?? false
-                if upgrade {
-                    reader.note(toField + ".httpsUpgrade", at: YAMLReader.value(mapping, "httpsUpgrade"), "not yet applied: Sluice does not originate TLS (issue 21)")
+                var upgrade = false
+                var upgradePort = 443
+                if let node = YAMLReader.value(mapping, "httpsUpgrade") {
+                    if node.scalar != nil {
+                        upgrade = reader.bool(node, toField + ".httpsUpgrade") ?? false
+                    } else if let settings = reader.mapping(node, toField + ".httpsUpgrade") {
+                        upgrade = YAMLReader.value(settings, "enabled").flatMap { reader.bool($0, toField + ".httpsUpgrade.enabled") } ?? false
+                        upgradePort = YAMLReader.value(settings, "port").flatMap { reader.int($0, toField + ".httpsUpgrade.port", in: 1...65535) } ?? 443
+                    }
+                    if upgrade, proto != "HTTP" {
+                        reader.error(toField + ".httpsUpgrade", at: node, "applies to HTTP only (port.protocol is \(proto))")
+                    }
                 }
-                to.append(.init(name: name, hosts: hosts, port: number, protocol: proto, portName: portName, gatewayPort: gatewayPort, httpsUpgrade: upgrade))
+                var item = ASMEgressTrafficPolicy.To(name: name, hosts: hosts, port: number, protocol: proto, portName: portName, gatewayPort: gatewayPort, httpsUpgrade: upgrade)
+                item.httpsUpgradePort = upgradePort
+                to.append(item)
             }
             if to.isEmpty { reader.error(field + ".to", at: item, "at least one to item is required") }
             rules.append(.init(from: from, to: to))

@@ -39,19 +39,39 @@ public struct OutlierDetectionSettings: Sendable, Equatable {
     public init() {}
 }
 
-/// `tls` of a traffic policy: client TLS towards the destination. Kept for the identity
-/// issue; not applied yet.
+/// `tls` of a traffic policy: client TLS towards the destination (Istio's
+/// `ClientTLSSettings`). Resolved for one destination by `UpstreamTLS.resolve`.
 public struct ClientTLSSettings: Sendable, Equatable {
     /// DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL.
     public var mode: String
     /// `sni`.
     public var sni: String?
-    /// `credentialName`, `caCertificates`, `clientCertificate`, `privateKey`, `subjectAltNames`…
+    /// `caCertificates`: a PEM file of the CAs the server's certificate must chain to.
+    public var caCertificates: String?
+    /// `clientCertificate` and `privateKey`: PEM files presented under MUTUAL.
+    public var clientCertificate: String?
+    public var privateKey: String?
+    /// `credentialName`: a Secret, read from `--credentials-dir/<name>/`.
+    public var credentialName: String?
+    /// `subjectAltNames`: the names the server's certificate must carry (one of).
+    public var subjectAltNames: [String]
+    /// `insecureSkipVerify`: no verification of the server's certificate at all.
+    public var insecureSkipVerify: Bool
+    /// Keys Sluice reads but does not apply (`caCrl`).
     public var otherFields: [String]
 
-    public init(mode: String, sni: String? = nil, otherFields: [String] = []) {
+    public init(
+        mode: String, sni: String? = nil, caCertificates: String? = nil, clientCertificate: String? = nil, privateKey: String? = nil,
+        credentialName: String? = nil, subjectAltNames: [String] = [], insecureSkipVerify: Bool = false, otherFields: [String] = []
+    ) {
         self.mode = mode
         self.sni = sni
+        self.caCertificates = caCertificates
+        self.clientCertificate = clientCertificate
+        self.privateKey = privateKey
+        self.credentialName = credentialName
+        self.subjectAltNames = subjectAltNames
+        self.insecureSkipVerify = insecureSkipVerify
         self.otherFields = otherFields
     }
 }

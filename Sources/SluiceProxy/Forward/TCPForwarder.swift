@@ -48,6 +48,7 @@ struct TCPForwarder {
         self.runtime.connector.connect(
             target: target,
             gateway: self.config.gateway,
+            tls: self.decision.upstreamTLS,
             eventLoop: downstream.eventLoop,
             connectTimeout: .init(self.config.limits.connectTimeout)
         ) { result in

@@ -20,6 +20,8 @@ final class HTTPExchange {
     /// The request asked to switch protocols (WebSocket `Upgrade`); a 101 turns the
     /// connection into a tunnel.
     var upgrade: String?
+    /// TLS to open on a new upstream connection (the decision's `upstreamTLS`).
+    var upstreamTLS: UpstreamTLS?
     /// How a refusal is answered when the route decided it (a redirect, 404 NR for a
     /// VirtualService host no route matches, 503 NC); nil: the role's default refusal.
     var routeAnswer: RouteLocalAnswer?

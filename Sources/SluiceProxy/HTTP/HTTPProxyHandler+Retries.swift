@@ -50,7 +50,7 @@ extension UpstreamError {
     /// handshake). Resolution failures and an empty endpoint list are not retried.
     var isConnectFailure: Bool {
         switch self {
-        case .connectFailed, .connectTimeout, .tlsFailed: return true
+        case .connectFailed, .connectTimeout, .tlsFailed, .originTLSFailed: return true
         case .resolution, .tunnelRefused, .noHealthyUpstream: return false
         }
     }

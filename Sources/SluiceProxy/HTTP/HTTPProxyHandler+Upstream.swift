@@ -8,7 +8,9 @@ extension HTTPProxyHandler {
     // MARK: upstream connection
 
     func connect(_ exchange: HTTPExchange, target: UpstreamTarget, config: ActiveConfig, context: ChannelHandlerContext) {
-        self.upstreams.connect(target: target, config: config, eventLoop: context.eventLoop, limits: self.limits.framer) { result in
+        self.upstreams.connect(
+            target: target, tls: exchange.upstreamTLS, config: config, eventLoop: context.eventLoop, limits: self.limits.framer
+        ) { result in
             guard self.exchange === exchange, let context = self.context else {
                 if case .success(let upstream) = result { upstream.close() }
                 return

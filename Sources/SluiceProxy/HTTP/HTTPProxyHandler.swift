@@ -350,6 +350,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             HTTP1Rewrite.writeUpstreamRequest(head, edits: edits, to: &bytes)
             let exchange = HTTPExchange(phase: .forwarding, taking: &record, head: head)
             exchange.upgrade = upgrade
+            exchange.upstreamTLS = decided.decision.upstreamTLS
             self.exchange = exchange
             if let route,
                self.applyRoute(route, to: exchange, method: head.methodString, announcesBody: head.announcesBody || upgrade != nil,

@@ -80,11 +80,12 @@ protocol HTTPUpstream: AnyObject {
 protocol HTTPUpstreamProvider {
     /// An idle connection to `target` kept for reuse, if any.
     func idle(for target: UpstreamTarget) -> (any HTTPUpstream)?
-    /// Dials `target` and installs an upstream on the connection; `completion` runs on
+    /// Dials `target` (opening `tls` on it) and installs an upstream on the connection; `completion` runs on
     /// `eventLoop`. An `UpstreamError` is the dial's (a local 503 reply); any other error
     /// means the connection could not be set up (the app's connection is closed).
     func connect(
         target: UpstreamTarget,
+        tls: UpstreamTLS?,
         config: ActiveConfig,
         eventLoop: any EventLoop,
         limits: HTTP1Limits,
@@ -103,6 +104,7 @@ struct PooledHTTPUpstreams: HTTPUpstreamProvider {
 
     func connect(
         target: UpstreamTarget,
+        tls: UpstreamTLS?,
         config: ActiveConfig,
         eventLoop: any EventLoop,
         limits: HTTP1Limits,
@@ -111,6 +113,7 @@ struct PooledHTTPUpstreams: HTTPUpstreamProvider {
         self.connector.connect(
             target: target,
             gateway: config.gateway,
+            tls: tls,
             eventLoop: eventLoop,
             connectTimeout: .init(config.limits.connectTimeout)
         ) { result in

@@ -28,59 +28,19 @@ enum MeshTLSClient {
             let sni = IPAddress(settings.sni ?? serverName) == nil ? settings.sni ?? serverName : nil
             let tls = try NIOSSLClientHandler(
                 context: credentials.clientContext, serverHostname: sni, customVerificationCallback: peer.callback(verifier))
-            let waiter = MeshTLSHandshakeWaiter(peer: peer, promise: promise)
+            let waiter = TLSHandshakeWaiter(
+                promise: promise,
+                failure: { error in
+                    // A refused gateway certificate is what Envoy reports as CERTIFICATE_VERIFY_FAILED.
+                    peer.failure.map { .tlsFailed(entries: [EnvoyTLSFailure.certificateVerifyFailed], detail: "gateway certificate refused: \($0.rawValue)") }
+                        ?? .tlsFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)")
+                },
+                closed: .tlsFailed(entries: [], detail: "connection closed during the handshake"))
             let sync = channel.pipeline.syncOperations
             try sync.addHandlers([tls, waiter])
         } catch {
-            promise.fail(UpstreamError.tlsFailed("\(error)"))
+            promise.fail(UpstreamError.tlsFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)"))
         }
         return promise.futureResult
-    }
-}
-
-/// Completes the handshake promise and leaves.
-final class MeshTLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-
-    private let peer: PeerVerification
-    private let promise: EventLoopPromise<Void>
-    private var done = false
-
-    init(peer: PeerVerification, promise: EventLoopPromise<Void>) {
-        self.peer = peer
-        self.promise = promise
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        context.read()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent, !self.done else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        self.done = true
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        self.promise.succeed(())
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard !self.done else {
-            context.fireErrorCaught(error)
-            return
-        }
-        self.done = true
-        let reason = self.peer.failure.map { "gateway certificate refused: \($0.rawValue)" } ?? "\(error)"
-        self.promise.fail(UpstreamError.tlsFailed(reason))
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !self.done {
-            self.done = true
-            self.promise.fail(UpstreamError.tlsFailed("connection closed during the handshake"))
-        }
-        context.fireChannelInactive()
     }
 }

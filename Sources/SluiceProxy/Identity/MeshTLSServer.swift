@@ -21,8 +21,23 @@ enum MeshTLSServer {
     ) throws {
         let identity = credentials.identity
         let verifier = PeerChainVerifier(roots: identity.roots, trustDomain: identity.spiffeID.trustDomain)
+        try Self.terminate(on: channel, runtime: runtime, connection: connection, context: credentials.serverContext, verifier: verifier, next: next)
+    }
+
+    /// Terminates TLS with `context`: with `verifier`, the client's certificate is checked by
+    /// it (ISTIO_MUTUAL); without, by BoringSSL as the context says (a Gateway server's SIMPLE
+    /// asks for none, MUTUAL requires one chaining to its `caCertificates`).
+    static func terminate(
+        on channel: any Channel,
+        runtime: ProxyRuntime,
+        connection: DownstreamConnection,
+        context: NIOSSLContext,
+        verifier: PeerChainVerifier?,
+        next: @escaping (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
+    ) throws {
         let peer = PeerVerification()
-        let tls = NIOSSLServerHandler(context: credentials.serverContext, customVerificationCallback: peer.callback(verifier))
+        let tls = verifier.map { NIOSSLServerHandler(context: context, customVerificationCallback: peer.callback($0)) }
+            ?? NIOSSLServerHandler(context: context)
         // A client's FIN right behind its last handshake flight (request and EOF sent in one
         // go) must not reach NIOSSL while our verification callback's answer is still on its
         // way: NIOSSL would call it an EOF during the handshake. Held until the handshake is done.

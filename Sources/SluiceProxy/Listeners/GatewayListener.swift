@@ -1,12 +1,14 @@
 import Logging
 package import NIOCore
 import NIOPosix
+import NIOSSL
 package import SluiceCore
 
 /// The egress gateway's listeners: HTTP (routed by Host per request), TLS (routed by SNI,
 /// passed through untouched) and HTTP CONNECT tunnels. A listener with `tls: ISTIO_MUTUAL`
 /// first terminates mutual TLS, then speaks its protocol on the plaintext inside (a TLS
-/// listener sniffs it: HTTP is routed by Host, the app's own TLS by its inner SNI).
+/// listener sniffs it: HTTP is routed by Host, the app's own TLS by its inner SNI); one whose
+/// Gateway server says SIMPLE or MUTUAL terminates with that server's certificate files.
 package enum GatewayListener {
     /// Binds one configured listener; a failure is a `ListenerBindError` naming it.
     package static func bind(
@@ -29,13 +31,24 @@ package enum GatewayListener {
                     try runtime.connections.admit(channel, runtime: runtime)
                     guard let local = channel.localAddress else { throw ChannelError.inputClosed }
                     let connection = DownstreamConnection(originalDestination: local, remote: channel.remoteAddress)
+                    let next = { (channel: any Channel, handshake: any ChannelHandler, connection: DownstreamConnection) in
+                        try Self.installProtocol(listener.protocol, on: channel, after: handshake, runtime: runtime, connection: connection)
+                    }
                     if listener.tls == .istioMutual {
                         guard let certificates = runtime.certificates else { throw MeshTLSUnavailable() }
                         try MeshTLSServer.install(
-                            on: channel, runtime: runtime, connection: connection, credentials: certificates.credentials
-                        ) { channel, handshake, connection in
-                            try Self.installProtocol(listener.protocol, on: channel, after: handshake, runtime: runtime, connection: connection)
+                            on: channel, runtime: runtime, connection: connection, credentials: certificates.credentials, next: next)
+                    } else if listener.tls.usesServerFiles, let files = listener.serverTLSFiles {
+                        let context: NIOSSLContext
+                        do {
+                            context = try runtime.connector.fileContexts.serverContext(files, mode: listener.tls)
+                        } catch {
+                            runtime.logger.error(
+                                "gateway server certificate unusable; connection closed",
+                                metadata: ["port": "\(listener.port)", "mode": "\(listener.tls.rawValue)", "error": "\(error)"])
+                            throw error
                         }
+                        try MeshTLSServer.terminate(on: channel, runtime: runtime, connection: connection, context: context, verifier: nil, next: next)
                     } else {
                         try Self.installProtocol(listener.protocol, on: channel, after: nil, runtime: runtime, connection: connection)
                     }

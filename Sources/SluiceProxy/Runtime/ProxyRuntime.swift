@@ -70,7 +70,8 @@ public final class ProxyRuntime: Sendable {
         accessLog: AccessLogWriter?,
         logger: Logger,
         logLevel: LogLevelBox = LogLevelBox(.info),
-        certificates: CertificateStore? = nil
+        certificates: CertificateStore? = nil,
+        credentialsDirectory: String? = nil
     ) {
         self.certificates = certificates
         self.role = role
@@ -80,7 +81,8 @@ public final class ProxyRuntime: Sendable {
         self.metrics = ProxyMetrics(role: role)
         self.resolver = DNSResolver()
         self.connector = UpstreamConnector(
-            resolver: self.resolver, logger: logger, metrics: self.metrics, certificates: certificates)
+            resolver: self.resolver, logger: logger, metrics: self.metrics, certificates: certificates,
+            fileContexts: FileTLSContexts(credentialsDirectory: credentialsDirectory))
         let registry = self.metrics.registry
         self.identityMetrics = certificates.map { _ in IdentityMetrics(registry: registry) }
         self.authorizationMetrics = AuthorizationMetrics(registry: registry)

@@ -70,7 +70,7 @@ public final class ProxyServer: Service, Sendable {
                 self.runtime.logger.notice("IPv6 outbound listener skipped (\(error))")
             }
         case .gateway:
-            // Istio Gateway servers with tls.mode ISTIO_MUTUAL switch termination on for
+            // Istio Gateway servers with tls.mode ISTIO_MUTUAL, SIMPLE or MUTUAL switch termination on for
             // the listener on their port (read at start; RouteTable+ServerTLS).
             let config = self.runtime.config
             let listeners = config.snapshot.config.listeners

@@ -23,6 +23,8 @@ struct UpstreamConnector: Sendable {
     let metrics: ProxyMetrics
     /// The workload certificates, for an `istio` gateway with `tls: {mode: ISTIO_MUTUAL}`.
     var certificates: CertificateStore?
+    /// Contexts from certificate files: TLS origination, Gateway SIMPLE / MUTUAL servers.
+    var fileContexts = FileTLSContexts(credentialsDirectory: nil)
 
     /// Resolves the addresses to try, in order.
     func addresses(
@@ -73,18 +75,21 @@ struct UpstreamConnector: Sendable {
     }
 
     /// The one way every path dials upstream: connects to the first address that accepts,
-    /// then (for a `connect` gateway) opens the tunnel to `authority`, and reports the outcome
+    /// then opens `tls` (the decision's `upstreamTLS`; the `egressGateway.tls` shorthand for
+    /// an `istio` gateway when nil) or, for a `connect` gateway, the tunnel to `authority`,
+    /// and reports the outcome
     /// on `eventLoop` with every failure as an `UpstreamError` (what the access log's flags
     /// and the local reply are made from). `completion` runs on the loop, so a handler may
     /// touch its own state from it.
     func connect(
         target: UpstreamTarget,
         gateway: EgressGatewayConfig?,
+        tls: UpstreamTLS? = nil,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
         completion: @escaping (Result<UpstreamConnection, UpstreamError>) -> Void
     ) {
-        self.dial(target: target, gateway: gateway, eventLoop: eventLoop, connectTimeout: connectTimeout)
+        self.dial(target: target, gateway: gateway, tls: tls, eventLoop: eventLoop, connectTimeout: connectTimeout)
             .assumeIsolated().whenComplete { result in
                 completion(result.mapError { $0 as? UpstreamError ?? .connectFailed("\($0)") })
             }
@@ -93,14 +98,20 @@ struct UpstreamConnector: Sendable {
     private func dial(
         target: UpstreamTarget,
         gateway: EgressGatewayConfig?,
+        tls: UpstreamTLS?,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount
     ) -> EventLoopFuture<UpstreamConnection> {
         self.addresses(for: target, gateway: gateway, on: eventLoop).flatMap { addresses in
             self.connectInOrder(addresses[...], eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: nil)
         }.flatMap { connection in
-            if case .gateway(let authority, _, .istio) = target, let tls = gateway?.tls {
-                return self.openMeshTLS(connection, settings: tls, serverName: authority.host, eventLoop: eventLoop)
+            switch tls ?? Self.shorthandTLS(target, gateway: gateway) {
+            case .istioMutual(let settings):
+                return self.openMeshTLS(connection, settings: settings, serverName: Self.serverName(target), eventLoop: eventLoop)
+            case .originate(let origin):
+                return self.openOriginTLS(connection, origin: origin, eventLoop: eventLoop)
+            case nil:
+                break
             }
             guard case .gateway(let authority, _, .connect) = target else {
                 return eventLoop.makeSucceededFuture(connection)
@@ -131,7 +142,7 @@ struct UpstreamConnector: Sendable {
     ) -> EventLoopFuture<UpstreamConnection> {
         guard let certificates = self.certificates else {
             connection.channel.close(promise: nil)
-            return eventLoop.makeFailedFuture(UpstreamError.tlsFailed("no workload certificate (--certs)"))
+            return eventLoop.makeFailedFuture(UpstreamError.tlsFailed(entries: ["no workload certificate (--certs)"], detail: "no workload certificate (--certs)"))
         }
         return MeshTLSClient.handshake(
             on: connection.channel, credentials: certificates.credentials, settings: settings, serverName: serverName
@@ -141,6 +152,34 @@ struct UpstreamConnector: Sendable {
                 "mTLS to the egress gateway failed",
                 metadata: ["gateway": "\(connection.remote.logDescription)", "error": "\(error)"])
             throw error
+        }
+    }
+
+    /// TLS origination on a fresh connection (SIMPLE / MUTUAL); pooled like any connection.
+    private func openOriginTLS(_ connection: UpstreamConnection, origin: OriginTLS, eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        OriginTLSClient.handshake(on: connection.channel, origin: origin, contexts: self.fileContexts)
+            .map { connection }.flatMapErrorThrowing { error in
+                connection.channel.close(promise: nil)
+                self.logger.warning(
+                    "TLS origination failed",
+                    metadata: ["upstream": "\(connection.remote.logDescription)", "sni": "\(origin.sni ?? "-")", "error": "\(error)"])
+                throw error
+            }
+    }
+
+    /// The `egressGateway.tls` shorthand: ISTIO_MUTUAL to an `istio` gateway.
+    static func shorthandTLS(_ target: UpstreamTarget, gateway: EgressGatewayConfig?) -> UpstreamTLS? {
+        guard case .gateway(_, _, .istio) = target, let tls = gateway?.tls else { return nil }
+        return .istioMutual(tls)
+    }
+
+    /// The name a target's TLS defaults its SNI to: the host the gateway routes, or the one resolved.
+    static func serverName(_ target: UpstreamTarget) -> String {
+        switch target {
+        case .gateway(let authority, _, _): return authority.host
+        case .resolve(let host, _): return host
+        case .endpoints(let list): return list.first?.host ?? ""
+        case .originalDestination(let address, _): return address.description
         }
     }
 

@@ -11,8 +11,12 @@ enum UpstreamError: Error, CustomStringConvertible {
     case connectTimeout(String)
     /// A CONNECT gateway answered something other than 2xx.
     case tunnelRefused(status: Int, gateway: String)
-    /// The mTLS handshake with an ISTIO_MUTUAL gateway failed (Envoy `UF`, a TLS_error).
-    case tlsFailed(String)
+    /// The mTLS handshake with an ISTIO_MUTUAL gateway failed (Envoy `UF`): `entries` are
+    /// Envoy's failure-reason entries (`EnvoyTLSFailure`), `detail` says why in our words.
+    case tlsFailed(entries: [String], detail: String)
+    /// TLS origination (DestinationRule SIMPLE / MUTUAL) failed: `entries` are Envoy's
+    /// failure-reason entries (`EnvoyTLSFailure`), `detail` says why in our words (Envoy `UF`).
+    case originTLSFailed(entries: [String], detail: String)
     /// There was nothing to dial (an empty endpoint list or gateway list).
     case noHealthyUpstream
 
@@ -22,7 +26,8 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .connectFailed(let why): return "connection failure: \(why)"
         case .connectTimeout(let why): return "connection timeout: \(why)"
         case .tunnelRefused(let status, let gateway): return "gateway \(gateway) refused CONNECT with \(status)"
-        case .tlsFailed(let why): return "TLS handshake with the gateway failed: \(why)"
+        case .tlsFailed(_, let detail): return "TLS handshake with the gateway failed: \(detail)"
+        case .originTLSFailed(_, let detail): return "TLS origination failed: \(detail)"
         case .noHealthyUpstream: return "no healthy upstream"
         }
     }
@@ -31,7 +36,7 @@ enum UpstreamError: Error, CustomStringConvertible {
     var responseFlag: ResponseFlags {
         switch self {
         case .resolution: return .dnsResolutionFailed
-        case .connectFailed, .connectTimeout, .tunnelRefused, .tlsFailed: return .upstreamConnectionFailure
+        case .connectFailed, .connectTimeout, .tunnelRefused, .tlsFailed, .originTLSFailed: return .upstreamConnectionFailure
         case .noHealthyUpstream: return .noHealthyUpstream
         }
     }
@@ -43,7 +48,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .connectFailed(let why): return "connection_failure: \(why)"
         case .connectTimeout(let why): return "connection_timeout: \(why)"
         case .tunnelRefused(let status, _): return "connect_tunnel_refused: \(status)"
-        case .tlsFailed(let why): return "TLS_error:|\(why):TLS_error_end"
+        case .tlsFailed(let entries, _), .originTLSFailed(let entries, _): return EnvoyTLSFailure.reason(entries)
         case .noHealthyUpstream: return "no_healthy_upstream"
         }
     }
@@ -53,6 +58,9 @@ enum UpstreamError: Error, CustomStringConvertible {
         switch self {
         case .resolution: return HTTP1LocalReply.dnsFailureBody
         case .noHealthyUpstream: return HTTP1LocalReply.noHealthyUpstreamBody
+        case .tlsFailed, .originTLSFailed:
+            // Envoy: "… reset reason: connection failure, transport failure reason: TLS_error:|…".
+            return HTTP1LocalReply.resetBody(reason: "connection failure, transport failure reason: \(self.transportFailureReason)")
         default: return HTTP1LocalReply.resetBody(reason: "connection failure")
         }
     }
