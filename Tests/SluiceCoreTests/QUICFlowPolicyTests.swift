@@ -43,9 +43,13 @@ final class QUICFlowPolicyTests: XCTestCase {
         XCTAssertEqual(flows.count, 0)
 
         XCTAssertEqual(flows.datagram(first, packet: 7, flow: 5, now: 400), .hold)
-        XCTAssertEqual(flows.datagram(try QUICTestPackets.fixture("aioquic-split-2"), packet: 8, flow: 5, now: 650),
-                       .decide(.undecodable(.incompleteClientHello), packets: [7, 8]), "the rest arrived after the deadline")
-        XCTAssertEqual(flows.datagram(first, packet: 9, flow: 6, now: 700), .hold)
+        XCTAssertEqual(flows.datagram(first, packet: 8, flow: 5, now: 650),
+                       .decide(.undecodable(.incompleteClientHello), packets: [7, 8]), "past the deadline, still incomplete")
+        XCTAssertEqual(flows.datagram(first, packet: 10, flow: 7, now: 700), .hold)
+        XCTAssertEqual(flows.datagram(try QUICTestPackets.fixture("aioquic-split-2"), packet: 11, flow: 7, now: 960),
+                       .decide(.clientHello(serverName: "big.quic.test"), packets: [10, 11]),
+                       "the rest arrived late but before the expiry ran: the SNI counts")
+        XCTAssertEqual(flows.datagram(first, packet: 9, flow: 6, now: 1000), .hold)
         XCTAssertEqual(flows.removeAll().map(\.packets), [[9]])
     }
 

@@ -37,11 +37,11 @@ public func fuzzQUICInitial(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         let result = single.feed(datagram: QUICClientInitial.make(
             frames: QUICClientInitial.cryptoFrame(offset: 0, body), connectionID: connectionID))
         if body.count <= 1100 {
+            let declared = body.count >= 4 ? 4 + (Int(body[1]) << 16 | Int(body[2]) << 8 | Int(body[3])) : 0
             let expected: QUICClientHelloResult
             switch ClientHelloParser.parse(handshakeMessage: body) {
-            case .incomplete:
-                let declared = body.count >= 4 ? 4 + (Int(body[1]) << 16 | Int(body[2]) << 8 | Int(body[3])) : 0
-                expected = declared > QUICInitialSniffer.maxCryptoBytes ? .undecodable(.cryptoTooLarge) : .incomplete
+            case _ where declared > QUICInitialSniffer.maxCryptoBytes: expected = .undecodable(.cryptoTooLarge)
+            case .incomplete: expected = .incomplete
             case .clientHello(let name): expected = .clientHello(serverName: name)
             case .malformed(let reason): expected = .undecodable(.clientHello(reason))
             case .notTLS: expected = .undecodable(.clientHello("not a TLS handshake message"))

@@ -101,13 +101,13 @@ public struct QUICInitialSniffer: Sendable {
     private func clientHelloSoFar() -> QUICClientHelloResult {
         let available = crypto.contiguousCount
         guard available > 0 else { return .incomplete }
+        // The message's advertised length must fit what the stream may hold.
+        if available >= 4 {
+            let length = 4 + (Int(crypto.bytes[1]) << 16 | Int(crypto.bytes[2]) << 8 | Int(crypto.bytes[3]))
+            if length > QUICInitialSniffer.maxCryptoBytes { return .undecodable(.cryptoTooLarge) }
+        }
         switch ClientHelloParser.parse(handshakeMessage: crypto.bytes.prefix(available)) {
         case .incomplete:
-            // The message's advertised length must fit what the stream may hold.
-            if available >= 4 {
-                let length = 4 + (Int(crypto.bytes[1]) << 16 | Int(crypto.bytes[2]) << 8 | Int(crypto.bytes[3]))
-                if length > QUICInitialSniffer.maxCryptoBytes { return .undecodable(.cryptoTooLarge) }
-            }
             return .incomplete
         case .clientHello(let serverName):
             return .clientHello(serverName: serverName)
