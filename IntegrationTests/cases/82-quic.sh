@@ -79,22 +79,6 @@ quic_teardown() {
 
 quic_init() { app "$SLUICE_INIT" "$@" >"$E2E_TMP/quic-init.out" 2>&1; }
 
-# quic_start_sidecar CONFIG: the sidecar as uid 1337 with CAP_NET_ADMIN; ready once it
-# listens on 15001 and reads the queue.
-quic_start_sidecar() {
-	stop_sidecar
-	touch "$ACCESS_LOG" "$SIDECAR_LOG"
-	chown "$PROXY_UID:$PROXY_UID" "$ACCESS_LOG" "$SIDECAR_LOG"
-	ip netns exec "$NS_APP" setpriv --reuid "$PROXY_UID" --regid "$PROXY_UID" --clear-groups \
-		--inh-caps +net_admin --ambient-caps +net_admin \
-		"$SLUICE_BIN" sidecar --config "$1" >>"$ACCESS_LOG" 2>>"$SIDECAR_LOG" 9>&- &
-	SIDECAR_PID=$!
-	record_pid "$SIDECAR_PID"
-	wait_until 10 quic_sidecar_ready
-}
-
-quic_sidecar_ready() { [[ -n $(app ss -Hltn "sport = :$OUTBOUND_PORT") ]] && grep -q 'reading NFQUEUE' "$SIDECAR_LOG"; }
-
 # quic_get URL [ARGS...]: one HTTP/3 GET from the app namespace (captured): "200 body" or
 # "timeout" (3 s without an answer).
 quic_get() { app python3 "$QUIC_PY" get "$1" --ca "$QUIC_DIR/ca.crt" --timeout 3 "${@:2}"; }
@@ -136,7 +120,7 @@ the_registered_sni_to_another_address_is_dropped() {
 }
 
 allow_any_lets_an_unregistered_sni_through() {
-	quic_start_sidecar "$QUIC_DIR/allow_any.yaml" || { fail "sidecar with allow_any.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
+	start_udp_sidecar "$QUIC_DIR/allow_any.yaml" || { fail "sidecar with allow_any.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
 	check_eq "ALLOW_ANY: HTTP/3 to other.quic.test answers" "200 h3 other.quic.test/" "$(quic_get https://other.quic.test/)"
 }
 
@@ -163,7 +147,7 @@ quic_cases() {
 		quic_teardown
 		return
 	fi
-	if ! quic_start_sidecar "$QUIC_DIR/registry_only.yaml"; then
+	if ! start_udp_sidecar "$QUIC_DIR/registry_only.yaml"; then
 		fail "quic: sidecar with udp.capture" "$(tail -n 10 "$SIDECAR_LOG")"
 		quic_teardown
 		return
