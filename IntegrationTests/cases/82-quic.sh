@@ -98,6 +98,8 @@ a_client_hello_over_two_datagrams_is_held_then_allowed() {
 		"$(quic_get https://api.quic.test/big --big-client-hello)"
 	check "quic: one log line for the flow, with the SNI" last_json_record "$ACCESS_LOG" "$mark" \
 		'.protocol == "UDP" and .requested_server_name == "api.quic.test" and .route_name == "quic sni resolved"'
+	check "quic: its first datagram waited for the second (sluice_udp_held_packets_total{reason=\"client_hello\"})" bash -c \
+		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15090/stats/prometheus | grep -q 'sluice_udp_held_packets_total{reason=\"client_hello\"} [1-9]'"
 }
 
 http3_to_an_unregistered_sni_is_dropped() {

@@ -31,7 +31,7 @@ extension UDPGuard {
     /// What the locked part found for a packet.
     private enum QUICOutcome {
         case known(Bool)
-        case held
+        case held(forResolution: Bool)
         case decided(UDPFlowVerdict, allow: Bool, packets: Int)
         case resolve(host: String, key: FlowKey)
     }
@@ -48,11 +48,11 @@ extension UDPGuard {
                 guard waiting.packets.count < UDPGuard.maxPacketsPerResolvingFlow else { return .known(false) }
                 waiting.packets.append(id)
                 state.resolving[key] = waiting
-                return .held
+                return .held(forResolution: true)
             }
             switch state.initials.datagram(datagram.payload, packet: id, flow: key, now: millis) {
             case .hold:
-                return .held
+                return .held(forResolution: false)
             case .decide(let clientHello, let packets):
                 var step = UDPFlowPolicy.decideQUIC(
                     datagram, clientHello: clientHello, registry: config.policy.registry, learned: table, now: now,
@@ -79,12 +79,14 @@ extension UDPGuard {
         case .known(let allowed):
             metrics.packet(allowed: allowed, newFlow: false)
             return allowed ? .accept : .drop
-        case .held:
+        case .held(let forResolution):
+            metrics.held(forResolution: forResolution)
             return .hold
         case .decided(let verdict, let allow, let packets):
             finished(datagram, verdict: verdict, allow: allow, packets: packets)
             return allow ? .accept : .drop
         case .resolve(let host, let key):
+            metrics.held(forResolution: true)
             resolve(host, for: key)
             return .hold
         }
