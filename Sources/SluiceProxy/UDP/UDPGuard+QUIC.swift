@@ -45,7 +45,8 @@ extension UDPGuard {
         let outcome: QUICOutcome = state.withLockedValue { state in
             if let allowed = state.flows.quicVerdict(key, now: now) { return .known(allowed) }
             if var waiting = state.resolving[key] {
-                guard waiting.packets.count < UDPGuard.maxPacketsPerResolvingFlow else { return .known(false) }
+                // Past the bound the flow's extra datagrams are dropped (let through in audit mode).
+                guard waiting.packets.count < UDPGuard.maxPacketsPerResolvingFlow else { return .known(audit) }
                 waiting.packets.append(id)
                 state.resolving[key] = waiting
                 return .held(forResolution: true)
