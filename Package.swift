@@ -31,12 +31,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
-        // Pure logic: no sockets, no files opened behind the caller's back.
+        // Pure logic: no sockets, no files opened behind the caller's back. swift-crypto for
+        // QUIC Initial packets (HKDF, AES-GCM, and _CryptoExtras' AES block function for
+        // header protection).
         .target(
             name: "SluiceCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

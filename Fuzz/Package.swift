@@ -44,5 +44,6 @@ let package = Package(
         fuzzTarget("FuzzAuthority"),
         fuzzTarget("FuzzAccessLogLine"),
         fuzzTarget("FuzzDNSMessage"),
+        fuzzTarget("FuzzQUICInitial"),
     ]
 )

@@ -8,8 +8,8 @@
 #   origins    start_origins/stop_origins; origin_mark/origin_conns/origin_peers (which
 #              addresses the origins saw), check_origin_saw/_never/_peer/_reached_via
 #   logs       json_records, last_json_record (JSON access-log records since a mark)
-#   sidecar    install_capture, start_sidecar/stop_sidecar, access_mark/access_records,
-#              check_access_log
+#   sidecar    install_capture, start_sidecar/stop_sidecar, start_udp_sidecar (NFQUEUE),
+#              access_mark/access_records, check_access_log
 #   clients    app_curl, app_status, client (from the app namespace: captured)
 #   gateway    gw, start_gateway/stop_gateway, gateway_access_mark/_records, check_gateway_access_log
 #   squid      start_squid/stop_squid, squid_access_mark/squid_access_lines

@@ -79,22 +79,7 @@ udp_init() { app "$SLUICE_INIT" "$@" >"$E2E_TMP/udp-init.out" 2>&1; }
 
 # The sidecar with CONFIG, as uid 1337 with CAP_NET_ADMIN; ready once it listens on 15001
 # and 15053.
-udp_start_sidecar() { # CONFIG
-	stop_sidecar
-	touch "$ACCESS_LOG" "$SIDECAR_LOG"
-	chown "$PROXY_UID:$PROXY_UID" "$ACCESS_LOG" "$SIDECAR_LOG"
-	ip netns exec "$NS_APP" setpriv --reuid "$PROXY_UID" --regid "$PROXY_UID" --clear-groups \
-		--inh-caps +net_admin --ambient-caps +net_admin \
-		"$SLUICE_BIN" sidecar --config "$1" >>"$ACCESS_LOG" 2>>"$SIDECAR_LOG" 9>&- &
-	SIDECAR_PID=$!
-	record_pid "$SIDECAR_PID"
-	wait_until 10 udp_sidecar_ready
-}
-
-udp_sidecar_ready() {
-	[[ -n $(app ss -Hltn "sport = :$OUTBOUND_PORT") && -n $(app ss -Hlun "sport = :15053") ]] &&
-		grep -q 'reading NFQUEUE' "$SIDECAR_LOG"
-}
+udp_start_sidecar() { start_udp_sidecar "$1" 15053; }
 
 udp_query() { app python3 "$UDP_PY" query "$UDP_DNS_V4" "$@"; }
 udp_send() { app python3 "$UDP_PY" send "$@"; }

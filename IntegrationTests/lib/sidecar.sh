@@ -85,6 +85,31 @@ stop_sidecar() {
 	SIDECAR_PID=
 }
 
+# start_udp_sidecar CONFIG [UDP_PORT...]: the sidecar with CONFIG (udp.capture) as uid 1337
+# with CAP_NET_ADMIN (ambient), which binding an NFQUEUE needs; returns once it listens on
+# :15001 and on each UDP_PORT (15053: the DNS proxy) and reads the queue, fails after 10 s.
+start_udp_sidecar() {
+	local config=$1
+	shift
+	stop_sidecar
+	touch "$ACCESS_LOG" "$SIDECAR_LOG"
+	chown "$PROXY_UID:$PROXY_UID" "$ACCESS_LOG" "$SIDECAR_LOG"
+	ip netns exec "$NS_APP" setpriv --reuid "$PROXY_UID" --regid "$PROXY_UID" --clear-groups \
+		--inh-caps +net_admin --ambient-caps +net_admin \
+		"$SLUICE_BIN" sidecar --config "$config" >>"$ACCESS_LOG" 2>>"$SIDECAR_LOG" 9>&- &
+	SIDECAR_PID=$!
+	record_pid "$SIDECAR_PID"
+	wait_until 10 _udp_sidecar_ready "$@"
+}
+
+_udp_sidecar_ready() {
+	local port
+	[[ -n $(app ss -Hltn "sport = :$OUTBOUND_PORT") ]] && grep -q 'reading NFQUEUE' "$SIDECAR_LOG" || return 1
+	for port in "$@"; do
+		[[ -n $(app ss -Hlun "sport = :$port") ]] || return 1
+	done
+}
+
 # access_mark / access_records MARK: the access-log lines written since MARK
 # that are JSON objects (human text on stdout would be a bug of its own).
 access_mark() { wc -l <"$ACCESS_LOG"; }

@@ -121,7 +121,7 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertEqual(DNSQueryDecision.decide(name: "evil.test", registry: registry, mode: .allowAny, unregistered: .nxdomain), .resolve(registeredHost: nil))
     }
 
-    func testUDPPolicyAllowsLearnedRegisteredPortsAndQUICOnly() throws {
+    func testUDPPolicyAllowsLearnedRegisteredPortsAndLeavesQUICToTheSNI() throws {
         let registry = try registry()
         var table = LearnedAddresses()
         let game = try XCTUnwrap(IPAddress("192.0.2.20"))
@@ -136,7 +136,9 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertEqual(verdict(game, 9000).allow, true)
         XCTAssertEqual(verdict(game, 9000).hostname, "game.example.com")
         XCTAssertEqual(verdict(game, 9001).allow, false, "a port the entry does not register")
-        XCTAssertEqual(verdict(web, 443).allow, true, "QUIC to a host registered with HTTPS on 443")
+        XCTAssertEqual(verdict(web, 443).allow, false, "QUIC to a host registered with HTTPS on 443 is decided by its SNI")
+        XCTAssertTrue(UDPFlowPolicy.isDecidedBySNI(
+            UDPDatagram(source: client, sourcePort: 40000, destination: web, destinationPort: 443), verdict: verdict(web, 443)))
         XCTAssertEqual(verdict(try XCTUnwrap(IPAddress("192.0.2.99")), 9000).allow, false)
         XCTAssertEqual(verdict(try XCTUnwrap(IPAddress("192.0.2.99")), 9000, .allowAny).allow, true)
         let expired = UDPFlowPolicy.decide(UDPDatagram(source: client, sourcePort: 1, destination: game, destinationPort: 9000),

@@ -101,6 +101,18 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // UDP 443 under --capture-udp: every new QUIC flow's first Initial is decrypted and its
+    // ClientHello read (keys from the connection ID, header protection, AES-128-GCM, frames).
+    let initial = QUICClientInitial.make(
+        frames: QUICClientInitial.cryptoFrame(offset: 0, curlClientHello.dropFirst(5)),
+        connectionID: [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08])
+    Benchmark("QUICInitialSniffer.feed (1200 B client Initial carrying curl's ClientHello)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            var sniffer = QUICInitialSniffer()
+            blackHole(sniffer.feed(datagram: initial))
+        }
+    }
+
     let headBuffer = ByteBuffer(string: requestHead)
     Benchmark("ProtocolDetector.detect (HTTP GET head)") { benchmark in
         for _ in benchmark.scaledIterations {

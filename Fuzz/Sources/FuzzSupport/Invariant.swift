@@ -65,3 +65,10 @@ public func runLibFuzzer(
     var argv = argv
     return LLVMFuzzerRunDriver(&argc, &argv, callback)
 }
+
+/// Whether a byte may appear in an SNI as the parsers return it: lower-case letters, digits,
+/// `-`, `.` and `_`.
+public func isLowerHostNameByte(_ byte: UInt8) -> Bool {
+    (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+}

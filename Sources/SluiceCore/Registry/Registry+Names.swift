@@ -13,15 +13,13 @@ extension Registry {
         return best?.host
     }
 
-    /// The entry registering `name` with a port `port` that carries UDP: a Sluice `protocol:
-    /// UDP` port, or, for QUIC, port 443 registered as HTTPS or TLS. Returns the port's protocol name.
+    /// The entry registering `name` with a Sluice `protocol: UDP` port `port`. (QUIC to a host
+    /// registered with HTTPS or TLS on 443 is decided by its SNI: `UDPFlowPolicy.decideQUIC`.)
     public func udpPort(host name: String, port: Int) -> (entry: ServiceEntry, port: ServicePort)? {
         for entry in entries {
             guard entry.hosts.contains(where: { Registry.hostPattern($0, matches: name) }) else { continue }
-            for candidate in entry.ports where candidate.number == port {
-                if candidate.protocol == .other("UDP") || (port == 443 && candidate.protocol.isTLS) {
-                    return (entry, candidate)
-                }
+            if let candidate = entry.ports.first(where: { $0.number == port && $0.protocol == .other("UDP") }) {
+                return (entry, candidate)
             }
         }
         return nil

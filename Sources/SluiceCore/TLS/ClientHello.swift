@@ -43,6 +43,22 @@ public enum ClientHelloParser {
         let copy = Array(bytes.prefix(maxClientHelloBytes))
         return copy.withUnsafeBytes { parse(wire: $0) }
     }
+
+    /// Parses a bare TLS Handshake message, without the record layer: how QUIC carries the
+    /// ClientHello, in CRYPTO frames (RFC 9001 §4). `.incomplete` until the message's advertised
+    /// length has arrived; `.notTLS` never (the caller knows it is a handshake).
+    public static func parse<Bytes: Collection<UInt8>>(handshakeMessage bytes: Bytes) -> ClientHelloParseResult {
+        let message = Array(bytes.prefix(maxClientHelloBytes + 1))
+        guard let type = message.first else { return .incomplete }
+        guard type == handshakeTypeClientHello else {
+            return .malformed("handshake message type \(type) is not client_hello")
+        }
+        guard message.count >= handshakeHeaderLength else { return .incomplete }
+        let total = handshakeHeaderLength + (Int(message[1]) << 16 | Int(message[2]) << 8 | Int(message[3]))
+        if total > maxClientHelloBytes { return .malformed("ClientHello too large") }
+        guard message.count >= total else { return .incomplete }
+        return message.withUnsafeBytes { parseClientHello(ByteReader($0, 0..<total)) }
+    }
 }
 
 // MARK: - Record layer

@@ -2,9 +2,9 @@
 ///
 /// Allowed: UDP to an address the pod learned from a registered name (or an entry's
 /// `addresses`), on a port that entry registers for UDP (a Sluice `protocol: UDP` port; QUIC
-/// is UDP 443 to a host registered with HTTPS or TLS on 443). DNS (port 53) is decided by the
-/// query's name when the payload is a query. Everything else is dropped under REGISTRY_ONLY
-/// (applications fall back to TCP, where SNI decides) and allowed under ALLOW_ANY.
+/// is decided by its SNI instead: `decideQUIC`). DNS (port 53) is decided by the query's name
+/// when the payload is a query. Everything else is dropped under REGISTRY_ONLY (applications
+/// fall back to TCP, where SNI decides) and allowed under ALLOW_ANY.
 public struct UDPFlowVerdict: Sendable, Equatable {
     /// Let the datagram through.
     public var allow: Bool
@@ -14,6 +14,17 @@ public struct UDPFlowVerdict: Sendable, Equatable {
     public var reason: String
     /// Whether the destination matched the registry (false: the mode decided).
     public var registered: Bool
+    /// A QUIC flow's SNI, when its ClientHello had one.
+    public var serverName: String?
+
+    /// Creates a verdict.
+    public init(allow: Bool, hostname: String?, reason: String, registered: Bool, serverName: String? = nil) {
+        self.allow = allow
+        self.hostname = hostname
+        self.reason = reason
+        self.registered = registered
+        self.serverName = serverName
+    }
 }
 
 /// Decides UDP flows; pure.
