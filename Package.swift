@@ -14,6 +14,7 @@ let package = Package(
         // For tools beside the package (Fuzz/, Benchmarks/) and future ones: the pure core
         // (parsers, registry, decisions, log records) and the SwiftNIO data path.
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
+        .library(name: "SluiceQUIC", targets: ["SluiceQUIC"]),
         .library(name: "SluiceProxy", targets: ["SluiceProxy"]),
     ],
     dependencies: [
@@ -31,14 +32,23 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
-        // Pure logic: no sockets, no files opened behind the caller's back. swift-crypto for
-        // QUIC Initial packets (HKDF, AES-GCM, and _CryptoExtras' AES block function for
-        // header protection).
+        // Pure logic: no sockets, no files opened behind the caller's back (DESIGN.md: NIOCore
+        // and Yams at most).
         .target(
             name: "SluiceCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // QUIC v1 Initial packets opened for their ClientHello, and the UDP policy's QUIC
+        // decisions: pure like SluiceCore, with swift-crypto (HKDF, AES-GCM, and _CryptoExtras'
+        // AES block function for header protection).
+        .target(
+            name: "SluiceQUIC",
+            dependencies: [
+                "SluiceCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
@@ -69,6 +79,7 @@ let package = Package(
             dependencies: [
                 "SluiceCore",
                 "SluiceIdentity",
+                "SluiceQUIC",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -122,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceCoreTests",
-            dependencies: ["SluiceCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["SluiceCore", "SluiceQUIC", .product(name: "NIOCore", package: "swift-nio")],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),

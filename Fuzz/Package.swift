@@ -18,7 +18,7 @@ func fuzzTarget(_ name: String) -> Target {
     .executableTarget(
         name: name,
         dependencies: [
-            .product(name: "SluiceCore", package: "sluice"), "FuzzSupport",
+            .product(name: "SluiceCore", package: "sluice"), .product(name: "SluiceQUIC", package: "sluice"), "FuzzSupport",
             .product(name: "NIOCore", package: "swift-nio"),
         ],
         swiftSettings: strict

@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceQUIC
 import XCTest
 
 /// QUIC by SNI: the waiting room for ClientHellos split over datagrams, and the decision

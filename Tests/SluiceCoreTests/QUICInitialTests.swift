@@ -1,4 +1,5 @@
 @testable import SluiceCore
+@testable import SluiceQUIC
 import XCTest
 
 /// The QUIC Initial reader: RFC 9001 Appendix A byte for byte, aioquic's real first flights

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceQUIC
 
 /// QUIC client Initials for the tests: the fixtures in Fixtures/quic (RFC 9001 Appendix A.2's
 /// packet; aioquic 1.7.2's first flights, written by make-aioquic-fixtures.py there), and

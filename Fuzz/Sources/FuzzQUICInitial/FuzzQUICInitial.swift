@@ -1,5 +1,6 @@
 import FuzzSupport
 import SluiceCore
+import SluiceQUIC
 
 /// Fuzzes the QUIC Initial reader (hostile datagrams from the pod, to UDP 443). Random bytes
 /// rarely get past the AEAD tag, so the input is used two ways, chosen by its first byte:

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SluiceCore
+import SluiceQUIC
 
 /// A QUIC flow whose ClientHello is read, waiting for its verdict (the sidecar resolving its SNI).
 struct WaitingQUICFlow {

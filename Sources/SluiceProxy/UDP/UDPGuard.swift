@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 public import ServiceLifecycle
 import SluiceCore
+import SluiceQUIC
 
 /// The sidecar's UDP path (`udp.capture: true`): reads the NFQUEUE that `sluice-init
 /// --capture-udp` fills and gives each packet UDPFlowPolicy's verdict. A flow's first packet

@@ -1,3 +1,4 @@
+public import SluiceCore
 /// QUIC by SNI: UDP 443 to a host registered with HTTPS or TLS on 443 is allowed when the
 /// client's Initial names that host and the datagram goes to an address that name resolves to.
 ///

@@ -1,3 +1,4 @@
+import SluiceCore
 /// What a QUIC flow's client Initials say so far.
 public enum QUICClientHelloResult: Equatable, Sendable {
     /// Client Initials read so far; the ClientHello continues in later datagrams.
