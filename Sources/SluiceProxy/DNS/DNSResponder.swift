@@ -30,7 +30,7 @@ final class DNSResponder: Sendable {
         let cache = self.cache.withLockedValue { $0 }
         var plan = DNSProxyAnswer.plan(
             query, registry: config.snapshot.registry, mode: config.policy.mode, config: config.snapshot.config.dns,
-            cache: cache, now: now)
+            cache: cache, now: now, allocations: config.policy.resolvedNames?.allocations ?? DNSAllocations())
         if case .local(let message, denied: true) = plan {
             log(query, rcode: message.rcode, client: client, audit: config.policy.audit)
             // Audit mode: the refusal is logged and counted, the name still resolves.
