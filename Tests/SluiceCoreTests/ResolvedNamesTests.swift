@@ -70,7 +70,7 @@ final class ResolvedNamesTests: XCTestCase {
         XCTAssertEqual(first.action, .forward(.resolve(host: one, port: 9000)))
         XCTAssertEqual(first.cluster, "outbound|9000||\(one)")
         XCTAssertEqual(first.reason,
-                       "ServiceEntry default/external-svc-1 (dns-proxy.yaml:5) registers host \(one) on port 9000 (TCP), and the pod resolved 192.0.2.1 from \(one) through the DNS proxy; resolution DNS resolves \(one):9000")
+                       "ServiceEntry default/external-svc-1 (dns-proxy.yaml:1) registers host \(one) on port 9000 (TCP), and the pod resolved 192.0.2.1 from \(one) through the DNS proxy; resolution DNS resolves \(one):9000")
         XCTAssertEqual(policy.decide(ConnectionFacts(kind: .tcp, destination: ip("192.0.2.2"), port: 9000)).match?.entry.name,
                        "external-svc-2")
         // Server-first protocols: decided at accept where the name is known, read otherwise.
