@@ -135,6 +135,9 @@ app_query_from_a_port_the_proxy_used_reaches_the_proxy() {
 registered_name_resolves() {
 	check_eq "dns: game.test resolves through the pod's resolver" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
 	check_eq "dns: game.test over TCP" "NOERROR $UDP_GAME_V4" "$(udp_query game.test --tcp)"
+	check_eq "dns: game.test again, from the cache (its bytes patched)" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
+	check "dns: sluice_dns_queries_total counts cache answers" bash -c \
+		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15090/stats/prometheus | grep -q 'sluice_dns_queries_total{answer=\"cache\"} [1-9]'"
 }
 
 udp_to_learned_address_passes() {
