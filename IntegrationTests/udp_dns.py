@@ -127,7 +127,7 @@ def cmd_query(args):
         os.setresgid(args.uid, args.uid, args.uid)
         os.setresuid(args.uid, args.uid, args.uid)
     qid = random.randrange(65536)
-    query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + encode_name(args.name) + struct.pack("!HH", 1, 1)
+    query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + encode_name(args.name) + struct.pack("!HH", 28 if args.type == "AAAA" else 1, 1)
     try:
         if args.tcp:
             with socket.create_connection((args.server, 53), timeout=args.timeout) as conn:
@@ -155,6 +155,8 @@ def cmd_query(args):
         offset += 10
         if rtype == 1 and length == 4:
             ips.append(socket.inet_ntoa(reply[offset:offset + 4]))
+        elif rtype == 28 and length == 16:
+            ips.append(socket.inet_ntop(socket.AF_INET6, reply[offset:offset + 16]))
         offset += length
     print(" ".join([rcode] + ips) if rid == qid else "wrong id")
     return 0
@@ -186,6 +188,7 @@ def main():
     p.add_argument("server")
     p.add_argument("name")
     p.add_argument("--tcp", action="store_true")
+    p.add_argument("--type", choices=["A", "AAAA"], default="A")
     p.add_argument("--timeout", type=float, default=2)
     p.add_argument("--source-port", type=int, default=0, help="UDP: send from this local port")
     p.add_argument("--uid", type=int, help="send as this uid and gid (run as root)")

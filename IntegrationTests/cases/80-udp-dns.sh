@@ -12,9 +12,12 @@
 #   2. a registered name resolves through the pod's resolver (UDP and TCP)
 #   3. UDP to the learned address of a registered name, on its UDP port, passes and is logged
 #   4. UDP to another address is dropped under REGISTRY_ONLY, passes under ALLOW_ANY
-#   5. opaque TCP to a resolved address is logged with the name; /config_dump shows it
-#   6. sidecar stopped: fail-closed drops, --udp-fail-open passes
-#   7. --cleanup leaves no UDP/DNS rule behind
+#   5. opaque TCP to a resolved address is logged with the name; /config_dump shows it; the
+#      TCP entry without addresses is matched only there: another address on its port is refused
+#   6. dns.autoAllocate: tcp-echo.test resolves to Istio's 240.240.x.y (and 2001:2::…), and a
+#      TCP connection to it reaches the origin, logged with the host and its real address
+#   7. sidecar stopped: fail-closed drops, --udp-fail-open passes
+#   8. --cleanup leaves no UDP/DNS rule behind
 
 UDP_DNS_V4=192.0.2.35
 UDP_GAME_V4=192.0.2.36
@@ -53,6 +56,13 @@ YAML
 		printf 'outboundTrafficPolicy: {mode: %s}\nregistry: [registry]\ndns: {proxy: true}\nudp: {capture: true}\n' \
 			"$mode" >"$UDP_DIR/${mode,,}.yaml"
 	done
+	printf 'outboundTrafficPolicy: {mode: REGISTRY_ONLY}\nregistry: [registry]\ndns: {proxy: true, autoAllocate: true}\nudp: {capture: true}\n' \
+		>"$UDP_DIR/alloc.yaml"
+	# The allocated ranges need a route for connect() to get as far as the capture rules (a
+	# pod has a default route; this network has none). Nothing is sent there: the nat rule
+	# redirects it to the sidecar.
+	ip -n "$NS_APP" route add 240.240.0.0/16 dev eth0 || return 1
+	ip -n "$NS_APP" -6 route add 2001:2::/48 dev eth0 || return 1
 	chown -R "$PROXY_UID:$PROXY_UID" "$UDP_DIR"
 	# The pod's resolver while this file runs (restored at the end).
 	UDP_RESOLV_SAVED=$(cat "/etc/netns/$NS_APP/resolv.conf")
@@ -71,6 +81,8 @@ YAML
 
 udp_teardown() {
 	stop_sidecar
+	ip -n "$NS_APP" route del 240.240.0.0/16 dev eth0 2>/dev/null
+	ip -n "$NS_APP" -6 route del 2001:2::/48 dev eth0 2>/dev/null
 	[[ -n $UDP_RESOLV_SAVED ]] && printf '%s\n' "$UDP_RESOLV_SAVED" >"/etc/netns/$NS_APP/resolv.conf"
 	[[ -n $UDP_DIR ]] && rm -rf "$UDP_DIR"
 }
@@ -108,6 +120,9 @@ app_query_from_a_port_the_proxy_used_reaches_the_proxy() {
 registered_name_resolves() {
 	check_eq "dns: game.test resolves through the pod's resolver" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
 	check_eq "dns: game.test over TCP" "NOERROR $UDP_GAME_V4" "$(udp_query game.test --tcp)"
+	check_eq "dns: game.test again, from the cache (its bytes patched)" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
+	check "dns: sluice_dns_queries_total counts cache answers" bash -c \
+		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15090/stats/prometheus | grep -q 'sluice_dns_queries_total{answer=\"cache\"} [1-9]'"
 }
 
 udp_to_learned_address_passes() {
@@ -142,6 +157,42 @@ opaque_tcp_is_logged_with_the_resolved_name() {
 		'.downstream_local_address == "'"$TCP_V4"':7000" and .authority == "tcp-echo.test"'
 	check "admin: /config_dump lists $TCP_V4 learned from tcp-echo.test" bash -c \
 		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15000/config_dump | jq -e '.learnedAddresses | any(.address == \"$TCP_V4\" and .hostname == \"tcp-echo.test\")' >/dev/null"
+}
+
+# Issue 22 point 4: with the DNS proxy on, tcp-echo.test's TCP 7000 (no addresses) is matched
+# only at addresses the pod resolved from it; $UNREG_V4 also listens on 7000 and is refused.
+opaque_tcp_elsewhere_on_its_port_is_refused() {
+	local mark
+	mark=$(access_mark)
+	check_not "tcp: $UNREG_V4:7000 (tcp-echo.test's port, an address it did not resolve to) gets no echo" \
+		client echo "$UNREG_V4" 7000 --size 64 --keep-open
+	check "tcp: the refusal is logged (BlackHoleCluster)" last_json_record "$ACCESS_LOG" "$mark" \
+		'.downstream_local_address == "'"$UNREG_V4"':7000" and .upstream_cluster == "BlackHoleCluster"'
+	check_explain "explain: a learned address matches the entry by the resolved name" \
+		"the pod resolved $TCP_V4 from tcp-echo.test through the DNS proxy" "$UDP_DIR/registry_only.yaml" \
+		--resolved "$TCP_V4=tcp-echo.test" "tcp://$TCP_V4:7000"
+	check_explain "explain: another address on the port is unregistered" \
+		"only at addresses the pod resolved from tcp-echo.test" "$UDP_DIR/registry_only.yaml" "tcp://$UNREG_V4:7000"
+}
+
+# Issue 22 point 5: Istio's DNS auto-allocation.
+auto_allocated_address_reaches_the_host() {
+	local answer vip vip6 mark
+	udp_start_sidecar "$UDP_DIR/alloc.yaml" || { fail "sidecar with alloc.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
+	answer=$(udp_query tcp-echo.test)
+	vip=${answer#NOERROR }
+	check "dns: tcp-echo.test resolves to an address in 240.240.0.0/16 ($answer)" grep -qE '^NOERROR 240\.240\.[0-9]+\.[0-9]+$' <<<"$answer"
+	vip6=$(udp_query tcp-echo.test --type AAAA)
+	check "dns: and its AAAA to one in 2001:2::/48 ($vip6)" grep -qE '^NOERROR 2001:2::f0f0:[0-9a-f]+$' <<<"$vip6"
+	mark=$(access_mark)
+	check "tcp: an echo to $vip:7000 (allocated) reaches tcp-echo.test" client echo "$vip" 7000 --size 64 --keep-open
+	check "tcp: logged with authority tcp-echo.test and upstream_host its real address" last_json_record "$ACCESS_LOG" "$mark" \
+		'.downstream_local_address == "'"$vip"':7000" and .authority == "tcp-echo.test" and .upstream_host == "'"$TCP_V4"':7000" and .upstream_cluster == "outbound|7000||tcp-echo.test"'
+	check "tcp: IPv6, an echo to [${vip6#NOERROR }]:7000 reaches it too" client echo "${vip6#NOERROR }" 7000 --size 64 --keep-open
+	check "admin: /config_dump lists the allocation" bash -c \
+		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15000/config_dump | jq -e '.dnsAllocations | any(.host == \"tcp-echo.test\" and .ipv4 == \"$vip\")' >/dev/null"
+	check_explain "explain: the allocated address maps back to the host" \
+		"the address the DNS proxy allocated to tcp-echo.test" "$UDP_DIR/alloc.yaml" "tcp://$vip:7000"
 }
 
 allow_any_lets_udp_through() {
@@ -191,6 +242,8 @@ udp_dns_cases() {
 	run_case udp_to_learned_address_passes
 	run_case udp_elsewhere_is_dropped
 	run_case opaque_tcp_is_logged_with_the_resolved_name
+	run_case opaque_tcp_elsewhere_on_its_port_is_refused
+	run_case auto_allocated_address_reaches_the_host
 	run_case allow_any_lets_udp_through
 	run_case sidecar_stopped_fails_closed_or_open
 	run_case cleanup_removes_the_rules

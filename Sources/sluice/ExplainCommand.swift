@@ -39,6 +39,11 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .customShort("H"), help: ArgumentHelp("A request header, 'Name: value', for VirtualService header matches; repeatable.", valueName: "header"))
     var header: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp(
+        "An address the pod resolved through the DNS proxy, 'IP=HOST'; repeatable. Decides as a sidecar whose DNS proxy is on (also when the config sets dns.proxy): a TCP port of an entry without addresses matches only at such addresses (and at dns.autoAllocate's).",
+        valueName: "ip=host"))
+    var resolved: [String] = []
+
     @Argument(help: "http://host[:port]/path, tls://host:port or tcp://ip:port")
     var url: String?
 
@@ -46,6 +51,20 @@ struct ExplainCommand: ParsableCommand {
         guard ProxyRole(rawValue: role) != nil else { throw ValidationError("--role must be sidecar or gateway, got \(role)") }
         if (url == nil) == (log == nil) { throw ValidationError("give a URL or --log LINE, not both") }
         for line in header where !line.contains(":") { throw ValidationError("-H: expected 'Name: value', got \(line)") }
+        _ = try resolvedTable()
+    }
+
+    /// `--resolved IP=HOST` pairs as a table.
+    func resolvedTable() throws -> [IPAddress: String] {
+        var table: [IPAddress: String] = [:]
+        for pair in resolved {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let address = IPAddress(parts[0]), !parts[1].isEmpty else {
+                throw ValidationError("--resolved: expected IP=HOST, got \(pair)")
+            }
+            table[address.unmappedIPv4] = parts[1].lowercased()
+        }
+        return table
     }
 
     func run() throws {
@@ -54,7 +73,11 @@ struct ExplainCommand: ParsableCommand {
         let snapshot = try loadSnapshot(configPath: path, namespace: workload.resolvedNamespace, identity: try workload.resolvedIdentity())
         for diagnostic in snapshot.diagnostics where diagnostic.isError { printError("\(diagnostic)") }
         // The very decision stage the running proxy calls, built the way it builds it.
-        let policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
+        var policy = snapshot.policy(role: ProxyRole(rawValue: role) ?? .sidecar)
+        let table = try resolvedTable()
+        if policy.role == .sidecar, snapshot.config.dns.proxy || !table.isEmpty {
+            policy.resolveNames(autoAllocate: snapshot.config.dns.autoAllocate) { table[$0.unmappedIPv4] }
+        }
         if let log {
             print(try ExplainTarget.explain(logLine: log, policy: policy))
             return

@@ -49,14 +49,19 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     }
 
     let certificates = try options.certs.store(for: snapshot.config, role: role, logger: logger)
+    // Issue 22: when the DNS proxy serves this sidecar it sees every name the pod resolves,
+    // so the policy enforces opaque entries without addresses by those names (ResolvedNames).
+    let book = LearnedAddressBook()
+    let servesDNS = role == .sidecar && (snapshot.config.dns.proxy || options.environmentCapture.dns)
     let runtime = ProxyRuntime(
         role: role,
-        config: ActiveConfig(snapshot: snapshot, role: role, forceAudit: options.resolvedAudit),
+        config: ActiveConfig(snapshot: snapshot, role: role, forceAudit: options.resolvedAudit, names: servesDNS ? book : nil),
         accessLog: accessLog,
         logger: logger,
         logLevel: levelBox,
         certificates: certificates,
-        credentialsDirectory: options.certs.resolvedCredentialsDirectory
+        credentialsDirectory: options.certs.resolvedCredentialsDirectory,
+        learned: book
     )
     logger.info(
         "starting \(role.rawValue)",
@@ -83,9 +88,8 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     // port 53) and the NFQUEUE reader (`udp.capture`, sluice-init --capture-udp), sharing
     // the names the pod resolved.
     if role == .sidecar {
-        let book = runtime.learned
         let forced = options.environmentCapture
-        if snapshot.config.dns.proxy || forced.dns {
+        if servesDNS {
             services.append(.init(service: DNSProxy(runtime: runtime, book: book), successTerminationBehavior: .gracefullyShutdownGroup))
         }
         if snapshot.config.udp.capture || forced.udp {

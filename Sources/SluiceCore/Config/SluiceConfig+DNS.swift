@@ -16,8 +16,9 @@ public struct DNSConfig: Sendable, Equatable {
     public var proxy: Bool
     /// What unregistered names get.
     public var unregistered: Unregistered
-    /// Hand out addresses from 240.240.0.0/16 for TCP entries without `addresses` (Istio's
-    /// auto-allocation). Not supported yet: `true` is a config error.
+    /// Answer hosts of entries without `addresses` (resolution DNS or STATIC) with addresses
+    /// from 240.240.0.0/16 and 2001:2::/48 (Istio's auto-allocation, `DNSAllocations`), which
+    /// the sidecar maps back to the host. Only with the DNS proxy.
     public var autoAllocate: Bool
 
     /// Creates a DNS config; the defaults are what no `dns:` means.
@@ -52,11 +53,6 @@ extension SluiceConfig {
             config.proxy = proxy
         }
         if let value = YAMLReader.value(mapping, "autoAllocate"), let flag = reader.bool(value, "dns.autoAllocate") {
-            if flag {
-                // Istio's addresses from 240.240.0.0/16 only work when the TCP path maps them
-                // back to their hosts; Sluice's does not yet, so say so rather than half-work.
-                reader.error("dns.autoAllocate", at: value, "is not supported yet (Istio's 240.240.0.0/16 auto-allocation): use false")
-            }
             config.autoAllocate = flag
         }
         if let value = YAMLReader.value(mapping, "unregistered"), let text = reader.string(value, "dns.unregistered") {

@@ -1,17 +1,31 @@
+public import NIOCore
+
 /// Upstream answers kept for reuse, keyed by question (name, type): a cache hit is answered
 /// without a round trip. Bounded (`capacity`; when full, expired entries go, then everything),
 /// TTL from the answer's smallest record TTL, capped; NXDOMAIN kept `negativeTTL`. Pure: the
 /// caller passes the time in seconds.
+///
+/// Each answer is also kept encoded, as the response `response(to:now:)` would write for it
+/// (the question, then the answers, at offsets fixed once), so that the DNS proxy's cache-hit
+/// path (`wireResponse(to:now:allocator:)`) neither parses a message nor builds one: it finds
+/// the entry by a hash of the raw question, copies the bytes and patches the id, the RD bit
+/// and each TTL.
 public struct DNSAnswerCache: Sendable {
-    private struct Key: Hashable {
+    struct Key: Hashable {
         let name: String
         let type: UInt16
     }
 
-    private struct Entry {
+    struct Entry {
         let answers: [DNSRecord]
         let rcode: DNSResponseCode
         let expiresAt: UInt64
+        /// The response to the question with id 0 and RD clear.
+        let wire: [UInt8]
+        /// Where each answer's TTL is in `wire`, and the TTL it had.
+        let ttls: [(offset: Int, ttl: UInt32)]
+        /// What the learned-address table takes from the answer (see `LearnedAddresses`).
+        let learnable: DNSLearnable
     }
 
     /// Most questions held.
@@ -21,6 +35,9 @@ public struct DNSAnswerCache: Sendable {
     /// How long a NXDOMAIN is reused, in seconds.
     public let negativeTTL: UInt32
     private var entries: [Key: Entry] = [:]
+    /// The entries by `DNSWireQuestion.hash` of their question (a hash shared by two questions
+    /// keeps the later one; the other is still found by `response(to:now:)`).
+    private var byWireHash: [UInt64: Key] = [:]
 
     /// Creates an empty cache.
     public init(capacity: Int = 1024, maximumTTL: UInt32 = 300, negativeTTL: UInt32 = 30) {
@@ -42,6 +59,28 @@ public struct DNSAnswerCache: Sendable {
         })
     }
 
+    /// The same response as `response(to:now:)` gives, for the raw `query` (a UDP payload or
+    /// a TCP message), as bytes in a buffer from `allocator`: nil when the question is not
+    /// cached or fresh, or the query is not a plain one (`DNSWireQuestion`); the caller then
+    /// takes the full path.
+    public func wireResponse(to query: ByteBuffer, now: UInt64, allocator: ByteBufferAllocator) -> DNSWireAnswer? {
+        query.withUnsafeReadableBytes { raw -> DNSWireAnswer? in
+            guard let question = DNSWireQuestion(raw),
+                  let key = byWireHash[question.hash],
+                  let entry = entries[key], entry.expiresAt > now,
+                  question.matches(raw, stored: entry.wire)
+            else { return nil }
+            let left = UInt32(clamping: entry.expiresAt - now)
+            var buffer = allocator.buffer(capacity: entry.wire.count)
+            buffer.writeBytes(entry.wire)
+            buffer.setInteger(UInt8(raw[0]), at: 0)
+            buffer.setInteger(UInt8(raw[1]), at: 1)
+            buffer.setInteger(entry.wire[2] | (raw[2] & 0x01), at: 2)  // RD copied
+            for (offset, ttl) in entry.ttls { buffer.setInteger(min(ttl, left), at: offset) }
+            return DNSWireAnswer(bytes: buffer, learnable: entry.learnable, secondsLeft: left)
+        }
+    }
+
     /// Keeps `response` (to its first question) if it is a NOERROR with answers or an NXDOMAIN.
     public mutating func store(_ response: DNSMessage, now: UInt64) {
         guard let question = response.questions.first else { return }
@@ -55,11 +94,36 @@ public struct DNSAnswerCache: Sendable {
         default:
             return
         }
+        // What `response(to:)` answers, encoded once: the query's id and RD are patched in.
+        let answer = DNSMessage(id: 0, flags: 0, questions: [question]).response(rcode: response.rcode, answers: response.answers)
+        guard let (wire, ttlOffsets) = try? answer.serializedWithTTLOffsets(),
+              let hash = wire.withUnsafeBytes({ DNSWireQuestion(questionOf: $0)?.hash })
+        else { return }
         if entries.count >= capacity {
             entries = entries.filter { $0.value.expiresAt > now }
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            byWireHash = byWireHash.filter { entries[$0.value] != nil }
         }
-        entries[Key(name: question.name, type: question.type.rawValue)] =
-            Entry(answers: response.answers, rcode: response.rcode, expiresAt: now + UInt64(ttl))
+        let key = Key(name: question.name, type: question.type.rawValue)
+        entries[key] = Entry(
+            answers: response.answers, rcode: response.rcode, expiresAt: now + UInt64(ttl), wire: wire,
+            ttls: zip(ttlOffsets, response.answers).map { ($0, $1.ttl) }, learnable: DNSLearnable(response))
+        byWireHash[hash] = key
     }
+
+    /// Forgets every answer (the policy that let them through changed).
+    public mutating func removeAll() {
+        entries.removeAll()
+        byWireHash.removeAll()
+    }
+}
+
+/// A cache hit on the raw path: the response bytes, and what to learn from them.
+public struct DNSWireAnswer: Sendable {
+    /// The response, ready to send (UDP) or to frame (TCP).
+    public var bytes: ByteBuffer
+    /// The addresses the answer gives for the question's name.
+    public let learnable: DNSLearnable
+    /// Seconds the cached answer has left (its TTLs are capped at this).
+    public let secondsLeft: UInt32
 }

@@ -9,7 +9,15 @@ extension DNSMessage {
 
     /// The message as wire bytes (no TCP length prefix).
     public func serialized() throws(WriteError) -> [UInt8] {
+        try serializedWithTTLOffsets().bytes
+    }
+
+    /// The wire bytes and where each answer's TTL field is in them (for the answer cache,
+    /// which patches TTLs in place).
+    func serializedWithTTLOffsets() throws(WriteError) -> (bytes: [UInt8], ttlOffsets: [Int]) {
         var writer = DNSWriter()
+        var ttlOffsets: [Int] = []
+        ttlOffsets.reserveCapacity(answers.count)
         writer.u16(id)
         writer.u16(flags)
         writer.u16(UInt16(clamping: questions.count))
@@ -25,6 +33,7 @@ extension DNSMessage {
             try writer.name(record.name)
             writer.u16(record.type.rawValue)
             writer.u16(record.class)
+            ttlOffsets.append(writer.bytes.count)
             writer.u32(record.ttl)
             let lengthAt = writer.bytes.count
             writer.u16(0)
@@ -37,7 +46,7 @@ extension DNSMessage {
             writer.bytes[lengthAt] = UInt8(truncatingIfNeeded: length >> 8)
             writer.bytes[lengthAt + 1] = UInt8(truncatingIfNeeded: length)
         }
-        return writer.bytes
+        return (writer.bytes, ttlOffsets)
     }
 }
 

@@ -3,7 +3,9 @@
 /// In order: a query that is not a standard one gets NOTIMP; a name the policy refuses gets
 /// `dns.unregistered`'s answer (a denial, logged); a registered name with addresses in the
 /// registry (single-address `addresses`, or STATIC endpoints) is answered authoritatively,
-/// as Istio's DNS proxy does; a fresh cached upstream answer is reused; the rest is forwarded.
+/// as Istio's DNS proxy does — with `dns.autoAllocate`, a host that has an allocated address
+/// (`DNSAllocations`) is answered with it; a fresh cached upstream answer is reused; the
+/// rest is forwarded.
 public enum DNSProxyAnswer: Sendable, Equatable {
     /// Answer with this message; `denied` when the policy refused the name.
     case local(DNSMessage, denied: Bool)
@@ -16,7 +18,7 @@ public enum DNSProxyAnswer: Sendable, Equatable {
     /// Plans the answer to `query`. Pure.
     public static func plan(
         _ query: DNSMessage, registry: Registry, mode: OutboundTrafficPolicyMode, config: DNSConfig,
-        cache: DNSAnswerCache, now: UInt64
+        cache: DNSAnswerCache, now: UInt64, allocations: DNSAllocations = DNSAllocations()
     ) -> DNSProxyAnswer {
         guard !query.isResponse, query.opcode == 0, let question = query.questions.first else {
             return .local(query.response(rcode: DNSResponseCode(rawValue: 4)), denied: false)
@@ -26,7 +28,8 @@ public enum DNSProxyAnswer: Sendable, Equatable {
             return .local(query.response(rcode: code), denied: true)
         case .resolve(let host):
             if host != nil, question.type == .a || question.type == .aaaa {
-                let addresses = registry.staticAddresses(forName: question.name)
+                let addresses = allocations.allocation(forHost: question.name).map { [$0.ipv4] + ($0.ipv6.map { [$0] } ?? []) }
+                    ?? registry.staticAddresses(forName: question.name)
                 if !addresses.isEmpty {
                     let wanted = addresses.filter { $0.isIPv4 == (question.type == .a) }
                     let records = wanted.map { DNSRecord(name: question.name, ttl: registryTTL, data: .address($0)) }

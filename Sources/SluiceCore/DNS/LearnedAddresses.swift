@@ -65,7 +65,36 @@ public struct LearnedAddresses: Sendable {
     /// chain (`a` CNAME `b`, `b` A 192.0.2.1 teaches 192.0.2.1 → `a`). Returns the addresses learned.
     @discardableResult
     public mutating func learn(from response: DNSMessage, now: UInt64) -> [IPAddress] {
-        guard response.isResponse, response.rcode == .noError, let question = response.questions.first else { return [] }
+        let learnable = DNSLearnable(response)
+        learn(learnable, now: now)
+        return learnable.addresses.map { $0.address }
+    }
+
+    /// Learns `learnable`'s addresses, their TTLs capped at `cap` seconds (what a cached
+    /// answer has left).
+    public mutating func learn(_ learnable: DNSLearnable, cappedAt cap: UInt32 = .max, now: UInt64) {
+        for (address, ttl) in learnable.addresses {
+            learn(address, hostname: learnable.hostname, ttl: min(ttl, cap), now: now)
+        }
+    }
+}
+
+/// What a response teaches the learned-address table: the addresses it gives for its
+/// question's name, through the CNAME chain, with their TTLs. Worked out once per cached
+/// answer, so that a cache hit learns without walking the records again.
+public struct DNSLearnable: Sendable {
+    /// The name the app asked for.
+    public let hostname: String
+    /// The addresses, with their record TTLs.
+    public let addresses: [(address: IPAddress, ttl: UInt32)]
+
+    /// Reads `response` (nothing unless a NOERROR response).
+    public init(_ response: DNSMessage) {
+        guard response.isResponse, response.rcode == .noError, let question = response.questions.first else {
+            self.hostname = response.questions.first?.name ?? ""
+            self.addresses = []
+            return
+        }
         var names: Set<String> = [question.name]
         // A chain is at most as long as the answer list; each pass adds one link.
         for _ in 0..<response.answers.count {
@@ -75,13 +104,10 @@ public struct LearnedAddresses: Sendable {
             }
             if !grew { break }
         }
-        var learned: [IPAddress] = []
-        for record in response.answers where names.contains(record.name) {
-            if case .address(let address) = record.data {
-                learn(address, hostname: question.name, ttl: record.ttl, now: now)
-                learned.append(address)
-            }
+        self.hostname = question.name
+        self.addresses = response.answers.compactMap { record in
+            guard names.contains(record.name), case .address(let address) = record.data else { return nil }
+            return (address, record.ttl)
         }
-        return learned
     }
 }

@@ -135,7 +135,7 @@ extension Policy {
     func routedTCP(destination: IPAddress, port: Int, routes: RouteTable) -> Decision? {
         guard !routes.tcpRoutes.isEmpty else { return nil }
         let subject = Subject(traffic: .tcp, port: port, requestedHost: nil, destination: destination)
-        let registered = registry.lookup(address: destination, port: port, families: .all)
+        let registered = lookup(address: destination, port: port, families: .all)
         for route in routes.tcpRoutes {
             let hostHere = registered.map { match in route.hosts.contains { HostPattern.matches($0, match.matchedHost) } } ?? false
             let matched: Int?? = route.l4Matches.isEmpty ? (hostHere ? .some(nil) : nil) : route.l4Matches.firstIndex(where: { match in

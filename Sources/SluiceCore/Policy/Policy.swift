@@ -41,6 +41,10 @@ public struct Policy: Sendable {
     /// Picks a number in `0..<total` for a weighted choice among destinations; injected so
     /// that tests are deterministic.
     public var weightPicker: @Sendable (Int) -> Int = { Int.random(in: 0..<max($0, 1)) }
+    /// The names behind destination addresses, when the DNS proxy sees the pod's DNS: then
+    /// opaque ports of entries without addresses match only where the pod resolved (or the
+    /// proxy allocated) one of their hosts. Nil: Istio's meaning, every address.
+    public var resolvedNames: ResolvedNames?
 
     /// Creates a policy. A gateway never forwards to another gateway, so `gateway` is
     /// ignored for the gateway role.
@@ -54,6 +58,7 @@ public struct Policy: Sendable {
         self.role = role
         self.audit = audit
         self.routes = nil
+        self.resolvedNames = nil
     }
 
     /// Families whose ports Istio binds to an entry's addresses (HTTP ports stay on 0.0.0.0).
@@ -73,7 +78,7 @@ public struct Policy: Sendable {
             return match.port.protocol.isOpaque ? registered(subject, match: match) : nil
         }
         guard registry.wildcardFamilies(port: port).isDisjoint(with: [.http, .tls, .detected]),
-              let match = registry.lookup(address: destination, port: port, families: .opaque)
+              let match = lookup(address: destination, port: port, families: .opaque)
         else { return nil }
         return registered(subject, match: match)
     }
@@ -97,10 +102,10 @@ public struct Policy: Sendable {
                 }
                 return registered(subject, match: match)
             }
-            if let match = registry.lookup(address: destination, port: port, families: [.opaque, .detected]) {
+            if let match = lookup(address: destination, port: port, families: [.opaque, .detected]) {
                 return registered(subject, match: match)
             }
-            return unregistered(subject)
+            return unregistered(subject, note: resolvedNamesNote(destination: destination, port: port, families: [.opaque, .detected]))
 
         case .tls(let serverName):
             let sni = serverName.flatMap { Authority($0, as: .hostOnly) }
@@ -128,7 +133,7 @@ public struct Policy: Sendable {
                     return registered(subject, match: match)
                 }
             }
-            if role == .sidecar, let match = registry.lookup(address: destination, port: port, families: .opaque) {
+            if role == .sidecar, let match = lookup(address: destination, port: port, families: .opaque) {
                 // The port is open to opaque bytes on every address; TLS gains nothing more there.
                 return registered(subject, match: match)
             }
@@ -164,7 +169,7 @@ public struct Policy: Sendable {
                 }
             }
             if role == .sidecar, registry.wildcardFamilies(port: port).isDisjoint(with: [.http, .detected]),
-               let match = registry.lookup(address: destination, port: port, families: .opaque) {
+               let match = lookup(address: destination, port: port, families: .opaque) {
                 // No HTTP listener on this port: its TCP listener on every address takes it.
                 return registered(subject, match: match)
             }
@@ -235,7 +240,7 @@ public struct Policy: Sendable {
         let cluster = "outbound|\(port.number)||\(match.matchedHost)"
         let routeName = "\(match.matchedHost):\(port.number)"
         // A host match names the concrete host asked for; an address match only has the entry.
-        let concreteHost: String? = match.isHostMatch ? subject.requestedHost : nil
+        let concreteHost: String? = match.isHostMatch ? subject.requestedHost : match.resolvedName
         let routingHost = concreteHost ?? match.matchedHost
 
         if let gateway, gateway.routes(host: routingHost) {
@@ -366,6 +371,10 @@ public struct Policy: Sendable {
             return "\(resource) registers address \(cidr) on \(port)"
         case .anyAddress:
             return "\(resource) declares \(port) without addresses, which takes that port on every address"
+        case .resolvedName(let name, let address, allocated: true):
+            return "\(resource) registers host \(match.matchedHost) on \(port), and \(address) is the address the DNS proxy allocated to \(name) (dns.autoAllocate)"
+        case .resolvedName(let name, let address, allocated: false):
+            return "\(resource) registers host \(match.matchedHost) on \(port), and the pod resolved \(address) from \(name) through the DNS proxy"
         }
     }
 

@@ -287,6 +287,10 @@ public struct RegistryMatch: Sendable, Equatable {
         /// The entry has no addresses and declares the port as opaque TCP, which catches the
         /// port on every address (Istio's `0.0.0.0:port` listener); the weakest kind of match.
         case anyAddress
+        /// The entry has no addresses, and the destination is one the pod resolved this name
+        /// (one of its hosts) to through the DNS proxy, or that the proxy allocated to it
+        /// (`allocated`, `dns.autoAllocate`). Only when the sidecar sees the pod's DNS.
+        case resolvedName(String, address: IPAddress, allocated: Bool)
     }
 
     /// The matching entry.
@@ -311,7 +315,13 @@ public struct RegistryMatch: Sendable, Equatable {
     public var isHostMatch: Bool {
         switch matchedBy {
         case .exactHost, .wildcardHost: return true
-        case .address, .anyAddress: return false
+        case .address, .anyAddress, .resolvedName: return false
         }
+    }
+
+    /// The concrete name a `.resolvedName` match stands for; nil for other matches.
+    public var resolvedName: String? {
+        if case .resolvedName(let name, _, _) = matchedBy { return name }
+        return nil
     }
 }

@@ -27,12 +27,14 @@ public enum AdminServer {
         metrics: ProxyMetrics,
         logLevel: LogLevelBox,
         learned: LearnedAddressBook? = nil,
+        allocations: @escaping @Sendable () -> DNSAllocations = { DNSAllocations() },
         snapshot: @escaping @Sendable () -> SluiceSnapshot
     ) async throws -> any Channel {
         guard let address = try? SocketAddress(ipAddress: host, port: 0), Self.isLoopback(address) else {
             throw AdminServerError(host: host)
         }
-        let router = Self.router(role: role, metrics: metrics, logLevel: logLevel, learned: learned, snapshot: snapshot)
+        let router = Self.router(
+            role: role, metrics: metrics, logLevel: logLevel, learned: learned, allocations: allocations, snapshot: snapshot)
         return try await AdminHTTPServer.bind("admin", host: host, port: port, group: group, router: router)
     }
 
@@ -54,6 +56,7 @@ public enum AdminServer {
         metrics: ProxyMetrics,
         logLevel: LogLevelBox,
         learned: LearnedAddressBook? = nil,
+        allocations: @escaping @Sendable () -> DNSAllocations = { DNSAllocations() },
         snapshot: @escaping @Sendable () -> SluiceSnapshot
     ) -> AdminRouter {
         // `/` lists the routes, so it is built from the router it belongs to.
@@ -62,7 +65,7 @@ public enum AdminServer {
                 AdminResponse(
                     status: .ok,
                     contentType: "application/json",
-                    body: ConfigDump(snapshot: snapshot(), role: role, learned: learned).json())
+                    body: ConfigDump(snapshot: snapshot(), role: role, learned: learned, allocations: allocations()).json())
             },
             AdminRoute("/stats", summary: "every metric as `name{labels}: value` lines", offload: true) { _ in
                 AdminResponse(status: .ok, body: metrics.plainText())

@@ -17,6 +17,8 @@ struct ConfigDump: Encodable {
     let watchedPaths: [String]
     /// Issue 22: the addresses the pod resolved through the DNS proxy, still valid.
     let learnedAddresses: [LearnedAddress]
+    /// Issue 22: the DNS proxy's allocated addresses (`dns.autoAllocate`), by host.
+    let dnsAllocations: [Allocation]
 
     /// One entry of the address → hostname table.
     struct LearnedAddress: Encodable {
@@ -25,7 +27,17 @@ struct ConfigDump: Encodable {
         let secondsLeft: UInt64
     }
 
-    init(snapshot: SluiceSnapshot, role: ProxyRole, learned: LearnedAddressBook? = nil) {
+    /// One host's allocated addresses.
+    struct Allocation: Encodable {
+        let host: String
+        let ipv4: String
+        let ipv6: String?
+    }
+
+    init(snapshot: SluiceSnapshot, role: ProxyRole, learned: LearnedAddressBook? = nil, allocations: DNSAllocations = DNSAllocations()) {
+        self.dnsAllocations = allocations.allocations.map {
+            Allocation(host: $0.host, ipv4: $0.ipv4.description, ipv6: $0.ipv6?.description)
+        }
         self.learnedAddresses = (learned?.entries() ?? []).map {
             LearnedAddress(address: $0.address.description, hostname: $0.hostname, secondsLeft: $0.secondsLeft)
         }

@@ -10,13 +10,36 @@ final class DNSResponder: Sendable {
     let book: LearnedAddressBook
     let forwarder: DNSForwarder
     let metrics: DNSMetrics
-    private let cache = NIOLockedValueBox(DNSAnswerCache())
+    /// The answer cache, and the configuration whose policy let its answers through: a
+    /// cache hit skips the decision (`respondFromCache`), so a new configuration empties it.
+    private let cache = NIOLockedValueBox((config: ActiveConfig?.none, answers: DNSAnswerCache()))
 
     init(runtime: ProxyRuntime, book: LearnedAddressBook, forwarder: DNSForwarder) {
         self.runtime = runtime
         self.book = book
         self.forwarder = forwarder
         self.metrics = DNSMetrics(runtime.metrics)
+    }
+
+    /// The cache-hit path, before `respond`: the reply to a plain query whose question is
+    /// cached and fresh, made by patching the cached answer's bytes (no message parsed or
+    /// built, nothing allocated but the reply). Nil when it does not apply; then `respond`,
+    /// which decides as usual. Off in audit mode, where each refusal must still be logged.
+    func respondFromCache(_ query: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        let config = runtime.config
+        guard !config.policy.audit else { return nil }
+        let now = LearnedAddressBook.now()
+        let hit = cache.withLockedValue { cache -> DNSWireAnswer? in
+            guard cache.config === config else {
+                cache = (config: Optional(config), answers: DNSAnswerCache())
+                return nil
+            }
+            return cache.answers.wireResponse(to: query, now: now, allocator: allocator)
+        }
+        guard let hit else { return nil }
+        metrics.count(.cache)
+        book.learn(hit.learnable, cappedAt: hit.secondsLeft, now: now)
+        return hit.bytes
     }
 
     /// The reply bytes for `bytes` from `client`; nil drops the query (not DNS at all).
@@ -27,10 +50,13 @@ final class DNSResponder: Sendable {
         }
         let config = runtime.config
         let now = LearnedAddressBook.now()
-        let cache = self.cache.withLockedValue { $0 }
+        let cache = self.cache.withLockedValue { cache in
+            if cache.config !== config { cache = (config: Optional(config), answers: DNSAnswerCache()) }
+            return cache.answers
+        }
         var plan = DNSProxyAnswer.plan(
             query, registry: config.snapshot.registry, mode: config.policy.mode, config: config.snapshot.config.dns,
-            cache: cache, now: now)
+            cache: cache, now: now, allocations: config.policy.resolvedNames?.allocations ?? DNSAllocations())
         if case .local(let message, denied: true) = plan {
             log(query, rcode: message.rcode, client: client, audit: config.policy.audit)
             // Audit mode: the refusal is logged and counted, the name still resolves.
@@ -46,7 +72,10 @@ final class DNSResponder: Sendable {
                 self.metrics.count(.upstream)
                 if let response = try? DNSMessage.parse(reply) {
                     let now = LearnedAddressBook.now()
-                    self.cache.withLockedValue { $0.store(response, now: now) }
+                    self.cache.withLockedValue { cache in
+                        // Kept only under the configuration that decided to forward it.
+                        if cache.config === config { cache.answers.store(response, now: now) }
+                    }
                     self.book.learn(from: response)
                 }
                 return reply

@@ -44,6 +44,12 @@ public final class LearnedAddressBook: Sendable {
     /// True while the table holds nothing (a cheap check before parsing an address).
     var isEmpty: Bool { table.withLockedValue { $0.count == 0 } }
 
+    /// Learns the addresses of a cached answer, their TTLs capped at what it has left.
+    func learn(_ learnable: DNSLearnable, cappedAt cap: UInt32, now: UInt64) {
+        guard !learnable.addresses.isEmpty else { return }
+        table.withLockedValue { $0.learn(learnable, cappedAt: cap, now: now) }
+    }
+
     /// Learns the addresses of a response to the pod.
     func learn(from response: DNSMessage) {
         let now = Self.now()

@@ -101,7 +101,7 @@ public final class ConfigWatcher: Service, Sendable {
         let old = self.runtime.config
         switch SluiceSnapshot.load(configPath: self.configPath, namespace: old.snapshot.namespace, previous: old.snapshot) {
         case .success(let snapshot):
-            self.runtime.update(ActiveConfig(snapshot: snapshot, role: self.runtime.role, forceAudit: self.forceAudit))
+            self.runtime.update(ActiveConfig(snapshot: snapshot, role: self.runtime.role, forceAudit: self.forceAudit, names: old.names))
             self.runtime.metrics.configReloaded(success: true)
             self.runtime.metrics.registrySize(snapshot.registry.entries.count)
             self.runtime.metrics.registryRejected(snapshot.rejectedObjects)

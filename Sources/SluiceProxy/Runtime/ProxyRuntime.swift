@@ -14,16 +14,26 @@ public final class ActiveConfig: Sendable {
     /// The AuthorizationPolicies that select this workload (the gateway enforces them):
     /// those of its namespace and the root namespace whose selector its labels satisfy.
     public let authorization: AuthorizationEvaluator
+    /// The learned-address table the policy decides with when the sidecar's DNS proxy sees
+    /// the pod's DNS (see `ResolvedNames`); nil otherwise. Kept across reloads.
+    public let names: LearnedAddressBook?
     /// Which load this is: a connection may reuse a decision only while this is unchanged.
     /// (A connection's cached decision holds this small token, not the whole configuration,
     /// so an idle connection does not keep a replaced registry alive.)
     let identity = ConfigIdentity()
 
     /// Builds the policy for a role (the gateway never forwards to another gateway);
-    /// `forceAudit` keeps audit mode on whatever the config file says (`--audit`).
-    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false) {
+    /// `forceAudit` keeps audit mode on whatever the config file says (`--audit`). With
+    /// `names` (the DNS proxy serves this sidecar), opaque ports of entries without addresses
+    /// are enforced by the addresses the pod resolved, and `dns.autoAllocate` allocates.
+    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false, names: LearnedAddressBook? = nil) {
         self.snapshot = snapshot
-        self.policy = snapshot.policy(role: role, forceAudit: forceAudit)
+        var policy = snapshot.policy(role: role, forceAudit: forceAudit)
+        if let names, role == .sidecar {
+            policy.resolveNames(autoAllocate: snapshot.config.dns.autoAllocate) { names.hostname(for: $0) }
+        }
+        self.policy = policy
+        self.names = names
         self.authorization = AuthorizationEvaluator(
             policies: snapshot.authorizationPolicies, namespace: snapshot.namespace, labels: snapshot.identity.labels)
     }
@@ -50,7 +60,7 @@ public final class ProxyRuntime: Sendable {
     /// The run-time log level (admin `/logging`).
     public let logLevel: LogLevelBox
     /// Addresses the pod resolved through the DNS proxy, and from which names (issue 22).
-    public let learned = LearnedAddressBook()
+    public let learned: LearnedAddressBook
     let accessLog: AccessLogWriter?
     let resolver: DNSResolver
     let connector: UpstreamConnector
@@ -71,8 +81,10 @@ public final class ProxyRuntime: Sendable {
         logger: Logger,
         logLevel: LogLevelBox = LogLevelBox(.info),
         certificates: CertificateStore? = nil,
-        credentialsDirectory: String? = nil
+        credentialsDirectory: String? = nil,
+        learned: LearnedAddressBook = LearnedAddressBook()
     ) {
+        self.learned = learned
         self.certificates = certificates
         self.role = role
         self.logger = logger

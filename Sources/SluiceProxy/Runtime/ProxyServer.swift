@@ -99,6 +99,7 @@ public final class ProxyServer: Service, Sendable {
                 metrics: runtime.metrics,
                 logLevel: runtime.logLevel,
                 learned: runtime.learned,
+                allocations: { runtime.config.policy.resolvedNames?.allocations ?? DNSAllocations() },
                 snapshot: { runtime.config.snapshot }
             )
         )
