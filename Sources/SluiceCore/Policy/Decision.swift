@@ -224,6 +224,13 @@ public struct Decision: Sendable, Equatable {
     }
     /// Boxed: a decision without a route stays as small to copy as it was.
     private var routeBox: RouteSelectionBox?
+    /// The DestinationRule policy of a registered destination no VirtualService routes (a
+    /// routed one has it in `route.trafficPolicy`).
+    public var clusterPolicy: ClusterPolicy? {
+        get { clusterPolicyBox?.value }
+        set { clusterPolicyBox = newValue.map(ClusterPolicyBox.init) }
+    }
+    private var clusterPolicyBox: ClusterPolicyBox?
     /// True when the same authority and port always get this decision: no VirtualService
     /// match on uri, method or headers was consulted, no weighted choice among several
     /// destinations and no fault percentage. The HTTP path may then cache it per authority;
@@ -262,7 +269,7 @@ public struct Decision: Sendable, Equatable {
     public static func == (lhs: Decision, rhs: Decision) -> Bool {
         lhs.action == rhs.action && lhs.cluster == rhs.cluster && lhs.routeName == rhs.routeName
             && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.audited == rhs.audited && lhs.route == rhs.route
-            && lhs.reason == rhs.reason
+            && lhs.clusterPolicy == rhs.clusterPolicy && lhs.reason == rhs.reason
     }
 
     /// Envoy's cluster for unregistered traffic that is let through.

@@ -48,7 +48,7 @@ final class UpstreamPool: @unchecked Sendable {
             if self.idle[target]?.isEmpty == true { self.idle[target] = nil }
             self.total -= 1
             last.handler.unpooled()
-            if last.handler.channel?.isActive == true, now - last.since < Self.maxIdle {
+            if last.handler.channel?.isActive == true, now - last.since < last.handler.maxIdle {
                 return last.handler
             }
             last.handler.close()
@@ -56,9 +56,27 @@ final class UpstreamPool: @unchecked Sendable {
         return nil
     }
 
+    /// An idle, open connection to `target` that reached `remote` (the endpoint a
+    /// DestinationRule's load balancer chose), if one is kept.
+    func take(_ target: UpstreamTarget, remote: SocketAddress) -> UpstreamHTTPHandler? {
+        let now = NIODeadline.now()
+        while let index = self.idle[target]?.lastIndex(where: { $0.handler.remote == remote }),
+              let found = self.idle[target]?.remove(at: index) {
+            if self.idle[target]?.isEmpty == true { self.idle[target] = nil }
+            self.total -= 1
+            found.handler.unpooled()
+            if found.handler.channel?.isActive == true, now - found.since < found.handler.maxIdle {
+                return found.handler
+            }
+            found.handler.close()
+        }
+        return nil
+    }
+
     /// Keeps `handler` for reuse, or closes it when it cannot be reused or the pool is full.
     func put(_ handler: UpstreamHTTPHandler) {
-        guard handler.isReusable, !handler.isBusy, handler.channel?.isActive == true else {
+        // A request waiting for a slot of the connection's cluster gets it when this closes.
+        guard handler.isReusable, !handler.isBusy, handler.channel?.isActive == true, handler.cluster?.hasWaiters != true else {
             handler.close()
             return
         }

@@ -15,6 +15,8 @@ enum UpstreamError: Error, CustomStringConvertible {
     case tlsFailed(String)
     /// There was nothing to dial (an empty endpoint list or gateway list).
     case noHealthyUpstream
+    /// A DestinationRule `connectionPool` limit was reached (Envoy `UO`).
+    case overflow
 
     var description: String {
         switch self {
@@ -24,6 +26,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .tunnelRefused(let status, let gateway): return "gateway \(gateway) refused CONNECT with \(status)"
         case .tlsFailed(let why): return "TLS handshake with the gateway failed: \(why)"
         case .noHealthyUpstream: return "no healthy upstream"
+        case .overflow: return "upstream overflow"
         }
     }
 
@@ -33,6 +36,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .resolution: return .dnsResolutionFailed
         case .connectFailed, .connectTimeout, .tunnelRefused, .tlsFailed: return .upstreamConnectionFailure
         case .noHealthyUpstream: return .noHealthyUpstream
+        case .overflow: return .upstreamOverflow
         }
     }
 
@@ -45,6 +49,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .tunnelRefused(let status, _): return "connect_tunnel_refused: \(status)"
         case .tlsFailed(let why): return "TLS_error:|\(why):TLS_error_end"
         case .noHealthyUpstream: return "no_healthy_upstream"
+        case .overflow: return "overflow"
         }
     }
 
@@ -53,6 +58,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         switch self {
         case .resolution: return HTTP1LocalReply.dnsFailureBody
         case .noHealthyUpstream: return HTTP1LocalReply.noHealthyUpstreamBody
+        case .overflow: return HTTP1LocalReply.resetBody(reason: "overflow")
         default: return HTTP1LocalReply.resetBody(reason: "connection failure")
         }
     }
