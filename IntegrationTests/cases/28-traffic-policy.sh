@@ -25,13 +25,16 @@ tp_record() { last_json_record "$ACCESS_LOG" "$1" "$2"; }
 tp_field() { jq -r --arg f "$2" '.[$f] | if . == null then "null" else tostring end' <<<"$1"; }
 
 connection_pool_overflows_with_uo() {
-	local access i out=$E2E_TMP/overflow ok=0 uo=0 other=0 rec
+	local access i out=$E2E_TMP/overflow ok=0 uo=0 other=0 rec pids=()
 	access=$(access_mark)
 	# Four at once, each held 1.5 s by the origin: one connection, one pending, two overflow.
+	# (Waited for by pid: a bare `wait` would wait for the origins too.)
 	for i in 1 2 3 4; do
-		app curl -s -o "$out.$i.body" -w '%{http_code}' --max-time 10 "http://limited.test/delay/1500" >"$out.$i.code" 2>/dev/null &
+		ip netns exec "$NS_APP" curl -s -o "$out.$i.body" -w '%{http_code}' --max-time 10 \
+			"http://limited.test/delay/1500" >"$out.$i.code" 2>/dev/null 9>&- &
+		pids+=($!)
 	done
-	wait
+	wait "${pids[@]}"
 	for i in 1 2 3 4; do
 		case $(cat "$out.$i.code") in
 		200) ok=$((ok + 1)) ;;
@@ -85,7 +88,7 @@ outlier_detection_ejects_the_failing_endpoint() {
 	check_eq "outlierDetection: the 503s came from the failing endpoint" "$STATIC_V4:80" "$(tp_field "$rec" upstream_host)"
 	check_metric_reaches "outlierDetection: sluice_outlier_ejections_total{cluster=outbound|80||outlier.test}" sidecar 1 \
 		sluice_outlier_ejections_total "cluster=outbound|80||outlier.test"
-	check "outlierDetection: the ejection is logged" grep -q 'outlier endpoint ejected.*192.0.2.34:80' "$SIDECAR_LOG"
+	check "outlierDetection: the ejection is logged" grep -qE 'endpoint=192.0.2.34:80 type=consecutive_5xx .*outlier endpoint ejected' "$SIDECAR_LOG"
 }
 
 per_try_timeout_retries_a_slow_try() {
