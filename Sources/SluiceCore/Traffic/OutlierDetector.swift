@@ -49,6 +49,12 @@ public struct OutlierDetector: Sendable {
         public var kind: String
         /// How long the endpoint stays out (base × ejections, capped).
         public var duration: Duration
+
+        public init(endpoint: String, kind: String, duration: Duration) {
+            self.endpoint = endpoint
+            self.kind = kind
+            self.duration = duration
+        }
     }
 
     private struct Host {
