@@ -2,7 +2,7 @@
 # DestinationRule traffic policy in the data path (issue 20, items 3 and 8), and a route's
 # perTryTimeout: what Envoy applies per cluster, seen from the app and in the logs.
 #
-#  - connectionPool (Istio's "Circuit Breaking" task: maxConnections 1,
+#  - connectionPool (Istio's "Circuit Breaking" task, no VirtualService: maxConnections 1,
 #    http1MaxPendingRequests 1): of 4 parallel slow requests one is forwarded, one waits for
 #    its connection, the others get Envoy's 503 UO with its body and response_code_details;
 #  - loadBalancer ROUND_ROBIN over two STATIC endpoints: sequential requests alternate;
