@@ -107,7 +107,7 @@ per_try_timeout_retries_a_slow_try() {
 
 explain_and_check_show_the_applied_policy() {
 	local config=$E2E_CONFIGS/traffic-policy/sidecar.yaml
-	check_explain "explain: the routed destination's policy, with Istio's defaults filled in" \
+	check_explain "explain: the policy of a destination no VirtualService routes, with Istio's defaults filled in" \
 		'^trafficPolicy: DestinationRule default/limited: connectionPool\(maxConnections 1, http1MaxPendingRequests 1, .*maxRequestsPerConnection 1\), loadBalancer ROUND_ROBIN$' \
 		"$config" http://limited.test/
 	check_explain "explain: outlierDetection with its defaults" \
