@@ -24,6 +24,10 @@ HTTP behaviour:
                         answered by closing the connection without a byte (an upstream
                         reset before the response); later ones get 200 "reset-once=KEY
                         seen=N\\n", N the requests for KEY so far: retries, counted
+  GET /slow-once/KEY -> the first request for KEY is answered after 3 s, later ones at once,
+                        with 200 "slow-once=KEY seen=N\\n": a try that outlives a perTryTimeout
+  GET /fail-at/IP    -> 503 "failing=IP\\n" when reached on IP, else as "anything else": one
+                        failing endpoint among several (outlier detection)
   anything else      -> 200 "origin=<local ip> host=<host>\\n"
 Every response carries X-Origin-Local, the address the client reached.
 
@@ -66,6 +70,7 @@ REQUEST_LOG = None
 IDLE_TIMEOUT_S = 60  # so a forgotten connection cannot hold a thread forever
 READ_PIECE = 1 << 16
 DELAY_MAX_MS = 30_000  # /delay/MS never holds a thread longer than this
+SLOW_ONCE_S = 3  # how long /slow-once/KEY holds its first request
 
 # /reset-once/KEY: requests seen per KEY (bounded: a test uses a handful of keys).
 RESET_ONCE = {}
@@ -212,9 +217,23 @@ class OriginHandler(BaseHTTPRequestHandler):
         self.send_simple(200, f"reset-once={path[len('/reset-once/'):]} seen={seen}\n".encode(), with_body=with_body)
         return True
 
+    def slow_once(self, path, with_body):
+        """The /slow-once/KEY answer: True when it handled the request."""
+        if not path.startswith("/slow-once/"):
+            return False
+        key = path[len("/slow-once/"):]
+        seen = reset_once_count("slow-once/" + key)
+        if seen == 1:
+            time.sleep(SLOW_ONCE_S)
+        self.send_simple(200, f"slow-once={key} seen={seen}\n".encode(), with_body=with_body)
+        return True
+
     def answer(self, with_body):
         path = self.path.split("?", 1)[0]
-        if self.reset_once(path, with_body):
+        if self.reset_once(path, with_body) or self.slow_once(path, with_body):
+            return
+        if path.startswith("/fail-at/") and path[len("/fail-at/"):] == self.local_ip():
+            self.send_simple(503, f"failing={self.local_ip()}\n".encode(), with_body=with_body)
             return
         if path == "/" and self.is_aliyun():
             body = (b"<html>\r\n<head><title>301 Moved Permanently</title></head>\r\n"

@@ -199,6 +199,8 @@ struct ExplainTarget {
                 lines.append("trafficPolicy: \(rule): \(describe(policy: policy))")
             }
             if !decision.dependsOnlyOnAuthority { lines.append("note:        this decision depends on the request (path, method, headers, weights or fault), not only on its authority") }
+        } else if let own = decision.clusterPolicy {
+            lines.append("trafficPolicy: \(own.rule): \(describe(policy: own.policy))")
         }
         if let tls = decision.upstreamTLS { lines.append("upstream tls: \(tls)") }
         lines.append("cluster:     \(decision.cluster)")
@@ -229,12 +231,27 @@ struct ExplainTarget {
     static func describe(policy: TrafficPolicy) -> String {
         var parts: [String] = []
         if let pool = policy.connectionPool {
-            parts.append("connectionPool(maxConnections \(pool.maxConnections.map(String.init) ?? "-"), http1MaxPendingRequests \(pool.http1MaxPendingRequests.map(String.init) ?? "-"))")
+            let limits = ClusterLimits(pool)
+            func shown(_ value: Int) -> String { value == ClusterLimits.unlimited ? "-" : String(value) }
+            var fields = [
+                "maxConnections \(shown(limits.maxConnections))", "http1MaxPendingRequests \(shown(limits.maxPendingRequests))",
+                "http2MaxRequests \(shown(limits.maxRequests))", "maxRetries \(shown(limits.maxRetries))",
+            ]
+            if let perConnection = limits.maxRequestsPerConnection { fields.append("maxRequestsPerConnection \(perConnection)") }
+            if let connect = limits.connectTimeout { fields.append("connectTimeout \(RoutingDurations.format(connect))") }
+            if let idle = limits.idleTimeout { fields.append("idleTimeout \(RoutingDurations.format(idle))") }
+            parts.append("connectionPool(\(fields.joined(separator: ", ")))")
         }
         if let outlier = policy.outlierDetection {
-            parts.append("outlierDetection(consecutive5xxErrors \(outlier.consecutive5xxErrors.map(String.init) ?? "-"))")
+            let settings = OutlierDetector.Settings(outlier)
+            parts.append(
+                "outlierDetection(consecutive5xxErrors \(settings.consecutive5xx), consecutiveGatewayErrors \(settings.consecutiveGateway), "
+                    + "interval \(RoutingDurations.format(settings.interval)), baseEjectionTime \(RoutingDurations.format(settings.baseEjectionTime)), "
+                    + "maxEjectionPercent \(settings.maxEjectionPercent))")
         }
-        if let lb = policy.loadBalancer { parts.append("loadBalancer \(lb)") }
+        if policy.connectionPool != nil || policy.outlierDetection != nil || policy.loadBalancer != nil {
+            parts.append("loadBalancer \(LoadBalancerPolicy(policy.loadBalancer).rawValue)")
+        }
         if let tls = policy.tls { parts.append("tls \(tls.mode)") }
         return parts.joined(separator: ", ")
     }

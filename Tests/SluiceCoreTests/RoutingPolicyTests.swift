@@ -335,3 +335,22 @@ final class RoutingPolicyTests: XCTestCase {
         XCTAssertEqual(ShorthandRoutes.describe(gateway).count, 2)
     }
 }
+
+/// A DestinationRule with no VirtualService routing its host (Istio's "Circuit Breaking" task):
+/// the decision carries the rule's policy for the port, for the data path to apply per cluster.
+extension RoutingPolicyTests {
+    func testADestinationRuleAppliesWithoutAVirtualService() throws {
+        let policy = try self.policy(["08-circuit-breaking.yaml"])
+        let decision = policy.decide(ConnectionFacts(kind: .http(host: "httpbin.org:8000"), destination: RoutingPolicyTests.anyIP, port: 8000))
+        XCTAssertEqual(decision.action, .forward(.resolve(host: "httpbin.org", port: 8000)))
+        XCTAssertNil(decision.route, "no VirtualService")
+        let own = try XCTUnwrap(decision.clusterPolicy)
+        XCTAssertEqual(own.rule.name, "httpbin")
+        XCTAssertTrue(own.appliesInDataPath)
+        let limits = ClusterLimits(own.policy.connectionPool)
+        XCTAssertEqual([limits.maxConnections, limits.maxPendingRequests, limits.maxRequestsPerConnection], [1, 1, 1])
+        XCTAssertEqual(OutlierDetector.Settings(try XCTUnwrap(own.policy.outlierDetection)).baseEjectionTime, .seconds(180))
+        let unruled = policy.decide(ConnectionFacts(kind: .http(host: "unruled.example.com"), destination: RoutingPolicyTests.anyIP, port: 80))
+        XCTAssertNil(unruled.clusterPolicy)
+    }
+}

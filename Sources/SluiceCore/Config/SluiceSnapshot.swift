@@ -76,6 +76,7 @@ public struct SluiceSnapshot: Sendable {
             visible = Registry(SidecarScope.visibleEntries(registry.entries, sidecar: sidecar))
         }
         var policy = Policy(mode: mode, registry: visible, gateway: config.egressGateway, role: role, audit: config.audit || forceAudit)
+        policy.destinationRules = table?.destinationRules ?? []
         policy.routes = table
         return policy
     }

@@ -253,6 +253,13 @@ public struct Decision: Sendable, Equatable {
     /// TLS on the upstream connection: the DestinationRule's `tls` for the destination (or
     /// the `egressGateway.tls` shorthand), resolved; nil for plaintext (or the app's own TLS).
     public var upstreamTLS: UpstreamTLS?
+    /// The DestinationRule policy of a registered destination no VirtualService routes (a
+    /// routed one has it in `route.trafficPolicy`).
+    public var clusterPolicy: ClusterPolicy? {
+        get { clusterPolicyBox?.value }
+        set { clusterPolicyBox = newValue.map(ClusterPolicyBox.init) }
+    }
+    private var clusterPolicyBox: ClusterPolicyBox?
     /// True when the same authority and port always get this decision: no VirtualService
     /// match on uri, method or headers was consulted, no weighted choice among several
     /// destinations and no fault percentage. The HTTP path may then cache it per authority;
@@ -291,7 +298,7 @@ public struct Decision: Sendable, Equatable {
     public static func == (lhs: Decision, rhs: Decision) -> Bool {
         lhs.action == rhs.action && lhs.cluster == rhs.cluster && lhs.routeName == rhs.routeName
             && lhs.match == rhs.match && lhs.denial == rhs.denial && lhs.audited == rhs.audited && lhs.route == rhs.route
-            && lhs.upstreamTLS == rhs.upstreamTLS
+            && lhs.upstreamTLS == rhs.upstreamTLS && lhs.clusterPolicy == rhs.clusterPolicy
             && lhs.reason == rhs.reason
     }
 

@@ -38,6 +38,10 @@ public struct Policy: Sendable {
     public var routes: RouteTable? {
         didSet { if routes?.isEmpty == true { routes = nil } }
     }
+    /// The DestinationRules that apply to this proxy (`RouteTable.destinationRules`), also
+    /// when no route needs the table: their traffic policy goes with registered destinations
+    /// that no VirtualService routes (`Decision.clusterPolicy`).
+    public var destinationRules: [DestinationRule] = []
     /// Picks a number in `0..<total` for a weighted choice among destinations; injected so
     /// that tests are deterministic.
     public var weightPicker: @Sendable (Int) -> Int = { Int.random(in: 0..<max($0, 1)) }
@@ -289,6 +293,7 @@ public struct Policy: Sendable {
             return "\(Policy.describe(match)); \(how())\(direct)" + (tls.map { "; upstream TLS \($0)" } ?? "")
         })
         decision.upstreamTLS = tls
+        if !destinationRules.isEmpty { decision.clusterPolicy = clusterPolicy(host: routingHost, port: port.number) }
         return decision
     }
 

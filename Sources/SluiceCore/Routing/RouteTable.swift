@@ -167,9 +167,7 @@ public struct RouteTable: Sendable {
 
     /// The DestinationRule for `host` (exact first, then the most specific wildcard).
     public func destinationRule(for host: String) -> DestinationRule? {
-        destinationRules
-            .filter { HostPattern.matches($0.host, host) }
-            .max { HostPattern.specificity($0.host) < HostPattern.specificity($1.host) }
+        DestinationRule.best(for: host, in: destinationRules)
     }
 
     /// Envoy's cluster name for a destination: `outbound|port|subset|host`.

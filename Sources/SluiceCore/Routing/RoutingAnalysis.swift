@@ -84,36 +84,29 @@ public enum RoutingAnalysis {
         return diagnostics
     }
 
-    /// Notes for what the decision hands the data path that the HTTP path does not apply yet
-    /// (see docs/configuration.md): the per-route behaviour still pending (a retry's
-    /// perTryTimeout) and DestinationRule traffic policies.
+    /// Notes for what the decision hands the data path that it does not apply yet (see
+    /// docs/configuration.md): of DestinationRule traffic policies, `loadBalancer: PASSTHROUGH`
+    /// (balanced as ROUND_ROBIN) and the HTTP/2 upstream path and CONNECT tunnels, which apply
+    /// none. The rest — connectionPool, outlierDetection, loadBalancer, a retry's
+    /// perTryTimeout — is applied to HTTP/1 requests and opaque connections.
     static func pendingDataPath(_ routing: RoutingObjects) -> [ConfigDiagnostic] {
         var diagnostics: [ConfigDiagnostic] = []
-        for service in routing.virtualServices {
-            var fields: Set<String> = []
-            for route in service.routes where route.kind == .http {
-                let behaviour = route.behaviour
-                // Applied by the HTTP/1 path: timeout, redirect, fault, headers, rewrite, retries
-                // (but their per-try timeout), weights per request.
-                if behaviour.retries?.perTryTimeout != nil { fields.insert("retries.perTryTimeout") }
-            }
-            guard !fields.isEmpty else { continue }
-            diagnostics.append(ConfigDiagnostic(
-                severity: .note, path: service.source.path, line: service.source.line, resource: service.id.description,
-                message: "routes apply; \(fields.sorted().joined(separator: ", ")) are decided and shown by explain, applied by the data path: pending"))
-        }
         for rule in routing.destinationRules {
             let policies = [rule.trafficPolicy].compactMap { $0 } + rule.subsetDetails.compactMap(\.trafficPolicy)
             var fields: Set<String> = []
+            var passthrough = false
             for policy in policies + policies.flatMap({ Array($0.portLevel.values) }) {
                 if policy.connectionPool != nil { fields.insert("connectionPool") }
                 if policy.outlierDetection != nil { fields.insert("outlierDetection") }
                 if policy.loadBalancer != nil { fields.insert("loadBalancer") }
+                if LoadBalancerPolicy(policy.loadBalancer) == .passthrough { passthrough = true }
             }
             guard !fields.isEmpty else { continue }
+            var message = "\(fields.sorted().joined(separator: ", ")) applied to HTTP/1 requests and TCP/TLS connections; "
+                + "to HTTP/2 upstreams and CONNECT tunnels: pending"
+            if passthrough { message += "; loadBalancer PASSTHROUGH balances as ROUND_ROBIN (the original destination: pending)" }
             diagnostics.append(ConfigDiagnostic(
-                severity: .note, path: rule.source.path, line: rule.source.line, resource: rule.id.description,
-                message: "subsets apply; \(fields.sorted().joined(separator: ", ")) are decided and shown by explain, applied by the data path: pending"))
+                severity: .note, path: rule.source.path, line: rule.source.line, resource: rule.id.description, message: message))
         }
         return diagnostics
     }

@@ -45,6 +45,11 @@ struct TCPForwarder {
             self.runtime.metrics.auditDenied(
                 self.serverName == nil ? .tcp : .tls, host: self.serverName ?? self.connection.destinationText)
         }
+        if let cluster = self.runtime.clusters.state(for: self.decision, route: self.decision.route) {
+            // A DestinationRule traffic policy: balanced endpoints, counted connections.
+            self.forward(downstream: downstream, target: target, buffered: buffered, cluster: cluster, onGlued: onGlued)
+            return
+        }
         self.runtime.connector.connect(
             target: target,
             gateway: self.config.gateway,
@@ -54,25 +59,30 @@ struct TCPForwarder {
         ) { result in
             switch result {
             case .failure(let failure):
-                self.runtime.logger.warning(
-                    "upstream connect failed for \(self.connection.destinationText)",
-                    metadata: ["error": "\(failure)", "cluster": "\(self.decision.cluster)"]
-                )
-                var record = self.record(upstream: nil, upstreamLocal: nil)
-                record.responseFlags = failure.responseFlag
-                record.upstreamTransportFailureReason = failure.transportFailureReason
-                record.bytesReceived = UInt64(buffered.readableBytes)
-                record.duration = self.connection.start.millisecondsElapsed
-                self.runtime.metrics.tcpOpened(cluster: self.decision.cluster, connection: self.connection)
-                self.runtime.completedConnection(record)
-                downstream.close(promise: nil)
+                self.connectFailed(failure, downstream: downstream, buffered: buffered)
             case .success(let upstream):
                 self.glue(downstream: downstream, upstream: upstream, buffered: buffered, onGlued: onGlued)
             }
         }
     }
 
-    private func glue(
+    /// No upstream: logged with the failure's flag, and the app's connection closed.
+    func connectFailed(_ failure: UpstreamError, downstream: any Channel, buffered: ByteBuffer) {
+        self.runtime.logger.warning(
+            "upstream connect failed for \(self.connection.destinationText)",
+            metadata: ["error": "\(failure)", "cluster": "\(self.decision.cluster)"]
+        )
+        var record = self.record(upstream: nil, upstreamLocal: nil)
+        record.responseFlags = failure.responseFlag
+        if case .overflow = failure {} else { record.upstreamTransportFailureReason = failure.transportFailureReason }
+        record.bytesReceived = UInt64(buffered.readableBytes)
+        record.duration = self.connection.start.millisecondsElapsed
+        self.runtime.metrics.tcpOpened(cluster: self.decision.cluster, connection: self.connection)
+        self.runtime.completedConnection(record)
+        downstream.close(promise: nil)
+    }
+
+    func glue(
         downstream: any Channel,
         upstream: UpstreamConnection,
         buffered: ByteBuffer,

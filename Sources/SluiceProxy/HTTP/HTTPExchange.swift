@@ -31,6 +31,15 @@ final class HTTPExchange {
     var responseHeaders: HeaderEdits?
     /// The route's retry policy and what it needs to try again; nil: no retries.
     var retries: ExchangeRetries?
+    /// The DestinationRule cluster the request counts against (HTTPProxyHandler+Cluster);
+    /// nil without a traffic policy.
+    var cluster: ClusterState?
+    /// The endpoint (`ip:port`) the current try went to, under a cluster.
+    var endpoint: String?
+    /// A retry of it is counted in the cluster's maxRetries.
+    var retryCounted = false
+    /// The route's perTryTimeout timer for the try in flight.
+    var perTryTimer: Scheduled<Void>?
 
     init(phase: HTTPExchangeStateMachine.Phase, record: AccessLogRecord, versionMinor: Int, keepAlive: Bool, isHEAD: Bool) {
         self.state = HTTPExchangeStateMachine(phase: phase, keepAlive: keepAlive)

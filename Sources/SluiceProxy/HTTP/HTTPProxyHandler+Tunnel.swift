@@ -32,6 +32,7 @@ extension HTTPProxyHandler {
             return
         }
         self.exchange = nil
+        self.releaseCluster(exchange)
         self.deadlines.clear()
         self.state.closed()  // this handler is done with the connection
         let downstream = context.channel

@@ -8,14 +8,14 @@ extension HTTPProxyHandler {
     // MARK: upstream connection
 
     func connect(_ exchange: HTTPExchange, target: UpstreamTarget, config: ActiveConfig, context: ChannelHandlerContext) {
-        self.upstreams.connect(
-            target: target, tls: exchange.upstreamTLS, config: config, eventLoop: context.eventLoop, limits: self.limits.framer
-        ) { result in
+        let completion: (Result<any HTTPUpstream, any Error>) -> Void = { result in
             guard self.exchange === exchange, let context = self.context else {
                 if case .success(let upstream) = result { upstream.close() }
                 return
             }
             switch result {
+            case .failure(UpstreamError.overflow):
+                self.respondOverflow(exchange, closeAfter: !exchange.state.requestEnded, context: context)
             case .failure(let error as UpstreamError):
                 if error.isConnectFailure, self.retryIfAllowed(exchange, after: .connectFailure, context: context) { return }
                 self.runtime.logger.warning(
@@ -47,12 +47,31 @@ extension HTTPProxyHandler {
                 self.resumeReadingIfHeld(context: context)
             }
         }
+        if let cluster = exchange.cluster {
+            // The cluster's load balancer picks the endpoint: this connection's own upstream
+            // goes back to the pool, where the pick may find it.
+            self.releaseUpstream()
+            self.armResponseDeadline(exchange, context: context)
+            self.upstreams.connect(
+                target: target, tls: exchange.upstreamTLS, config: config, eventLoop: context.eventLoop, limits: self.limits.framer,
+                cluster: cluster, completion: completion)
+        } else {
+            self.upstreams.connect(
+                target: target, tls: exchange.upstreamTLS, config: config, eventLoop: context.eventLoop, limits: self.limits.framer,
+                completion: completion)
+        }
     }
 
     /// Starts the clock for `upstream_service_time` and Envoy's route timeout.
     func requestSent(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
         exchange.upstreamRequestSent = NIODeadline.now()
-        // Armed once: Envoy's route timeout spans the retries.
+        if exchange.retries != nil { self.armPerTryTimeout(exchange, context: context) }
+        self.armResponseDeadline(exchange, context: context)
+    }
+
+    /// Envoy's route timeout, armed once: it spans the retries (and, under a DestinationRule,
+    /// the wait for a connection slot).
+    func armResponseDeadline(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
         guard !exchange.responseDeadlineArmed else { return }
         exchange.responseDeadlineArmed = true
         let timeout = exchange.routeTimeout ?? self.limits.upstream
@@ -73,6 +92,7 @@ extension HTTPProxyHandler {
 
     func attach(_ exchange: HTTPExchange, to upstream: any HTTPUpstream) {
         upstream.beginExchange(for: self, toHEAD: exchange.isHEAD, stripChunkFraming: exchange.requestVersionMinor == 0)
+        if exchange.cluster != nil { self.clusterTryStarted(exchange, on: upstream) }
         exchange.record.upstreamHost = upstream.remoteText
         exchange.record.upstreamLocalAddress = upstream.localText
     }
@@ -104,6 +124,11 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
         guard upstream === self.upstream, let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
+            if exchange.cluster != nil, head.status >= 200 { self.clusterTryOutcome(exchange, .status(head.status)) }
+            if exchange.perTryTimer != nil, head.status >= 200 {
+                exchange.perTryTimer?.cancel()
+                exchange.perTryTimer = nil
+            }
             if head.status >= 400, exchange.retries != nil, !exchange.state.responseStarted,
                self.retryIfAllowed(exchange, after: .status(head.status), context: context) {
                 return
@@ -221,6 +246,7 @@ extension HTTPProxyHandler: HTTPUpstreamSink {
         upstream.detach()
         guard let exchange = self.exchange, !exchange.state.responseEnded, let context = self.context else { return }
         guard exchange.state.phase == .forwarding else { return }
+        if exchange.cluster != nil, !exchange.state.responseStarted { self.clusterTryOutcome(exchange, .connectFailure) }
         if !exchange.state.responseStarted, self.retryIfAllowed(exchange, after: .reset, context: context) { return }
         self.failExchange(
             exchange,

@@ -352,12 +352,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.upgrade = upgrade
             exchange.upstreamTLS = decided.decision.upstreamTLS
             self.exchange = exchange
+            if route != nil || decided.decision.clusterPolicy != nil,
+               let cluster = self.clusterState(for: decided.decision, route: route) {
+                // DestinationRule connectionPool: past http2MaxRequests outstanding, 503 UO.
+                guard cluster.startRequest() else {
+                    exchange.state.startConnecting(with: bytes)
+                    self.respondOverflow(exchange, closeAfter: head.announcesBody || upgrade != nil, context: context)
+                    return
+                }
+                exchange.cluster = cluster
+            }
             if let route,
                self.applyRoute(route, to: exchange, method: head.methodString, announcesBody: head.announcesBody || upgrade != nil,
                                request: bytes, target: upstreamTarget, config: config, context: context) {
                 return
             }
-            if let upstream = self.reusableUpstream(for: upstreamTarget) {
+            if exchange.cluster == nil, let upstream = self.reusableUpstream(for: upstreamTarget) {
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)
                 self.requestSent(exchange, context: context)
@@ -421,6 +431,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func finish(_ exchange: HTTPExchange, context: ChannelHandlerContext, closeAfter: Bool) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
+        self.releaseCluster(exchange)
         // Logged in place, neither copied nor swapped out for an empty record.
         exchange.record.duration = exchange.start.millisecondsElapsed
         self.runtime.completedRequest(&exchange.record, memo: &self.seriesMemo)

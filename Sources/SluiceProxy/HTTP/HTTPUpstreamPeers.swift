@@ -91,6 +91,33 @@ protocol HTTPUpstreamProvider {
         limits: HTTP1Limits,
         completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
     )
+    /// The same for a request under a DestinationRule traffic policy: the endpoint chosen by
+    /// its load balancer (an idle connection to it reused), its limits and outlier detection
+    /// applied (PooledHTTPUpstreams+Cluster). `UpstreamError.overflow` is a 503 UO.
+    func connect(
+        target: UpstreamTarget,
+        tls: UpstreamTLS?,
+        config: ActiveConfig,
+        eventLoop: any EventLoop,
+        limits: HTTP1Limits,
+        cluster: ClusterState,
+        completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
+    )
+}
+
+extension HTTPUpstreamProvider {
+    /// A provider that knows no clusters (a test double) dials as without a policy.
+    func connect(
+        target: UpstreamTarget,
+        tls: UpstreamTLS?,
+        config: ActiveConfig,
+        eventLoop: any EventLoop,
+        limits: HTTP1Limits,
+        cluster: ClusterState,
+        completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
+    ) {
+        self.connect(target: target, tls: tls, config: config, eventLoop: eventLoop, limits: limits, completion: completion)
+    }
 }
 
 /// The real provider: the event loop's `UpstreamPool`, and `UpstreamHTTPHandler`s on
@@ -121,15 +148,7 @@ struct PooledHTTPUpstreams: HTTPUpstreamProvider {
             case .failure(let failure):
                 completion(.failure(failure))
             case .success(let connection):
-                let handler = UpstreamHTTPHandler(target: target, remote: connection.remote, limits: limits)
-                do {
-                    try connection.channel.pipeline.syncOperations.addHandler(handler)
-                } catch {
-                    connection.channel.close(promise: nil)
-                    completion(.failure(error))
-                    return
-                }
-                completion(.success(handler))
+                completion(Self.install(on: connection, target: target, limits: limits, cluster: nil))
             }
         }
     }

@@ -35,6 +35,13 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var inbound: ByteBuffer?
     /// After a 101 head: what follows is the upgraded protocol's, not HTTP.
     private(set) var switched = false
+    /// The DestinationRule cluster whose connection slot this holds (nil: none): its
+    /// maxRequestsPerConnection and idleTimeout apply (UpstreamHTTPHandler+Cluster).
+    var cluster: ClusterState?
+    /// Requests begun on it.
+    var served = 0
+    /// Its id in the cluster's list of idle connections while pooled.
+    var poolID: UInt64 = 0
 
     init(target: UpstreamTarget, remote: SocketAddress, limits: HTTP1Limits) {
         self.target = target
@@ -63,6 +70,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func beginExchange(for sink: any HTTPUpstreamSink, toHEAD: Bool, stripChunkFraming: Bool) {
         self.sink = sink
         self.state.exchangeStarted()
+        if self.cluster != nil { self.countRequest() }
         var framer = self.framer  // copied and put back, as in frame(context:)
         framer.expectResponse(toHEAD: toHEAD)
         framer.stripChunkFraming = stripChunkFraming
@@ -91,10 +99,12 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func pooled() {
         self.sink = nil
         self.state.pooled()
+        if self.cluster != nil { self.offerSlotWhilePooled() }
     }
 
     func unpooled() {
         self.state.unpooled()
+        self.cluster?.unpooled(id: self.poolID)
     }
 
     // MARK: channel events
@@ -191,6 +201,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func channelInactive(context: ChannelHandlerContext) {
         if self.state.closed() {
             UpstreamPool.current.remove(self)
+            self.cluster?.unpooled(id: self.poolID)
         }
         var framer = self.framer  // copied and put back, as in frame(context:)
         let ended = self.state.isBusy && framer.isCloseDelimited && framer.inputClosed()

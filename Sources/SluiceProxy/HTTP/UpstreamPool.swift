@@ -41,24 +41,33 @@ final class UpstreamPool: @unchecked Sendable {
         return pool
     }
 
-    /// An idle, open connection to `target`, if one is kept.
-    func take(_ target: UpstreamTarget) -> UpstreamHTTPHandler? {
+    /// An idle, open connection to `target` (that reached `remote`, the endpoint a
+    /// DestinationRule's load balancer chose, when given), if one is kept.
+    func take(_ target: UpstreamTarget, remote: SocketAddress? = nil) -> UpstreamHTTPHandler? {
         let now = NIODeadline.now()
-        while let last = self.idle[target]?.popLast() {
+        while let index = self.lastIndex(target, remote: remote), let found = self.idle[target]?.remove(at: index) {
             if self.idle[target]?.isEmpty == true { self.idle[target] = nil }
             self.total -= 1
-            last.handler.unpooled()
-            if last.handler.channel?.isActive == true, now - last.since < Self.maxIdle {
-                return last.handler
+            found.handler.unpooled()
+            if found.handler.channel?.isActive == true, now - found.since < found.handler.maxIdle {
+                return found.handler
             }
-            last.handler.close()
+            found.handler.close()
         }
         return nil
     }
 
+    /// The most recently pooled connection to `target` (and `remote`).
+    private func lastIndex(_ target: UpstreamTarget, remote: SocketAddress?) -> Int? {
+        guard let list = self.idle[target] else { return nil }
+        guard let remote else { return list.isEmpty ? nil : list.count - 1 }
+        return list.lastIndex { $0.handler.remote == remote }
+    }
+
     /// Keeps `handler` for reuse, or closes it when it cannot be reused or the pool is full.
     func put(_ handler: UpstreamHTTPHandler) {
-        guard handler.isReusable, !handler.isBusy, handler.channel?.isActive == true else {
+        // A request waiting for a slot of the connection's cluster gets it when this closes.
+        guard handler.isReusable, !handler.isBusy, handler.channel?.isActive == true, handler.cluster?.hasWaiters != true else {
             handler.close()
             return
         }

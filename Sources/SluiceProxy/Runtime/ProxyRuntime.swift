@@ -64,6 +64,8 @@ public final class ProxyRuntime: Sendable {
     let accessLog: AccessLogWriter?
     let resolver: DNSResolver
     let connector: UpstreamConnector
+    /// DestinationRule traffic-policy state per cluster (limits, outlier detection, balancing).
+    let clusters: ClusterStates
     package let connections = ConnectionTracker()
     /// The mesh certificates (`--certs`), when a listener or the route to the gateway uses mTLS.
     public let certificates: CertificateStore?
@@ -96,6 +98,7 @@ public final class ProxyRuntime: Sendable {
             resolver: self.resolver, logger: logger, metrics: self.metrics, certificates: certificates,
             fileContexts: FileTLSContexts(credentialsDirectory: credentialsDirectory))
         let registry = self.metrics.registry
+        self.clusters = ClusterStates(metrics: ClusterMetrics(registry: registry), logger: logger)
         self.identityMetrics = certificates.map { _ in IdentityMetrics(registry: registry) }
         self.authorizationMetrics = AuthorizationMetrics(registry: registry)
         self.active = NIOLockedValueBox(config)

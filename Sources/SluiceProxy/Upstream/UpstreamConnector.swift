@@ -3,6 +3,13 @@ import NIOCore
 import NIOPosix
 import SluiceCore
 
+/// The addresses a DestinationRule's load balancer put in order (already resolved), and who
+/// hears of each one that refused or timed out (outlier detection).
+struct EndpointChoice: Sendable {
+    let ordered: [SocketAddress]
+    let failed: @Sendable (SocketAddress) -> Void
+}
+
 /// A connected upstream: the channel and the address it reached.
 struct UpstreamConnection {
     let channel: any Channel
@@ -87,9 +94,10 @@ struct UpstreamConnector: Sendable {
         tls: UpstreamTLS? = nil,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
+        endpoints: EndpointChoice? = nil,
         completion: @escaping (Result<UpstreamConnection, UpstreamError>) -> Void
     ) {
-        self.dial(target: target, gateway: gateway, tls: tls, eventLoop: eventLoop, connectTimeout: connectTimeout)
+        self.dial(target: target, gateway: gateway, tls: tls, eventLoop: eventLoop, connectTimeout: connectTimeout, endpoints: endpoints)
             .assumeIsolated().whenComplete { result in
                 completion(result.mapError { $0 as? UpstreamError ?? .connectFailed("\($0)") })
             }
@@ -100,10 +108,14 @@ struct UpstreamConnector: Sendable {
         gateway: EgressGatewayConfig?,
         tls: UpstreamTLS?,
         eventLoop: any EventLoop,
-        connectTimeout: TimeAmount
+        connectTimeout: TimeAmount,
+        endpoints: EndpointChoice?
     ) -> EventLoopFuture<UpstreamConnection> {
-        self.addresses(for: target, gateway: gateway, on: eventLoop).flatMap { addresses in
-            self.connectInOrder(addresses[...], eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: nil)
+        let addresses = endpoints.map { eventLoop.makeSucceededFuture($0.ordered) }
+            ?? self.addresses(for: target, gateway: gateway, on: eventLoop)
+        return addresses.flatMap { addresses in
+            self.connectInOrder(addresses[...], eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: nil,
+                                failed: endpoints?.failed)
         }.flatMap { connection in
             switch tls ?? Self.shorthandTLS(target, gateway: gateway) {
             case .istioMutual(let settings):
@@ -187,7 +199,8 @@ struct UpstreamConnector: Sendable {
         _ addresses: ArraySlice<SocketAddress>,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
-        lastError: UpstreamError?
+        lastError: UpstreamError?,
+        failed: (@Sendable (SocketAddress) -> Void)? = nil
     ) -> EventLoopFuture<UpstreamConnection> {
         guard let address = addresses.first else {
             return eventLoop.makeFailedFuture(lastError ?? UpstreamError.noHealthyUpstream)
@@ -212,13 +225,14 @@ struct UpstreamConnector: Sendable {
                 } else {
                     failure = .connectFailed("\(address.logDescription): \(error)")
                 }
+                failed?(address)
                 if !rest.isEmpty {
                     self.logger.warning(
                         "upstream address failed, trying next",
                         metadata: ["address": "\(address.logDescription)", "error": "\(failure)"]
                     )
                 }
-                return self.connectInOrder(rest, eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: failure)
+                return self.connectInOrder(rest, eventLoop: eventLoop, connectTimeout: connectTimeout, lastError: failure, failed: failed)
             }
     }
 }

@@ -19,6 +19,8 @@ enum UpstreamError: Error, CustomStringConvertible {
     case originTLSFailed(entries: [String], detail: String)
     /// There was nothing to dial (an empty endpoint list or gateway list).
     case noHealthyUpstream
+    /// A DestinationRule `connectionPool` limit was reached (Envoy `UO`).
+    case overflow
 
     var description: String {
         switch self {
@@ -29,6 +31,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .tlsFailed(_, let detail): return "TLS handshake with the gateway failed: \(detail)"
         case .originTLSFailed(_, let detail): return "TLS origination failed: \(detail)"
         case .noHealthyUpstream: return "no healthy upstream"
+        case .overflow: return "upstream overflow"
         }
     }
 
@@ -38,6 +41,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .resolution: return .dnsResolutionFailed
         case .connectFailed, .connectTimeout, .tunnelRefused, .tlsFailed, .originTLSFailed: return .upstreamConnectionFailure
         case .noHealthyUpstream: return .noHealthyUpstream
+        case .overflow: return .upstreamOverflow
         }
     }
 
@@ -50,6 +54,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .tunnelRefused(let status, _): return "connect_tunnel_refused: \(status)"
         case .tlsFailed(let entries, _), .originTLSFailed(let entries, _): return EnvoyTLSFailure.reason(entries)
         case .noHealthyUpstream: return "no_healthy_upstream"
+        case .overflow: return "overflow"
         }
     }
 
@@ -61,6 +66,7 @@ enum UpstreamError: Error, CustomStringConvertible {
         case .tlsFailed, .originTLSFailed:
             // Envoy: "… reset reason: connection failure, transport failure reason: TLS_error:|…".
             return HTTP1LocalReply.resetBody(reason: "connection failure, transport failure reason: \(self.transportFailureReason)")
+        case .overflow: return HTTP1LocalReply.resetBody(reason: "overflow")
         default: return HTTP1LocalReply.resetBody(reason: "connection failure")
         }
     }
