@@ -271,6 +271,13 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         }
     }
 
+    /// The response ended while the client is still sending the request: Envoy resets the
+    /// stream with NO_ERROR so the client stops (its window would not be reopened again).
+    func responseEndedBeforeRequest(_ stream: HTTP2RelayStream) {
+        guard !stream.requestEnded, self.streams[stream.downstreamID] === stream else { return }
+        self.write(HTTP2Frame(streamID: stream.downstreamID, payload: .rstStream(.noError)))
+    }
+
     // MARK: writes and flushes
 
     private func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {

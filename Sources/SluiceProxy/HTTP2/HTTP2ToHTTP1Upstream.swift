@@ -149,6 +149,7 @@ final class HTTP2ToHTTP1Upstream: HTTP2StreamUpstream, HTTPUpstreamSink {
                 self.upstream.notReusable()
                 self.upstream.detach()
                 self.upstream.close()
+                self.downstream.responseEndedBeforeRequest(stream)
             }
         }
     }
