@@ -2,7 +2,7 @@
 # HTTP/2 and gRPC (issue 24): the sidecar terminates h2c (prior knowledge), decides every
 # stream by :authority, answers denied streams as Envoy does (502; gRPC UNAVAILABLE as a
 # trailers-only response) and relays allowed ones to the origin over HTTP/2, trailers and
-# all. A grpcio server (IntegrationTests/grpc_echo.py) in sl-ext is the origin on 50051
+# all, or over HTTP/1.1 when the port is declared HTTP (aliyun.com:80, origin.py). A grpcio server (IntegrationTests/grpc_echo.py) in sl-ext is the origin on 50051
 # and 50052; every .test name and aliyun.com resolve to sl-ext addresses.
 
 GRPC_PID=
@@ -49,6 +49,39 @@ prior_knowledge_is_decided_by_authority() {
 		'.protocol == "HTTP/2" and .authority == "unregistered.test:50052" and .response_code == 502 and .upstream_cluster == "BlackHoleCluster"'
 	check_metric_reaches "h2c: istio_requests_total counts the allowed stream" \
 		sidecar 1 istio_requests_total response_code=200 destination_service=aliyun.com
+}
+
+# h2up_lines MARK: access-log records of /h2up/* since MARK.
+h2up_lines() { access_records "$1" | jq -s '[.[] | select(.path | startswith("/h2up/"))] | length'; }
+_h2up_lines_reach() { (($(h2up_lines "$1") >= $2)); }
+
+http1_port_is_reached_over_http1() {
+	# aliyun.com:80 is registered with protocol HTTP and origin.py speaks only HTTP/1.1 there:
+	# Envoy's cluster follows the port, so the stream is converted to HTTP/1.1 upstream.
+	local access body upload want got
+	access=$(access_mark)
+	body=$(app curl -s --max-time "$CURL_MAX_TIME" --http2-prior-knowledge -w '%{http_version} %{http_code}' http://aliyun.com/h2up/get | tr '\n' ' ')
+	check "h2c to an HTTP port: GET gets the HTTP/1.1 origin's 200 and body over HTTP/2 ($body)" \
+		grep -qE '^origin=[0-9a-f.:]+ host=aliyun.com 2 200$' <<<"$body"
+	if wait_until 3 _h2up_lines_reach "$access" 1 && [[ $(h2up_lines "$access") == 1 ]]; then
+		pass "h2c to an HTTP port: one access-log line for the stream"
+	else
+		fail "h2c to an HTTP port: one access-log line for the stream" "got $(h2up_lines "$access")"
+	fi
+	check_access_log "h2c to an HTTP port: logged with protocol HTTP/2, 200 and the HTTP cluster" "$access" \
+		'.protocol == "HTTP/2" and .path == "/h2up/get" and .response_code == 200 and .upstream_cluster == "outbound|80||aliyun.com"'
+	upload="$E2E_TMP/h2up-upload.bin"
+	head -c 3000000 /dev/urandom >"$upload"
+	want=$(sha256sum "$upload" | cut -d' ' -f1)
+	# From stdin curl sends no content-length: the body goes to the origin chunked.
+	check_eq "h2c to an HTTP port: a 3 MB POST of unknown length round-trips (sha256, chunked upstream)" "$want" \
+		"$(app curl -s --max-time "$CURL_MAX_TIME" --http2-prior-knowledge --data-binary @- http://aliyun.com/sha256 <"$upload")"
+	check_eq "h2c to an HTTP port: a 3 MB POST with content-length round-trips (sha256)" "$want" \
+		"$(app curl -s --max-time "$CURL_MAX_TIME" --http2-prior-knowledge --data-binary "@$upload" http://aliyun.com/sha256)"
+	want=$(python3 "$E2E_DIR/origin.py" --print-sha256 8388608)
+	got=$(app curl -s --max-time "$CURL_MAX_TIME" --http2-prior-knowledge http://aliyun.com/bytes/8388608 | sha256sum | cut -d' ' -f1)
+	check_eq "h2c to an HTTP port: 8 MiB streamed from the HTTP/1.1 origin arrive intact (sha256)" "$want" "$got"
+	rm -f "$upload"
 }
 
 h2c_upgrade_is_answered_as_http1() {
@@ -119,6 +152,7 @@ http2_cases() {
 	fi
 	scenario http2/sidecar.yaml \
 		prior_knowledge_is_decided_by_authority \
+		http1_port_is_reached_over_http1 \
 		h2c_upgrade_is_answered_as_http1 \
 		grpc_registered_calls_keep_status_and_trailers \
 		grpc_unregistered_is_unavailable \

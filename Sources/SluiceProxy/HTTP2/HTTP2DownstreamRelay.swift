@@ -14,7 +14,8 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
-    private let runtime: ProxyRuntime
+    let runtime: ProxyRuntime
+    let eventLoop: any EventLoop
     private let connection: DownstreamConnection
     let pool: HTTP2UpstreamPool
     /// The stream and connection windows announced to both peers.
@@ -25,12 +26,13 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     /// Inside a read of this connection or of one of its upstreams: writes wait for `endBatch`.
     private var batching = false
     private var needsFlush = false
-    private var dirtyUpstreams: [HTTP2UpstreamRelay] = []
+    private var dirtyUpstreams: [any HTTP2StreamUpstream] = []
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection, eventLoop: any EventLoop, window: Int) {
         self.runtime = runtime
         self.connection = connection
         self.window = window
+        self.eventLoop = eventLoop
         self.pool = HTTP2UpstreamPool(runtime: runtime, eventLoop: eventLoop)
     }
 
@@ -95,6 +97,8 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             if !stream.responseEnded, !stream.record.responseFlags.contains(.downstreamRemoteReset) {
                 stream.record.responseFlags.insert(.downstreamConnectionTermination)
             }
+            // An HTTP/1 exchange is closed here; h2c connections by `closeAll` below.
+            stream.upstream?.reset(stream, code: .cancel)
             stream.phase = .done
             self.finish(stream)
         }
@@ -174,13 +178,18 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             }
             stream.record.xForwardedFor = request.first(name: "x-forwarded-for")
             stream.phase = .connecting([(.headers(.init(headers: request, endStream: headers.endStream)), 0)])
-            self.pool.connection(to: target, config: config, downstream: self) { [self] result in
-                self.connected(stream, result: result)
+            if decision.match?.port.protocol == .http {
+                // Envoy: the cluster's protocol follows the port; HTTP means HTTP/1.1 upstream.
+                self.connectHTTP1(stream, target: target, config: config)
+            } else {
+                self.pool.connection(to: target, config: config, downstream: self) { [self] result in
+                    self.connected(stream, result: result.map { $0 as any HTTP2StreamUpstream })
+                }
             }
         }
     }
 
-    private func connected(_ stream: HTTP2RelayStream, result: Result<HTTP2UpstreamRelay, UpstreamError>) {
+    func connected(_ stream: HTTP2RelayStream, result: Result<any HTTP2StreamUpstream, UpstreamError>) {
         guard case .connecting(let frames) = stream.phase, self.streams[stream.downstreamID] === stream else { return }
         switch result {
         case .failure(let failure):
@@ -188,8 +197,8 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             stream.record.upstreamTransportFailureReason = failure.transportFailureReason
             self.respondLocally(stream, status: 503, flag: failure.responseFlag, body: failure.localReplyBody)
         case .success(let upstream):
-            stream.record.upstreamHost = upstream.connection.remote.logDescription
-            stream.record.upstreamLocalAddress = upstream.connection.channel.localAddress?.logDescription
+            stream.record.upstreamHost = upstream.remoteText
+            stream.record.upstreamLocalAddress = upstream.localText
             stream.phase = .forwarding(upstream)
             stream.upstreamSent = NIODeadline.now()
             upstream.open(stream, frames: frames)
@@ -262,6 +271,13 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         }
     }
 
+    /// The response ended while the client is still sending the request: Envoy resets the
+    /// stream with NO_ERROR so the client stops (its window would not be reopened again).
+    func responseEndedBeforeRequest(_ stream: HTTP2RelayStream) {
+        guard !stream.requestEnded, self.streams[stream.downstreamID] === stream else { return }
+        self.write(HTTP2Frame(streamID: stream.downstreamID, payload: .rstStream(.noError)))
+    }
+
     // MARK: writes and flushes
 
     private func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
@@ -274,7 +290,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     }
 
     /// `upstream` has writes to flush: now, or at the end of the current read.
-    func upstreamDirty(_ upstream: HTTP2UpstreamRelay) {
+    func upstreamDirty(_ upstream: any HTTP2StreamUpstream) {
         guard self.batching else {
             upstream.flush()
             return

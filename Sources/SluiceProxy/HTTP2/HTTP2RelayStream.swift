@@ -13,7 +13,7 @@ final class HTTP2RelayStream {
         /// the upstream connection.
         case connecting([(HTTP2Frame.FramePayload, Int)])
         /// Paired with a stream on `upstream`.
-        case forwarding(HTTP2UpstreamRelay)
+        case forwarding(any HTTP2StreamUpstream)
         /// Over on the upstream side (reset, or the relay has stopped relaying it).
         case done
     }
@@ -42,7 +42,7 @@ final class HTTP2RelayStream {
     }
 
     /// Whether the stream is paired with `upstream` right now.
-    var upstream: HTTP2UpstreamRelay? {
+    var upstream: (any HTTP2StreamUpstream)? {
         if case .forwarding(let upstream) = self.phase { return upstream }
         return nil
     }
