@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The UDP and DNS ends of the e2e (80-udp-dns.sh), standard library only.
 
-  dns-server ADDR NAME=IP...   a DNS server on ADDR:53, UDP and TCP: A queries for the
-                               NAMEs get their IP (TTL 60), other names NXDOMAIN; stops
-                               by itself after --lifetime seconds
+  dns-server ADDR NAME=IP[/TTL]...
+                               a DNS server on ADDR:53, UDP and TCP: A queries for the
+                               NAMEs get their IP (TTL 60 s unless /TTL), other names
+                               NXDOMAIN; stops by itself after --lifetime seconds
   udp-echo ADDR:PORT...        ([v6]:PORT too) echoes every datagram back, prefixed "echo "; same lifetime
   query SERVER NAME            one A query (--tcp: over TCP); prints "NOERROR ip..." or
                                the rcode name, or "timeout" after --timeout
@@ -55,18 +56,22 @@ def answer(query, names):
     name, end = read_name(query, 12)
     qtype = struct.unpack("!H", query[end:end + 2])[0]
     question = query[12:end + 4]
-    ip = names.get(name)
+    ip, ttl = names.get(name, (None, 60))
     rflags = 0x8180 | (flags & 0x0100)
     if ip is None:
         return struct.pack("!HHHHHH", qid, rflags | 3, 1, 0, 0, 0) + question
     if qtype != 1:
         return struct.pack("!HHHHHH", qid, rflags, 1, 0, 0, 0) + question
-    record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
+    record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, ttl, 4) + socket.inet_aton(ip)
     return struct.pack("!HHHHHH", qid, rflags, 1, 1, 0, 0) + question + record
 
 
 def cmd_dns_server(args):
-    names = dict(item.split("=", 1) for item in args.names)
+    names = {}
+    for item in args.names:
+        name, value = item.split("=", 1)
+        ip, _, ttl = value.partition("/")
+        names[name] = (ip, int(ttl or 60))
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((args.addr, 53))
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
