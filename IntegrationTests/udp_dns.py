@@ -10,6 +10,9 @@
                                the rcode name, or "timeout" after --timeout
   send ADDR PORT               one datagram (IPv4 or IPv6) from a fresh socket (a new flow); prints the
                                reply or "timeout" after --timeout
+  flood ADDR:PORT...           datagrams round-robin to the targets, one socket (one flow)
+                               each, until --count are sent or --seconds pass; replies are
+                               not read; prints "sent N errors E"
 
 Every wait is bounded; servers exit after --lifetime seconds whatever happens.
 """
@@ -179,6 +182,34 @@ def cmd_send(args):
     return 0
 
 
+def cmd_flood(args):
+    socks = []
+    for target in args.targets:
+        host, port = target.rsplit(":", 1)
+        host = host.strip("[]")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.connect((host, int(port)))
+        socks.append(sock)
+    payload = b"f" * args.size
+    sent = errors = 0
+    deadline = time.monotonic() + args.seconds
+    # Both bounds hold: the count, and the clock (read every 256 datagrams).
+    while sent + errors < args.count:
+        if (sent + errors) % 256 == 0 and time.monotonic() >= deadline:
+            break
+        sock = socks[(sent + errors) % len(socks)]
+        try:
+            sock.send(payload)
+            sent += 1
+        except OSError:  # a full socket buffer or queue (EAGAIN, ENOBUFS, EPERM): counted, not retried
+            errors += 1
+    for sock in socks:
+        sock.close()
+    print(f"sent {sent} errors {errors}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -202,8 +233,14 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("--data", default="ping")
     p.add_argument("--timeout", type=float, default=1)
+    p = sub.add_parser("flood")
+    p.add_argument("targets", nargs="+")
+    p.add_argument("--count", type=int, default=200000)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
-    handler = {"dns-server": cmd_dns_server, "udp-echo": cmd_udp_echo, "query": cmd_query, "send": cmd_send}[args.cmd]
+    handler = {"dns-server": cmd_dns_server, "udp-echo": cmd_udp_echo, "query": cmd_query, "send": cmd_send,
+               "flood": cmd_flood}[args.cmd]
     sys.exit(handler(args) or 0)
 
 
