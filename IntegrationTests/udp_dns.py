@@ -111,14 +111,25 @@ def recv_exact(conn, count):
     return data
 
 
-def cmd_udp_echo(args):
+def udp_sockets(targets, connect=False):
+    """A UDP socket for each target ("ADDR:PORT" or "[v6]:PORT"), bound to it, or connected
+    to it and non-blocking."""
     socks = []
-    for target in args.targets:
+    for target in targets:
         host, port = target.rsplit(":", 1)
         host = host.strip("[]")
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((host, int(port)))
+        if connect:
+            sock.setblocking(False)
+            sock.connect((host, int(port)))
+        else:
+            sock.bind((host, int(port)))
         socks.append(sock)
+    return socks
+
+
+def cmd_udp_echo(args):
+    socks = udp_sockets(args.targets)
     print("ready", flush=True)
     deadline = time.monotonic() + args.lifetime
     while time.monotonic() < deadline:
@@ -183,14 +194,7 @@ def cmd_send(args):
 
 
 def cmd_flood(args):
-    socks = []
-    for target in args.targets:
-        host, port = target.rsplit(":", 1)
-        host = host.strip("[]")
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setblocking(False)
-        sock.connect((host, int(port)))
-        socks.append(sock)
+    socks = udp_sockets(args.targets, connect=True)
     payload = b"f" * args.size
     sent = errors = 0
     deadline = time.monotonic() + args.seconds

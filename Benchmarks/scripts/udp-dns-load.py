@@ -174,20 +174,17 @@ def tcp_rtt(addr, port, seconds):
 
 
 if __name__ == "__main__":
-    cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "dns":
-        dns(args[0], args[1], float(args[2]), int(args[3]))
-    elif cmd == "blast":
-        blast(args[0], int(args[1]), float(args[2]))
-    elif cmd == "sink":
-        sink(args[0], int(args[1]), float(args[2]))
-    elif cmd == "echo":
-        echo(args[0], int(args[1]), float(args[2]))
-    elif cmd == "rtt":
-        rtt(args[0], int(args[1]), float(args[2]))
-    elif cmd == "tcp-echo":
-        tcp_echo(args[0], int(args[1]), float(args[2]))
-    elif cmd == "tcp-rtt":
-        tcp_rtt(args[0], int(args[1]), float(args[2]))
-    else:
+    # Each command: its function and how to read its arguments.
+    COMMANDS = {
+        "dns": (dns, (str, str, float, int)),
+        "blast": (blast, (str, int, float)),
+        "sink": (sink, (str, int, float)),
+        "echo": (echo, (str, int, float)),
+        "rtt": (rtt, (str, int, float)),
+        "tcp-echo": (tcp_echo, (str, int, float)),
+        "tcp-rtt": (tcp_rtt, (str, int, float)),
+    }
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS or len(sys.argv) - 2 != len(COMMANDS[sys.argv[1]][1]):
         sys.exit(__doc__)
+    function, types = COMMANDS[sys.argv[1]]
+    function(*(kind(value) for kind, value in zip(types, sys.argv[2:])))
