@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """The UDP and DNS ends of the e2e (80-udp-dns.sh), standard library only.
 
-  dns-server ADDR NAME=IP...   a DNS server on ADDR:53, UDP and TCP: A queries for the
-                               NAMEs get their IP (TTL 60), other names NXDOMAIN; stops
-                               by itself after --lifetime seconds
+  dns-server ADDR NAME=IP[/TTL]...
+                               a DNS server on ADDR:53, UDP and TCP: A queries for the
+                               NAMEs get their IP (TTL 60 s unless /TTL), other names
+                               NXDOMAIN; stops by itself after --lifetime seconds
   udp-echo ADDR:PORT...        ([v6]:PORT too) echoes every datagram back, prefixed "echo "; same lifetime
   query SERVER NAME            one A query (--tcp: over TCP); prints "NOERROR ip..." or
                                the rcode name, or "timeout" after --timeout
   send ADDR PORT               one datagram (IPv4 or IPv6) from a fresh socket (a new flow); prints the
                                reply or "timeout" after --timeout
+  flood ADDR:PORT...           datagrams round-robin to the targets, one socket (one flow)
+                               each, until --count are sent or --seconds pass; replies are
+                               not read; prints "sent N errors E"
 
 Every wait is bounded; servers exit after --lifetime seconds whatever happens.
 """
@@ -55,18 +59,22 @@ def answer(query, names):
     name, end = read_name(query, 12)
     qtype = struct.unpack("!H", query[end:end + 2])[0]
     question = query[12:end + 4]
-    ip = names.get(name)
+    ip, ttl = names.get(name, (None, 60))
     rflags = 0x8180 | (flags & 0x0100)
     if ip is None:
         return struct.pack("!HHHHHH", qid, rflags | 3, 1, 0, 0, 0) + question
     if qtype != 1:
         return struct.pack("!HHHHHH", qid, rflags, 1, 0, 0, 0) + question
-    record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
+    record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, ttl, 4) + socket.inet_aton(ip)
     return struct.pack("!HHHHHH", qid, rflags, 1, 1, 0, 0) + question + record
 
 
 def cmd_dns_server(args):
-    names = dict(item.split("=", 1) for item in args.names)
+    names = {}
+    for item in args.names:
+        name, value = item.split("=", 1)
+        ip, _, ttl = value.partition("/")
+        names[name] = (ip, int(ttl or 60))
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((args.addr, 53))
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -103,14 +111,25 @@ def recv_exact(conn, count):
     return data
 
 
-def cmd_udp_echo(args):
+def udp_sockets(targets, connect=False):
+    """A UDP socket for each target ("ADDR:PORT" or "[v6]:PORT"), bound to it, or connected
+    to it and non-blocking."""
     socks = []
-    for target in args.targets:
+    for target in targets:
         host, port = target.rsplit(":", 1)
         host = host.strip("[]")
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((host, int(port)))
+        if connect:
+            sock.setblocking(False)
+            sock.connect((host, int(port)))
+        else:
+            sock.bind((host, int(port)))
         socks.append(sock)
+    return socks
+
+
+def cmd_udp_echo(args):
+    socks = udp_sockets(args.targets)
     print("ready", flush=True)
     deadline = time.monotonic() + args.lifetime
     while time.monotonic() < deadline:
@@ -174,6 +193,27 @@ def cmd_send(args):
     return 0
 
 
+def cmd_flood(args):
+    socks = udp_sockets(args.targets, connect=True)
+    payload = b"f" * args.size
+    sent = errors = 0
+    deadline = time.monotonic() + args.seconds
+    # Both bounds hold: the count, and the clock (read every 256 datagrams).
+    while sent + errors < args.count:
+        if (sent + errors) % 256 == 0 and time.monotonic() >= deadline:
+            break
+        sock = socks[(sent + errors) % len(socks)]
+        try:
+            sock.send(payload)
+            sent += 1
+        except OSError:  # a full socket buffer or queue (EAGAIN, ENOBUFS, EPERM): counted, not retried
+            errors += 1
+    for sock in socks:
+        sock.close()
+    print(f"sent {sent} errors {errors}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -197,8 +237,14 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("--data", default="ping")
     p.add_argument("--timeout", type=float, default=1)
+    p = sub.add_parser("flood")
+    p.add_argument("targets", nargs="+")
+    p.add_argument("--count", type=int, default=200000)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
-    handler = {"dns-server": cmd_dns_server, "udp-echo": cmd_udp_echo, "query": cmd_query, "send": cmd_send}[args.cmd]
+    handler = {"dns-server": cmd_dns_server, "udp-echo": cmd_udp_echo, "query": cmd_query, "send": cmd_send,
+               "flood": cmd_flood}[args.cmd]
     sys.exit(handler(args) or 0)
 
 
