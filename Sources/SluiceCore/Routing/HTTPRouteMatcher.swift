@@ -8,15 +8,16 @@
 /// looked up by lower-cased name; without a request, uri, method and header conditions do not
 /// match.
 final class HTTPRouteMatcher: Sendable, Equatable {
-    /// One match item's conditions as flat fields (no dictionary walk per request).
-    struct Item: Sendable, Equatable {
-        var port: Int?
-        var authority: StringMatch?
-        var uri: StringMatch?
-        var method: StringMatch?
-        var headers: ContiguousArray<Header>
+    /// One match item's conditions as flat fields (no dictionary walk per request). A final
+    /// class too: as a struct, the optimiser copied each item (value witnesses and all) per check.
+    final class Item: Sendable, Equatable {
+        let port: Int?
+        let authority: StringMatch?
+        let uri: StringMatch?
+        let method: StringMatch?
+        let headers: ContiguousArray<Header>
         /// Whether it has a uri, method or header condition.
-        var readsRequest: Bool
+        let readsRequest: Bool
 
         struct Header: Sendable, Equatable {
             var name: String
@@ -31,6 +32,11 @@ final class HTTPRouteMatcher: Sendable, Equatable {
             // Sorted by name: a fixed order whatever the dictionary's (all must hold anyway).
             headers = ContiguousArray(match.headers.sorted { $0.key < $1.key }.map { Header(name: $0.key, rule: $0.value) })
             readsRequest = uri != nil || method != nil || !headers.isEmpty
+        }
+
+        static func == (lhs: Item, rhs: Item) -> Bool {
+            lhs === rhs || (lhs.port == rhs.port && lhs.authority == rhs.authority && lhs.uri == rhs.uri && lhs.method == rhs.method
+                && lhs.headers == rhs.headers)
         }
     }
 
@@ -52,8 +58,10 @@ final class HTTPRouteMatcher: Sendable, Equatable {
         }
     }
 
-    /// Whether `item` takes the request: every condition it has holds.
-    private static func matches(_ item: borrowing Item, port: Int, authority: Authority, request: borrowing HTTPRequestView, hasRequest: Bool) -> Bool {
+    /// Whether `item` takes the request: every condition it has holds. Not inlined into the
+    /// loop (inlined, the optimiser copied the item's fields per check).
+    @inline(never)
+    private static func matches(_ item: Item, port: Int, authority: Authority, request: borrowing HTTPRequestView, hasRequest: Bool) -> Bool {
         if let wanted = item.port, wanted != port { return false }
         if item.authority != nil {
             let text = authority.port.map { "\(authority.host):\($0)" } ?? authority.host
