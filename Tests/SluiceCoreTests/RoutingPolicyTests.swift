@@ -143,6 +143,24 @@ final class RoutingPolicyTests: XCTestCase {
         XCTAssertEqual(http(sidecar, "api.example.com", path: "/wpcatalog", withRequest: false).routeName, "default")
     }
 
+    /// The VirtualService reference's HTTPMatchRequest: conditions inside one item are ANDed,
+    /// items are ORed, `uri` reads the path without its query, header names are case-blind.
+    func testMatchConditionsAreAndedWithinAnItemAndOredAcrossItems() throws {
+        let sidecar = try policy(["05-http-routes.yaml"])
+        // method POST without the header, or the header with GET: admin-post's item is not whole.
+        XCTAssertEqual(http(sidecar, "api.example.com", method: "GET", path: "/x", headers: [("end-user", "jason")]).routeName, "default")
+        XCTAssertEqual(http(sidecar, "api.example.com", method: "POST", path: "/x").routeName, "default")
+        XCTAssertEqual(http(sidecar, "api.example.com", method: "POST", path: "/x", headers: [("END-USER", "jane")]).routeName, "admin-post")
+        // The regex is a whole match (Envoy's safe_regex): "xjason" is not "jason|ja.*".
+        XCTAssertEqual(http(sidecar, "api.example.com", method: "POST", path: "/x", headers: [("end-user", "xjason")]).routeName, "default")
+        // Either item of reviews-v2-routes; a prefix, not a path segment.
+        XCTAssertEqual(http(sidecar, "api.example.com", path: "/wpcatalogue").route?.position, "http[0] match[0]")
+        XCTAssertEqual(http(sidecar, "api.example.com", path: "/consumercatalog").route?.position, "http[0] match[1]")
+        // exact compares the path without the query, and only it.
+        XCTAssertEqual(http(sidecar, "api.example.com", path: "/v1/getProductRatings?id=7").routeName, "old-path")
+        XCTAssertEqual(http(sidecar, "api.example.com", path: "/v1/getProductRatings/7").routeName, "default")
+    }
+
     func testWeightedSplitUsesTheInjectedPicker() throws {
         var sidecar = try policy(["05-http-routes.yaml"])
         sidecar.weightPicker = { _ in 74 }

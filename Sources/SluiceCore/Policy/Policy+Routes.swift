@@ -64,15 +64,12 @@ extension Policy {
         let request = facts.request ?? HTTPRequestView.empty
         let chosen: (route: Int, matchIndex: Int?)? = own.withUnsafeBufferPointer { buffer in
             for index in buffer.indices where buffer[index].isOn(port: port) {
-                if buffer[index].httpMatches.isEmpty { return (index, nil) }
-                // In place: passing a match by value to a closure copied all of it per check.
-                let found: Int? = buffer[index].httpMatches.withUnsafeBufferPointer { matches in
-                    for position in matches.indices where matches[position].matches(port: port, authority: authority, request: request, hasRequest: hasRequest) {
-                        return position
-                    }
-                    return nil
+                // The compiled matcher, read in place (one reference, no copy of the items).
+                let matcher = buffer[index].matcher
+                if matcher.items.isEmpty { return (index, nil) }
+                if let position = matcher.firstMatch(port: port, authority: authority, request: request, hasRequest: hasRequest) {
+                    return (index, buffer[index].matchIndices[position])
                 }
-                if let position = found { return (index, buffer[index].matchIndices[position]) }
             }
             return nil
         }
@@ -83,10 +80,6 @@ extension Policy {
         var decision = noRoute(subject, why: "\(service) has routes for \(host) on port \(port), and none matches the request")
         decision.dependsOnlyOnAuthority = !dependent
         return decision
-    }
-
-    static func matches(_ match: HTTPMatchRequest, port: Int, authority: Authority, request: HTTPRequestView?) -> Bool {
-        match.matches(port: port, authority: authority, request: request ?? HTTPRequestView.empty, hasRequest: request != nil)
     }
 
     /// The VirtualService whose host matches `host` most specifically; the first loaded
@@ -321,29 +314,5 @@ extension Policy {
         let name = sidecar.map { "\($0.id)" } ?? "Sidecar"
         return forward(to: proxy, subject: subject, defaultPort: subject.port, routes: routes, routeName: Decision.allowAnyRoute,
                        selection: selection, context: { reason() + "; ALLOW_ANY with \(name)'s egressProxy sends it" })
-    }
-}
-
-extension HTTPMatchRequest {
-    /// Whether this match item takes the request: every condition it has holds (port,
-    /// authority, uri without the query, method, headers by lower-cased name). Without a
-    /// request (`hasRequest` false) uri, method and header conditions do not match.
-    /// Not inlined: inlined into the route loop, the optimiser copied the whole item (retains,
-    /// value witnesses and all) for every check; called, it reads the item where it lies.
-    @inline(never)
-    func matches(port: Int, authority: Authority, request: borrowing HTTPRequestView, hasRequest: Bool) -> Bool {
-        if let wanted = self.port, wanted != port { return false }
-        if let rule = self.authority {
-            let text = authority.port.map { "\(authority.host):\($0)" } ?? authority.host
-            if !rule.matches(text) && !rule.matches(authority.host) { return false }
-        }
-        guard uri != nil || method != nil || !headers.isEmpty else { return true }
-        guard hasRequest else { return false }
-        if let rule = uri, !rule.matches(request.uriPath) { return false }
-        if let rule = method, !rule.matches(request.method) { return false }
-        for (name, rule) in headers {
-            guard let value = request.header(name), rule.matches(value) else { return false }
-        }
-        return true
     }
 }

@@ -35,6 +35,8 @@ public struct RouteTable: Sendable {
         var httpMatchPorts: [Int?] = []
         /// `dependsOnRequest`, settled once.
         var requestDependent = false
+        /// `httpMatches` compiled for matching per request.
+        var matcher = HTTPRouteMatcher([])
 
         /// Whether the route exists on `port`: some match allows it, or it has none.
         func isOn(port: Int) -> Bool {
@@ -61,19 +63,30 @@ public struct RouteTable: Sendable {
     /// The sidecar's http routes by VirtualService host, so a decision does not scan them all:
     /// an exact host first, then wildcards from the most specific (first loaded among equals).
     struct HTTPIndex: Sendable {
-        var exact: [String: RoutingObjectID] = [:]
-        var wildcards: [(pattern: String, service: RoutingObjectID)] = []
-        var routes: [RoutingObjectID: [Route]] = [:]
+        /// Hosts and patterns point into `services` by position: one dictionary lookup by host
+        /// per request, no second one by VirtualService id.
+        var exact: [String: Int] = [:]
+        var wildcards: [(pattern: String, service: Int)] = []
+        var services: [(service: RoutingObjectID, routes: [Route])] = []
 
         init(_ routes: [Route]) {
+            var positions: [RoutingObjectID: Int] = [:]
             var seenWildcards: Set<String> = []
             for route in routes {
-                self.routes[route.virtualService, default: []].append(route)
+                let position: Int
+                if let known = positions[route.virtualService] {
+                    position = known
+                    services[known].routes.append(route)
+                } else {
+                    position = services.count
+                    positions[route.virtualService] = position
+                    services.append((route.virtualService, [route]))
+                }
                 for host in route.hosts {
                     if host.hasPrefix("*") {
-                        if seenWildcards.insert("\(host)|\(route.virtualService)").inserted { wildcards.append((host, route.virtualService)) }
+                        if seenWildcards.insert("\(host)|\(route.virtualService)").inserted { wildcards.append((host, position)) }
                     } else if exact[host] == nil {
-                        exact[host] = route.virtualService
+                        exact[host] = position
                     }
                 }
             }
@@ -86,10 +99,8 @@ public struct RouteTable: Sendable {
 
         /// The VirtualService for `host` and its routes, in order.
         func lookup(_ host: String) -> (service: RoutingObjectID, routes: [Route])? {
-            guard let service = exact[host] ?? wildcards.first(where: { HostPattern.matches($0.pattern, host) })?.service,
-                  let routes = routes[service]
-            else { return nil }
-            return (service, routes)
+            guard let position = exact[host] ?? wildcards.first(where: { HostPattern.matches($0.pattern, host) })?.service else { return nil }
+            return services[position]
         }
     }
 
@@ -284,6 +295,7 @@ extension RouteTable {
             routes.map { route in
                 var prepared = route
                 prepared.httpMatchPorts = route.httpMatches.map(\.port)
+                prepared.matcher = HTTPRouteMatcher(route.httpMatches)
                 prepared.requestDependent = route.dependsOnRequest
                 prepared.prepared = route.destinations.map { destination in
                     let rule = table.destinationRule(for: destination.host)
