@@ -180,6 +180,7 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
             config: ActiveConfig,
             eventLoop: any EventLoop,
             limits: HTTP1Limits,
+            cluster: ClusterState?,
             completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
         ) {
             self.dials.append((target, completion))

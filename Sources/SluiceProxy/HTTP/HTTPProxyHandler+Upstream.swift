@@ -47,19 +47,15 @@ extension HTTPProxyHandler {
                 self.resumeReadingIfHeld(context: context)
             }
         }
-        if let cluster = exchange.cluster {
+        if exchange.cluster != nil {
             // The cluster's load balancer picks the endpoint: this connection's own upstream
             // goes back to the pool, where the pick may find it.
             self.releaseUpstream()
             self.armResponseDeadline(exchange, context: context)
-            self.upstreams.connect(
-                target: target, tls: exchange.upstreamTLS, config: config, eventLoop: context.eventLoop, limits: self.limits.framer,
-                cluster: cluster, completion: completion)
-        } else {
-            self.upstreams.connect(
-                target: target, tls: exchange.upstreamTLS, config: config, eventLoop: context.eventLoop, limits: self.limits.framer,
-                completion: completion)
         }
+        self.upstreams.connect(
+            target: target, tls: exchange.upstreamTLS, config: config, eventLoop: context.eventLoop, limits: self.limits.framer,
+            cluster: exchange.cluster, completion: completion)
     }
 
     /// Starts the clock for `upstream_service_time` and Envoy's route timeout.

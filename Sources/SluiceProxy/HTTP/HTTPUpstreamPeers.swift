@@ -82,42 +82,19 @@ protocol HTTPUpstreamProvider {
     func idle(for target: UpstreamTarget) -> (any HTTPUpstream)?
     /// Dials `target` (opening `tls` on it) and installs an upstream on the connection; `completion` runs on
     /// `eventLoop`. An `UpstreamError` is the dial's (a local 503 reply); any other error
-    /// means the connection could not be set up (the app's connection is closed).
+    /// means the connection could not be set up (the app's connection is closed). Under a
+    /// DestinationRule traffic policy (`cluster`), the endpoint is the one its load balancer
+    /// chooses (an idle connection to it reused), with its limits and outlier detection
+    /// applied (PooledHTTPUpstreams+Cluster); `UpstreamError.overflow` is a 503 UO.
     func connect(
         target: UpstreamTarget,
         tls: UpstreamTLS?,
         config: ActiveConfig,
         eventLoop: any EventLoop,
         limits: HTTP1Limits,
+        cluster: ClusterState?,
         completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
     )
-    /// The same for a request under a DestinationRule traffic policy: the endpoint chosen by
-    /// its load balancer (an idle connection to it reused), its limits and outlier detection
-    /// applied (PooledHTTPUpstreams+Cluster). `UpstreamError.overflow` is a 503 UO.
-    func connect(
-        target: UpstreamTarget,
-        tls: UpstreamTLS?,
-        config: ActiveConfig,
-        eventLoop: any EventLoop,
-        limits: HTTP1Limits,
-        cluster: ClusterState,
-        completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
-    )
-}
-
-extension HTTPUpstreamProvider {
-    /// A provider that knows no clusters (a test double) dials as without a policy.
-    func connect(
-        target: UpstreamTarget,
-        tls: UpstreamTLS?,
-        config: ActiveConfig,
-        eventLoop: any EventLoop,
-        limits: HTTP1Limits,
-        cluster: ClusterState,
-        completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
-    ) {
-        self.connect(target: target, tls: tls, config: config, eventLoop: eventLoop, limits: limits, completion: completion)
-    }
 }
 
 /// The real provider: the event loop's `UpstreamPool`, and `UpstreamHTTPHandler`s on
@@ -135,8 +112,13 @@ struct PooledHTTPUpstreams: HTTPUpstreamProvider {
         config: ActiveConfig,
         eventLoop: any EventLoop,
         limits: HTTP1Limits,
+        cluster: ClusterState?,
         completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
     ) {
+        if let cluster {
+            self.connect(target: target, tls: tls, config: config, eventLoop: eventLoop, limits: limits, in: cluster, completion: completion)
+            return
+        }
         self.connector.connect(
             target: target,
             gateway: config.gateway,

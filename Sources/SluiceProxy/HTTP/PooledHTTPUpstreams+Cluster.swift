@@ -11,7 +11,7 @@ extension PooledHTTPUpstreams {
         config: ActiveConfig,
         eventLoop: any EventLoop,
         limits: HTTP1Limits,
-        cluster: ClusterState,
+        in cluster: ClusterState,
         completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
     ) {
         self.connector.addresses(for: target, gateway: config.gateway, on: eventLoop).assumeIsolated().whenComplete { result in

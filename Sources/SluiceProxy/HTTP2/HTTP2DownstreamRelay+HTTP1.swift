@@ -12,7 +12,7 @@ extension HTTP2DownstreamRelay {
             return
         }
         let limits = HTTP1Limits(maxHeadBytes: config.limits.maxRequestHeadBytes, maxFields: config.limits.maxRequestHeaders)
-        upstreams.connect(target: target, tls: nil, config: config, eventLoop: self.eventLoop, limits: limits) { [self] result in
+        upstreams.connect(target: target, tls: nil, config: config, eventLoop: self.eventLoop, limits: limits, cluster: nil) { [self] result in
             switch result {
             case .success(let upstream):
                 guard case .connecting = stream.phase else {
