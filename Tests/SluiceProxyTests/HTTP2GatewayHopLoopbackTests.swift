@@ -28,17 +28,21 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         """
     }
 
-    private func tempLog() -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-h2hop-\(UUID().uuidString).log").path
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
-    private func logLines(_ path: String) throws -> [[String: Any]] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return try text.split(separator: "\n").map {
-            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-        }
+    /// A sidecar for api.example.test (HTTP2) on the origin's port under a DestinationRule
+    /// whose trafficPolicy is `policy` (YAML flow), logging to `log`.
+    private func sidecar(_ net: Loopback, origin: SocketAddress, policy: String, log: AccessLogCapture) throws -> SocketAddress {
+        let rule = """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: api}
+            spec:
+              host: api.example.test
+              trafficPolicy: \(policy)
+            """
+        return try net.startSidecar(
+            config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry(port: origin.port!, protocol: "HTTP2") + "\n" + rule,
+            originalDestination: origin, accessLog: log.writer)
     }
 
     /// A gateway HTTP listener on 127.0.0.2 at `port` (the origin's, so that Host ports match).
@@ -60,9 +64,8 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         let net = Loopback()
         let origin = try net.startHTTP2Origin()
         let port = origin.port!
-        let gatewayLog = tempLog()
-        let gatewayWriter = try AccessLogWriter(path: gatewayLog, format: .json)
-        _ = try startGateway(net, registry: entry(port: port, protocol: "HTTP2"), port: port, accessLog: gatewayWriter)
+        let gatewayLog = try AccessLogCapture()
+        _ = try startGateway(net, registry: entry(port: port, protocol: "HTTP2"), port: port, accessLog: gatewayLog.writer)
         let config = """
             outboundTrafficPolicy: {mode: REGISTRY_ONLY}
             egressGateway: {address: [127.0.0.2], protocol: istio, ports: {http: \(port)}}
@@ -86,8 +89,7 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         // A name the gateway does not serve: its 404 NR, gRPC-shaped (UNIMPLEMENTED).
         let unserved = try clients[0].request(authority: "other.example.test:\(port)", path: "/x.Svc/Call", method: "POST", extra: grpcHeaders)
         XCTAssertEqual(unserved.trailers?.first(name: "grpc-status"), "12")
-        gatewayWriter.shutdown()
-        let lines = try logLines(gatewayLog)
+        let lines = try gatewayLog.records()
         XCTAssertEqual(lines.count, 31, "one gateway access-log line per stream")
         XCTAssertTrue(lines.allSatisfy { $0["protocol"] as? String == "HTTP/2" })
         XCTAssertEqual(
@@ -100,10 +102,9 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         let mesh = try MeshTLSLoopbackTests.Mesh()
         let origin = try net.startHTTPOrigin()
         let port = origin.port!
-        let gatewayLog = tempLog()
-        let gatewayWriter = try AccessLogWriter(path: gatewayLog, format: .json)
+        let gatewayLog = try AccessLogCapture()
         let gatewayStore = try CertificateStore(directory: mesh.issue(MeshTLSLoopbackTests.gatewayID, into: "gateway").path)
-        _ = try startGateway(net, registry: entry(port: port, protocol: "HTTP"), port: port, accessLog: gatewayWriter, certificates: gatewayStore)
+        _ = try startGateway(net, registry: entry(port: port, protocol: "HTTP"), port: port, accessLog: gatewayLog.writer, certificates: gatewayStore)
         let sidecarStore = try CertificateStore(directory: mesh.issue(MeshTLSLoopbackTests.sleepID, into: "sleep").path)
         let config = """
             outboundTrafficPolicy: {mode: REGISTRY_ONLY}
@@ -120,8 +121,7 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         for future in futures {
             XCTAssertEqual(try future.wait().status, 200, "the HTTP/1.1 origin's answer, through the gateway")
         }
-        gatewayWriter.shutdown()
-        let lines = try logLines(gatewayLog)
+        let lines = try gatewayLog.records()
         XCTAssertEqual(lines.count, 10)
         XCTAssertTrue(lines.allSatisfy { $0["protocol"] as? String == "HTTP/2" }, "the hop is HTTP/2 although the port says HTTP")
         XCTAssertTrue(lines.allSatisfy { $0["downstream_peer_uri_san"] as? String == MeshTLSLoopbackTests.sleepID.description })
@@ -142,9 +142,8 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
               rules:
               - to: [{operation: {paths: ["/admin*"]}}]
             """
-        let gatewayLog = tempLog()
-        let gatewayWriter = try AccessLogWriter(path: gatewayLog, format: .json)
-        let gateway = try startGateway(net, registry: entry(port: port, protocol: "HTTP2") + "\n" + policy, port: port, accessLog: gatewayWriter)
+        let gatewayLog = try AccessLogCapture()
+        let gateway = try startGateway(net, registry: entry(port: port, protocol: "HTTP2") + "\n" + policy, port: port, accessLog: gatewayLog.writer)
         let client = try net.h2Client(to: gateway)
         let denied = try client.request(authority: "api.example.test:\(port)", path: "/admin/users")
         XCTAssertEqual(denied.status, 403)
@@ -153,8 +152,7 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         XCTAssertEqual(grpc.status, 200)
         XCTAssertEqual(grpc.trailers?.first(name: "grpc-status"), "7", "PERMISSION_DENIED, Envoy's mapping of 403")
         XCTAssertEqual(try client.request(authority: "api.example.test:\(port)", path: "/public").status, 200, "other streams pass")
-        gatewayWriter.shutdown()
-        let lines = try logLines(gatewayLog)
+        let lines = try gatewayLog.records()
         XCTAssertEqual(lines.filter { $0["response_code"] as? Int == 403 }.count, 1)
         XCTAssertTrue(lines.contains {
             ($0["response_code_details"] as? String)?.hasPrefix("rbac_access_denied_matched_policy[") == true
@@ -165,21 +163,8 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         let net = Loopback()
         let origin = try net.startHTTP2Origin()
         let port = origin.port!
-        let rule = """
-            ---
-            apiVersion: networking.istio.io/v1
-            kind: DestinationRule
-            metadata: {name: api}
-            spec:
-              host: api.example.test
-              trafficPolicy:
-                connectionPool: {http: {http2MaxRequests: 1}}
-            """
-        let path = tempLog()
-        let writer = try AccessLogWriter(path: path, format: .json)
-        let sidecar = try net.startSidecar(
-            config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry(port: port, protocol: "HTTP2") + "\n" + rule,
-            originalDestination: origin, accessLog: writer)
+        let log = try AccessLogCapture()
+        let sidecar = try sidecar(net, origin: origin, policy: "{connectionPool: {http: {http2MaxRequests: 1}}}", log: log)
         let client = try net.h2Client(to: sidecar)
         // The first stream's request never ends: it holds the cluster's only request slot.
         _ = client.start(authority: "api.example.test:\(port)", path: "/held", method: "POST", holdOpen: true)
@@ -188,8 +173,7 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         XCTAssertTrue(refused.text.contains("reset reason: overflow"), refused.text)
         let grpc = try client.request(authority: "api.example.test:\(port)", path: "/x.Svc/Call", method: "POST", extra: grpcHeaders)
         XCTAssertEqual(grpc.trailers?.first(name: "grpc-status"), "14", "UNAVAILABLE for gRPC")
-        writer.shutdown()
-        let lines = try logLines(path)
+        let lines = try log.records()
         let second = try XCTUnwrap(lines.first { $0["path"] as? String == "/second" })
         XCTAssertEqual(second["response_flags"] as? String, "UO")
         XCTAssertEqual(second["response_code_details"] as? String, "upstream_reset_before_response_started{overflow}")
@@ -199,27 +183,13 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         let net = Loopback()
         let origin = try net.startHTTP2Origin()
         let port = origin.port!
-        let rule = """
-            ---
-            apiVersion: networking.istio.io/v1
-            kind: DestinationRule
-            metadata: {name: api}
-            spec:
-              host: api.example.test
-              trafficPolicy:
-                connectionPool: {http: {maxRequestsPerConnection: 2}}
-            """
-        let path = tempLog()
-        let writer = try AccessLogWriter(path: path, format: .json)
-        let sidecar = try net.startSidecar(
-            config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry(port: port, protocol: "HTTP2") + "\n" + rule,
-            originalDestination: origin, accessLog: writer)
+        let log = try AccessLogCapture()
+        let sidecar = try sidecar(net, origin: origin, policy: "{connectionPool: {http: {maxRequestsPerConnection: 2}}}", log: log)
         let client = try net.h2Client(to: sidecar)
         for i in 0..<6 {
             XCTAssertEqual(try client.request(authority: "api.example.test:\(port)", path: "/r/\(i)").status, 200)
         }
-        writer.shutdown()
-        let locals = try logLines(path).compactMap { $0["upstream_local_address"] as? String }
+        let locals = try log.records().compactMap { $0["upstream_local_address"] as? String }
         XCTAssertEqual(locals.count, 6)
         XCTAssertEqual(Set(locals).count, 3, "two streams per upstream connection: \(locals)")
     }
