@@ -52,9 +52,6 @@ final class HTTP2UpstreamPool {
         self.eventLoop = eventLoop
     }
 
-    /// How many connections the pool holds (ready or dialling), for tests.
-    var connectionCount: Int { self.entries.count }
-
     /// Calls `completion` on the loop with a usable connection for a stream to `target`,
     /// dialling one if needed: under `cluster`, to the endpoint its load balancer picks,
     /// counted against its connection limit (`UpstreamError.overflow` past it).

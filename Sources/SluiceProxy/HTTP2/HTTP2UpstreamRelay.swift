@@ -45,9 +45,6 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
     /// No new stream goes here any more.
     var isDraining: Bool { self.draining }
 
-    /// Streams open here now.
-    var openStreams: Int { self.streams.count }
-
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     // MARK: driven by the downstream relay
@@ -203,6 +200,8 @@ extension HTTP2UpstreamRelay {
     /// connection whose last stream ended).
     func closeIfIdle() {
         guard self.streams.isEmpty else { return }
+        // No stream may start on it while it closes (TLS waits for the peer's close_notify).
+        self.draining = true
         self.connection.channel.close(promise: nil)
     }
 }
