@@ -11,7 +11,7 @@ extension Loopback {
     /// and path followed by the request body echoed, and for gRPC requests trailers
     /// `grpc-status: 0`. `/reset-early` resets before any header; `/reset-mid` sends headers
     /// and some bytes, then resets.
-    func startHTTP2Origin() throws -> SocketAddress {
+    func startHTTP2Origin(host: String = "127.0.0.1", port: Int = 0) throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -32,7 +32,7 @@ extension Loopback {
                     }
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).wait()
+            .bind(host: host, port: port).wait()
         adopt(channel)
         return channel.localAddress!
     }

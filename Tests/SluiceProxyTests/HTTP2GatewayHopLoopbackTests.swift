@@ -179,6 +179,35 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         XCTAssertEqual(second["response_code_details"] as? String, "upstream_reset_before_response_started{overflow}")
     }
 
+    func testRoundRobinSpreadsStreamsOverEndpointConnections() throws {
+        let net = Loopback()
+        let origin = try net.startHTTP2Origin()
+        let port = origin.port!
+        _ = try net.startHTTP2Origin(host: "127.0.0.5", port: port)
+        let log = try AccessLogCapture()
+        let registry = entry(port: port, protocol: "HTTP2").replacingOccurrences(
+            of: "endpoints: [{address: 127.0.0.1}]", with: "endpoints: [{address: 127.0.0.1}, {address: 127.0.0.5}]")
+        let rule = """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: api}
+            spec:
+              host: api.example.test
+              trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+            """
+        let sidecar = try net.startSidecar(
+            config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: registry + "\n" + rule, originalDestination: origin,
+            accessLog: log.writer)
+        let client = try net.h2Client(to: sidecar)
+        for i in 0..<6 {
+            XCTAssertEqual(try client.request(authority: "api.example.test:\(port)", path: "/rr/\(i)").status, 200)
+        }
+        let hosts = try log.records().compactMap { $0["upstream_host"] as? String }
+        XCTAssertEqual(hosts.filter { $0 == "127.0.0.1:\(port)" }.count, 3, "\(hosts)")
+        XCTAssertEqual(hosts.filter { $0 == "127.0.0.5:\(port)" }.count, 3, "each stream goes to the balancer's endpoint: \(hosts)")
+    }
+
     func testMaxRequestsPerConnectionOpensAnotherConnection() throws {
         let net = Loopback()
         let origin = try net.startHTTP2Origin()
