@@ -15,7 +15,9 @@ import XCTest
 final class HTTP2GatewayHopLoopbackTests: XCTestCase {
     private let grpcHeaders = [("content-type", "application/grpc"), ("te", "trailers")]
 
-    private func entry(port: Int, protocol name: String, resolution: String = "STATIC", host: String = "api.example.test") -> String {
+    private func entry(
+        port: Int, protocol name: String, resolution: String = "STATIC", host: String = "api.example.test", endpoints: [String] = ["127.0.0.1"]
+    ) -> String {
         """
         apiVersion: networking.istio.io/v1
         kind: ServiceEntry
@@ -24,13 +26,15 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
           hosts: [\(host)]
           ports: [{number: \(port), name: p, protocol: \(name)}]
           resolution: \(resolution)
-          endpoints: [{address: 127.0.0.1}]
+          endpoints: [\(endpoints.map { "{address: \($0)}" }.joined(separator: ", "))]
         """
     }
 
-    /// A sidecar for api.example.test (HTTP2) on the origin's port under a DestinationRule
-    /// whose trafficPolicy is `policy` (YAML flow), logging to `log`.
-    private func sidecar(_ net: Loopback, origin: SocketAddress, policy: String, log: AccessLogCapture) throws -> SocketAddress {
+    /// A sidecar for api.example.test (HTTP2, at `endpoints`) on the origin's port under a
+    /// DestinationRule whose trafficPolicy is `policy` (YAML flow), logging to `log`.
+    private func sidecar(
+        _ net: Loopback, origin: SocketAddress, policy: String, log: AccessLogCapture, endpoints: [String] = ["127.0.0.1"]
+    ) throws -> SocketAddress {
         let rule = """
             ---
             apiVersion: networking.istio.io/v1
@@ -41,7 +45,8 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
               trafficPolicy: \(policy)
             """
         return try net.startSidecar(
-            config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: entry(port: origin.port!, protocol: "HTTP2") + "\n" + rule,
+            config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n",
+            registry: entry(port: origin.port!, protocol: "HTTP2", endpoints: endpoints) + "\n" + rule,
             originalDestination: origin, accessLog: log.writer)
     }
 
@@ -185,20 +190,8 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         let port = origin.port!
         _ = try net.startHTTP2Origin(host: "127.0.0.5", port: port)
         let log = try AccessLogCapture()
-        let registry = entry(port: port, protocol: "HTTP2").replacingOccurrences(
-            of: "endpoints: [{address: 127.0.0.1}]", with: "endpoints: [{address: 127.0.0.1}, {address: 127.0.0.5}]")
-        let rule = """
-            ---
-            apiVersion: networking.istio.io/v1
-            kind: DestinationRule
-            metadata: {name: api}
-            spec:
-              host: api.example.test
-              trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
-            """
-        let sidecar = try net.startSidecar(
-            config: "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n", registry: registry + "\n" + rule, originalDestination: origin,
-            accessLog: log.writer)
+        let sidecar = try sidecar(
+            net, origin: origin, policy: "{loadBalancer: {simple: ROUND_ROBIN}}", log: log, endpoints: ["127.0.0.1", "127.0.0.5"])
         let client = try net.h2Client(to: sidecar)
         for i in 0..<6 {
             XCTAssertEqual(try client.request(authority: "api.example.test:\(port)", path: "/rr/\(i)").status, 200)
