@@ -168,7 +168,7 @@ final class H2RootFrames: ChannelInboundHandler, @unchecked Sendable {  // touch
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
 
-private final class H2OriginStreamHandler: ChannelInboundHandler {
+final class H2OriginStreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
     private var request: HPACKHeaders?

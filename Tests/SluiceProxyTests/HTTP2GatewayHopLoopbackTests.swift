@@ -2,6 +2,9 @@ import Foundation
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import NIOTLS
 import SluiceCore
 import SluiceTestSupport
 import XCTest
@@ -201,6 +204,35 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         XCTAssertEqual(hosts.filter { $0 == "127.0.0.5:\(port)" }.count, 3, "each stream goes to the balancer's endpoint: \(hosts)")
     }
 
+    /// DestinationRule `tls.mode: SIMPLE` on an HTTP/2 upstream: TLS with ALPN `h2` (the
+    /// origin speaks HTTP/2 only once ALPN said `h2`, else closes).
+    func testTLSOriginationToAnHTTP2OriginNegotiatesH2() throws {
+        let net = Loopback()
+        let mesh = try MeshTLSLoopbackTests.Mesh()
+        let files = try mesh.issue(MeshTLSLoopbackTests.gatewayID, into: "origin").path
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(files + "/cert-chain.pem").map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: files + "/key.pem", format: .pem)))
+        configuration.applicationProtocols = ["h2"]
+        let context = try NIOSSLContext(configuration: configuration)
+        let server = try ServerBootstrap(group: net.group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([NIOSSLServerHandler(context: context), H2OnlyAfterALPN()])
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        net.adopt(server)
+        let origin = server.localAddress!
+        let log = try AccessLogCapture()
+        let sidecar = try sidecar(net, origin: origin, policy: "{tls: {mode: SIMPLE, insecureSkipVerify: true}}", log: log)
+        let client = try net.h2Client(to: sidecar)
+        let response = try client.request(authority: "api.example.test:\(origin.port!)", path: "/tls")
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.text, "authority=api.example.test:\(origin.port!) path=/tls\n")
+    }
+
     func testMaxRequestsPerConnectionOpensAnotherConnection() throws {
         let net = Loopback()
         let origin = try net.startHTTP2Origin()
@@ -214,5 +246,32 @@ final class HTTP2GatewayHopLoopbackTests: XCTestCase {
         let locals = try log.records().compactMap { $0["upstream_local_address"] as? String }
         XCTAssertEqual(locals.count, 6)
         XCTAssertEqual(Set(locals).count, 3, "two streams per upstream connection: \(locals)")
+    }
+}
+
+/// An origin's TLS connection becomes HTTP/2 when the handshake negotiated ALPN `h2`; any
+/// other outcome closes it.
+private final class H2OnlyAfterALPN: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case TLSUserEvent.handshakeCompleted(let negotiated) = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard negotiated == "h2" else {
+            context.close(promise: nil)
+            return
+        }
+        do {
+            _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(), position: .last
+            ) { stream in
+                stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(H2OriginStreamHandler()) }
+            }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
     }
 }

@@ -122,6 +122,8 @@ final class HTTP2UpstreamPool {
             outcome = .failure(error)
         case .success(let connection):
             do {
+                // The peer may have closed right after the handshake (an origin refusing our ALPN).
+                guard connection.channel.isActive else { throw UpstreamError.connectFailed("closed by \(connection.remote.logDescription) before use") }
                 let relay = try Self.configureClient(connection, window: window, maxStreams: maxStreams)
                 self.entries[key] = .ready(relay)
                 let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
@@ -137,7 +139,7 @@ final class HTTP2UpstreamPool {
             } catch {
                 connection.channel.close(promise: nil)
                 self.entries[key] = nil
-                outcome = .failure(.connectFailed("\(error)"))
+                outcome = .failure(error as? UpstreamError ?? .connectFailed("\(error)"))
             }
         }
         for waiter in waiters { waiter(outcome) }

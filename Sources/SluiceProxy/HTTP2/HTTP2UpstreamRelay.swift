@@ -51,6 +51,11 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
 
     /// Opens `stream` at the origin and writes its first frames.
     func open(_ stream: HTTP2RelayStream, frames: [(HTTP2Frame.FramePayload, Int)]) {
+        guard self.context != nil, self.connection.channel.isActive else {
+            // Closed before this stream got here (the origin hung up right after the handshake).
+            stream.downstream.upstreamReset(stream, flag: .upstreamConnectionTermination, reason: "connection termination")
+            return
+        }
         let id = HTTP2StreamID(self.nextStreamID)
         if self.nextStreamID >= Int32.max - 2 { self.draining = true } else { self.nextStreamID += 2 }
         self.countOpened()
