@@ -7,6 +7,7 @@
 #   processes  record_pid, kill_pid, kill_recorded (by pid only), wait_until
 #   origins    start_origins/stop_origins; origin_mark/origin_conns/origin_peers (which
 #              addresses the origins saw), check_origin_saw/_never/_peer/_reached_via
+#   grpc       start_grpc_origin/stop_grpc_origin (grpc_echo.py in sl-ext), grpc_client
 #   logs       json_records, last_json_record (JSON access-log records since a mark)
 #   sidecar    install_capture, start_sidecar/stop_sidecar, start_udp_sidecar (NFQUEUE),
 #              access_mark/access_records, check_access_log
@@ -28,7 +29,7 @@ E2E_CONFIGS=$E2E_DIR/configs
 : "${E2E_TMP:?E2E_TMP must be set (scripts/e2e makes it)}"
 
 # Order matters only for the variables set while sourcing (paths under $E2E_TMP).
-for _e2e_lib in results net processes origins logs sidecar clients gateway squid metrics cases; do
+for _e2e_lib in results net processes origins grpc logs sidecar clients gateway squid metrics cases; do
 	# shellcheck source=/dev/null
 	source "$E2E_DIR/lib/$_e2e_lib.sh"
 done

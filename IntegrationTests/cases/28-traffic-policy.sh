@@ -115,8 +115,8 @@ explain_and_check_show_the_applied_policy() {
 		"$config" http://outlier.test/
 	local out
 	out=$("$SLUICE_BIN" check --config "$config" 2>&1)
-	check "check: the DestinationRules' note says connectionPool is applied to HTTP/1 requests" \
-		grep -qE 'limited.yaml:[0-9]+: .*connectionPool applied to HTTP/1 requests and TCP/TLS connections' <<<"$out"
+	check "check: the DestinationRules' note says connectionPool is applied to HTTP/1 requests and HTTP/2 streams" \
+		grep -qE 'limited.yaml:[0-9]+: .*connectionPool applied to HTTP/1 requests, HTTP/2 streams and TCP/TLS connections' <<<"$out"
 }
 
 traffic_policy_cases() {

@@ -5,30 +5,6 @@
 # all, or over HTTP/1.1 when the port is declared HTTP (aliyun.com:80, origin.py). A grpcio server (IntegrationTests/grpc_echo.py) in sl-ext is the origin on 50051
 # and 50052; every .test name and aliyun.com resolve to sl-ext addresses.
 
-GRPC_PID=
-
-grpc_listening() { [[ $(ext ss -Hltn '( sport = :50051 or sport = :50052 )' | wc -l) -ge 2 ]]; }
-
-start_grpc_origin() {
-	[[ -n $GRPC_PID ]] && pid_running "$GRPC_PID" && return 0
-	# Two servers: 50051 (GRPC) and 50052 (HTTP2). See start_origins on `9>&-`.
-	ip netns exec "$NS_EXT" python3 -u "$E2E_DIR/grpc_echo.py" server --port 50051 >>"$E2E_TMP/grpc.out" 2>&1 9>&- &
-	GRPC_PID=$!
-	record_pid "$GRPC_PID"
-	ip netns exec "$NS_EXT" python3 -u "$E2E_DIR/grpc_echo.py" server --port 50052 >>"$E2E_TMP/grpc.out" 2>&1 9>&- &
-	GRPC_PID2=$!
-	record_pid "$GRPC_PID2"
-	wait_until 10 grpc_listening
-}
-
-stop_grpc_origin() {
-	[[ -n $GRPC_PID ]] && kill_pid "$GRPC_PID"
-	[[ -n ${GRPC_PID2:-} ]] && kill_pid "$GRPC_PID2"
-	GRPC_PID= GRPC_PID2=
-}
-
-grpc_client() { app python3 "$E2E_DIR/grpc_echo.py" client "$@"; }
-
 # One gRPC message (5-byte prefix: uncompressed, length 2) carrying "hi".
 GRPC_FRAME='\x00\x00\x00\x00\x02hi'
 

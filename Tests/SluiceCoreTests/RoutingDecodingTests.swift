@@ -99,8 +99,8 @@ final class RoutingDecodingTests: XCTestCase {
         // the note says where they are not yet.
         XCTAssertFalse(notes.contains { $0.contains("perTryTimeout") }, notes.joined(separator: "\n"))
         XCTAssertTrue(notes.contains {
-            $0 == "connectionPool, loadBalancer, outlierDetection applied to HTTP/1 requests and TCP/TLS connections; "
-                + "to HTTP/2 upstreams and CONNECT tunnels: pending"
+            $0 == "connectionPool, loadBalancer, outlierDetection applied to HTTP/1 requests, HTTP/2 streams and TCP/TLS connections; "
+                + "to CONNECT tunnels: pending"
         }, notes.joined(separator: "\n"))
     }
 }

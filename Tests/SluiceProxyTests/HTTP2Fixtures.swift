@@ -11,7 +11,7 @@ extension Loopback {
     /// and path followed by the request body echoed, and for gRPC requests trailers
     /// `grpc-status: 0`. `/reset-early` resets before any header; `/reset-mid` sends headers
     /// and some bytes, then resets.
-    func startHTTP2Origin() throws -> SocketAddress {
+    func startHTTP2Origin(host: String = "127.0.0.1", port: Int = 0) throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -32,7 +32,7 @@ extension Loopback {
                     }
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).wait()
+            .bind(host: host, port: port).wait()
         adopt(channel)
         return channel.localAddress!
     }
@@ -94,20 +94,25 @@ final class H2Client: @unchecked Sendable {  // driven from one test thread
     /// Starts one request; the future completes when the stream closes.
     func start(
         authority: String, path: String = "/", method: String = "GET", extra: [(String, String)] = [],
-        body: [UInt8] = [], chunk: Int = 16_384, resetAfterHeaders: Bool = false
+        body: [UInt8] = [], chunk: Int = 16_384, resetAfterHeaders: Bool = false, holdOpen: Bool = false
     ) -> EventLoopFuture<H2Response> {
         let promise = channel.eventLoop.makePromise(of: H2Response.self)
         var headers = HPACKHeaders([(":method", method), (":scheme", "http"), (":authority", authority), (":path", path)])
         for (name, value) in extra { headers.add(name: name, value: value) }
-        let sendable = (headers, body, chunk, resetAfterHeaders)
+        let sendable = (headers, body, chunk, resetAfterHeaders || holdOpen, holdOpen)
         multiplexer.createStreamChannel { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(H2ClientStreamHandler(promise: promise))
             }
         }.whenComplete { result in
             guard case .success(let stream) = result else { return promise.fail(ChannelError.ioOnClosedChannel) }
-            let (headers, body, chunk, reset) = sendable
+            let (headers, body, chunk, reset, holdOpen) = sendable
             stream.write(HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: body.isEmpty && !reset)), promise: nil)
+            if holdOpen {
+                // The request never ends: the stream stays open until the connection closes.
+                stream.flush()
+                return
+            }
             if reset {
                 stream.writeAndFlush(HTTP2Frame.FramePayload.rstStream(.cancel), promise: nil)
                 return
@@ -163,7 +168,7 @@ final class H2RootFrames: ChannelInboundHandler, @unchecked Sendable {  // touch
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
 
-private final class H2OriginStreamHandler: ChannelInboundHandler {
+final class H2OriginStreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
     private var request: HPACKHeaders?

@@ -85,25 +85,29 @@ public enum RoutingAnalysis {
     }
 
     /// Notes for what the decision hands the data path that it does not apply yet (see
-    /// docs/configuration.md): of DestinationRule traffic policies, `loadBalancer: PASSTHROUGH`
-    /// (balanced as ROUND_ROBIN) and the HTTP/2 upstream path and CONNECT tunnels, which apply
-    /// none. The rest — connectionPool, outlierDetection, loadBalancer, a retry's
-    /// perTryTimeout — is applied to HTTP/1 requests and opaque connections.
+    /// docs/configuration.md and docs/http2.md): of DestinationRule traffic policies,
+    /// `loadBalancer: PASSTHROUGH` (balanced as ROUND_ROBIN), CONNECT tunnels, which apply
+    /// none, and `h2UpgradePolicy: UPGRADE` for HTTP/1 clients. The rest — connectionPool,
+    /// outlierDetection, loadBalancer, a retry's perTryTimeout — is applied to HTTP/1
+    /// requests, HTTP/2 streams and opaque connections.
     static func pendingDataPath(_ routing: RoutingObjects) -> [ConfigDiagnostic] {
         var diagnostics: [ConfigDiagnostic] = []
         for rule in routing.destinationRules {
             let policies = [rule.trafficPolicy].compactMap { $0 } + rule.subsetDetails.compactMap(\.trafficPolicy)
             var fields: Set<String> = []
             var passthrough = false
+            var upgrade = false
             for policy in policies + policies.flatMap({ Array($0.portLevel.values) }) {
+                if policy.connectionPool?.h2UpgradePolicy == .upgrade { upgrade = true }
                 if policy.connectionPool != nil { fields.insert("connectionPool") }
                 if policy.outlierDetection != nil { fields.insert("outlierDetection") }
                 if policy.loadBalancer != nil { fields.insert("loadBalancer") }
                 if LoadBalancerPolicy(policy.loadBalancer) == .passthrough { passthrough = true }
             }
             guard !fields.isEmpty else { continue }
-            var message = "\(fields.sorted().joined(separator: ", ")) applied to HTTP/1 requests and TCP/TLS connections; "
-                + "to HTTP/2 upstreams and CONNECT tunnels: pending"
+            var message = "\(fields.sorted().joined(separator: ", ")) applied to HTTP/1 requests, HTTP/2 streams and TCP/TLS connections; "
+                + "to CONNECT tunnels: pending"
+            if upgrade { message += "; h2UpgradePolicy UPGRADE applies to HTTP/2 clients' streams (HTTP/1 clients are not upgraded: pending)" }
             if passthrough { message += "; loadBalancer PASSTHROUGH balances as ROUND_ROBIN (the original destination: pending)" }
             diagnostics.append(ConfigDiagnostic(
                 severity: .note, path: rule.source.path, line: rule.source.line, resource: rule.id.description, message: message))

@@ -25,6 +25,13 @@ extension RoutingObjectDecoder {
                 settings.maxRequestsPerConnection = YAMLReader.value(http, "maxRequestsPerConnection").flatMap { reader.int($0, prefix + "maxRequestsPerConnection", in: 0...Int(Int32.max)) }
                 settings.maxRetries = YAMLReader.value(http, "maxRetries").flatMap { reader.int($0, prefix + "maxRetries", in: 0...Int(Int32.max)) }
                 settings.idleTimeout = YAMLReader.value(http, "idleTimeout").flatMap { reader.duration($0, prefix + "idleTimeout") }
+                if let node = YAMLReader.value(http, "h2UpgradePolicy"), let text = reader.string(node, prefix + "h2UpgradePolicy") {
+                    settings.h2UpgradePolicy = H2UpgradePolicy(rawValue: text)
+                    if settings.h2UpgradePolicy == nil {
+                        reader.error(prefix + "h2UpgradePolicy", at: node, "must be DEFAULT, DO_NOT_UPGRADE or UPGRADE")
+                    }
+                }
+                settings.useClientProtocol = YAMLReader.value(http, "useClientProtocol").flatMap { reader.bool($0, prefix + "useClientProtocol") }
             }
             policy.connectionPool = settings
         }

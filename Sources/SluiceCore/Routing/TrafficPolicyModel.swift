@@ -18,8 +18,21 @@ public struct ConnectionPoolSettings: Sendable, Equatable {
     public var maxRetries: Int?
     /// `http.idleTimeout`.
     public var idleTimeout: Duration?
+    /// `http.h2UpgradePolicy`: whether HTTP/1.1 connections to the destination become HTTP/2.
+    public var h2UpgradePolicy: H2UpgradePolicy?
+    /// `http.useClientProtocol`: the upstream speaks the client's protocol (Envoy's
+    /// `use_downstream_protocol_config`); overrides `h2UpgradePolicy`.
+    public var useClientProtocol: Bool?
 
     public init() {}
+}
+
+/// Istio's `ConnectionPoolSettings.HTTPSettings.H2UpgradePolicy`.
+public enum H2UpgradePolicy: String, Sendable, Equatable {
+    /// The mesh-wide default (Istio's is DO_NOT_UPGRADE).
+    case `default` = "DEFAULT"
+    case doNotUpgrade = "DO_NOT_UPGRADE"
+    case upgrade = "UPGRADE"
 }
 
 /// `outlierDetection`: endpoints ejected after consecutive errors, for `baseEjectionTime`

@@ -14,51 +14,24 @@ extension PooledHTTPUpstreams {
         in cluster: ClusterState,
         completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
     ) {
-        self.connector.addresses(for: target, gateway: config.gateway, on: eventLoop).assumeIsolated().whenComplete { result in
+        self.connector.clusterEndpoints(for: target, gateway: config.gateway, cluster: cluster, eventLoop: eventLoop) { result in
             switch result {
             case .failure(let error):
-                completion(.failure(error as? UpstreamError ?? UpstreamError.resolution("\(error)")))
-            case .success(let addresses):
-                let ordered = cluster.order(addresses)
+                completion(.failure(error))
+            case .success(let ordered):
                 if let first = ordered.first, let idle = UpstreamPool.current.take(target, remote: first) {
                     completion(.success(idle))
                     return
                 }
-                let bound = NIOLoopBound(completion, eventLoop: eventLoop)
-                let dial: @Sendable () -> Void = {
-                    self.dialCounted(target: target, tls: tls, config: config, eventLoop: eventLoop, limits: limits, cluster: cluster,
-                                     ordered: ordered, completion: bound.value)
+                self.connector.connectCounted(
+                    target: target, gateway: config.gateway, tls: tls, cluster: cluster, ordered: ordered,
+                    defaultTimeout: config.limits.connectTimeout, eventLoop: eventLoop
+                ) { result in
+                    switch result {
+                    case .failure(let failure): completion(.failure(failure))
+                    case .success(let connection): completion(Self.install(on: connection, target: target, limits: limits, cluster: cluster))
+                    }
                 }
-                switch cluster.openConnection(ClusterState.Task(id: 0, eventLoop: eventLoop, run: dial)) {
-                case .open: dial()
-                case .pending: break
-                case .overflow: completion(.failure(UpstreamError.overflow))
-                }
-            }
-        }
-    }
-
-    /// Dials with a connection slot of `cluster` taken; the slot is given back when the
-    /// connection closes (or the dial fails). Connect failures feed outlier detection.
-    private func dialCounted(
-        target: UpstreamTarget, tls: UpstreamTLS?, config: ActiveConfig, eventLoop: any EventLoop, limits: HTTP1Limits,
-        cluster: ClusterState, ordered: [SocketAddress], completion: @escaping (Result<any HTTPUpstream, any Error>) -> Void
-    ) {
-        let endpoints = EndpointChoice(ordered: ordered) { address in
-            cluster.record(.connectFailure, endpoint: address.logDescription)
-        }
-        let timeout = cluster.limits.connectTimeout ?? config.limits.connectTimeout
-        self.connector.connect(
-            target: target, gateway: config.gateway, tls: tls, eventLoop: eventLoop, connectTimeout: TimeAmount(timeout),
-            endpoints: endpoints
-        ) { result in
-            switch result {
-            case .failure(let failure):
-                cluster.connectionClosed()
-                completion(.failure(failure))
-            case .success(let connection):
-                connection.channel.closeFuture.whenComplete { _ in cluster.connectionClosed() }
-                completion(Self.install(on: connection, target: target, limits: limits, cluster: cluster))
             }
         }
     }

@@ -4,15 +4,16 @@ import SluiceCore
 extension HTTP2DownstreamRelay {
     /// An allowed stream whose port is declared `HTTP`: carried over HTTP/1.1 on a connection
     /// from the event loop's `UpstreamPool` (reused across client connections, HTTP/1 clients'
-    /// included) or a fresh one (`HTTP2ToHTTP1Upstream`).
-    func connectHTTP1(_ stream: HTTP2RelayStream, target: UpstreamTarget, config: ActiveConfig) {
+    /// included) or a fresh one (`HTTP2ToHTTP1Upstream`), with `tls` opened on it (TLS
+    /// origination, ISTIO_MUTUAL) and, under a DestinationRule, `cluster`'s endpoint and limits.
+    func connectHTTP1(_ stream: HTTP2RelayStream, target: UpstreamTarget, tls: UpstreamTLS?, cluster: ClusterState?, config: ActiveConfig) {
         let upstreams = PooledHTTPUpstreams(connector: self.runtime.connector)
-        if let idle = upstreams.idle(for: target) {
+        if cluster == nil, let idle = upstreams.idle(for: target) {
             self.connected(stream, result: .success(HTTP2ToHTTP1Upstream(downstream: self, upstream: idle, window: self.window, fresh: false)))
             return
         }
         let limits = HTTP1Limits(maxHeadBytes: config.limits.maxRequestHeadBytes, maxFields: config.limits.maxRequestHeaders)
-        upstreams.connect(target: target, tls: nil, config: config, eventLoop: self.eventLoop, limits: limits, cluster: nil) { [self] result in
+        upstreams.connect(target: target, tls: tls, config: config, eventLoop: self.eventLoop, limits: limits, cluster: cluster) { [self] result in
             switch result {
             case .success(let upstream):
                 guard case .connecting = stream.phase else {

@@ -33,7 +33,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         self.connection = connection
         self.window = window
         self.eventLoop = eventLoop
-        self.pool = HTTP2UpstreamPool(runtime: runtime, eventLoop: eventLoop)
+        self.pool = HTTP2UpstreamPool.current(runtime: runtime, eventLoop: eventLoop)
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -97,13 +97,20 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             if !stream.responseEnded, !stream.record.responseFlags.contains(.downstreamRemoteReset) {
                 stream.record.responseFlags.insert(.downstreamConnectionTermination)
             }
-            // An HTTP/1 exchange is closed here; h2c connections by `closeAll` below.
-            stream.upstream?.reset(stream, code: .cancel)
+            // An HTTP/1 exchange is closed here; a shared HTTP/2 connection resets the stream.
+            if let upstream = stream.upstream {
+                upstream.reset(stream, code: .cancel)
+                upstream.flush()
+            }
             stream.phase = .done
             self.finish(stream)
         }
+        // Shared connections outlive this one: what it left unflushed goes out now.
+        for upstream in self.dirtyUpstreams {
+            upstream.dirty = false
+            upstream.flush()
+        }
         self.dirtyUpstreams = []
-        self.pool.closeAll()
         self.context = nil
         context.fireChannelInactive()
     }
@@ -118,7 +125,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     // MARK: request
 
     private func requestHeaders(_ headers: HTTP2Frame.FramePayload.Headers, streamID: HTTP2StreamID) {
-        let stream = HTTP2RelayStream(downstreamID: streamID, window: self.window)
+        let stream = HTTP2RelayStream(downstreamID: streamID, downstream: self, window: self.window)
         self.streams[streamID] = stream
         stream.requestEnded = headers.endStream
         let runtime = self.runtime
@@ -160,6 +167,9 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             stream.record.istioPolicyStatus = Decision.auditDeniedStatus
             runtime.metrics.auditDenied(.http, host: authority.host)
         }
+        if self.authorizationDenied(stream, headers: original, authority: authorityText, decision: decision, config: config, connection: self.connection) {
+            return
+        }
         switch decision.action {
         case .deny:
             runtime.metrics.denied(.http)
@@ -178,14 +188,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             }
             stream.record.xForwardedFor = request.first(name: "x-forwarded-for")
             stream.phase = .connecting([(.headers(.init(headers: request, endStream: headers.endStream)), 0)])
-            if decision.match?.port.protocol == .http {
-                // Envoy: the cluster's protocol follows the port; HTTP means HTTP/1.1 upstream.
-                self.connectHTTP1(stream, target: target, config: config)
-            } else {
-                self.pool.connection(to: target, config: config, downstream: self) { [self] result in
-                    self.connected(stream, result: result.map { $0 as any HTTP2StreamUpstream })
-                }
-            }
+            self.forward(stream, to: target, decision: decision, config: config)
         }
     }
 
@@ -200,6 +203,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             stream.record.upstreamHost = upstream.remoteText
             stream.record.upstreamLocalAddress = upstream.localText
             stream.phase = .forwarding(upstream)
+            self.clusterStreamStarted(stream, on: upstream)
             stream.upstreamSent = NIODeadline.now()
             upstream.open(stream, frames: frames)
             self.upstreamDirty(upstream)
@@ -324,7 +328,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
 
     // MARK: local answers and the log line
 
-    private func respondLocally(_ stream: HTTP2RelayStream, status: Int, flag: ResponseFlags?, body: String) {
+    func respondLocally(_ stream: HTTP2RelayStream, status: Int, flag: ResponseFlags?, body: String) {
         guard let context = self.context, !stream.responseStarted, self.streams[stream.downstreamID] === stream else { return }
         let reply = HTTP2LocalReply(status: status, body: body, grpc: stream.grpc)
         if let flag { stream.record.responseFlags.insert(flag) }
@@ -351,6 +355,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     private func finish(_ stream: HTTP2RelayStream) {
         guard !stream.logged else { return }
         stream.logged = true
+        self.releaseCluster(stream)
         stream.record.duration = stream.start.millisecondsElapsed
         self.runtime.completedRequest(&stream.record, memo: &self.memo)
     }

@@ -19,6 +19,10 @@ final class HTTP2RelayStream {
     }
 
     let downstreamID: HTTP2StreamID
+    /// The client connection's relay: an upstream connection shared by many client
+    /// connections hands each stream's frames to its own. Held strongly; the stream leaves
+    /// both relays' tables when it closes (or its connection does), which ends the cycle.
+    let downstream: HTTP2DownstreamRelay
     var phase = Phase.answered
     /// The paired stream's id at the origin, once its HEADERS went out.
     var upstreamID: HTTP2StreamID?
@@ -34,9 +38,14 @@ final class HTTP2RelayStream {
     var clientCredit: HTTP2WindowCredit
     /// Response bytes handed to the client and not yet returned to the origin's window.
     var originCredit: HTTP2WindowCredit
+    /// The DestinationRule cluster the stream counts against, and the endpoint it went to
+    /// (HTTP2DownstreamRelay+Cluster).
+    var cluster: ClusterState?
+    var endpoint: String?
 
-    init(downstreamID: HTTP2StreamID, window: Int) {
+    init(downstreamID: HTTP2StreamID, downstream: HTTP2DownstreamRelay, window: Int) {
         self.downstreamID = downstreamID
+        self.downstream = downstream
         self.clientCredit = HTTP2WindowCredit(window: window)
         self.originCredit = HTTP2WindowCredit(window: window)
     }

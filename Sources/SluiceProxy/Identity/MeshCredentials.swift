@@ -13,6 +13,8 @@ public final class MeshCredentials: Sendable {
     let serverContext: NIOSSLContext
     /// For the sidecar's connections to an ISTIO_MUTUAL gateway.
     let clientContext: NIOSSLContext
+    /// The same, for a connection that carries HTTP/2: ALPN `istio`, `h2` (Istio's `ALPNInMeshH2`).
+    let h2ClientContext: NIOSSLContext
     /// The files' identities when read (what the watcher compares).
     let fingerprint: [String]
 
@@ -41,6 +43,9 @@ public final class MeshCredentials: Sendable {
         server.minimumTLSVersion = .tlsv12
         // On close, wait briefly for the peer's close_notify (NIOSSL's default is 5 s).
         server.shutdownTimeout = .seconds(1)
+        // A client that offers `h2` speaks HTTP/2 inside (an HTTP listener tells it by the
+        // preface either way); one that offers neither gets no ALPN, as before.
+        server.applicationProtocols = ALPN.serverHTTP
 
         var client = TLSConfiguration.makeClientConfiguration()
         client.certificateChain = chain
@@ -50,24 +55,34 @@ public final class MeshCredentials: Sendable {
         client.minimumTLSVersion = .tlsv12
         client.shutdownTimeout = .seconds(1)
 
+        var h2Client = client
+        h2Client.applicationProtocols = ALPN.inMeshHTTP2
+
         return MeshCredentials(
             identity: identity,
             serverContext: try NIOSSLContext(configuration: server),
             clientContext: try NIOSSLContext(configuration: client),
+            h2ClientContext: try NIOSSLContext(configuration: h2Client),
             fingerprint: fingerprint)
     }
 
-    private init(identity: WorkloadCertificate, serverContext: NIOSSLContext, clientContext: NIOSSLContext, fingerprint: [String]) {
+    private init(
+        identity: WorkloadCertificate, serverContext: NIOSSLContext, clientContext: NIOSSLContext, h2ClientContext: NIOSSLContext,
+        fingerprint: [String]
+    ) {
         self.identity = identity
         self.serverContext = serverContext
         self.clientContext = clientContext
+        self.h2ClientContext = h2ClientContext
         self.fingerprint = fingerprint
     }
 
     /// The same credentials, remembered as read from files with `fingerprint` (a rejected
     /// rotation: the bad files are not looked at again until they change).
     func withFingerprint(_ fingerprint: [String]) -> MeshCredentials {
-        MeshCredentials(identity: self.identity, serverContext: self.serverContext, clientContext: self.clientContext, fingerprint: fingerprint)
+        MeshCredentials(
+            identity: self.identity, serverContext: self.serverContext, clientContext: self.clientContext,
+            h2ClientContext: self.h2ClientContext, fingerprint: fingerprint)
     }
 
     /// `cert-chain.pem`, `key.pem`, `root-cert.pem` in `directory`.

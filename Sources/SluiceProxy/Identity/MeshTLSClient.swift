@@ -11,12 +11,14 @@ import SluiceIdentity
 enum MeshTLSClient {
     /// Adds the TLS client to `channel` (connected, `autoRead` off) and completes when the
     /// handshake has finished. The waiter issues the first read; NIOSSL reads again while a
-    /// read brought no plaintext, so the handshake runs with `autoRead` still off.
+    /// read brought no plaintext, so the handshake runs with `autoRead` still off. `http2`:
+    /// the connection carries HTTP/2, announced with Istio's in-mesh ALPN (`istio`, `h2`).
     static func handshake(
         on channel: any Channel,
         credentials: MeshCredentials,
         settings: GatewayClientTLS,
-        serverName: String
+        serverName: String,
+        http2: Bool = false
     ) -> EventLoopFuture<Void> {
         let identity = credentials.identity
         let verifier = PeerChainVerifier(
@@ -27,7 +29,7 @@ enum MeshTLSClient {
             // An IP address is not a valid SNI; BoringSSL refuses to send one.
             let sni = IPAddress(settings.sni ?? serverName) == nil ? settings.sni ?? serverName : nil
             let tls = try NIOSSLClientHandler(
-                context: credentials.clientContext, serverHostname: sni, customVerificationCallback: peer.callback(verifier))
+                context: http2 ? credentials.h2ClientContext : credentials.clientContext, serverHostname: sni, customVerificationCallback: peer.callback(verifier))
             let waiter = TLSHandshakeWaiter(
                 promise: promise,
                 failure: { error in

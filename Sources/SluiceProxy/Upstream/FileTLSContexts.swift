@@ -15,7 +15,7 @@ final class FileTLSContexts: Sendable {
     private let cache = NIOLockedValueBox<[Key: NIOSSLContext]>([:])
 
     private enum Key: Hashable {
-        case origin(OriginTLS, fingerprint: [String])
+        case origin(OriginTLS, http2: Bool, fingerprint: [String])
         case server(ServerTLSFiles, ServerTLSMode, fingerprint: [String])
     }
 
@@ -32,11 +32,14 @@ final class FileTLSContexts: Sendable {
         self.credentialsDirectory = credentialsDirectory
     }
 
-    /// The client context for `origin`, built (or rebuilt after a file changed) as needed.
-    func context(for origin: OriginTLS) throws -> NIOSSLContext {
+    /// The client context for `origin`, built (or rebuilt after a file changed) as needed;
+    /// offering ALPN `h2` when the connection carries HTTP/2.
+    func context(for origin: OriginTLS, http2: Bool = false) throws -> NIOSSLContext {
         let files = try self.files(for: origin)
-        return try self.cached(.origin(origin, fingerprint: ConfigWatcher.fingerprint(files.paths))) {
-            try Self.clientConfiguration(origin, files: files)
+        return try self.cached(.origin(origin, http2: http2, fingerprint: ConfigWatcher.fingerprint(files.paths))) {
+            var configuration = try Self.clientConfiguration(origin, files: files)
+            if http2 { configuration.applicationProtocols = ALPN.http2Only }
+            return configuration
         }
     }
 

@@ -10,11 +10,12 @@ import X509
 /// `UpstreamError.originTLSFailed` worded as Envoy's `upstream_transport_failure_reason`.
 enum OriginTLSClient {
     /// Adds the TLS client to `channel` (connected, `autoRead` off); the waiter issues the
-    /// first read, and NIOSSL reads on while a read brought no plaintext.
-    static func handshake(on channel: any Channel, origin: OriginTLS, contexts: FileTLSContexts) -> EventLoopFuture<Void> {
+    /// first read, and NIOSSL reads on while a read brought no plaintext. `http2`: the
+    /// connection carries HTTP/2, offered with ALPN `h2` (Istio's `ALPNH2Only`).
+    static func handshake(on channel: any Channel, origin: OriginTLS, contexts: FileTLSContexts, http2: Bool = false) -> EventLoopFuture<Void> {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         do {
-            let context = try contexts.context(for: origin)
+            let context = try contexts.context(for: origin, http2: http2)
             let tls = try NIOSSLClientHandler(context: context, serverHostname: origin.sni)
             let waiter = TLSHandshakeWaiter(
                 promise: promise,

@@ -87,17 +87,19 @@ struct UpstreamConnector: Sendable {
     /// and reports the outcome
     /// on `eventLoop` with every failure as an `UpstreamError` (what the access log's flags
     /// and the local reply are made from). `completion` runs on the loop, so a handler may
-    /// touch its own state from it.
+    /// touch its own state from it. `http2`: the connection will carry HTTP/2, so TLS offers
+    /// ALPN `h2` (Istio's `istio`, `h2` towards the gateway; `h2` to an origin).
     func connect(
         target: UpstreamTarget,
         gateway: EgressGatewayConfig?,
         tls: UpstreamTLS? = nil,
+        http2: Bool = false,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
         endpoints: EndpointChoice? = nil,
         completion: @escaping (Result<UpstreamConnection, UpstreamError>) -> Void
     ) {
-        self.dial(target: target, gateway: gateway, tls: tls, eventLoop: eventLoop, connectTimeout: connectTimeout, endpoints: endpoints)
+        self.dial(target: target, gateway: gateway, tls: tls, http2: http2, eventLoop: eventLoop, connectTimeout: connectTimeout, endpoints: endpoints)
             .assumeIsolated().whenComplete { result in
                 completion(result.mapError { $0 as? UpstreamError ?? .connectFailed("\($0)") })
             }
@@ -107,6 +109,7 @@ struct UpstreamConnector: Sendable {
         target: UpstreamTarget,
         gateway: EgressGatewayConfig?,
         tls: UpstreamTLS?,
+        http2: Bool,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
         endpoints: EndpointChoice?
@@ -119,9 +122,9 @@ struct UpstreamConnector: Sendable {
         }.flatMap { connection in
             switch tls ?? Self.shorthandTLS(target, gateway: gateway) {
             case .istioMutual(let settings):
-                return self.openMeshTLS(connection, settings: settings, serverName: Self.serverName(target), eventLoop: eventLoop)
+                return self.openMeshTLS(connection, settings: settings, serverName: Self.serverName(target), http2: http2, eventLoop: eventLoop)
             case .originate(let origin):
-                return self.openOriginTLS(connection, origin: origin, eventLoop: eventLoop)
+                return self.openOriginTLS(connection, origin: origin, http2: http2, eventLoop: eventLoop)
             case nil:
                 break
             }
@@ -150,6 +153,7 @@ struct UpstreamConnector: Sendable {
         _ connection: UpstreamConnection,
         settings: GatewayClientTLS,
         serverName: String,
+        http2: Bool,
         eventLoop: any EventLoop
     ) -> EventLoopFuture<UpstreamConnection> {
         guard let certificates = self.certificates else {
@@ -157,7 +161,7 @@ struct UpstreamConnector: Sendable {
             return eventLoop.makeFailedFuture(UpstreamError.tlsFailed(entries: ["no workload certificate (--certs)"], detail: "no workload certificate (--certs)"))
         }
         return MeshTLSClient.handshake(
-            on: connection.channel, credentials: certificates.credentials, settings: settings, serverName: serverName
+            on: connection.channel, credentials: certificates.credentials, settings: settings, serverName: serverName, http2: http2
         ).map { connection }.flatMapErrorThrowing { error in
             connection.channel.close(promise: nil)
             self.logger.warning(
@@ -168,8 +172,10 @@ struct UpstreamConnector: Sendable {
     }
 
     /// TLS origination on a fresh connection (SIMPLE / MUTUAL); pooled like any connection.
-    private func openOriginTLS(_ connection: UpstreamConnection, origin: OriginTLS, eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
-        OriginTLSClient.handshake(on: connection.channel, origin: origin, contexts: self.fileContexts)
+    private func openOriginTLS(
+        _ connection: UpstreamConnection, origin: OriginTLS, http2: Bool, eventLoop: any EventLoop
+    ) -> EventLoopFuture<UpstreamConnection> {
+        OriginTLSClient.handshake(on: connection.channel, origin: origin, contexts: self.fileContexts, http2: http2)
             .map { connection }.flatMapErrorThrowing { error in
                 connection.channel.close(promise: nil)
                 self.logger.warning(
