@@ -87,9 +87,10 @@ final class OriginTLSLoopbackTests: XCTestCase {
 
     /// Dials `address` with `origin` through the runtime's connector: "connected", or the
     /// failure's transport failure reason and description.
-    private func dial(_ net: Loopback, _ address: SocketAddress, _ origin: OriginTLS, connector: UpstreamConnector? = nil) throws
-        -> (connected: Bool, error: UpstreamError?)
-    {
+    private func dial(
+        _ net: Loopback, _ address: SocketAddress, _ origin: OriginTLS, connector: UpstreamConnector? = nil,
+        connectTimeout: TimeAmount = .seconds(5)
+    ) throws -> (connected: Bool, error: UpstreamError?) {
         let runtime = try Loopback.runtime(config: "accessLog: {enabled: false}\n", registry: "")
         defer { runtime.shutdown() }
         let connector = connector ?? runtime.connector
@@ -98,7 +99,7 @@ final class OriginTLSLoopbackTests: XCTestCase {
         let outcome = NIOLockedValueBox<UpstreamError?>(nil)
         try loop.flatSubmit {
             let promise = loop.makePromise(of: Void.self)
-            connector.connect(target: target, gateway: nil, tls: .originate(origin), eventLoop: loop, connectTimeout: .seconds(5)) { result in
+            connector.connect(target: target, gateway: nil, tls: .originate(origin), eventLoop: loop, connectTimeout: connectTimeout) { result in
                 switch result {
                 case .success(let connection): connection.channel.close(promise: nil)
                 case .failure(let error): outcome.withLockedValue { $0 = error }
@@ -109,6 +110,24 @@ final class OriginTLSLoopbackTests: XCTestCase {
         }.wait()
         let error = outcome.withLockedValue { $0 }
         return (error == nil, error)
+    }
+
+    /// A server that accepts TCP and never says a word (nor closes): the TLS handshake is
+    /// bounded by the connect timeout, as Envoy's connect_timeout covers the handshake, so the
+    /// dial fails as a connection timeout (UF) instead of waiting forever.
+    func testAServerThatNeverAnswersTheHandshakeTimesOut() throws {
+        let net = Loopback()
+        let pki = try PKI()
+        let silent = try ServerBootstrap(group: net.group)
+            .childChannelOption(.autoRead, value: false)
+            .bind(host: "127.0.0.1", port: 0).wait()
+        net.adopt(silent)
+        let address = try XCTUnwrap(silent.localAddress)
+        let origin = OriginTLS(mode: .simple, sni: "origin.test", caCertificates: pki.ca, verifyHostname: true)
+        let error = try XCTUnwrap(try dial(net, address, origin, connectTimeout: .milliseconds(300)).error)
+        guard case .connectTimeout(let why) = error else { return XCTFail("\(error)") }
+        XCTAssertTrue(why.contains("TLS handshake"), why)
+        XCTAssertEqual(error.responseFlag, .upstreamConnectionFailure)
     }
 
     private static let envoyVerifyFailed = "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end"

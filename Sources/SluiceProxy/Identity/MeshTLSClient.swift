@@ -18,7 +18,8 @@ enum MeshTLSClient {
         credentials: MeshCredentials,
         settings: GatewayClientTLS,
         serverName: String,
-        http2: Bool = false
+        http2: Bool = false,
+        timeout: TimeAmount? = nil
     ) -> EventLoopFuture<Void> {
         let identity = credentials.identity
         let verifier = PeerChainVerifier(
@@ -37,7 +38,8 @@ enum MeshTLSClient {
                     peer.failure.map { .tlsFailed(entries: [EnvoyTLSFailure.certificateVerifyFailed], detail: "gateway certificate refused: \($0.rawValue)") }
                         ?? .tlsFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)")
                 },
-                closed: .tlsFailed(entries: [], detail: "connection closed during the handshake"))
+                closed: .tlsFailed(entries: [], detail: "connection closed during the handshake"),
+                timeout: timeout)
             let sync = channel.pipeline.syncOperations
             try sync.addHandlers([tls, waiter])
         } catch {

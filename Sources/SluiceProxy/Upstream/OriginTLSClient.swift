@@ -12,7 +12,7 @@ enum OriginTLSClient {
     /// Adds the TLS client to `channel` (connected, `autoRead` off); the waiter issues the
     /// first read, and NIOSSL reads on while a read brought no plaintext. `http2`: the
     /// connection carries HTTP/2, offered with ALPN `h2` (Istio's `ALPNH2Only`).
-    static func handshake(on channel: any Channel, origin: OriginTLS, contexts: FileTLSContexts, http2: Bool = false) -> EventLoopFuture<Void> {
+    static func handshake(on channel: any Channel, origin: OriginTLS, contexts: FileTLSContexts, http2: Bool = false, timeout: TimeAmount? = nil) -> EventLoopFuture<Void> {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         do {
             let context = try contexts.context(for: origin, http2: http2)
@@ -21,7 +21,8 @@ enum OriginTLSClient {
                 promise: promise,
                 verify: { context in Self.refusal(of: origin, context: context) },
                 failure: { error in .originTLSFailed(entries: TLSHandshakeWaiter.envoyEntries(error), detail: "\(error)") },
-                closed: .originTLSFailed(entries: [], detail: "the origin closed the connection during the TLS handshake"))
+                closed: .originTLSFailed(entries: [], detail: "the origin closed the connection during the TLS handshake"),
+                timeout: timeout)
             try channel.pipeline.syncOperations.addHandlers([tls, waiter])
         } catch let error as FileTLSSetupError {
             promise.fail(UpstreamError.originTLSFailed(entries: [error.description], detail: error.description))

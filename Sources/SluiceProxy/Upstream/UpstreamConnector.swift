@@ -122,9 +122,10 @@ struct UpstreamConnector: Sendable {
         }.flatMap { connection in
             switch tls ?? Self.shorthandTLS(target, gateway: gateway) {
             case .istioMutual(let settings):
-                return self.openMeshTLS(connection, settings: settings, serverName: Self.serverName(target), http2: http2, eventLoop: eventLoop)
+                return self.openMeshTLS(
+                    connection, settings: settings, serverName: Self.serverName(target), http2: http2, timeout: connectTimeout, eventLoop: eventLoop)
             case .originate(let origin):
-                return self.openOriginTLS(connection, origin: origin, http2: http2, eventLoop: eventLoop)
+                return self.openOriginTLS(connection, origin: origin, http2: http2, timeout: connectTimeout, eventLoop: eventLoop)
             case nil:
                 break
             }
@@ -154,6 +155,7 @@ struct UpstreamConnector: Sendable {
         settings: GatewayClientTLS,
         serverName: String,
         http2: Bool,
+        timeout: TimeAmount,
         eventLoop: any EventLoop
     ) -> EventLoopFuture<UpstreamConnection> {
         guard let certificates = self.certificates else {
@@ -161,7 +163,8 @@ struct UpstreamConnector: Sendable {
             return eventLoop.makeFailedFuture(UpstreamError.tlsFailed(entries: ["no workload certificate (--certs)"], detail: "no workload certificate (--certs)"))
         }
         return MeshTLSClient.handshake(
-            on: connection.channel, credentials: certificates.credentials, settings: settings, serverName: serverName, http2: http2
+            on: connection.channel, credentials: certificates.credentials, settings: settings, serverName: serverName, http2: http2,
+            timeout: timeout
         ).map { connection }.flatMapErrorThrowing { error in
             connection.channel.close(promise: nil)
             self.logger.warning(
@@ -173,9 +176,9 @@ struct UpstreamConnector: Sendable {
 
     /// TLS origination on a fresh connection (SIMPLE / MUTUAL); pooled like any connection.
     private func openOriginTLS(
-        _ connection: UpstreamConnection, origin: OriginTLS, http2: Bool, eventLoop: any EventLoop
+        _ connection: UpstreamConnection, origin: OriginTLS, http2: Bool, timeout: TimeAmount, eventLoop: any EventLoop
     ) -> EventLoopFuture<UpstreamConnection> {
-        OriginTLSClient.handshake(on: connection.channel, origin: origin, contexts: self.fileContexts, http2: http2)
+        OriginTLSClient.handshake(on: connection.channel, origin: origin, contexts: self.fileContexts, http2: http2, timeout: timeout)
             .map { connection }.flatMapErrorThrowing { error in
                 connection.channel.close(promise: nil)
                 self.logger.warning(
