@@ -38,7 +38,8 @@ enum ExplainQUIC {
     /// The one line `explain tls://host:443` adds: the same name over HTTP/3.
     static func line(serverName: String, destination: IPAddress, policy: Policy, dns: DNSConfig, resolved: [IPAddress: String]) -> String {
         let (verdict, why) = decide(serverName: serverName, destination: destination, port: UDPFlowPolicy.quicPort, policy: policy, dns: dns, resolved: resolved)
-        return "quic:        UDP 443 with SNI \(serverName) to \(destination): \(describe(verdict, audit: policy.audit)): \(why)"
+        let decision = verdict == nil ? "depends on DNS" : describe(verdict, audit: policy.audit)
+        return "quic:        UDP 443 with SNI \(serverName) to \(destination): \(decision): \(why)"
     }
 
     /// The verdict (nil when it waits on the sidecar resolving the SNI) and why, in words.
