@@ -120,6 +120,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCore",
+                "SluiceQUIC",
                 "SluiceProxy",
                 "SluiceInject",
                 "SluiceInjector",

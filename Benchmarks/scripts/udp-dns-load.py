@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
-"""Load generators for Benchmarks/scripts/udp-dns (standard library only, bounded in time).
+"""Load generators for Benchmarks/scripts/udp-dns (standard library only, bounded in time;
+the DNS load is dnsperf's).
 
-  dns SERVER NAME SECONDS WINDOW   A queries for NAME, WINDOW in flight, for SECONDS:
-                                   prints "<answered> <qps> <p50_us> <p99_us>"
   blast ADDR PORT SECONDS          datagrams of 64 bytes from one socket for SECONDS:
                                    prints "<sent>"
   sink ADDR PORT SECONDS           counts datagrams for SECONDS after the first one:
@@ -17,46 +16,10 @@
                                    SECONDS: prints "<round_trips_per_s> <p50_us> <p99_us>"
 """
 
-import random
 import select
 import socket
-import struct
 import sys
 import time
-
-
-def query(name, qid):
-    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack("!HH", 1, 1)
-
-
-def dns(server, name, seconds, window):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sent_at = {}
-    latencies = []
-    answered = 0
-    next_id = random.randrange(65536)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        while len(sent_at) < window:
-            next_id = (next_id + 1) & 0xFFFF
-            sock.sendto(query(name, next_id), (server, 53))
-            sent_at[next_id] = time.perf_counter()
-        ready, _, _ = select.select([sock], [], [], 0.2)
-        if not ready:
-            sent_at.clear()  # lost ones: start a fresh window (counted as not answered)
-            continue
-        while True:
-            try:
-                reply = sock.recv(4096)
-            except BlockingIOError:
-                break
-            started = sent_at.pop(struct.unpack("!H", reply[:2])[0], None)
-            if started is not None:
-                latencies.append(time.perf_counter() - started)
-                answered += 1
-    print(answered, round(answered / seconds), *percentiles(latencies))
 
 
 def blast(addr, port, seconds):
@@ -176,7 +139,6 @@ def tcp_rtt(addr, port, seconds):
 if __name__ == "__main__":
     # Each command: its function and how to read its arguments.
     COMMANDS = {
-        "dns": (dns, (str, str, float, int)),
         "blast": (blast, (str, int, float)),
         "sink": (sink, (str, int, float)),
         "echo": (echo, (str, int, float)),

@@ -9,19 +9,23 @@
 # uid 1337 with CAP_NET_ADMIN (ambient), which binding an NFQUEUE needs.
 #   1. a query for an unregistered name is answered NXDOMAIN by the sidecar, and logged; also
 #      from a source port the proxy's own upstream query just used (conntrack zones)
-#   2. a registered name resolves through the pod's resolver (UDP and TCP)
+#   2. a registered name resolves through the pod's resolver (UDP and TCP; a TCP query for a
+#      cached name is answered on the cache-hit path, as on UDP)
 #   3. UDP to the learned address of a registered name, on its UDP port, passes and is logged
 #   4. UDP to another address is dropped under REGISTRY_ONLY, passes under ALLOW_ANY
-#   4b. an expiring name: brief.test's address is learned for the table's floor (30 s, its
-#      TTL is 1 s), then forgotten: UDP to it is dropped, /config_dump no longer lists it, and
-#      a new query learns it again
+#   4b. an expiring name: brief.test's address is learned for the table's floor (its TTL is
+#      1 s; dns.learnedTTLFloor set to $UDP_LEARNED_FLOOR s here, 30 s by default), then
+#      forgotten: UDP to it is dropped, /config_dump no longer lists it, and a new query
+#      learns it again
 #   4c. a bounded UDP flood (200k datagrams or 10 s) to registered and unregistered
 #      destinations: the sidecar lives, its RSS grows by less than $UDP_FLOOD_RSS_KIB KiB, and a DNS
 #      query and an allowed UDP echo still work during and after it
 #   5. opaque TCP to a resolved address is logged with the name; /config_dump shows it; the
 #      TCP entry without addresses is matched only there: another address on its port is refused
 #   6. dns.autoAllocate: tcp-echo.test resolves to Istio's 240.240.x.y (and 2001:2::…), and a
-#      TCP connection to it reaches the origin, logged with the host and its real address
+#      TCP connection to it reaches the origin, logged with the host and its real address;
+#      SLUICE_DNS_AUTO_ALLOCATE=true (injection's ISTIO_META_DNS_AUTO_ALLOCATE) does the same
+#      with a config that does not ask
 #   7. sidecar stopped: fail-closed drops, --udp-fail-open passes
 #   8. --cleanup leaves no UDP/DNS rule behind
 
@@ -29,8 +33,9 @@ UDP_DNS_V4=192.0.2.35
 UDP_GAME_V4=192.0.2.36
 UDP_OTHER_V4=192.0.2.37
 UDP_BRIEF_V4=192.0.2.38
-# The learned table's TTL floor (LearnedAddresses.minimumTTL; not configurable).
-UDP_LEARNED_FLOOR=30
+# The learned table's TTL floor in this file's REGISTRY_ONLY config (dns.learnedTTLFloor;
+# 30 s by default), so that the expiring-name case waits seconds, not half a minute.
+UDP_LEARNED_FLOOR=5
 # The flood case's bound on the sidecar's resident memory growth (16 MiB).
 UDP_FLOOD_RSS_KIB=16384
 UDP_PY=$E2E_DIR/udp_dns.py
@@ -72,10 +77,9 @@ spec:
   location: MESH_EXTERNAL
   resolution: DNS
 YAML
-	for mode in REGISTRY_ONLY ALLOW_ANY; do
-		printf 'outboundTrafficPolicy: {mode: %s}\nregistry: [registry]\ndns: {proxy: true}\nudp: {capture: true}\n' \
-			"$mode" >"$UDP_DIR/${mode,,}.yaml"
-	done
+	printf 'outboundTrafficPolicy: {mode: REGISTRY_ONLY}\nregistry: [registry]\ndns: {proxy: true, learnedTTLFloor: %ss}\nudp: {capture: true}\n' \
+		"$UDP_LEARNED_FLOOR" >"$UDP_DIR/registry_only.yaml"
+	printf 'outboundTrafficPolicy: {mode: ALLOW_ANY}\nregistry: [registry]\ndns: {proxy: true}\nudp: {capture: true}\n' >"$UDP_DIR/allow_any.yaml"
 	printf 'outboundTrafficPolicy: {mode: REGISTRY_ONLY}\nregistry: [registry]\ndns: {proxy: true, autoAllocate: true}\nudp: {capture: true}\n' \
 		>"$UDP_DIR/alloc.yaml"
 	# The allocated ranges need a route for connect() to get as far as the capture rules (a
@@ -143,6 +147,20 @@ registered_name_resolves() {
 	check_eq "dns: game.test again, from the cache (its bytes patched)" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
 	check "dns: sluice_dns_queries_total counts cache answers" bash -c \
 		"ip netns exec $NS_APP curl -s --max-time 2 http://127.0.0.1:15090/stats/prometheus | grep -q 'sluice_dns_queries_total{answer=\"cache\"} [1-9]'"
+	local before after
+	before=$(dns_cache_answers)
+	check_eq "dns: game.test over TCP again, from the cache (patched bytes behind their length)" "NOERROR $UDP_GAME_V4" \
+		"$(udp_query game.test --tcp)"
+	check_eq "dns: and AAAA over TCP, not cached: no IPv6 address (not mixed up with the cached A)" "NOERROR" \
+		"$(udp_query game.test --tcp --type AAAA)"
+	after=$(dns_cache_answers)
+	check "dns: the TCP query was a cache answer ($before -> $after)" test "$((after - before))" -ge 1
+}
+
+# sluice_dns_queries_total{answer="cache"} on the pod's sidecar (0 when absent).
+dns_cache_answers() {
+	ip netns exec "$NS_APP" curl -s --max-time 2 http://127.0.0.1:15090/stats/prometheus |
+		awk '/^sluice_dns_queries_total\{answer="cache"\}/ { n = $2 } END { print n + 0 }'
 }
 
 udp_to_learned_address_passes() {
@@ -275,6 +293,20 @@ auto_allocated_address_reaches_the_host() {
 		"the address the DNS proxy allocated to tcp-echo.test" "$UDP_DIR/alloc.yaml" "tcp://$vip:7000"
 }
 
+# What `sluice inject` sets for a pod whose proxy.istio.io/config has proxyMetadata
+# ISTIO_META_DNS_AUTO_ALLOCATE "true": the sidecar allocates whatever sluice.yaml says.
+injected_auto_allocate_env_allocates() {
+	local answer
+	SLUICE_DNS_AUTO_ALLOCATE=true udp_start_sidecar "$UDP_DIR/registry_only.yaml" ||
+		{ fail "sidecar with SLUICE_DNS_AUTO_ALLOCATE=true" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
+	answer=$(udp_query tcp-echo.test)
+	check "dns: SLUICE_DNS_AUTO_ALLOCATE=true (config without autoAllocate): tcp-echo.test resolves into 240.240.0.0/16 ($answer)" \
+		grep -qE '^NOERROR 240\.240\.[0-9]+\.[0-9]+$' <<<"$answer"
+	check "tcp: an echo to ${answer#NOERROR }:7000 reaches tcp-echo.test" client echo "${answer#NOERROR }" 7000 --size 64 --keep-open
+	udp_start_sidecar "$UDP_DIR/registry_only.yaml" || { fail "sidecar with registry_only.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
+	check_eq "dns: without it, the same config answers tcp-echo.test with its real address" "NOERROR $TCP_V4" "$(udp_query tcp-echo.test)"
+}
+
 allow_any_lets_udp_through() {
 	udp_start_sidecar "$UDP_DIR/allow_any.yaml" || { fail "sidecar with allow_any.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
 	check_eq "ALLOW_ANY: a datagram to $UDP_OTHER_V4:9000 is echoed" "echo ping" "$(udp_send "$UDP_OTHER_V4" 9000)"
@@ -326,6 +358,7 @@ udp_dns_cases() {
 	run_case opaque_tcp_is_logged_with_the_resolved_name
 	run_case opaque_tcp_elsewhere_on_its_port_is_refused
 	run_case auto_allocated_address_reaches_the_host
+	run_case injected_auto_allocate_env_allocates
 	run_case allow_any_lets_udp_through
 	run_case sidecar_stopped_fails_closed_or_open
 	run_case cleanup_removes_the_rules

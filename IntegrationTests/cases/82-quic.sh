@@ -13,6 +13,7 @@
 #   2. a ClientHello too large for one datagram (two Initials) is held, then allowed
 #   3. HTTP/3 to an unregistered SNI gets no answer (the client times out), logged and counted
 #   4. the registered SNI sent to an address that name does not resolve to gets no answer
+#   4b. `sluice explain quic://…` prints the same decisions (and `tls://…:443` a quic: line)
 #   5. ALLOW_ANY: the unregistered SNI answers
 #   6. --cleanup leaves no UDP rule behind
 
@@ -121,6 +122,22 @@ the_registered_sni_to_another_address_is_dropped() {
 		'.protocol == "UDP" and .requested_server_name == "api.quic.test" and .upstream_host == "'"$QUIC_OTHER_V4"':443" and .route_name == "quic sni address mismatch" and .response_flags == "NR"'
 }
 
+# `sluice explain quic://SNI --ip A`: the decision the UDP guard makes, without traffic.
+explain_prints_the_quic_decision() {
+	local config=$QUIC_DIR/registry_only.yaml
+	check_explain "explain: quic://api.quic.test to $QUIC_API_V4, resolved from it by the pod: allowed (quic sni)" \
+		'^route: +quic sni$' "$config" --ip "$QUIC_API_V4" --resolved "$QUIC_API_V4=api.quic.test" quic://api.quic.test
+	check_explain "explain: not resolved by the pod: depends on the sidecar resolving the SNI" \
+		'^decision: +depends on DNS' "$config" --ip "$QUIC_API_V4" quic://api.quic.test
+	check_explain "explain: an unregistered SNI is dropped (quic sni unregistered)" \
+		'^decision: +drop$' "$config" --ip "$QUIC_OTHER_V4" quic://other.quic.test
+	check_explain "explain: tls://api.quic.test:443 adds the HTTP/3 line" \
+		"^quic: +UDP 443 with SNI api.quic.test to $QUIC_API_V4: allow: " "$config" --ip "$QUIC_API_V4" \
+		--resolved "$QUIC_API_V4=api.quic.test" tls://api.quic.test:443
+	check_explain "explain: ALLOW_ANY lets the unregistered SNI through" \
+		'^why: +ALLOW_ANY' "$QUIC_DIR/allow_any.yaml" --ip "$QUIC_OTHER_V4" quic://other.quic.test
+}
+
 allow_any_lets_an_unregistered_sni_through() {
 	start_udp_sidecar "$QUIC_DIR/allow_any.yaml" || { fail "sidecar with allow_any.yaml" "$(tail -n 5 "$SIDECAR_LOG")"; return; }
 	check_eq "ALLOW_ANY: HTTP/3 to other.quic.test answers" "200 h3 other.quic.test/" "$(quic_get https://other.quic.test/)"
@@ -158,6 +175,7 @@ quic_cases() {
 	run_case a_client_hello_over_two_datagrams_is_held_then_allowed
 	run_case http3_to_an_unregistered_sni_is_dropped
 	run_case the_registered_sni_to_another_address_is_dropped
+	run_case explain_prints_the_quic_decision
 	run_case allow_any_lets_an_unregistered_sni_through
 	run_case quic_cleanup_removes_the_rules
 	quic_teardown

@@ -37,6 +37,10 @@ struct PodAnnotations: Equatable {
     var captureDNS: Bool?
     /// `sluice.io/capture-udp`: outbound UDP waits in NFQUEUE for the sidecar's verdict.
     var captureUDP: Bool?
+    /// `proxy.istio.io/config` `proxyMetadata.ISTIO_META_DNS_AUTO_ALLOCATE` (Istio's switch for
+    /// auto-allocated addresses) → the sidecar's `SLUICE_DNS_AUTO_ALLOCATE`: `dns.autoAllocate`
+    /// on whatever the shared sluice.yaml says. As in Istio it matters only with DNS capture.
+    var dnsAutoAllocate: Bool?
 
     /// Reads the pod template's `metadata`; `path` names the file in errors.
     static func read(metadata: Node.Mapping?, path: String) throws(InjectError) -> PodAnnotations {
@@ -109,12 +113,15 @@ struct PodAnnotations: Equatable {
             }
             // Istio reads these as environment variables, so "true" (quoted or not) is on and
             // "false" off; anything else is a mistake worth saying.
-            if let flag = YAMLNodes.value(metadata, "ISTIO_META_DNS_CAPTURE") {
-                let text = flag.scalar?.string
-                if YAMLNodes.isTrue(text) { captureDNS = true } else if YAMLNodes.isFalse(text) { captureDNS = false } else {
-                    throw InjectError(path: path, line: line, message: "proxy.istio.io/config: proxyMetadata.ISTIO_META_DNS_CAPTURE must be \"true\" or \"false\", not \(text ?? "a structure")")
-                }
+            func flag(_ name: String) throws(InjectError) -> Bool? {
+                guard let node = YAMLNodes.value(metadata, name) else { return nil }
+                let text = node.scalar?.string
+                if YAMLNodes.isTrue(text) { return true }
+                if YAMLNodes.isFalse(text) { return false }
+                throw InjectError(path: path, line: line, message: "proxy.istio.io/config: proxyMetadata.\(name) must be \"true\" or \"false\", not \(text ?? "a structure")")
             }
+            if let on = try flag("ISTIO_META_DNS_CAPTURE") { captureDNS = on }
+            if let on = try flag("ISTIO_META_DNS_AUTO_ALLOCATE") { dnsAutoAllocate = on }
         }
     }
 

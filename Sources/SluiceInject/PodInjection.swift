@@ -138,7 +138,8 @@ struct PodInjection {
                 fieldRef("SERVICE_ACCOUNT", "spec.serviceAccountName"),
                 value("POD_LABELS_FILE", SidecarTemplate.podInfoDirectory + "/labels"),
             ] + (capture.dns ? [value("SLUICE_CAPTURE_DNS", "true")] : [])
-              + (capture.udp ? [value("SLUICE_CAPTURE_UDP", "true")] : []))),
+              + (capture.udp ? [value("SLUICE_CAPTURE_UDP", "true")] : [])
+              + (annotations.dnsAutoAllocate == true ? [value("SLUICE_DNS_AUTO_ALLOCATE", "true")] : []))),
             ("ports", YAMLNodes.sequence([YAMLNodes.mapping([
                 ("name", YAMLNodes.string("http-envoy-prom")),
                 ("containerPort", YAMLNodes.int(15090)),

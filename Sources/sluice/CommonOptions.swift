@@ -76,6 +76,14 @@ struct ProxyOptions: ParsableArguments {
         return (on("SLUICE_CAPTURE_DNS"), on("SLUICE_CAPTURE_UDP"))
     }
 
+    /// `SLUICE_DNS_AUTO_ALLOCATE` set to 1 or true (what `sluice inject` sets for a pod whose
+    /// `proxy.istio.io/config` has `proxyMetadata.ISTIO_META_DNS_AUTO_ALLOCATE: "true"`):
+    /// `dns.autoAllocate` on in every configuration applied, whatever the shared sluice.yaml says.
+    var environmentAutoAllocate: Bool {
+        let env = ProcessEnvironment.value("SLUICE_DNS_AUTO_ALLOCATE")?.lowercased()
+        return env == "1" || env == "true"
+    }
+
     @Option(name: .customLong("outbound-port"), help: "Capture listener port (sidecar).")
     var outboundPort: Int = 15001
 

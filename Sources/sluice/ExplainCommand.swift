@@ -8,8 +8,10 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Show what the sidecar would do with a destination, and why.",
         discussion: """
-            URL forms: http://host[:port]/path, tls://host:port, tcp://ip:port. \
-            For http and tls the destination IP is taken from --ip (default 0.0.0.0: unknown). \
+            URL forms: http://host[:port]/path, tls://host:port, tcp://ip:port, quic://host[:port] \
+            (a UDP flow whose QUIC ClientHello names host; port 443 by default). \
+            For http, tls and quic the destination IP is taken from --ip (default 0.0.0.0: unknown). \
+            tls://host:443 also prints a quic: line, the same name over HTTP/3. \
             With --log LINE, explains one JSON access-log line instead: what this config does \
             with the traffic it records, and whether that differs from what happened.
             """
@@ -44,7 +46,7 @@ struct ExplainCommand: ParsableCommand {
         valueName: "ip=host"))
     var resolved: [String] = []
 
-    @Argument(help: "http://host[:port]/path, tls://host:port or tcp://ip:port")
+    @Argument(help: "http://host[:port]/path, tls://host:port, tcp://ip:port or quic://host[:port]")
     var url: String?
 
     func validate() throws {
@@ -82,6 +84,12 @@ struct ExplainCommand: ParsableCommand {
             print(try ExplainTarget.explain(logLine: log, policy: policy))
             return
         }
+        if let quic = try ExplainQUIC.parse(url ?? "") {
+            print(ExplainQUIC.explain(
+                serverName: quic.serverName, destination: destinationIP, port: quic.port, policy: policy, dns: snapshot.config.dns,
+                resolved: table))
+            return
+        }
         var target = try ExplainTarget.parse(url ?? "", defaultIP: destinationIP)
         if case .http = target.facts.kind {
             let headers = header.map { line -> (String, String) in
@@ -92,6 +100,9 @@ struct ExplainCommand: ParsableCommand {
             target.facts.request = HTTPRequestView(method: method, path: self.path ?? target.path, headers: headers)
         }
         print(ExplainTarget.explain(target, policy: policy))
+        if case .tls(let serverName?) = target.facts.kind, target.facts.port == ExplainQUIC.port, policy.role == .sidecar {
+            print(ExplainQUIC.line(serverName: serverName, destination: target.facts.destination, policy: policy, dns: snapshot.config.dns, resolved: table))
+        }
         if let gateway = policy.gateway, policy.role == .sidecar {
             print("shorthand:   egressGateway: expands to")
             for line in ShorthandRoutes.describe(gateway) { print("             \(line)") }
@@ -107,7 +118,7 @@ struct ExplainTarget {
 
     static func parse(_ url: String, defaultIP: IPAddress) throws -> ExplainTarget {
         guard let schemeEnd = url.range(of: "://") else {
-            throw ValidationError("expected http://host[:port]/path, tls://host:port or tcp://ip:port, got \(url)")
+            throw ValidationError("expected http://host[:port]/path, tls://host:port, tcp://ip:port or quic://host[:port], got \(url)")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         let rest = url[schemeEnd.upperBound...]
@@ -131,7 +142,7 @@ struct ExplainTarget {
             guard let ip = authority.address else { throw ValidationError("tcp:// needs an IP address, got \(authority.host)") }
             return ExplainTarget(facts: ConnectionFacts(kind: .tcp, destination: ip, port: port))
         default:
-            throw ValidationError("unknown scheme \(scheme): use http, tls or tcp")
+            throw ValidationError("unknown scheme \(scheme): use http, tls, tcp or quic")
         }
     }
 

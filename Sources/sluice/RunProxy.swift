@@ -51,11 +51,13 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     let certificates = try options.certs.store(for: snapshot.config, role: role, logger: logger)
     // Issue 22: when the DNS proxy serves this sidecar it sees every name the pod resolves,
     // so the policy enforces opaque entries without addresses by those names (ResolvedNames).
-    let book = LearnedAddressBook()
+    let book = LearnedAddressBook(LearnedAddresses(snapshot.config.dns))
     let servesDNS = role == .sidecar && (snapshot.config.dns.proxy || options.environmentCapture.dns)
     let runtime = ProxyRuntime(
         role: role,
-        config: ActiveConfig(snapshot: snapshot, role: role, forceAudit: options.resolvedAudit, names: servesDNS ? book : nil),
+        config: ActiveConfig(
+            snapshot: snapshot, role: role, forceAudit: options.resolvedAudit, forceAutoAllocate: options.environmentAutoAllocate,
+            names: servesDNS ? book : nil),
         accessLog: accessLog,
         logger: logger,
         logLevel: levelBox,
@@ -76,7 +78,8 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
         ports: options.ports,
         concurrency: options.concurrency ?? System.coreCount
     )
-    let watcher = ConfigWatcher(configPath: path, runtime: runtime, forceAudit: options.resolvedAudit)
+    let watcher = ConfigWatcher(
+        configPath: path, runtime: runtime, forceAudit: options.resolvedAudit, forceAutoAllocate: options.environmentAutoAllocate)
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
         .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
@@ -90,7 +93,8 @@ func runProxy(role: ProxyRole, options: ProxyOptions) async throws {
     if role == .sidecar {
         let forced = options.environmentCapture
         if servesDNS {
-            services.append(.init(service: DNSProxy(runtime: runtime, book: book), successTerminationBehavior: .gracefullyShutdownGroup))
+            let dns = DNSProxy(runtime: runtime, book: book, threads: options.concurrency ?? System.coreCount)
+            services.append(.init(service: dns, successTerminationBehavior: .gracefullyShutdownGroup))
         }
         if snapshot.config.udp.capture || forced.udp {
             let udp = UDPGuard(runtime: runtime, queue: snapshot.config.udp.queue, book: book)

@@ -34,6 +34,16 @@ final class CaptureAnnotationTests: XCTestCase {
         try assert(pods["istio-dns"], has: ["runAsNonRoot: true\nrunAsUser: 1337"], lacks: [], "istio-dns")
     }
 
+    /// Istio's "DNS Proxying" page turns both on per pod in `proxy.istio.io/config`.
+    func testIstioProxyMetadataTurnsOnAutoAllocation() throws {
+        let pods = try injectedPods()
+        let autoAllocate = "name: SLUICE_DNS_AUTO_ALLOCATE\nvalue: \"true\""
+        try assert(pods["istio-dns-auto-allocate"], has: dnsOn + [autoAllocate], lacks: udpOn, "istio-dns-auto-allocate")
+        for name in ["istio-dns", "udp-and-dns", "dns-turned-off", "plain"] {
+            try assert(pods[name], has: [], lacks: ["SLUICE_DNS_AUTO_ALLOCATE"], name)
+        }
+    }
+
     func testSluiceAnnotationsTurnOnBoth() throws {
         let pods = try injectedPods()
         try assert(pods["udp-and-dns"], has: udpOn + ["args:\n- --capture-udp\n- --capture-dns", "SLUICE_CAPTURE_DNS", "runAsGroup: 1337"],
@@ -72,6 +82,10 @@ final class CaptureAnnotationTests: XCTestCase {
         XCTAssertThrowsError(try ManifestInjection(template: InjectFixtures.template).inject(
             yaml: pod.replacingOccurrences(of: "{ISTIO_META_DNS_CAPTURE: maybe}", with: "[x]"), path: "p.yaml")) { error in
             XCTAssertEqual("\(error)", "p.yaml:6: proxy.istio.io/config: proxyMetadata must be a mapping of names to strings")
+        }
+        XCTAssertThrowsError(try ManifestInjection(template: InjectFixtures.template).inject(
+            yaml: pod.replacingOccurrences(of: "ISTIO_META_DNS_CAPTURE: maybe", with: "ISTIO_META_DNS_AUTO_ALLOCATE: yes please"), path: "p.yaml")) { error in
+            XCTAssertEqual("\(error)", "p.yaml:6: proxy.istio.io/config: proxyMetadata.ISTIO_META_DNS_AUTO_ALLOCATE must be \"true\" or \"false\", not yes please")
         }
     }
 }

@@ -20,12 +20,27 @@ public struct DNSConfig: Sendable, Equatable {
     /// from 240.240.0.0/16 and 2001:2::/48 (Istio's auto-allocation, `DNSAllocations`), which
     /// the sidecar maps back to the host. Only with the DNS proxy.
     public var autoAllocate: Bool
+    /// The shortest time, in seconds, the learned-address table keeps an address the pod
+    /// resolved (`dns.learnedTTLFloor`, default 30 s): a TTL of 0 or 1 s still lets the app
+    /// connect right after resolving.
+    public var learnedTTLFloor: UInt32
+    /// The longest time, in seconds, it keeps one (`dns.learnedTTLCap`, default 1 h), so that
+    /// an address does not stay allowed for the days a long TTL would give it.
+    public var learnedTTLCap: UInt32
+
+    /// The longest either bound may be: one day.
+    public static let learnedTTLLimit: UInt32 = 86_400
 
     /// Creates a DNS config; the defaults are what no `dns:` means.
-    public init(proxy: Bool = false, unregistered: Unregistered = .nxdomain, autoAllocate: Bool = false) {
+    public init(
+        proxy: Bool = false, unregistered: Unregistered = .nxdomain, autoAllocate: Bool = false,
+        learnedTTLFloor: UInt32 = LearnedAddresses.defaultMinimumTTL, learnedTTLCap: UInt32 = LearnedAddresses.defaultMaximumTTL
+    ) {
         self.proxy = proxy
         self.unregistered = unregistered
         self.autoAllocate = autoAllocate
+        self.learnedTTLFloor = learnedTTLFloor
+        self.learnedTTLCap = learnedTTLCap
     }
 }
 
@@ -48,7 +63,7 @@ extension SluiceConfig {
     static func decodeDNS(_ node: Node, _ reader: inout YAMLReader) -> DNSConfig {
         var config = DNSConfig()
         guard let mapping = reader.mapping(node, "dns") else { return config }
-        reader.checkKeys(mapping, allowed: ["proxy", "unregistered", "autoAllocate"], prefix: "dns")
+        reader.checkKeys(mapping, allowed: ["proxy", "unregistered", "autoAllocate", "learnedTTLFloor", "learnedTTLCap"], prefix: "dns")
         if let value = YAMLReader.value(mapping, "proxy"), let proxy = reader.bool(value, "dns.proxy") {
             config.proxy = proxy
         }
@@ -62,7 +77,36 @@ extension SluiceConfig {
                 reader.error("dns.unregistered", at: value, "must be NXDOMAIN, REFUSED or PASS, not \"\(text)\"")
             }
         }
+        let floor = YAMLReader.value(mapping, "learnedTTLFloor")
+        if let node = floor, let seconds = learnedTTL(node, "dns.learnedTTLFloor", allowZero: true, &reader) {
+            config.learnedTTLFloor = seconds
+        }
+        if let node = YAMLReader.value(mapping, "learnedTTLCap"), let seconds = learnedTTL(node, "dns.learnedTTLCap", allowZero: false, &reader) {
+            if seconds < config.learnedTTLFloor {
+                reader.error("dns.learnedTTLCap", at: node, "must be at least dns.learnedTTLFloor (\(config.learnedTTLFloor)s), not \(seconds)s")
+            } else {
+                config.learnedTTLCap = seconds
+            }
+        } else if let floor, config.learnedTTLFloor > config.learnedTTLCap {
+            reader.error("dns.learnedTTLFloor", at: floor, "must be at most dns.learnedTTLCap (\(config.learnedTTLCap)s), not \(config.learnedTTLFloor)s")
+            config.learnedTTLFloor = LearnedAddresses.defaultMinimumTTL
+        }
         return config
+    }
+
+    /// A learned-table bound: a duration in whole seconds, at most a day.
+    private static func learnedTTL(_ node: Node, _ field: String, allowZero: Bool, _ reader: inout YAMLReader) -> UInt32? {
+        guard let duration = decodeDuration(node, field, allowZero: allowZero, &reader) else { return nil }
+        let (seconds, attoseconds) = duration.components
+        guard attoseconds == 0 else {
+            reader.error(field, at: node, "must be whole seconds (the table counts seconds), e.g. \"30s\" or \"1h\"")
+            return nil
+        }
+        guard seconds <= Int64(DNSConfig.learnedTTLLimit) else {
+            reader.error(field, at: node, "must be at most 24h, not \(seconds)s")
+            return nil
+        }
+        return UInt32(seconds)
     }
 
     /// Decodes `udp:`.

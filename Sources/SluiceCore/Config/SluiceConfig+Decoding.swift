@@ -266,7 +266,7 @@ extension SluiceConfig {
             upstreamTimeout: duration("upstreamTimeout", defaults.upstreamTimeout))
     }
 
-    private static func decodeDuration(_ node: Node, _ field: String, allowZero: Bool, _ reader: inout YAMLReader) -> Duration? {
+    static func decodeDuration(_ node: Node, _ field: String, allowZero: Bool, _ reader: inout YAMLReader) -> Duration? {
         guard let text = reader.string(node, field) else {
             reader.error(field, at: node, "must be a duration such as \"500ms\", \"1s\" or \"1m\"")
             return nil

@@ -17,6 +17,7 @@ public struct DNSAnswerCache: Sendable {
     }
 
     struct Entry {
+        let key: Key
         let answers: [DNSRecord]
         let rcode: DNSResponseCode
         let expiresAt: UInt64
@@ -35,9 +36,10 @@ public struct DNSAnswerCache: Sendable {
     /// How long a NXDOMAIN is reused, in seconds.
     public let negativeTTL: UInt32
     private var entries: [Key: Entry] = [:]
-    /// The entries by `DNSWireQuestion.hash` of their question (a hash shared by two questions
-    /// keeps the later one; the other is still found by `response(to:now:)`).
-    private var byWireHash: [UInt64: Key] = [:]
+    /// The entries again, by `DNSWireQuestion.hash` of their question: the cache-hit path's
+    /// one lookup, keyed by an integer (a hash shared by two questions keeps the later one;
+    /// the other is still found by `response(to:now:)`).
+    private var byWireHash: [UInt64: Entry] = [:]
 
     /// Creates an empty cache.
     public init(capacity: Int = 1024, maximumTTL: UInt32 = 300, negativeTTL: UInt32 = 30) {
@@ -66,8 +68,7 @@ public struct DNSAnswerCache: Sendable {
     public func wireResponse(to query: ByteBuffer, now: UInt64, allocator: ByteBufferAllocator) -> DNSWireAnswer? {
         query.withUnsafeReadableBytes { raw -> DNSWireAnswer? in
             guard let question = DNSWireQuestion(raw),
-                  let key = byWireHash[question.hash],
-                  let entry = entries[key], entry.expiresAt > now,
+                  let entry = byWireHash[question.hash], entry.expiresAt > now,
                   question.matches(raw, stored: entry.wire)
             else { return nil }
             let left = UInt32(clamping: entry.expiresAt - now)
@@ -102,13 +103,14 @@ public struct DNSAnswerCache: Sendable {
         if entries.count >= capacity {
             entries = entries.filter { $0.value.expiresAt > now }
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            byWireHash = byWireHash.filter { entries[$0.value] != nil }
+            byWireHash = byWireHash.filter { entries[$0.value.key] != nil }
         }
         let key = Key(name: question.name, type: question.type.rawValue)
-        entries[key] = Entry(
-            answers: response.answers, rcode: response.rcode, expiresAt: now + UInt64(ttl), wire: wire,
+        let entry = Entry(
+            key: key, answers: response.answers, rcode: response.rcode, expiresAt: now + UInt64(ttl), wire: wire,
             ttls: zip(ttlOffsets, response.answers).map { ($0, $1.ttl) }, learnable: DNSLearnable(response))
-        byWireHash[hash] = key
+        entries[key] = entry
+        byWireHash[hash] = entry
     }
 
     /// Forgets every answer (the policy that let them through changed).

@@ -3,9 +3,10 @@
 /// TCP path logs opaque connections with the name.
 ///
 /// Bounded: at most `capacity` addresses; when full, the entry that expires first makes room.
-/// TTLs are held between `minimumTTL` and `maximumTTL` seconds: a floor so that a 0-second
-/// TTL still lets the app connect right after resolving, a cap so that a name's address does
-/// not stay allowed for days. Pure: the caller passes the time (seconds on a monotonic clock).
+/// TTLs are held between `minimumTTL` and `maximumTTL` seconds (`dns.learnedTTLFloor` and
+/// `dns.learnedTTLCap`): a floor so that a 0-second TTL still lets the app connect right
+/// after resolving, a cap so that a name's address does not stay allowed for days. Pure: the
+/// caller passes the time (seconds on a monotonic clock).
 public struct LearnedAddresses: Sendable {
     /// One learned address.
     public struct Entry: Sendable, Equatable {
@@ -15,19 +16,44 @@ public struct LearnedAddresses: Sendable {
         public var expiresAt: UInt64
     }
 
+    /// The floor when the config sets none (`dns.learnedTTLFloor`), in seconds.
+    public static let defaultMinimumTTL: UInt32 = 30
+    /// The cap when the config sets none (`dns.learnedTTLCap`), in seconds.
+    public static let defaultMaximumTTL: UInt32 = 3600
+
     /// Most addresses held.
     public let capacity: Int
     /// Shortest time an answer is kept, in seconds.
-    public let minimumTTL: UInt32
+    public private(set) var minimumTTL: UInt32
     /// Longest time an answer is kept, in seconds.
-    public let maximumTTL: UInt32
+    public private(set) var maximumTTL: UInt32
     private var entries: [IPAddress: Entry] = [:]
+    /// Counts changes to `entries` and the bounds, for `lastLearned`.
+    private var generation: UInt64 = 0
+    /// The last answer learned, when, and the `generation` it left: the same answer learned
+    /// again within the same second, with nothing changed since, would write the very same
+    /// entries, so it is skipped (the DNS proxy learns each cache hit; a busy name is hit
+    /// thousands of times a second).
+    private var lastLearned: (learnable: DNSLearnable, cap: UInt32, now: UInt64, generation: UInt64)?
 
     /// Creates an empty table.
-    public init(capacity: Int = 4096, minimumTTL: UInt32 = 30, maximumTTL: UInt32 = 3600) {
+    public init(capacity: Int = 4096, minimumTTL: UInt32 = defaultMinimumTTL, maximumTTL: UInt32 = defaultMaximumTTL) {
         self.capacity = max(1, capacity)
         self.minimumTTL = minimumTTL
         self.maximumTTL = max(minimumTTL, maximumTTL)
+    }
+
+    /// Creates an empty table with the bounds `config` sets.
+    public init(capacity: Int = 4096, _ config: DNSConfig) {
+        self.init(capacity: capacity, minimumTTL: config.learnedTTLFloor, maximumTTL: config.learnedTTLCap)
+    }
+
+    /// Takes new bounds (a reloaded config) for what is learned from now on; entries already
+    /// held keep their expiry.
+    public mutating func setTTLBounds(_ config: DNSConfig) {
+        minimumTTL = config.learnedTTLFloor
+        maximumTTL = max(config.learnedTTLFloor, config.learnedTTLCap)
+        generation &+= 1
     }
 
     /// How many addresses are held (expired ones included until they are looked up or pushed out).
@@ -59,6 +85,7 @@ public struct LearnedAddresses: Sendable {
             }
         }
         entries[key] = entry
+        generation &+= 1
     }
 
     /// Learns every address a response gives for its question's name, following the CNAME
@@ -73,9 +100,16 @@ public struct LearnedAddresses: Sendable {
     /// Learns `learnable`'s addresses, their TTLs capped at `cap` seconds (what a cached
     /// answer has left).
     public mutating func learn(_ learnable: DNSLearnable, cappedAt cap: UInt32 = .max, now: UInt64) {
+        if let last = lastLearned, last.generation == generation, last.now == now, last.cap == cap,
+           last.learnable.teachesTheSame(as: learnable) {
+            return
+        }
         for (address, ttl) in learnable.addresses {
             learn(address, hostname: learnable.hostname, ttl: min(ttl, cap), now: now)
         }
+        // More addresses than the table holds push each other out: learning them again is
+        // not a repeat.
+        lastLearned = learnable.addresses.count <= capacity ? (learnable, cap, now, generation) : nil
     }
 }
 
@@ -87,6 +121,12 @@ public struct DNSLearnable: Sendable {
     public let hostname: String
     /// The addresses, with their record TTLs.
     public let addresses: [(address: IPAddress, ttl: UInt32)]
+
+    /// True when `other` names the same host and the same addresses with the same TTLs.
+    func teachesTheSame(as other: DNSLearnable) -> Bool {
+        hostname == other.hostname && addresses.count == other.addresses.count
+            && zip(addresses, other.addresses).allSatisfy { $0.address == $1.address && $0.ttl == $1.ttl }
+    }
 
     /// Reads `response` (nothing unless a NOERROR response).
     public init(_ response: DNSMessage) {

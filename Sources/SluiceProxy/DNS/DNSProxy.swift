@@ -18,14 +18,18 @@ public final class DNSProxy: Service, Sendable {
     private let port: Int
     private let group: MultiThreadedEventLoopGroup
 
-    /// Creates the proxy; `resolvConf` is read once here for the upstream nameservers.
-    public init(runtime: ProxyRuntime, book: LearnedAddressBook, port: Int = DNSProxy.defaultPort, resolvConf: String = "/etc/resolv.conf") {
+    /// Creates the proxy, serving on `threads` event loops (the sidecar's `--concurrency`);
+    /// `resolvConf` is read once here for the upstream nameservers.
+    public init(
+        runtime: ProxyRuntime, book: LearnedAddressBook, port: Int = DNSProxy.defaultPort, threads: Int = 1,
+        resolvConf: String = "/etc/resolv.conf"
+    ) {
         let text = (try? String(contentsOfFile: resolvConf, encoding: .utf8)) ?? ""
         let upstreams = ResolvConf.nameservers(text)
         if upstreams.isEmpty { runtime.logger.warning("DNS: no nameserver in \(resolvConf): unregistered names cannot be resolved") }
         self.runtime = runtime
         self.port = port
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.responder = DNSResponder(runtime: runtime, book: book, forwarder: DNSForwarder(upstreams: upstreams))
     }
 
@@ -34,22 +38,25 @@ public final class DNSProxy: Service, Sendable {
         var channels: [any Channel] = []
         for host in ["127.0.0.1", "::1"] {
             do {
-                channels.append(try await bindUDP(host))
+                // One UDP socket per event loop, all on the port (SO_REUSEPORT): the kernel
+                // spreads the pod's queries over them by source address and port.
+                for loop in group.makeIterator() { channels.append(try await bindUDP(host, on: loop)) }
                 channels.append(try await bindTCP(host))
             } catch where host == "::1" {
                 runtime.logger.info("DNS: not listening on [::1]:\(port): \(error)")
             }
         }
-        runtime.logger.notice("DNS proxy listening on port \(port) (UDP and TCP)")
+        runtime.logger.notice("DNS proxy listening on port \(port) (UDP and TCP, \(channels.count) sockets)")
         try? await gracefulShutdown()
         for channel in channels { try? await channel.close() }
         try? await group.shutdownGracefully()
     }
 
-    private func bindUDP(_ host: String) async throws -> any Channel {
+    private func bindUDP(_ host: String, on loop: any EventLoop) async throws -> any Channel {
         let responder = self.responder
-        return try await DatagramBootstrap(group: group)
+        return try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             // Batched: up to 16 queries a recvmmsg (2 KiB each, more than a query needs), and
             // the replies to a batch go out together on the read's completion.
             .channelOption(.datagramVectorReadMessageCount, value: Self.batch)
@@ -123,7 +130,9 @@ struct DNSLengthPrefixDecoder: ByteToMessageDecoder {
     }
 }
 
-/// TCP: answers each query in order of arrival (replies carry the query's id).
+/// TCP: answers each query as its answer is ready (RFC 7766 6.2.1.1: replies carry the
+/// query's id and may come out of order). A cache hit takes the same path as on UDP
+/// (`respondFromCache`: the cached bytes patched, no message parsed), then framed.
 private final class DNSStreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let responder: DNSResponder
@@ -131,17 +140,30 @@ private final class DNSStreamHandler: ChannelInboundHandler {
     init(_ responder: DNSResponder) { self.responder = responder }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let query = Array(unwrapInboundIn(data).readableBytesView)
+        let message = unwrapInboundIn(data)
         let channel = context.channel
-        responder.respond(query, from: context.remoteAddress, on: context.eventLoop).whenSuccess { reply in
-            guard let reply, reply.count <= Int(UInt16.max) else {
+        if let reply = responder.respondFromCache(message, allocator: channel.allocator) {
+            Self.write(reply.readableBytesView, on: channel)
+            return
+        }
+        responder.respond(Array(message.readableBytesView), from: context.remoteAddress, on: context.eventLoop).whenSuccess { reply in
+            guard let reply else {
                 channel.close(promise: nil)
                 return
             }
-            var buffer = channel.allocator.buffer(capacity: reply.count + 2)
-            buffer.writeInteger(UInt16(reply.count))
-            buffer.writeBytes(reply)
-            channel.writeAndFlush(buffer, promise: nil)
+            Self.write(reply, on: channel)
         }
+    }
+
+    /// One reply behind its two-byte length; a reply too long to frame closes the connection.
+    private static func write<Bytes: Collection<UInt8>>(_ reply: Bytes, on channel: any Channel) {
+        guard reply.count <= Int(UInt16.max) else {
+            channel.close(promise: nil)
+            return
+        }
+        var buffer = channel.allocator.buffer(capacity: reply.count + 2)
+        buffer.writeInteger(UInt16(reply.count))
+        buffer.writeBytes(reply)
+        channel.writeAndFlush(buffer, promise: nil)
     }
 }

@@ -31,7 +31,7 @@ final class DNSResponder: Sendable {
         let now = LearnedAddressBook.now()
         let hit = cache.withLockedValue { cache -> DNSWireAnswer? in
             guard cache.config === config else {
-                cache = (config: Optional(config), answers: DNSAnswerCache())
+                adopt(config, &cache)
                 return nil
             }
             return cache.answers.wireResponse(to: query, now: now, allocator: allocator)
@@ -40,6 +40,13 @@ final class DNSResponder: Sendable {
         metrics.count(.cache)
         book.learn(hit.learnable, cappedAt: hit.secondsLeft, now: now)
         return hit.bytes
+    }
+
+    /// A new configuration (under the cache's lock): an empty cache, and the learned table's
+    /// TTL bounds from its `dns:`.
+    private func adopt(_ config: ActiveConfig, _ cache: inout (config: ActiveConfig?, answers: DNSAnswerCache)) {
+        cache = (config: Optional(config), answers: DNSAnswerCache())
+        book.setTTLBounds(config.snapshot.config.dns)
     }
 
     /// The reply bytes for `bytes` from `client`; nil drops the query (not DNS at all).
@@ -51,7 +58,7 @@ final class DNSResponder: Sendable {
         let config = runtime.config
         let now = LearnedAddressBook.now()
         let cache = self.cache.withLockedValue { cache in
-            if cache.config !== config { cache = (config: Optional(config), answers: DNSAnswerCache()) }
+            if cache.config !== config { adopt(config, &cache) }
             return cache.answers
         }
         var plan = DNSProxyAnswer.plan(

@@ -44,6 +44,12 @@ public final class LearnedAddressBook: Sendable {
     /// True while the table holds nothing (a cheap check before parsing an address).
     var isEmpty: Bool { table.withLockedValue { $0.count == 0 } }
 
+    /// Takes a reloaded config's `dns.learnedTTLFloor` and `dns.learnedTTLCap` for what is
+    /// learned from now on.
+    func setTTLBounds(_ config: DNSConfig) {
+        table.withLockedValue { $0.setTTLBounds(config) }
+    }
+
     /// Learns the addresses of a cached answer, their TTLs capped at what it has left.
     func learn(_ learnable: DNSLearnable, cappedAt cap: UInt32, now: UInt64) {
         guard !learnable.addresses.isEmpty else { return }

@@ -29,21 +29,24 @@ public final class ConfigWatcher: Service, Sendable {
     private let interval: Duration
     private let maxDelay: Duration
     private let forceAudit: Bool
+    private let forceAutoAllocate: Bool
 
     /// - Parameters:
     ///   - configPath: the config file as given on the command line.
     ///   - interval: how often to look for changes.
     ///   - maxDelay: the longest a change waits for the files to settle.
     ///   - forceAudit: `--audit`: every configuration applied keeps audit mode on.
+    ///   - forceAutoAllocate: `SLUICE_DNS_AUTO_ALLOCATE`: every one keeps `dns.autoAllocate` on.
     public init(
         configPath: String, runtime: ProxyRuntime, interval: Duration = .milliseconds(500), maxDelay: Duration = .seconds(10),
-        forceAudit: Bool = false
+        forceAudit: Bool = false, forceAutoAllocate: Bool = false
     ) {
         self.configPath = configPath
         self.runtime = runtime
         self.interval = interval
         self.maxDelay = maxDelay
         self.forceAudit = forceAudit
+        self.forceAutoAllocate = forceAutoAllocate
     }
 
     /// Watches until graceful shutdown.
@@ -101,7 +104,9 @@ public final class ConfigWatcher: Service, Sendable {
         let old = self.runtime.config
         switch SluiceSnapshot.load(configPath: self.configPath, namespace: old.snapshot.namespace, previous: old.snapshot) {
         case .success(let snapshot):
-            self.runtime.update(ActiveConfig(snapshot: snapshot, role: self.runtime.role, forceAudit: self.forceAudit, names: old.names))
+            self.runtime.update(ActiveConfig(
+                snapshot: snapshot, role: self.runtime.role, forceAudit: self.forceAudit, forceAutoAllocate: self.forceAutoAllocate,
+                names: old.names))
             self.runtime.metrics.configReloaded(success: true)
             self.runtime.metrics.registrySize(snapshot.registry.entries.count)
             self.runtime.metrics.registryRejected(snapshot.rejectedObjects)

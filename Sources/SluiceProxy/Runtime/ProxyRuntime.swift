@@ -23,10 +23,17 @@ public final class ActiveConfig: Sendable {
     let identity = ConfigIdentity()
 
     /// Builds the policy for a role (the gateway never forwards to another gateway);
-    /// `forceAudit` keeps audit mode on whatever the config file says (`--audit`). With
-    /// `names` (the DNS proxy serves this sidecar), opaque ports of entries without addresses
-    /// are enforced by the addresses the pod resolved, and `dns.autoAllocate` allocates.
-    public init(snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false, names: LearnedAddressBook? = nil) {
+    /// `forceAudit` keeps audit mode on whatever the config file says (`--audit`), and
+    /// `forceAutoAllocate` `dns.autoAllocate` (`SLUICE_DNS_AUTO_ALLOCATE`, from Istio's
+    /// `ISTIO_META_DNS_AUTO_ALLOCATE` at injection). With `names` (the DNS proxy serves this
+    /// sidecar), opaque ports of entries without addresses are enforced by the addresses the
+    /// pod resolved, and `dns.autoAllocate` allocates.
+    public init(
+        snapshot: SluiceSnapshot, role: ProxyRole, forceAudit: Bool = false, forceAutoAllocate: Bool = false,
+        names: LearnedAddressBook? = nil
+    ) {
+        var snapshot = snapshot
+        if forceAutoAllocate { snapshot.config.dns.autoAllocate = true }
         self.snapshot = snapshot
         var policy = snapshot.policy(role: role, forceAudit: forceAudit)
         if let names, role == .sidecar {
