@@ -5,7 +5,7 @@ import XCTest
 /// The compiled route index (`HTTPRouteMatcher`) against the plain walk it replaces: routes in
 /// order, the first match item all of whose conditions hold (VirtualService reference,
 /// HTTPMatchRequest: items ORed, conditions ANDed; uri without the query; headers by
-/// lower-cased name). Seeded, so a failure repeats; the request is given both as a view
+/// lower-cased name). Seeded (LearnRegistryTests' SplitMix64), so a failure repeats; the request is given both as a view
 /// (HTTP/2, `explain`) and as a parsed HTTP/1 head (the data path's bytes).
 final class HTTPRouteIndexTests: XCTestCase {
     typealias Route = (matches: [HTTPMatchRequest], matchIndices: [Int], routeIndex: Int, dependent: Bool, deterministic: Bool)
@@ -40,20 +40,7 @@ final class HTTPRouteIndexTests: XCTestCase {
         return true
     }
 
-    /// SplitMix64: a fixed sequence per seed.
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
-        mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-    }
+    typealias Generator = SeededGenerator
 
     static let uris = ["", "/", "/a", "/ab", "/a/", "/a/b", "/b", "/v1", "/v10", "/api/1", "/%C3"]
     static let regexes = ["/a.*", "/v[0-9]+", ".*b", "/"]
@@ -100,7 +87,7 @@ final class HTTPRouteIndexTests: XCTestCase {
     }
 
     func testTheIndexChoosesAsThePlainWalkOnGeneratedTablesAndRequests() throws {
-        var g = Generator(state: 20)
+        var g = Generator(seed: 20)
         var matched = 0
         var compared = 0
         for _ in 0..<150 {
@@ -174,4 +161,10 @@ final class HTTPRouteIndexTests: XCTestCase {
         XCTAssertEqual(choose("GET", "/1k", [("X-Route", "r2")]), 2)
         XCTAssertEqual(choose("GET", "/v1/", [("x-route", "r2")]), 1, "the first route in order wins")
     }
+}
+
+extension SeededGenerator {
+    mutating func below(_ n: Int) -> Int { Int.random(in: 0..<n, using: &self) }
+    mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
+    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
 }
