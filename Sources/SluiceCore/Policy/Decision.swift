@@ -250,6 +250,9 @@ public struct Decision: Sendable, Equatable {
     private var routeBox: RouteSelectionBox?
     /// The route and destination of an HTTP decision routes made (see `ConnectionFacts.previous`).
     public internal(set) var routeKey: RouteKey?
+    /// For an HTTP decision that depends on the request: tells whether a later request on the
+    /// same authority takes the same route (see `HTTPRequestRouter`).
+    public internal(set) var requestRouter: HTTPRequestRouter?
     /// TLS on the upstream connection: the DestinationRule's `tls` for the destination (or
     /// the `egressGateway.tls` shorthand), resolved; nil for plaintext (or the app's own TLS).
     public var upstreamTLS: UpstreamTLS?

@@ -37,48 +37,42 @@ extension Policy {
                 gatewayServers.contains { $0.admits(host: host, virtualServiceNamespace: route.virtualService.namespace) }
             }
         }
-        let found: (service: RoutingObjectID, routes: [RouteTable.Route])?
+        let found: RouteTable.HTTPIndex.Service?
         if role == .sidecar {
             found = routes.httpIndex.lookup(host)
         } else {
-            found = Self.bestVirtualService(candidates, host: host).map { service in (service, candidates.filter { $0.virtualService == service }) }
+            // All of the best VirtualService's routes are candidates (a server admits a host by
+            // the VirtualService's namespace): its entry in the index, compiled once.
+            found = Self.bestVirtualService(candidates, host: host).flatMap { service in
+                routes.httpIndex.positions[service].map { routes.httpIndex.services[$0] }
+            }
         }
-        guard let (service, own) = found else {
+        guard let found else {
             return role == .gateway ? noRoute(subject, why: "no VirtualService bound to the Gateway on port \(port) has host \(host)") : nil
         }
-        // Routes whose matches all name another port do not exist on this port. Through the
-        // buffer, so that reading a route's fields does not copy the whole route per request.
-        let (anyOnPort, dependent) = own.withUnsafeBufferPointer { buffer in
-            var onPort = (any: false, dependent: false)
-            for index in buffer.indices where buffer[index].isOn(port: port) {
-                onPort.any = true
-                if buffer[index].requestDependent { onPort.dependent = true }
-            }
-            return onPort
-        }
+        let service = found.service
+        // Routes whose matches all name another port do not exist on this port.
+        let (anyOnPort, dependent) = found.matcher.routes(onPort: port)
         guard anyOnPort else {
             return role == .gateway ? noRoute(subject, why: "\(service) has no http route for port \(port)") : nil
         }
-        // Bound once: an optional view unwrapped per match item was copied per match item.
-        let hasRequest = facts.request != nil
-        let request = facts.request ?? HTTPRequestView.empty
-        let chosen: (route: Int, matchIndex: Int?)? = own.withUnsafeBufferPointer { buffer in
-            for index in buffer.indices where buffer[index].isOn(port: port) {
-                // The compiled matcher, read in place (one reference, no copy of the items).
-                let matcher = buffer[index].matcher
-                if matcher.items.isEmpty { return (index, nil) }
-                if let position = matcher.firstMatch(port: port, authority: authority, request: request, hasRequest: hasRequest) {
-                    return (index, buffer[index].matchIndices[position])
-                }
-            }
-            return nil
+        let chosen: HTTPRouteMatcher.Choice?
+        if let view = facts.request {
+            chosen = HTTPMatchInput.with(view) { found.matcher.firstMatch(port: port, authority: authority, input: $0) }
+        } else {
+            chosen = HTTPMatchInput.withoutRequest { found.matcher.firstMatch(port: port, authority: authority, input: $0) }
         }
+        var decision: Decision
         if let chosen {
-            return decision(for: own[chosen.route], matchIndex: chosen.matchIndex, subject: subject, defaultPort: authority.port ?? port,
-                            routes: routes, dependsOnRequest: dependent, previous: facts.previous)
+            decision = self.decision(for: found.routes[chosen.position], matchIndex: chosen.matchIndex, subject: subject,
+                                     defaultPort: authority.port ?? port, routes: routes, dependsOnRequest: dependent, previous: facts.previous)
+        } else {
+            decision = noRoute(subject, why: "\(service) has routes for \(host) on port \(port), and none matches the request")
+            decision.dependsOnlyOnAuthority = !dependent
         }
-        var decision = noRoute(subject, why: "\(service) has routes for \(host) on port \(port), and none matches the request")
-        decision.dependsOnlyOnAuthority = !dependent
+        if dependent {
+            decision.requestRouter = HTTPRequestRouter(service: service, matcher: found.matcher, port: port, authority: authority)
+        }
         return decision
     }
 

@@ -31,17 +31,6 @@ public struct RouteTable: Sendable {
         public var matchIndices: [Int]
         /// Per destination, what compiling could settle: cluster name and DestinationRule policy.
         var prepared: [PreparedDestination] = []
-        /// The ports of `httpMatches` (nil: any port); empty when there are no matches.
-        var httpMatchPorts: [Int?] = []
-        /// `dependsOnRequest`, settled once.
-        var requestDependent = false
-        /// `httpMatches` compiled for matching per request.
-        var matcher = HTTPRouteMatcher([])
-
-        /// Whether the route exists on `port`: some match allows it, or it has none.
-        func isOn(port: Int) -> Bool {
-            httpMatchPorts.isEmpty || httpMatchPorts.contains { $0 == nil || $0 == port }
-        }
 
         /// True when choosing it (or its destination) looks beyond the authority and port.
         public var dependsOnRequest: Bool {
@@ -67,10 +56,18 @@ public struct RouteTable: Sendable {
         /// per request, no second one by VirtualService id.
         var exact: [String: Int] = [:]
         var wildcards: [(pattern: String, service: Int)] = []
-        var services: [(service: RoutingObjectID, routes: [Route])] = []
+        var services: [Service] = []
+        /// Each VirtualService's position in `services`.
+        var positions: [RoutingObjectID: Int] = [:]
+
+        /// One VirtualService's routes, in order, and their matches compiled into one index.
+        struct Service: Sendable {
+            var service: RoutingObjectID
+            var routes: [Route]
+            var matcher = HTTPRouteMatcher([])
+        }
 
         init(_ routes: [Route]) {
-            var positions: [RoutingObjectID: Int] = [:]
             var seenWildcards: Set<String> = []
             for route in routes {
                 let position: Int
@@ -80,7 +77,7 @@ public struct RouteTable: Sendable {
                 } else {
                     position = services.count
                     positions[route.virtualService] = position
-                    services.append((route.virtualService, [route]))
+                    services.append(Service(service: route.virtualService, routes: [route]))
                 }
                 for host in route.hosts {
                     if host.hasPrefix("*") {
@@ -95,10 +92,15 @@ public struct RouteTable: Sendable {
                 let (left, right) = (HostPattern.specificity(lhs.element.pattern), HostPattern.specificity(rhs.element.pattern))
                 return left != right ? left > right : lhs.offset < rhs.offset
             }.map(\.element)
+            for position in services.indices {
+                services[position].matcher = HTTPRouteMatcher(services[position].routes.map { route in
+                    (route.httpMatches, route.matchIndices, route.index, route.dependsOnRequest, route.destinations.count <= 1)
+                })
+            }
         }
 
         /// The VirtualService for `host` and its routes, in order.
-        func lookup(_ host: String) -> (service: RoutingObjectID, routes: [Route])? {
+        func lookup(_ host: String) -> Service? {
             guard let position = exact[host] ?? wildcards.first(where: { HostPattern.matches($0.pattern, host) })?.service else { return nil }
             return services[position]
         }
@@ -294,9 +296,6 @@ extension RouteTable {
         func prepare(_ routes: [Route]) -> [Route] {
             routes.map { route in
                 var prepared = route
-                prepared.httpMatchPorts = route.httpMatches.map(\.port)
-                prepared.matcher = HTTPRouteMatcher(route.httpMatches)
-                prepared.requestDependent = route.dependsOnRequest
                 prepared.prepared = route.destinations.map { destination in
                     let rule = table.destinationRule(for: destination.host)
                     let labels = destination.subset.flatMap { name in rule?.subsetDetails.first { $0.name == name } }?.labels ?? [:]

@@ -22,6 +22,11 @@ extension HTTPProxyHandler {
         _ authority: String, head: borrowing HTTP1Head, destination: IPAddress, port: Int, config: ActiveConfig,
         cached: CachedDecision?
     ) -> CachedDecision? {
+        if let cached, let last = cached.lastRouted, let router = cached.decision.requestRouter,
+           router.takesRoute(of: last.decision, head) {
+            // Same route as the last request under this authority: the same decision.
+            return last
+        }
         guard let parsed = Authority(authority) else { return nil }
         if let cached {
             let last = cached.lastRouted
