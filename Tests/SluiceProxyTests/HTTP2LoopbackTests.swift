@@ -130,6 +130,37 @@ final class HTTP2LoopbackTests: XCTestCase {
         XCTAssertEqual(byPath["/slow"]?["response_flags"] as? String, "DR")
     }
 
+    /// The origin's connection does not validate header blocks; the client's does, as they
+    /// are written to it. An invalid response head is Envoy's upstream protocol error (502
+    /// `UPE`), invalid trailers reset the client's stream; the connection carries on.
+    func testInvalidResponseHeaderBlocksAreUpstreamProtocolErrors() throws {
+        let net = Loopback()
+        let origin = try net.startHTTP2Origin()
+        let path = tempLog()
+        let writer = try AccessLogWriter(path: path, format: .json)
+        let proxy = try net.startSidecar(config: registryOnly, registry: registry(port: origin.port!), originalDestination: origin, accessLog: writer)
+        let client = try net.h2Client(to: proxy)
+        let head = try client.request(authority: "api.example.test:\(origin.port!)", path: "/bad-head")
+        XCTAssertEqual(head.status, 502, head.text)
+        XCTAssertNil(head.headerBlocks.first?.first(name: "connection"))
+        XCTAssertTrue(head.text.contains("reset reason: protocol error"), head.text)
+        let trailers = try client.request(authority: "api.example.test:\(origin.port!)", path: "/bad-trailers")
+        XCTAssertEqual(trailers.status, 200)
+        XCTAssertEqual(trailers.reset, .protocolError, "the client's stream is reset, the invalid trailers are not passed on")
+        XCTAssertEqual(trailers.headerBlocks.count, 1)
+        let after = try client.request(authority: "api.example.test:\(origin.port!)", path: "/after")
+        XCTAssertEqual(after.status, 200, after.text)
+        writer.shutdown()
+        let lines = try logLines(path)
+        XCTAssertEqual(lines.count, 3)
+        let byPath = Dictionary(uniqueKeysWithValues: lines.map { ($0["path"] as? String ?? "", $0) })
+        XCTAssertEqual(byPath["/bad-head"]?["response_flags"] as? String, "UPE")
+        XCTAssertEqual(byPath["/bad-head"]?["response_code"] as? Int, 502)
+        XCTAssertEqual(byPath["/bad-trailers"]?["response_flags"] as? String, "UPE")
+        XCTAssertEqual(byPath["/bad-trailers"]?["response_code"] as? Int, 200)
+        XCTAssertEqual(byPath["/after"]?["response_flags"] as? String, "-")
+    }
+
     func testGatewayAnswersUnregisteredStreams404NR() throws {
         let net = Loopback()
         let origin = try net.startHTTP2Origin()

@@ -23,6 +23,12 @@ final class HTTP2UpstreamPool {
         self.eventLoop = eventLoop
     }
 
+    /// The connection to `target` if it is up and may take a new stream.
+    func usableConnection(to target: UpstreamTarget) -> HTTP2UpstreamRelay? {
+        if case .ready(let relay) = self.entries[target], relay.isUsable { return relay }
+        return nil
+    }
+
     /// Calls `completion` on the loop with a usable connection to `target`, dialling one if needed.
     func connection(
         to target: UpstreamTarget, config: ActiveConfig, downstream: HTTP2DownstreamRelay,
@@ -100,6 +106,13 @@ final class HTTP2UpstreamPool {
             HTTP2Setting(parameter: .enablePush, value: 0),
             HTTP2Setting(parameter: .initialWindowSize, value: downstream.window),
         ]
+        // Each header block is validated once, on the client's connection: a request's when it
+        // arrives there (before it is decided), a response's or trailers' when it is written
+        // there (`HTTP2DownstreamRelay.relayResponse` answers a refused one as Envoy answers an
+        // upstream protocol error). Validating here as well would check every block twice.
+        // Content lengths are still checked here: a response body longer or shorter than its
+        // content-length ends the origin's stream like any stream error.
+        configuration.headerBlockValidation = .disabled
         let channel = connection.channel
         let relay = HTTP2UpstreamRelay(downstream: downstream, connection: connection)
         let sync = channel.pipeline.syncOperations
