@@ -10,7 +10,9 @@ extension Loopback {
     /// Answers each stream once its request ends: `:status 200`, a body naming the authority
     /// and path followed by the request body echoed, and for gRPC requests trailers
     /// `grpc-status: 0`. `/reset-early` resets before any header; `/reset-mid` sends headers
-    /// and some bytes, then resets.
+    /// and some bytes, then resets. `/bad-head` answers with a connection-specific field
+    /// (`connection: close`, not valid HTTP/2) and `/bad-trailers` with a pseudo-header in
+    /// its trailers: the origin's own validation is off so that it can.
     func startHTTP2Origin(host: String = "127.0.0.1", port: Int = 0) throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -21,6 +23,7 @@ extension Loopback {
                         HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
                         HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 20),
                     ]
+                    connection.headerBlockValidation = .disabled
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .server,
                         connectionConfiguration: connection,
@@ -198,11 +201,18 @@ final class H2OriginStreamHandler: ChannelInboundHandler {
         let grpc = request.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
         var out = context.channel.allocator.buffer(string: "authority=\(request.first(name: ":authority") ?? "-") path=\(path)\n")
         if var body { out.writeBuffer(&body) }
-        let head = HPACKHeaders([(":status", "200"), ("content-type", grpc ? "application/grpc" : "text/plain")])
+        var head = HPACKHeaders([(":status", "200"), ("content-type", grpc ? "application/grpc" : "text/plain")])
+        if path == "/bad-head" { head.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
         if path == "/reset-mid" {
             context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(out)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.rstStream(.internalError)), promise: nil)
+            return
+        }
+        if path == "/bad-trailers" {
+            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(out)))), promise: nil)
+            let trailers = HPACKHeaders([(":path", "/not-a-trailer"), ("x-trailer", "1")])
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
             return
         }
         context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(out), endStream: !grpc))), promise: nil)

@@ -101,33 +101,64 @@ final class HTTP2LoopbackTests: XCTestCase {
         XCTAssertTrue(response.body.elementsEqual(prefix + body))
     }
 
-    func testUpstreamResetsMapToEnvoyFlags() throws {
+    /// Runs `exchange` with an h2c client through a sidecar in front of the test origin, then
+    /// returns the access-log lines it wrote, by path.
+    private func loggedByPath(_ exchange: (H2Client, String) throws -> Void) throws -> [String: [String: Any]] {
         let net = Loopback()
         let origin = try net.startHTTP2Origin()
         let path = tempLog()
         let writer = try AccessLogWriter(path: path, format: .json)
         let proxy = try net.startSidecar(config: registryOnly, registry: registry(port: origin.port!), originalDestination: origin, accessLog: writer)
-        let client = try net.h2Client(to: proxy)
-        let early = try client.request(authority: "api.example.test:\(origin.port!)", path: "/reset-early")
-        XCTAssertEqual(early.status, 503)
-        XCTAssertTrue(early.text.contains("reset reason: remote reset"), early.text)
-        let mid = try client.request(authority: "api.example.test:\(origin.port!)", path: "/reset-mid")
-        XCTAssertEqual(mid.status, 200)
-        XCTAssertNotNil(mid.reset, "the client's stream is reset too")
-        let clientReset = try client.start(authority: "api.example.test:\(origin.port!)", path: "/slow", method: "POST", resetAfterHeaders: true).wait()
-        XCTAssertNil(clientReset.status)
-        // The client's stream closes as it sends RST_STREAM; a later stream on the same
-        // connection is read by the proxy after it, so its answer means the reset was seen.
-        let after = try client.request(authority: "api.example.test:\(origin.port!)", path: "/after")
-        XCTAssertEqual(after.status, 200, after.text)
+        try exchange(try net.h2Client(to: proxy), "api.example.test:\(origin.port!)")
         writer.shutdown()
         let lines = try logLines(path)
-        XCTAssertEqual(lines.count, 4)
-        let byPath = Dictionary(uniqueKeysWithValues: lines.map { ($0["path"] as? String ?? "", $0) })
+        return Dictionary(lines.map { ($0["path"] as? String ?? "", $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    func testUpstreamResetsMapToEnvoyFlags() throws {
+        let byPath = try loggedByPath { client, authority in
+            let early = try client.request(authority: authority, path: "/reset-early")
+            XCTAssertEqual(early.status, 503)
+            XCTAssertTrue(early.text.contains("reset reason: remote reset"), early.text)
+            let mid = try client.request(authority: authority, path: "/reset-mid")
+            XCTAssertEqual(mid.status, 200)
+            XCTAssertNotNil(mid.reset, "the client's stream is reset too")
+            let clientReset = try client.start(authority: authority, path: "/slow", method: "POST", resetAfterHeaders: true).wait()
+            XCTAssertNil(clientReset.status)
+            // The client's stream closes as it sends RST_STREAM; a later stream on the same
+            // connection is read by the proxy after it, so its answer means the reset was seen.
+            let after = try client.request(authority: authority, path: "/after")
+            XCTAssertEqual(after.status, 200, after.text)
+        }
+        XCTAssertEqual(byPath.count, 4)
         XCTAssertEqual(byPath["/reset-early"]?["response_flags"] as? String, "UR")
         XCTAssertEqual(byPath["/reset-early"]?["response_code"] as? Int, 503)
         XCTAssertEqual(byPath["/reset-mid"]?["response_flags"] as? String, "UR")
         XCTAssertEqual(byPath["/slow"]?["response_flags"] as? String, "DR")
+    }
+
+    /// The origin's connection does not validate header blocks; the client's does, as they
+    /// are written to it. An invalid response head is Envoy's upstream protocol error (502
+    /// `UPE`), invalid trailers reset the client's stream; the connection carries on.
+    func testInvalidResponseHeaderBlocksAreUpstreamProtocolErrors() throws {
+        let byPath = try loggedByPath { client, authority in
+            let head = try client.request(authority: authority, path: "/bad-head")
+            XCTAssertEqual(head.status, 502, head.text)
+            XCTAssertNil(head.headerBlocks.first?.first(name: "connection"))
+            XCTAssertTrue(head.text.contains("reset reason: protocol error"), head.text)
+            let trailers = try client.request(authority: authority, path: "/bad-trailers")
+            XCTAssertEqual(trailers.status, 200)
+            XCTAssertEqual(trailers.reset, .protocolError, "the client's stream is reset, the invalid trailers are not passed on")
+            XCTAssertEqual(trailers.headerBlocks.count, 1)
+            let after = try client.request(authority: authority, path: "/after")
+            XCTAssertEqual(after.status, 200, after.text)
+        }
+        XCTAssertEqual(byPath.count, 3)
+        XCTAssertEqual(byPath["/bad-head"]?["response_flags"] as? String, "UPE")
+        XCTAssertEqual(byPath["/bad-head"]?["response_code"] as? Int, 502)
+        XCTAssertEqual(byPath["/bad-trailers"]?["response_flags"] as? String, "UPE")
+        XCTAssertEqual(byPath["/bad-trailers"]?["response_code"] as? Int, 200)
+        XCTAssertEqual(byPath["/after"]?["response_flags"] as? String, "-")
     }
 
     func testGatewayAnswersUnregisteredStreams404NR() throws {

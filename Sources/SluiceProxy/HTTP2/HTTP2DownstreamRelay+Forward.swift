@@ -49,6 +49,11 @@ extension HTTP2DownstreamRelay {
         case .http1:
             self.connectHTTP1(stream, target: target, tls: tls, cluster: stream.cluster, config: config)
         case .http2:
+            if stream.cluster == nil, let relay = self.pool.usableConnection(to: target, tls: tls) {
+                // The pooled connection is up (every stream but a connection's first): no completion closure.
+                self.connected(stream, result: .success(relay))
+                return
+            }
             self.pool.connection(to: target, tls: tls, cluster: stream.cluster, config: config, window: self.window) { [self] result in
                 self.connected(stream, result: result.map { $0 as any HTTP2StreamUpstream })
             }

@@ -70,22 +70,22 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case let event as NIOHTTP2WindowUpdatedEvent:
+        switch HTTP2RelayEvent(event) {
+        case .windowUpdated(let event):
             if event.streamID == .rootStream, let remaining = event.inboundWindowSize,
                 let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window)
             {
                 self.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
             }
-        case let event as StreamClosedEvent:
+        case .streamClosed(let event):
             guard let stream = self.streams.removeValue(forKey: event.streamID) else { return }
             // Closed before the response ended: reset by the client or, for a protocol error
             // on the stream, by NIOHTTP2. Either way the origin's stream is abandoned.
             if !stream.responseEnded { self.abandon(stream) }
             self.finish(stream)
-        case is NIOHTTP2StreamCreatedEvent:
+        case .streamCreated:
             break
-        default:
+        case .other:
             context.fireUserInboundEventTriggered(event)
         }
     }
@@ -146,7 +146,10 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         } else {
             let id = makeRequestID()
             stream.record.requestID = .generated(id)
-            request.add(name: "x-request-id", value: id.text)
+            // Not indexed: a value seen once would take a place in the origin connection's HPACK
+            // table per request, pushing out the fields that do repeat (:authority, user-agent)
+            // and making each encoder lookup scan a full table.
+            request.add(name: "x-request-id", value: id.text, indexing: .nonIndexable)
         }
 
         guard let authorityText, let authority = Authority(authorityText),
@@ -200,14 +203,21 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
             stream.record.upstreamTransportFailureReason = failure.transportFailureReason
             self.respondLocally(stream, status: 503, flag: failure.responseFlag, body: failure.localReplyBody)
         case .success(let upstream):
-            stream.record.upstreamHost = upstream.remoteText
-            stream.record.upstreamLocalAddress = upstream.localText
-            stream.phase = .forwarding(upstream)
-            self.clusterStreamStarted(stream, on: upstream)
-            stream.upstreamSent = NIODeadline.now()
-            upstream.open(stream, frames: frames)
-            self.upstreamDirty(upstream)
+            self.startForwarding(stream, on: upstream, frames: frames)
         }
+    }
+
+    /// Pairs `stream` with a stream on `upstream` and writes the frames that waited for it.
+    private func startForwarding(
+        _ stream: HTTP2RelayStream, on upstream: any HTTP2StreamUpstream, frames: [(HTTP2Frame.FramePayload, Int)]
+    ) {
+        stream.record.upstreamHost = upstream.remoteText
+        stream.record.upstreamLocalAddress = upstream.localText
+        stream.phase = .forwarding(upstream)
+        self.clusterStreamStarted(stream, on: upstream)
+        stream.upstreamSent = NIODeadline.now()
+        upstream.open(stream, frames: frames)
+        self.upstreamDirty(upstream)
     }
 
     /// Passes a request frame on, or keeps it until the upstream stream is open. `credit` is
@@ -246,18 +256,61 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     // MARK: response, driven by the upstream relay
 
     /// Passes a response frame to the client. `credit` is what the origin's stream window
-    /// gets back once the client's connection has taken the frame.
+    /// gets back once the client's connection has taken the frame. A header block is validated
+    /// here, as NIOHTTP2 writes it (the origin's connection does not validate what it
+    /// receives): one it refuses is the origin's protocol error.
     func relayResponse(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, credit: Int) {
         let frame = HTTP2Frame(streamID: stream.downstreamID, payload: payload)
-        guard credit > 0, let context = self.context, case .forwarding(let upstream) = stream.phase else {
+        let isHeaders: Bool
+        if case .headers = payload { isHeaders = true } else { isHeaders = false }
+        guard credit > 0 || isHeaders, let context = self.context, case .forwarding(let upstream) = stream.phase else {
             self.write(frame)
             return
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenSuccess { _ in
-            upstream.originCreditReturned(stream, bytes: credit)
+        promise.futureResult.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success:
+                if credit > 0 { upstream.originCreditReturned(stream, bytes: credit) }
+            case .failure(let error):
+                self.responseRefused(payload, of: stream, error: error)
+            }
         }
         self.write(frame, promise: promise)
+    }
+
+    /// NIOHTTP2 refused to write a response frame for the client: a header block that is not
+    /// valid HTTP/2 (no `:status`, a connection-specific or uppercase field, pseudo-headers in
+    /// trailers). Envoy treats the origin's invalid response as a protocol error: 502 `UPE`
+    /// while the client has no response head yet, else the client's stream is reset; either
+    /// way the origin's stream is reset. Failures because the stream or the connection closed
+    /// are left to their own paths.
+    private func responseRefused(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, error: any Error) {
+        if error is NIOHTTP2Errors.StreamClosed || error is NIOHTTP2Errors.NoSuchStream || error is ChannelError { return }
+        guard case .forwarding(let upstream) = stream.phase, self.streams[stream.downstreamID] === stream else { return }
+        upstream.reset(stream, code: .protocolError)
+        self.upstreamDirty(upstream)
+        stream.record.upstreamTransportFailureReason = "protocol_error"
+        self.runtime.logger.warning(
+            "bad HTTP/2 response from upstream",
+            metadata: ["authority": "\(stream.record.authority ?? "-")", "error": "\(error)"]
+        )
+        // A head (it has a :status, or none came before it) never reached the client: answer.
+        var isHead = false
+        if case .headers(let headers) = payload {
+            isHead = !stream.responseStarted || headers.headers.first(name: ":status") != nil
+        }
+        if isHead {
+            stream.phase = .answered
+            stream.responseStarted = false
+            stream.responseEnded = false
+            self.respondLocally(stream, status: 502, flag: .upstreamProtocolError, body: HTTP1LocalReply.resetBody(reason: "protocol error"))
+        } else {
+            stream.phase = .done
+            stream.record.responseFlags.insert(.upstreamProtocolError)
+            stream.responseEnded = true
+            self.write(HTTP2Frame(streamID: stream.downstreamID, payload: .rstStream(.protocolError)))
+        }
     }
 
     /// The origin reset the stream or its connection went away before the response ended.

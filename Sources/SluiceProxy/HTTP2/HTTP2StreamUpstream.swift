@@ -21,7 +21,4 @@ protocol HTTP2StreamUpstream: AnyObject {
     func flush()
 }
 
-extension HTTP2UpstreamRelay: HTTP2StreamUpstream {
-    var remoteText: String { self.connection.remote.logDescription }
-    var localText: String? { self.connection.channel.localAddress?.logDescription }
-}
+extension HTTP2UpstreamRelay: HTTP2StreamUpstream {}

@@ -52,6 +52,13 @@ final class HTTP2UpstreamPool {
         self.eventLoop = eventLoop
     }
 
+    /// The connection to `target` with `tls` if it is up and may take a new stream (no cluster:
+    /// a DestinationRule's load balancer picks an endpoint per stream instead).
+    func usableConnection(to target: UpstreamTarget, tls: UpstreamTLS?) -> HTTP2UpstreamRelay? {
+        if case .ready(let relay) = self.entries[Key(target: target, tls: tls, endpoint: nil)], relay.isUsable { return relay }
+        return nil
+    }
+
     /// Calls `completion` on the loop with a usable connection for a stream to `target`,
     /// dialling one if needed: under `cluster`, to the endpoint its load balancer picks,
     /// counted against its connection limit (`UpstreamError.overflow` past it).
@@ -154,6 +161,13 @@ final class HTTP2UpstreamPool {
             HTTP2Setting(parameter: .enablePush, value: 0),
             HTTP2Setting(parameter: .initialWindowSize, value: window),
         ]
+        // Each header block is validated once, on the client's connection: a request's when it
+        // arrives there (before it is decided), a response's or trailers' when it is written
+        // there (`HTTP2DownstreamRelay.relayResponse` answers a refused one as Envoy answers an
+        // upstream protocol error). Validating here as well would check every block twice.
+        // Content lengths are still checked here: a response body longer or shorter than its
+        // content-length ends the origin's stream like any stream error.
+        configuration.headerBlockValidation = .disabled
         let channel = connection.channel
         let relay = HTTP2UpstreamRelay(connection: connection, window: window, maxStreams: maxStreams)
         let sync = channel.pipeline.syncOperations

@@ -32,6 +32,10 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
     private(set) var lastOpened = NIODeadline.now()
     /// Written to since the last flush (kept by the downstream relay).
     var dirty = false
+    /// The origin's address and ours, as the access log writes them: formatted once for the
+    /// connection, not for each stream it carries.
+    private(set) lazy var remoteText: String = self.connection.remote.logDescription
+    private(set) lazy var localText: String? = self.connection.channel.localAddress?.logDescription
 
     init(connection: UpstreamConnection, window: Int, maxStreams: Int? = nil) {
         self.connection = connection
@@ -137,21 +141,21 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case let event as NIOHTTP2WindowUpdatedEvent:
+        switch HTTP2RelayEvent(event) {
+        case .windowUpdated(let event):
             if event.streamID == .rootStream, let remaining = event.inboundWindowSize,
                 let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window)
             {
                 context.write(self.wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
                 self.wroteInRead = true
             }
-        case let event as StreamClosedEvent:
+        case .streamClosed(let event):
             // Closed before the response ended (GOAWAY past it, or a stream error).
             guard let stream = self.streams.removeValue(forKey: event.streamID), !stream.responseEnded else { return }
             stream.downstream.upstreamReset(stream, flag: .upstreamConnectionTermination, reason: "connection termination")
-        case is NIOHTTP2StreamCreatedEvent:
+        case .streamCreated:
             break
-        default:
+        case .other:
             context.fireUserInboundEventTriggered(event)
         }
     }
