@@ -367,7 +367,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                request: bytes, target: upstreamTarget, config: config, context: context) {
                 return
             }
-            if exchange.cluster == nil, let upstream = self.reusableUpstream(for: upstreamTarget) {
+            if exchange.cluster == nil, let upstream = self.reusableUpstream(for: upstreamTarget, tls: exchange.upstreamTLS) {
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)
                 self.requestSent(exchange, context: context)

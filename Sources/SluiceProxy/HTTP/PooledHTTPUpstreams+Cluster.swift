@@ -20,7 +20,7 @@ extension PooledHTTPUpstreams {
                 completion(.failure(error as? UpstreamError ?? UpstreamError.resolution("\(error)")))
             case .success(let addresses):
                 let ordered = cluster.order(addresses)
-                if let first = ordered.first, let idle = UpstreamPool.current.take(target, remote: first) {
+                if let first = ordered.first, let idle = UpstreamPool.current.take(target, tls: tls, remote: first) {
                     completion(.success(idle))
                     return
                 }
@@ -58,16 +58,16 @@ extension PooledHTTPUpstreams {
                 completion(.failure(failure))
             case .success(let connection):
                 connection.channel.closeFuture.whenComplete { _ in cluster.connectionClosed() }
-                completion(Self.install(on: connection, target: target, limits: limits, cluster: cluster))
+                completion(Self.install(on: connection, target: target, tls: tls, limits: limits, cluster: cluster))
             }
         }
     }
 
     /// An `UpstreamHTTPHandler` on a fresh connection (closed if that fails).
     static func install(
-        on connection: UpstreamConnection, target: UpstreamTarget, limits: HTTP1Limits, cluster: ClusterState?
+        on connection: UpstreamConnection, target: UpstreamTarget, tls: UpstreamTLS?, limits: HTTP1Limits, cluster: ClusterState?
     ) -> Result<any HTTPUpstream, any Error> {
-        let handler = UpstreamHTTPHandler(target: target, remote: connection.remote, limits: limits)
+        let handler = UpstreamHTTPHandler(target: target, tls: tls, remote: connection.remote, limits: limits)
         handler.cluster = cluster
         do {
             try connection.channel.pipeline.syncOperations.addHandler(handler)

@@ -7,7 +7,7 @@ extension HTTP2DownstreamRelay {
     /// included) or a fresh one (`HTTP2ToHTTP1Upstream`).
     func connectHTTP1(_ stream: HTTP2RelayStream, target: UpstreamTarget, config: ActiveConfig) {
         let upstreams = PooledHTTPUpstreams(connector: self.runtime.connector)
-        if let idle = upstreams.idle(for: target) {
+        if let idle = upstreams.idle(for: target, tls: nil) {
             self.connected(stream, result: .success(HTTP2ToHTTP1Upstream(downstream: self, upstream: idle, window: self.window, fresh: false)))
             return
         }
