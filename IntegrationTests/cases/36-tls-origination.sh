@@ -11,7 +11,8 @@
 #  - MUTUAL with credentialName (--credentials-dir) to an origin that requires a client
 #    certificate, and SIMPLE to the same origin refused by it;
 #  - Gateway servers with tls.mode SIMPLE (certificate files) and MUTUAL (credentialName)
-#    terminate TLS from a client outside the mesh and route the HTTP inside by Host.
+#    terminate TLS from a client outside the mesh and route the HTTP inside by Host; MUTUAL
+#    logs the client certificate's URI SAN as downstream_peer_uri_san, SIMPLE none.
 # The task's names exist only in the namespaces' hosts files; the test CA is the "system
 # roots" of sl-app and sl-gw only (an /etc/netns/NS/ssl that `ip netns exec` mounts over
 # /etc/ssl), so the task's rule without caCertificates verifies as it would in a cluster.
@@ -58,7 +59,7 @@ tls_origination_setup() {
 		tlso_ca ca && tlso_ca other-ca &&
 			tlso_issue origin ca edition.cnn.com "DNS:edition.cnn.com,DNS:wrong-san.test,DNS:other-ca.test" &&
 			tlso_issue nginx ca "$MTLS_HOST" "DNS:$MTLS_HOST,DNS:mtls-nocert.test" &&
-			tlso_issue client ca sleep-client "DNS:client.test" &&
+			tlso_issue client ca sleep-client "DNS:client.test,URI:spiffe://example.org/ns/ext/sa/sleep-client" &&
 			tlso_issue gw-server ca edition.cnn.com "DNS:edition.cnn.com"
 	} >"$TLSO_DIR/openssl.log" 2>&1; then
 		fail "test CA and origin certificates (openssl)" "$(cat "$TLSO_DIR/openssl.log")"
@@ -322,16 +323,24 @@ tlso_client_status() {
 }
 
 gateway_terminates_simple_and_mutual() {
-	local mark
+	local mark gw_access rec
 	mark=$(tlso_mark)
+	gw_access=$(gateway_access_mark)
 	check_eq "Gateway server SIMPLE (:8443, certificate files): https://edition.cnn.com:8443 verified by the test CA gets 200" 200 \
 		"$(tlso_client_status 8443)"
 	check_origin_request "Gateway server SIMPLE: routed by Host and originated to the origin's :443 from the gateway" "$mark" \
 		'.path == "/terminated" and .peer == "'"$GW_V4"'" and .sni == "edition.cnn.com"'
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated"')
+	check_eq "Gateway server SIMPLE: the caller presented no certificate (downstream_peer_uri_san null)" \
+		"200 null" "$(jq -r '"\(.response_code) \(.downstream_peer_uri_san)"' <<<"$rec")"
 	check_eq "Gateway server MUTUAL (:8444, credentialName): without a client certificate, no answer" 000 \
 		"$(tlso_client_status 8444)"
+	gw_access=$(gateway_access_mark)
 	check_eq "Gateway server MUTUAL: with a client certificate from the credential's ca.crt, 200" 200 \
 		"$(tlso_client_status 8444 --cert "$TLSO_DIR/client.crt" --key "$TLSO_DIR/client.key")"
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated"')
+	check_eq "Gateway server MUTUAL: the client certificate's URI SAN is downstream_peer_uri_san" \
+		"200 spiffe://example.org/ns/ext/sa/sleep-client" "$(jq -r '"\(.response_code) \(.downstream_peer_uri_san)"' <<<"$rec")"
 	check_eq "Gateway server MUTUAL: with a certificate from another CA, no answer" 000 \
 		"$(tlso_client_status 8444 --cert "$TLSO_DIR/other-ca.crt" --key "$TLSO_DIR/other-ca.key")"
 }
