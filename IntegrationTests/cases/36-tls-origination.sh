@@ -81,7 +81,7 @@ tls_origination_setup() {
 	ip -n "$NS_EXT" addr add "$MTLS_V4/24" dev eth0
 	{
 		echo "$GW_V4 $EGRESS_SERVICE"
-		echo "$CNN_TLS_V4 edition.cnn.com wrong-san.test other-ca.test"
+		echo "$CNN_TLS_V4 edition.cnn.com wrong-san.test other-ca.test reload-tls.test"
 		echo "$MTLS_V4 $MTLS_HOST mtls-nocert.test"
 	} >>"/etc/netns/$NS_APP/hosts"
 	echo "$CNN_TLS_V4 edition.cnn.com" >>"/etc/netns/$NS_GW/hosts"
@@ -136,6 +136,7 @@ spec:
 ---
 YAML
 	done
+	tlso_reload_entry "{mode: SIMPLE, sni: edition.cnn.com}" >"$TLSO_DIR/registry/reload-tls.yaml"
 	sed -e "s|  - sidecar-task/|  - $E2E_CONFIGS/tls-origination/sidecar-task/\n  - $TLSO_DIR/registry/|" \
 		"$E2E_CONFIGS/tls-origination/sidecar.yaml" >"$TLSO_DIR/sidecar.yaml"
 
@@ -274,6 +275,60 @@ failed_verification_is_503_uf() {
 	done
 }
 
+# tlso_reload_entry TLS: reload-tls.test (the TLS origin's address, port 80 targeting 443)
+# with a DestinationRule whose tls is TLS.
+tlso_reload_entry() {
+	cat <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reload-tls}
+spec:
+  hosts: [reload-tls.test]
+  ports:
+  - {number: 80, name: http-port, protocol: HTTP, targetPort: 443}
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reload-tls}
+spec:
+  host: reload-tls.test
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: $1
+YAML
+}
+
+tlso_reloads_above() { (($(sidecar_metric sluice_config_reloads_total result=success) > $1)); }
+
+# Pooled upstream connections are kept per TLS setting: requests under SIMPLE leave idle TLS
+# connections to the origin behind; a reload that adds subjectAltNames the origin's
+# certificate lacks must make the next request verify afresh (503 UF), not reuse one of them.
+reload_of_tls_setting_skips_idle_connections() {
+	local i codes="" before access rec
+	for i in 1 2 3 4; do # sequential connections: every event loop's pool gets an idle one
+		codes+="$(app_status http://reload-tls.test/) "
+	done
+	check_eq "reload-tls.test under SIMPLE (sni edition.cnn.com, the test CA): 200 on four connections" \
+		"200 200 200 200 " "$codes"
+	before=$(sidecar_metric sluice_config_reloads_total result=success)
+	tlso_reload_entry "{mode: SIMPLE, sni: edition.cnn.com, subjectAltNames: [api.example.org]}" \
+		>"$TLSO_DIR/reload-tls.yaml.new"
+	chmod 644 "$TLSO_DIR/reload-tls.yaml.new"
+	mv "$TLSO_DIR/reload-tls.yaml.new" "$TLSO_DIR/registry/reload-tls.yaml"
+	if ! wait_until 10 tlso_reloads_above "${before:-0}"; then
+		fail "reload-tls.test: the changed DestinationRule was reloaded within 10 s" "reloads: $before"
+		return
+	fi
+	access=$(access_mark)
+	check_eq "after the reload (subjectAltNames [api.example.org]): the idle SIMPLE connections are not reused, 503" \
+		503 "$(app_status http://reload-tls.test/)"
+	rec=$(last_json_record "$ACCESS_LOG" "$access" '.authority == "reload-tls.test"')
+	check_eq "after the reload: a new connection failed verification (503 UF)" "503 UF" \
+		"$(jq -r '"\(.response_code) \(.response_flags)"' <<<"$rec")"
+}
+
 mutual_presents_the_credential() {
 	local mark access rec
 	mark=$(tlso_mark)
@@ -355,7 +410,8 @@ tls_origination_cases() {
 	scenario "$TLSO_DIR/sidecar.yaml" \
 		sidecar_originates_tls_for_plain_http \
 		failed_verification_is_503_uf \
-		mutual_presents_the_credential
+		mutual_presents_the_credential \
+		reload_of_tls_setting_skips_idle_connections
 	unset SLUICE_CREDENTIALS_DIR
 
 	if wants gateway_originates_tls_after_istio_mutual; then
