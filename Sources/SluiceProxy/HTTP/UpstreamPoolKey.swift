@@ -9,4 +9,12 @@ import SluiceCore
 struct UpstreamPoolKey: Hashable {
     let target: UpstreamTarget
     let tls: UpstreamTLS?
+
+    /// The target alone: keys that differ only in TLS share a bucket and are told apart by
+    /// `==`. Hashing an ISTIO_MUTUAL setting would run SipHash over its SAN texts on every
+    /// take and put (each new app connection through the egress gateway), where comparing
+    /// them is a pointer check: they come from the same decision.
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(self.target)
+    }
 }
