@@ -45,7 +45,7 @@ final class UpstreamHTTPHandlerAloneTests: XCTestCase {
     private func upstream() throws -> (UpstreamHTTPHandler, EmbeddedChannel, ReadCounter) {
         let ip = try XCTUnwrap(IPAddress("192.0.2.40"))
         let handler = UpstreamHTTPHandler(
-            target: .originalDestination(ip, 80),
+            target: .originalDestination(ip, 80), tls: nil,
             remote: try SocketAddress(ipAddress: "192.0.2.40", port: 80),
             limits: HTTP1Limits()
         )
