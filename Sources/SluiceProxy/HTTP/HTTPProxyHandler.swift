@@ -56,7 +56,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var limits = ConnectionLimits(Limits())
     /// What the connection waits for, until when, and when its one timer fires.
     var deadlines = ConnectionDeadlineStateMachine()
-    var timer: Scheduled<Void>?
+    var timer: NIOScheduledCallback?
     /// The last request's authority and decision: a keep-alive connection asks for the same
     /// host again and again, and the decision is a pure function of the host, the original
     /// destination (fixed per connection) and the configuration.
