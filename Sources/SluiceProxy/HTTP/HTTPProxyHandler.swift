@@ -81,10 +81,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ = self.state.writabilityChanged(context.channel.isWritable)
         self.allocator = context.channel.allocator
         self.adopt(self.runtime.config)
+        if let warm = ConnectionWarmStart.current.hints(
+            for: self.runtime, destination: self.connection.destinationIP, port: self.connection.destinationPort)
+        {
+            self.lastDecision = warm.decision
+            self.seriesMemo = warm.series
+        }
         self.setDeadline(.firstHead(context.eventLoop.now + self.limits.headerRead), context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        if self.lastDecision != nil {
+            ConnectionWarmStart.current.remember(
+                runtime: self.runtime, destination: self.connection.destinationIP, port: self.connection.destinationPort,
+                decision: self.lastDecision, series: self.seriesMemo)
+        }
         self.cancelTimer()
         self.context = nil
         self.writer.attach(nil)
