@@ -114,29 +114,10 @@ tls_origination_setup() {
 		mtls-nocert.test) tls="{mode: SIMPLE}" ;;
 		*) tls="{mode: MUTUAL, credentialName: client-credential, sni: $MTLS_HOST}" ;;
 		esac
-		cat >>"$TLSO_DIR/registry/cases.yaml" <<YAML
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: $host}
-spec:
-  hosts: [$host]
-  ports:
-  - {number: 80, name: http-port, protocol: HTTP, targetPort: 443}
-  resolution: DNS
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: $host}
-spec:
-  host: $host
-  trafficPolicy:
-    portLevelSettings:
-    - port: {number: 80}
-      tls: $tls
----
-YAML
+		tlso_entry "$host" "$tls" >>"$TLSO_DIR/registry/cases.yaml"
+		echo --- >>"$TLSO_DIR/registry/cases.yaml"
 	done
-	tlso_reload_entry "{mode: SIMPLE, sni: edition.cnn.com}" >"$TLSO_DIR/registry/reload-tls.yaml"
+	tlso_entry reload-tls.test "{mode: SIMPLE, sni: edition.cnn.com}" >"$TLSO_DIR/registry/reload-tls.yaml"
 	sed -e "s|  - sidecar-task/|  - $E2E_CONFIGS/tls-origination/sidecar-task/\n  - $TLSO_DIR/registry/|" \
 		"$E2E_CONFIGS/tls-origination/sidecar.yaml" >"$TLSO_DIR/sidecar.yaml"
 
@@ -275,28 +256,28 @@ failed_verification_is_503_uf() {
 	done
 }
 
-# tlso_reload_entry TLS: reload-tls.test (the TLS origin's address, port 80 targeting 443)
-# with a DestinationRule whose tls is TLS.
-tlso_reload_entry() {
+# tlso_entry HOST TLS: a ServiceEntry for HOST (port 80 targeting 443, resolution DNS) and a
+# DestinationRule whose port-80 tls is TLS.
+tlso_entry() {
 	cat <<YAML
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: reload-tls}
+metadata: {name: $1}
 spec:
-  hosts: [reload-tls.test]
+  hosts: [$1]
   ports:
   - {number: 80, name: http-port, protocol: HTTP, targetPort: 443}
   resolution: DNS
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
-metadata: {name: reload-tls}
+metadata: {name: $1}
 spec:
-  host: reload-tls.test
+  host: $1
   trafficPolicy:
     portLevelSettings:
     - port: {number: 80}
-      tls: $1
+      tls: $2
 YAML
 }
 
@@ -313,7 +294,7 @@ reload_of_tls_setting_skips_idle_connections() {
 	check_eq "reload-tls.test under SIMPLE (sni edition.cnn.com, the test CA): 200 on four connections" \
 		"200 200 200 200 " "$codes"
 	before=$(sidecar_metric sluice_config_reloads_total result=success)
-	tlso_reload_entry "{mode: SIMPLE, sni: edition.cnn.com, subjectAltNames: [api.example.org]}" \
+	tlso_entry reload-tls.test "{mode: SIMPLE, sni: edition.cnn.com, subjectAltNames: [api.example.org]}" \
 		>"$TLSO_DIR/reload-tls.yaml.new"
 	chmod 644 "$TLSO_DIR/reload-tls.yaml.new"
 	mv "$TLSO_DIR/reload-tls.yaml.new" "$TLSO_DIR/registry/reload-tls.yaml"

@@ -319,13 +319,19 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
     /// After a reload that gives the destination a DestinationRule `tls`, the connection's own
     /// idle upstream (plaintext) is not reused for the next request, and the pool is asked for
     /// one opened with the new setting.
-    func testAnIdleUpstreamOpenedWithAnotherTLSSettingIsNotReused() throws {
+    /// A handler whose first exchange has ended, its plaintext upstream idle and kept.
+    private func idleAfterOneExchange() throws -> (HTTPProxyHandler, FakeProvider, FakeUpstream) {
         let provider = FakeProvider()
         let (handler, channel) = try proxy(provider)
         let upstream = try dialled(provider, channel)
         try self.respond(handler, from: upstream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", body: "")
         channel.embeddedEventLoop.run()
         XCTAssertTrue(upstream.isIdleAndReusable)
+        return (handler, provider, upstream)
+    }
+
+    func testAnIdleUpstreamOpenedWithAnotherTLSSettingIsNotReused() throws {
+        let (handler, provider, upstream) = try idleAfterOneExchange()
         let simple = UpstreamTLS.originate(OriginTLS(mode: .simple, sni: "a.test"))
         XCTAssertNil(handler.reusableUpstream(for: upstream.target, tls: simple))
         XCTAssertTrue(upstream.released, "the plaintext connection went back to the pool, not on the wire")
@@ -335,11 +341,7 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
 
     /// The same setting still reuses it (the check does not cost keep-alive its connection).
     func testAnIdleUpstreamWithTheSameTLSSettingIsReused() throws {
-        let provider = FakeProvider()
-        let (handler, channel) = try proxy(provider)
-        let upstream = try dialled(provider, channel)
-        try self.respond(handler, from: upstream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", body: "")
-        channel.embeddedEventLoop.run()
+        let (handler, _, upstream) = try idleAfterOneExchange()
         XCTAssertTrue(handler.reusableUpstream(for: upstream.target, tls: nil) === upstream)
         XCTAssertFalse(upstream.released)
     }
