@@ -11,7 +11,8 @@
 #  - MUTUAL with credentialName (--credentials-dir) to an origin that requires a client
 #    certificate, and SIMPLE to the same origin refused by it;
 #  - Gateway servers with tls.mode SIMPLE (certificate files) and MUTUAL (credentialName)
-#    terminate TLS from a client outside the mesh and route the HTTP inside by Host.
+#    terminate TLS from a client outside the mesh and route the HTTP inside by Host; MUTUAL
+#    logs the client certificate's URI SAN as downstream_peer_uri_san, SIMPLE none.
 # The task's names exist only in the namespaces' hosts files; the test CA is the "system
 # roots" of sl-app and sl-gw only (an /etc/netns/NS/ssl that `ip netns exec` mounts over
 # /etc/ssl), so the task's rule without caCertificates verifies as it would in a cluster.
@@ -58,7 +59,7 @@ tls_origination_setup() {
 		tlso_ca ca && tlso_ca other-ca &&
 			tlso_issue origin ca edition.cnn.com "DNS:edition.cnn.com,DNS:wrong-san.test,DNS:other-ca.test" &&
 			tlso_issue nginx ca "$MTLS_HOST" "DNS:$MTLS_HOST,DNS:mtls-nocert.test" &&
-			tlso_issue client ca sleep-client "DNS:client.test" &&
+			tlso_issue client ca sleep-client "DNS:client.test,URI:spiffe://example.org/ns/ext/sa/sleep-client" &&
 			tlso_issue gw-server ca edition.cnn.com "DNS:edition.cnn.com"
 	} >"$TLSO_DIR/openssl.log" 2>&1; then
 		fail "test CA and origin certificates (openssl)" "$(cat "$TLSO_DIR/openssl.log")"
@@ -80,7 +81,7 @@ tls_origination_setup() {
 	ip -n "$NS_EXT" addr add "$MTLS_V4/24" dev eth0
 	{
 		echo "$GW_V4 $EGRESS_SERVICE"
-		echo "$CNN_TLS_V4 edition.cnn.com wrong-san.test other-ca.test"
+		echo "$CNN_TLS_V4 edition.cnn.com wrong-san.test other-ca.test reload-tls.test"
 		echo "$MTLS_V4 $MTLS_HOST mtls-nocert.test"
 	} >>"/etc/netns/$NS_APP/hosts"
 	echo "$CNN_TLS_V4 edition.cnn.com" >>"/etc/netns/$NS_GW/hosts"
@@ -113,28 +114,10 @@ tls_origination_setup() {
 		mtls-nocert.test) tls="{mode: SIMPLE}" ;;
 		*) tls="{mode: MUTUAL, credentialName: client-credential, sni: $MTLS_HOST}" ;;
 		esac
-		cat >>"$TLSO_DIR/registry/cases.yaml" <<YAML
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: $host}
-spec:
-  hosts: [$host]
-  ports:
-  - {number: 80, name: http-port, protocol: HTTP, targetPort: 443}
-  resolution: DNS
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: $host}
-spec:
-  host: $host
-  trafficPolicy:
-    portLevelSettings:
-    - port: {number: 80}
-      tls: $tls
----
-YAML
+		tlso_entry "$host" "$tls" >>"$TLSO_DIR/registry/cases.yaml"
+		echo --- >>"$TLSO_DIR/registry/cases.yaml"
 	done
+	tlso_entry reload-tls.test "{mode: SIMPLE, sni: edition.cnn.com}" >"$TLSO_DIR/registry/reload-tls.yaml"
 	sed -e "s|  - sidecar-task/|  - $E2E_CONFIGS/tls-origination/sidecar-task/\n  - $TLSO_DIR/registry/|" \
 		"$E2E_CONFIGS/tls-origination/sidecar.yaml" >"$TLSO_DIR/sidecar.yaml"
 
@@ -273,6 +256,60 @@ failed_verification_is_503_uf() {
 	done
 }
 
+# tlso_entry HOST TLS: a ServiceEntry for HOST (port 80 targeting 443, resolution DNS) and a
+# DestinationRule whose port-80 tls is TLS.
+tlso_entry() {
+	cat <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: $1}
+spec:
+  hosts: [$1]
+  ports:
+  - {number: 80, name: http-port, protocol: HTTP, targetPort: 443}
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: $1}
+spec:
+  host: $1
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: $2
+YAML
+}
+
+tlso_reloads_above() { (($(sidecar_metric sluice_config_reloads_total result=success) > $1)); }
+
+# Pooled upstream connections are kept per TLS setting: requests under SIMPLE leave idle TLS
+# connections to the origin behind; a reload that adds subjectAltNames the origin's
+# certificate lacks must make the next request verify afresh (503 UF), not reuse one of them.
+reload_of_tls_setting_skips_idle_connections() {
+	local i codes="" before access rec
+	for i in 1 2 3 4; do # sequential connections: every event loop's pool gets an idle one
+		codes+="$(app_status http://reload-tls.test/) "
+	done
+	check_eq "reload-tls.test under SIMPLE (sni edition.cnn.com, the test CA): 200 on four connections" \
+		"200 200 200 200 " "$codes"
+	before=$(sidecar_metric sluice_config_reloads_total result=success)
+	tlso_entry reload-tls.test "{mode: SIMPLE, sni: edition.cnn.com, subjectAltNames: [api.example.org]}" \
+		>"$TLSO_DIR/reload-tls.yaml.new"
+	chmod 644 "$TLSO_DIR/reload-tls.yaml.new"
+	mv "$TLSO_DIR/reload-tls.yaml.new" "$TLSO_DIR/registry/reload-tls.yaml"
+	if ! wait_until 10 tlso_reloads_above "${before:-0}"; then
+		fail "reload-tls.test: the changed DestinationRule was reloaded within 10 s" "reloads: $before"
+		return
+	fi
+	access=$(access_mark)
+	check_eq "after the reload (subjectAltNames [api.example.org]): the idle SIMPLE connections are not reused, 503" \
+		503 "$(app_status http://reload-tls.test/)"
+	rec=$(last_json_record "$ACCESS_LOG" "$access" '.authority == "reload-tls.test"')
+	check_eq "after the reload: a new connection failed verification (503 UF)" "503 UF" \
+		"$(jq -r '"\(.response_code) \(.response_flags)"' <<<"$rec")"
+}
+
 mutual_presents_the_credential() {
 	local mark access rec
 	mark=$(tlso_mark)
@@ -322,16 +359,24 @@ tlso_client_status() {
 }
 
 gateway_terminates_simple_and_mutual() {
-	local mark
+	local mark gw_access rec
 	mark=$(tlso_mark)
+	gw_access=$(gateway_access_mark)
 	check_eq "Gateway server SIMPLE (:8443, certificate files): https://edition.cnn.com:8443 verified by the test CA gets 200" 200 \
 		"$(tlso_client_status 8443)"
 	check_origin_request "Gateway server SIMPLE: routed by Host and originated to the origin's :443 from the gateway" "$mark" \
 		'.path == "/terminated" and .peer == "'"$GW_V4"'" and .sni == "edition.cnn.com"'
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated"')
+	check_eq "Gateway server SIMPLE: the caller presented no certificate (downstream_peer_uri_san null)" \
+		"200 null" "$(jq -r '"\(.response_code) \(.downstream_peer_uri_san)"' <<<"$rec")"
 	check_eq "Gateway server MUTUAL (:8444, credentialName): without a client certificate, no answer" 000 \
 		"$(tlso_client_status 8444)"
+	gw_access=$(gateway_access_mark)
 	check_eq "Gateway server MUTUAL: with a client certificate from the credential's ca.crt, 200" 200 \
 		"$(tlso_client_status 8444 --cert "$TLSO_DIR/client.crt" --key "$TLSO_DIR/client.key")"
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated"')
+	check_eq "Gateway server MUTUAL: the client certificate's URI SAN is downstream_peer_uri_san" \
+		"200 spiffe://example.org/ns/ext/sa/sleep-client" "$(jq -r '"\(.response_code) \(.downstream_peer_uri_san)"' <<<"$rec")"
 	check_eq "Gateway server MUTUAL: with a certificate from another CA, no answer" 000 \
 		"$(tlso_client_status 8444 --cert "$TLSO_DIR/other-ca.crt" --key "$TLSO_DIR/other-ca.key")"
 }
@@ -346,7 +391,8 @@ tls_origination_cases() {
 	scenario "$TLSO_DIR/sidecar.yaml" \
 		sidecar_originates_tls_for_plain_http \
 		failed_verification_is_503_uf \
-		mutual_presents_the_credential
+		mutual_presents_the_credential \
+		reload_of_tls_setting_skips_idle_connections
 	unset SLUICE_CREDENTIALS_DIR
 
 	if wants gateway_originates_tls_after_istio_mutual; then

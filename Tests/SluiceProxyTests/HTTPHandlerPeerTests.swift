@@ -45,7 +45,7 @@ final class UpstreamHTTPHandlerAloneTests: XCTestCase {
     private func upstream() throws -> (UpstreamHTTPHandler, EmbeddedChannel, ReadCounter) {
         let ip = try XCTUnwrap(IPAddress("192.0.2.40"))
         let handler = UpstreamHTTPHandler(
-            target: .originalDestination(ip, 80),
+            target: .originalDestination(ip, 80), tls: nil,
             remote: try SocketAddress(ipAddress: "192.0.2.40", port: 80),
             limits: HTTP1Limits()
         )
@@ -118,11 +118,46 @@ final class UpstreamHTTPHandlerAloneTests: XCTestCase {
     }
 }
 
+/// The event loop's pool of idle upstream connections, keyed by target and TLS setting.
+final class UpstreamPoolKeyTests: XCTestCase {
+    private func idleUpstream(tls: UpstreamTLS?) throws -> UpstreamHTTPHandler {
+        let ip = try XCTUnwrap(IPAddress("192.0.2.40"))
+        let handler = UpstreamHTTPHandler(
+            target: .originalDestination(ip, 80), tls: tls,
+            remote: try SocketAddress(ipAddress: "192.0.2.40", port: 80), limits: HTTP1Limits())
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "192.0.2.40", port: 80)).wait()
+        addTeardownBlock { _ = try? channel.finish() }
+        return handler
+    }
+
+    func testAnIdleConnectionIsTakenOnlyForItsOwnTLSSetting() throws {
+        let pool = UpstreamPool()
+        let target = UpstreamTarget.originalDestination(try XCTUnwrap(IPAddress("192.0.2.40")), 80)
+        let simple = UpstreamTLS.originate(OriginTLS(mode: .simple, sni: "a.test"))
+        let otherSNI = UpstreamTLS.originate(OriginTLS(mode: .simple, sni: "b.test"))
+        let mesh = UpstreamTLS.istioMutual(GatewayClientTLS(sni: "a.test"))
+        let plain = try idleUpstream(tls: nil)
+        let originated = try idleUpstream(tls: simple)
+        pool.put(plain)
+        pool.put(originated)
+        XCTAssertEqual(pool.idleCount, 2)
+        XCTAssertNil(pool.take(target, tls: otherSNI), "another SNI is another setting")
+        XCTAssertNil(pool.take(target, tls: mesh))
+        XCTAssertTrue(pool.take(target, tls: simple) === originated)
+        XCTAssertNil(pool.take(target, tls: simple), "taken once")
+        XCTAssertTrue(pool.take(target, tls: nil) === plain)
+        XCTAssertEqual(pool.idleCount, 0)
+    }
+}
+
 final class HTTPProxyHandlerAloneTests: XCTestCase {
     /// An upstream connection as the downstream handler drives it: records the request bytes
     /// and the calls; the test plays the origin by calling the handler's sink methods.
     private final class FakeUpstream: HTTPUpstream {
         let target: UpstreamTarget
+        let tls: UpstreamTLS?
         let remoteText = "192.0.2.40:80"
         let localText: String? = "192.0.2.1:50000"
         var isWritable = true
@@ -137,7 +172,10 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
         var released = false
         var exchanges = 0
 
-        init(target: UpstreamTarget) { self.target = target }
+        init(target: UpstreamTarget, tls: UpstreamTLS? = nil) {
+            self.target = target
+            self.tls = tls
+        }
 
         func beginExchange(for sink: any HTTPUpstreamSink, toHEAD: Bool, stripChunkFraming: Bool) {
             self.sink = sink
@@ -168,9 +206,12 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
     private final class FakeProvider: HTTPUpstreamProvider {
         var dials: [(UpstreamTarget, (Result<any HTTPUpstream, any Error>) -> Void)] = []
         var idleAsked = 0
+        /// The TLS settings idle connections were asked for, in order.
+        var idleTLS: [UpstreamTLS?] = []
 
-        func idle(for target: UpstreamTarget) -> (any HTTPUpstream)? {
+        func idle(for target: UpstreamTarget, tls: UpstreamTLS?) -> (any HTTPUpstream)? {
             self.idleAsked += 1
+            self.idleTLS.append(tls)
             return nil
         }
 
@@ -273,6 +314,36 @@ final class HTTPProxyHandlerAloneTests: XCTestCase {
         let reply = try outbound(channel)
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), reply)
         XCTAssertTrue(reply.hasSuffix(HTTP1LocalReply.resetBody(reason: "connection termination")), reply)
+    }
+
+    /// After a reload that gives the destination a DestinationRule `tls`, the connection's own
+    /// idle upstream (plaintext) is not reused for the next request, and the pool is asked for
+    /// one opened with the new setting.
+    /// A handler whose first exchange has ended, its plaintext upstream idle and kept.
+    private func idleAfterOneExchange() throws -> (HTTPProxyHandler, FakeProvider, FakeUpstream) {
+        let provider = FakeProvider()
+        let (handler, channel) = try proxy(provider)
+        let upstream = try dialled(provider, channel)
+        try self.respond(handler, from: upstream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", body: "")
+        channel.embeddedEventLoop.run()
+        XCTAssertTrue(upstream.isIdleAndReusable)
+        return (handler, provider, upstream)
+    }
+
+    func testAnIdleUpstreamOpenedWithAnotherTLSSettingIsNotReused() throws {
+        let (handler, provider, upstream) = try idleAfterOneExchange()
+        let simple = UpstreamTLS.originate(OriginTLS(mode: .simple, sni: "a.test"))
+        XCTAssertNil(handler.reusableUpstream(for: upstream.target, tls: simple))
+        XCTAssertTrue(upstream.released, "the plaintext connection went back to the pool, not on the wire")
+        XCTAssertEqual(provider.idleTLS.last, .some(simple))
+        XCTAssertEqual(upstream.exchanges, 1)
+    }
+
+    /// The same setting still reuses it (the check does not cost keep-alive its connection).
+    func testAnIdleUpstreamWithTheSameTLSSettingIsReused() throws {
+        let (handler, _, upstream) = try idleAfterOneExchange()
+        XCTAssertTrue(handler.reusableUpstream(for: upstream.target, tls: nil) === upstream)
+        XCTAssertFalse(upstream.released)
     }
 
     func testAResponseFromAConnectionLetGoOfIsIgnored() throws {

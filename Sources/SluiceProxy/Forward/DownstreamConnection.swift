@@ -42,11 +42,12 @@ package struct DownstreamConnection: Sendable {
 
 extension DownstreamConnection {
     /// Records that the connection's TLS handshake verified the caller's client certificate,
-    /// whose SPIFFE ID is `identity` (nil when it has none).
-    mutating func authenticated(as identity: SPIFFEID?) {
+    /// whose SPIFFE ID is `identity` (nil when it has none) and whose URI SANs read `uriSAN`
+    /// as the log writes them (by default the SPIFFE ID: an ISTIO_MUTUAL peer has one URI SAN).
+    mutating func authenticated(as identity: SPIFFEID?, uriSAN: String? = nil) {
         self.mutualTLS = true
         self.peerIdentity = identity
-        self.peerURISAN = identity?.description
+        self.peerURISAN = uriSAN ?? identity?.description
     }
 
     /// Starts `record` for traffic on this connection: where it started, where the client was

@@ -6,7 +6,7 @@ import SluiceCore
 // (closed), the response (504 UT). ConnectionDeadlineStateMachine decides; this arms the one
 // timer it asks for on the channel's event loop, whose clock (`EventLoop.now`) a test on an
 // `EmbeddedEventLoop` moves with `advanceTime` instead of sleeping.
-extension HTTPProxyHandler {
+extension HTTPProxyHandler: NIOScheduledCallbackHandler {
     func setDeadline(_ deadline: ConnectionDeadline, context: ChannelHandlerContext) {
         switch self.deadlines.set(deadline) {
         case .none: break
@@ -20,12 +20,22 @@ extension HTTPProxyHandler {
         self.deadlines.timerCancelled()
     }
 
+    /// A scheduled callback to this handler rather than a task: a task costs a promise and
+    /// closures every time it is armed (at least once per connection).
     private func armTimer(at: NIODeadline, context: ChannelHandlerContext) {
         self.timer?.cancel()
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(deadline: at) {
-            handler.value.timerFired()
+        do {
+            self.timer = try context.eventLoop.assumeIsolated().scheduleCallback(at: at, handler: self)
+        } catch {
+            // The event loop is shutting down: no deadline could be kept.
+            self.timer = nil
+            self.deadlines.timerCancelled()
+            self.closeDownstream(context)
         }
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        self.timerFired()
     }
 
     private func timerFired() {

@@ -74,16 +74,16 @@ extension HTTPProxyHandler {
         self.setDeadline(.response(context.eventLoop.now + timeout, timeout), context: context)
     }
 
-    /// This connection's own upstream if it goes to `target` and is idle, else an idle one
-    /// from the provider (the event loop's pool); the previous upstream goes back to it.
-    func reusableUpstream(for target: UpstreamTarget) -> (any HTTPUpstream)? {
+    /// This connection's own upstream if it goes to `target` with `tls` and is idle, else an
+    /// idle one from the provider (the event loop's pool); the previous upstream goes back to it.
+    func reusableUpstream(for target: UpstreamTarget, tls: UpstreamTLS?) -> (any HTTPUpstream)? {
         // `isIdleAndReusable` turns false when the connection closes (channelInactive), so an
         // open channel need not be asked for (that costs a pipeline and lifecycle lookup).
-        if let upstream = self.upstream, upstream.isIdleAndReusable, upstream.target == target {
+        if let upstream = self.upstream, upstream.isIdleAndReusable, upstream.target == target, upstream.tls == tls {
             return upstream
         }
         self.releaseUpstream()
-        return self.upstreams.idle(for: target)
+        return self.upstreams.idle(for: target, tls: tls)
     }
 
     func attach(_ exchange: HTTPExchange, to upstream: any HTTPUpstream) {

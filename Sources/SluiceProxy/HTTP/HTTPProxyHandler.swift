@@ -56,7 +56,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var limits = ConnectionLimits(Limits())
     /// What the connection waits for, until when, and when its one timer fires.
     var deadlines = ConnectionDeadlineStateMachine()
-    var timer: Scheduled<Void>?
+    var timer: NIOScheduledCallback?
     /// The last request's authority and decision: a keep-alive connection asks for the same
     /// host again and again, and the decision is a pure function of the host, the original
     /// destination (fixed per connection) and the configuration.
@@ -81,10 +81,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ = self.state.writabilityChanged(context.channel.isWritable)
         self.allocator = context.channel.allocator
         self.adopt(self.runtime.config)
+        if let warm = ConnectionWarmStart.current.hints(
+            for: self.runtime, destination: self.connection.destinationIP, port: self.connection.destinationPort)
+        {
+            self.lastDecision = warm.decision
+            self.seriesMemo = warm.series
+        }
         self.setDeadline(.firstHead(context.eventLoop.now + self.limits.headerRead), context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        if self.lastDecision != nil {
+            ConnectionWarmStart.current.remember(
+                runtime: self.runtime, destination: self.connection.destinationIP, port: self.connection.destinationPort,
+                decision: self.lastDecision, series: self.seriesMemo)
+        }
         self.cancelTimer()
         self.context = nil
         self.writer.attach(nil)
@@ -367,7 +378,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                request: bytes, target: upstreamTarget, config: config, context: context) {
                 return
             }
-            if exchange.cluster == nil, let upstream = self.reusableUpstream(for: upstreamTarget) {
+            if exchange.cluster == nil, let upstream = self.reusableUpstream(for: upstreamTarget, tls: exchange.upstreamTLS) {
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)
                 self.requestSent(exchange, context: context)

@@ -35,8 +35,11 @@ protocol HTTPUpstreamSink: AnyObject {
 /// time, request bytes in, response parts out to the sink, kept for reuse while the origin
 /// allows.
 protocol HTTPUpstream: AnyObject {
-    /// What the connection was opened for; reused only for the same target.
+    /// What the connection was opened for and with: reused only for the same target and TLS
+    /// setting (nil: plaintext), so a reload that changes a DestinationRule's `tls` is not
+    /// bypassed by an idle connection made under the old one.
     var target: UpstreamTarget { get }
+    var tls: UpstreamTLS? { get }
     /// The address dialled and our end of it, as the access log writes them.
     var remoteText: String { get }
     var localText: String? { get }
@@ -78,8 +81,8 @@ protocol HTTPUpstream: AnyObject {
 
 /// Where the downstream handler gets upstream connections.
 protocol HTTPUpstreamProvider {
-    /// An idle connection to `target` kept for reuse, if any.
-    func idle(for target: UpstreamTarget) -> (any HTTPUpstream)?
+    /// An idle connection to `target` opened with `tls` (nil: plaintext) kept for reuse, if any.
+    func idle(for target: UpstreamTarget, tls: UpstreamTLS?) -> (any HTTPUpstream)?
     /// Dials `target` (opening `tls` on it) and installs an upstream on the connection; `completion` runs on
     /// `eventLoop`. An `UpstreamError` is the dial's (a local 503 reply); any other error
     /// means the connection could not be set up (the app's connection is closed). Under a
@@ -102,8 +105,8 @@ protocol HTTPUpstreamProvider {
 struct PooledHTTPUpstreams: HTTPUpstreamProvider {
     let connector: UpstreamConnector
 
-    func idle(for target: UpstreamTarget) -> (any HTTPUpstream)? {
-        UpstreamPool.current.take(target)
+    func idle(for target: UpstreamTarget, tls: UpstreamTLS?) -> (any HTTPUpstream)? {
+        UpstreamPool.current.take(target, tls: tls)
     }
 
     func connect(
@@ -130,7 +133,7 @@ struct PooledHTTPUpstreams: HTTPUpstreamProvider {
             case .failure(let failure):
                 completion(.failure(failure))
             case .success(let connection):
-                completion(Self.install(on: connection, target: target, limits: limits, cluster: nil))
+                completion(Self.install(on: connection, target: target, tls: tls, limits: limits, cluster: nil))
             }
         }
     }

@@ -19,7 +19,7 @@ extension PooledHTTPUpstreams {
             case .failure(let error):
                 completion(.failure(error))
             case .success(let ordered):
-                if let first = ordered.first, let idle = UpstreamPool.current.take(target, remote: first) {
+                if let first = ordered.first, let idle = UpstreamPool.current.take(target, tls: tls, remote: first) {
                     completion(.success(idle))
                     return
                 }
@@ -29,7 +29,7 @@ extension PooledHTTPUpstreams {
                 ) { result in
                     switch result {
                     case .failure(let failure): completion(.failure(failure))
-                    case .success(let connection): completion(Self.install(on: connection, target: target, limits: limits, cluster: cluster))
+                    case .success(let connection): completion(Self.install(on: connection, target: target, tls: tls, limits: limits, cluster: cluster))
                     }
                 }
             }
@@ -38,9 +38,9 @@ extension PooledHTTPUpstreams {
 
     /// An `UpstreamHTTPHandler` on a fresh connection (closed if that fails).
     static func install(
-        on connection: UpstreamConnection, target: UpstreamTarget, limits: HTTP1Limits, cluster: ClusterState?
+        on connection: UpstreamConnection, target: UpstreamTarget, tls: UpstreamTLS?, limits: HTTP1Limits, cluster: ClusterState?
     ) -> Result<any HTTPUpstream, any Error> {
-        let handler = UpstreamHTTPHandler(target: target, remote: connection.remote, limits: limits)
+        let handler = UpstreamHTTPHandler(target: target, tls: tls, remote: connection.remote, limits: limits)
         handler.cluster = cluster
         do {
             try connection.channel.pipeline.syncOperations.addHandler(handler)

@@ -16,7 +16,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private weak var sink: (any HTTPUpstreamSink)? {
         didSet { self.resumeReading() }
     }
-    let target: UpstreamTarget
+    /// What it was dialled for (its target) and opened with (its TLS): what the pool keys it by.
+    let poolKey: UpstreamPoolKey
+    var target: UpstreamTarget { self.poolKey.target }
+    var tls: UpstreamTLS? { self.poolKey.tls }
     /// The address dialled, for the access log.
     let remote: SocketAddress
     /// `remote` and our end of the connection as the access log writes them, formatted once
@@ -43,8 +46,8 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// Its id in the cluster's list of idle connections while pooled.
     var poolID: UInt64 = 0
 
-    init(target: UpstreamTarget, remote: SocketAddress, limits: HTTP1Limits) {
-        self.target = target
+    init(target: UpstreamTarget, tls: UpstreamTLS?, remote: SocketAddress, limits: HTTP1Limits) {
+        self.poolKey = UpstreamPoolKey(target: target, tls: tls)
         self.remote = remote
         self.remoteText = remote.logDescription
         self.framer = HTTP1Framer(kind: .response, limits: limits)

@@ -13,7 +13,7 @@ final class UpstreamPool: @unchecked Sendable {
     // @unchecked: an instance is reachable only from its own thread's variable.
     private static let perThread = ThreadSpecificVariable<UpstreamPool>()
 
-    /// Most idle connections kept per target, and in all, per event loop.
+    /// Most idle connections kept per target and TLS setting, and in all, per event loop.
     static let maxPerTarget = 32
     static let maxTotal = 512
     /// An idle connection older than this is closed rather than reused: origins close idle
@@ -25,9 +25,9 @@ final class UpstreamPool: @unchecked Sendable {
         let since: NIODeadline
     }
 
-    /// By target itself (hashing the enum), not its description: formatting a string per
-    /// take and put showed in the new-connection profile.
-    private var idle: [UpstreamTarget: [Idle]] = [:]
+    /// By target and TLS setting (`UpstreamPoolKey`, hashing the enums), not a description:
+    /// formatting a string per take and put showed in the new-connection profile.
+    private var idle: [UpstreamPoolKey: [Idle]] = [:]
     private var total = 0
 
     /// How many idle connections are kept (for tests and stats).
@@ -41,12 +41,13 @@ final class UpstreamPool: @unchecked Sendable {
         return pool
     }
 
-    /// An idle, open connection to `target` (that reached `remote`, the endpoint a
-    /// DestinationRule's load balancer chose, when given), if one is kept.
-    func take(_ target: UpstreamTarget, remote: SocketAddress? = nil) -> UpstreamHTTPHandler? {
+    /// An idle, open connection to `target` opened with `tls` (nil: plaintext) and, when
+    /// given, to `remote` (the endpoint a DestinationRule's load balancer chose), if one is kept.
+    func take(_ target: UpstreamTarget, tls: UpstreamTLS?, remote: SocketAddress? = nil) -> UpstreamHTTPHandler? {
+        let key = UpstreamPoolKey(target: target, tls: tls)
         let now = NIODeadline.now()
-        while let index = self.lastIndex(target, remote: remote), let found = self.idle[target]?.remove(at: index) {
-            if self.idle[target]?.isEmpty == true { self.idle[target] = nil }
+        while let index = self.lastIndex(key, remote: remote), let found = self.idle[key]?.remove(at: index) {
+            if self.idle[key]?.isEmpty == true { self.idle[key] = nil }
             self.total -= 1
             found.handler.unpooled()
             if found.handler.channel?.isActive == true, now - found.since < found.handler.maxIdle {
@@ -57,9 +58,9 @@ final class UpstreamPool: @unchecked Sendable {
         return nil
     }
 
-    /// The most recently pooled connection to `target` (and `remote`).
-    private func lastIndex(_ target: UpstreamTarget, remote: SocketAddress?) -> Int? {
-        guard let list = self.idle[target] else { return nil }
+    /// The most recently pooled connection for `key` (and to `remote`).
+    private func lastIndex(_ key: UpstreamPoolKey, remote: SocketAddress?) -> Int? {
+        guard let list = self.idle[key] else { return nil }
         guard let remote else { return list.isEmpty ? nil : list.count - 1 }
         return list.lastIndex { $0.handler.remote == remote }
     }
@@ -71,18 +72,18 @@ final class UpstreamPool: @unchecked Sendable {
             handler.close()
             return
         }
-        guard (self.idle[handler.target]?.count ?? 0) < Self.maxPerTarget, self.total < Self.maxTotal else {
+        guard (self.idle[handler.poolKey]?.count ?? 0) < Self.maxPerTarget, self.total < Self.maxTotal else {
             handler.close()
             return
         }
         handler.pooled()
-        self.idle[handler.target, default: []].append(Idle(handler: handler, since: .now()))
+        self.idle[handler.poolKey, default: []].append(Idle(handler: handler, since: .now()))
         self.total += 1
     }
 
     /// Forgets a pooled connection that closed while idle.
     func remove(_ handler: UpstreamHTTPHandler) {
-        let key = handler.target
+        let key = handler.poolKey
         guard let index = self.idle[key]?.firstIndex(where: { $0.handler === handler }) else { return }
         self.idle[key]?.remove(at: index)
         if self.idle[key]?.isEmpty == true { self.idle[key] = nil }

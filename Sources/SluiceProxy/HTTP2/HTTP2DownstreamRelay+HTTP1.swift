@@ -8,7 +8,7 @@ extension HTTP2DownstreamRelay {
     /// origination, ISTIO_MUTUAL) and, under a DestinationRule, `cluster`'s endpoint and limits.
     func connectHTTP1(_ stream: HTTP2RelayStream, target: UpstreamTarget, tls: UpstreamTLS?, cluster: ClusterState?, config: ActiveConfig) {
         let upstreams = PooledHTTPUpstreams(connector: self.runtime.connector)
-        if cluster == nil, let idle = upstreams.idle(for: target) {
+        if cluster == nil, let idle = upstreams.idle(for: target, tls: tls) {
             self.connected(stream, result: .success(HTTP2ToHTTP1Upstream(downstream: self, upstream: idle, window: self.window, fresh: false)))
             return
         }

@@ -43,7 +43,8 @@ enum MeshTLSServer {
         // way: NIOSSL would call it an EOF during the handshake. Held until the handshake is done.
         let hold = InputClosedHold()
         hold.hold()
-        let accept = MeshTLSAcceptHandler(runtime: runtime, connection: connection, peer: peer, hold: hold, next: next)
+        let accept = MeshTLSAcceptHandler(
+            runtime: runtime, connection: connection, peer: peer, verifiedByBoringSSL: verifier == nil, hold: hold, next: next)
         try channel.pipeline.syncOperations.addHandlers([hold, tls, accept])
     }
 }
@@ -56,18 +57,22 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
     private let peer: PeerVerification
+    /// SIMPLE / MUTUAL with certificate files: BoringSSL verified the client's certificate
+    /// (if one was asked for), so its names are read from the handshake's result.
+    private let verifiedByBoringSSL: Bool
     private let hold: InputClosedHold
     private let next: (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
     private var timeout: Scheduled<Void>?
     private var finished = false
 
     init(
-        runtime: ProxyRuntime, connection: DownstreamConnection, peer: PeerVerification, hold: InputClosedHold,
-        next: @escaping (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
+        runtime: ProxyRuntime, connection: DownstreamConnection, peer: PeerVerification, verifiedByBoringSSL: Bool,
+        hold: InputClosedHold, next: @escaping (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
     ) {
         self.runtime = runtime
         self.connection = connection
         self.peer = peer
+        self.verifiedByBoringSSL = verifiedByBoringSSL
         self.hold = hold
         self.next = next
     }
@@ -93,7 +98,12 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
         self.finished = true
         self.timeout?.cancel()
         var connection = self.connection
-        connection.authenticated(as: self.peer.identity)
+        if !self.verifiedByBoringSSL {
+            connection.authenticated(as: self.peer.identity)
+        } else if let names = PeerVerification.presentedNames(in: context.pipeline.syncOperations) {
+            // MUTUAL: a client certificate was required and verified; SIMPLE asked for none.
+            connection.authenticated(as: names.spiffeID, uriSAN: names.text)
+        }
         do {
             try self.next(context.channel, self, connection)
         } catch {

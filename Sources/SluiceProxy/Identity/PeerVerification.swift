@@ -33,6 +33,16 @@ final class PeerVerification {
         }
     }
 
+    /// After a handshake BoringSSL verified (a Gateway server's MUTUAL, certificate files):
+    /// the names of the client certificate it accepted, read from the TLS handler in
+    /// `pipeline`; nil when the client presented none (SIMPLE asks for none).
+    static func presentedNames(in pipeline: ChannelPipeline.SynchronousOperations) -> PeerURISAN? {
+        guard let presented = try? pipeline.nioSSL_peerCertificate(),
+              let certificate = try? Certificate(derEncoded: presented.toDERBytes())
+        else { return nil }
+        return PeerURISAN(of: certificate)
+    }
+
     /// The `reason` label for a handshake that failed with `error`.
     func reason(for error: any Error) -> String {
         if let failure { return failure.rawValue }

@@ -43,8 +43,8 @@ package enum OutboundListener {
                     try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: runtime.logger))
                 }
             }
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // No childChannelOption: the bootstrap applies those through a chain of futures per
+            // accepted connection; `initialize` sets them synchronously.
             .childChannelInitializer { channel in
                 Self.initialize(channel: channel, runtime: runtime)
             }
@@ -52,22 +52,22 @@ package enum OutboundListener {
     }
 
     /// Steps 2–5 of the path above for one accepted connection; steps 6–9 follow in the
-    /// handlers `route` installs.
+    /// handlers `route` installs. Synchronous on the connection's event loop: no future or
+    /// promise per accepted connection (the one returned is the loop's cached succeeded one).
     static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
         do {
+            try Self.setChildOptions(channel)
             try runtime.connections.admit(channel, runtime: runtime)
-        } catch {
-            channel.close(promise: nil)
-            return channel.eventLoop.makeFailedFuture(error)
-        }
-        return OriginalDestination.read(from: channel).flatMapErrorThrowing { error in
-            runtime.logger.warning(
-                "refusing connection without an original destination",
-                metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
-            )
-            throw error
-        }.flatMapThrowing { original in
-            let destination = original.address
+            let destination: SocketAddress
+            do {
+                destination = try OriginalDestination.read(from: channel).address
+            } catch {
+                runtime.logger.warning(
+                    "refusing connection without an original destination",
+                    metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
+                )
+                throw error
+            }
             // Envoy's original_dst rule: a connection whose original destination is this very
             // listener was not redirected (someone dialled :15001 directly) — a loop.
             if let local = channel.localAddress, Self.isSameEndpoint(local, destination) {
@@ -79,10 +79,19 @@ package enum OutboundListener {
             }
             let connection = DownstreamConnection(originalDestination: destination, remote: channel.remoteAddress)
             try Self.route(channel: channel, connection: connection, runtime: runtime)
-        }.flatMapErrorThrowing { error in
+            return channel.eventLoop.makeSucceededVoidFuture()
+        } catch {
             channel.close(promise: nil)
-            throw error
+            return channel.eventLoop.makeFailedFuture(error)
         }
+    }
+
+    /// What `childChannelOption` would set, set synchronously: the app's half-close is kept
+    /// (a client that sends FIN after its request still gets the response) and Nagle is off.
+    static func setChildOptions(_ channel: any Channel) throws {
+        guard let options = channel.syncOptions else { return }
+        try options.setOption(.allowRemoteHalfClosure, value: true)
+        try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
     }
 
     /// Where the policy can decide from the destination alone (an opaque port), the connection

@@ -9,7 +9,7 @@ import SluiceCore
 ///
 /// While the hand-off is in progress it holds `read()` so no byte is read that nobody
 /// would forward; everything it buffered is replayed in order.
-final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -26,9 +26,13 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The client's bytes so far, and its EOF if it came while we decided or handed off:
     /// replayed in order to the handlers behind us.
     private var held = HeldInbound()
-    private var timeout: Scheduled<Void>?
+    /// The detection timer: a scheduled callback to this handler, not a task (a task costs a
+    /// promise and closures on every accepted connection).
+    private var timeout: NIOScheduledCallback?
     /// The detection timer fired (counted as `timeout`, not `opaque`).
     private var timedOut = false
+    /// Set while in the pipeline, for the timer.
+    private var context: ChannelHandlerContext?
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
@@ -36,18 +40,33 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         let limits = self.runtime.config.limits
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.timeout = context.eventLoop.scheduleTask(in: .init(limits.detectionTimeout)) {
-            // A client that says nothing (or a server-first protocol): opaque TCP, decided by address.
-            loopBound.value.timedOut = true
-            loopBound.value.decide(context: contextBound.value, detected: .opaque)
+        do {
+            self.timeout = try context.eventLoop.assumeIsolated().scheduleCallback(in: .init(limits.detectionTimeout), handler: self)
+        } catch {
+            // The event loop is shutting down: nothing could bound the wait.
+            context.close(promise: nil)
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancelTimeout()
+        self.context = nil
+    }
+
+    /// The detection timeout: a client that says nothing (or a server-first protocol) is
+    /// opaque TCP, decided by address.
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        self.timeout = nil
+        guard let context = self.context else { return }
+        self.timedOut = true
+        self.decide(context: context, detected: .opaque)
+    }
+
+    private func cancelTimeout() {
         self.timeout?.cancel()
+        self.timeout = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -94,7 +113,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Applies the policy to what the bytes said, and routes the connection accordingly.
     private func decide(context: ChannelHandlerContext, detected: DetectedProtocol) {
         guard case .sniffing = self.state else { return }
-        self.timeout?.cancel()
+        self.cancelTimeout()
         self.state = .handingOff
         let outcome: SniffOutcome
         switch detected {
