@@ -89,8 +89,10 @@ public struct HTTPRequestView: Sendable {
 }
 
 /// An immutable reference to a selection, so that `Decision` keeps one pointer for it.
-final class RouteSelectionBox: Sendable {
-    let selection: RouteSelection
+public final class RouteSelectionBox: Sendable {
+    /// Read through the box in place: copying a `RouteSelection` out retains each of its
+    /// strings, arrays and policies.
+    public let selection: RouteSelection
     init(_ selection: RouteSelection) { self.selection = selection }
 }
 
@@ -246,8 +248,9 @@ public struct Decision: Sendable, Equatable {
         get { routeBox?.selection }
         set { routeBox = newValue.map(RouteSelectionBox.init) }
     }
-    /// Boxed: a decision without a route stays as small to copy as it was.
-    private var routeBox: RouteSelectionBox?
+    /// Boxed: a decision without a route stays as small to copy as it was. The data path
+    /// reads the route through the box (`routeBox?.selection.behaviour`), once per request.
+    public private(set) var routeBox: RouteSelectionBox?
     /// The route and destination of an HTTP decision routes made (see `ConnectionFacts.previous`).
     public internal(set) var routeKey: RouteKey?
     /// For an HTTP decision that depends on the request: tells whether a later request on the
@@ -263,6 +266,8 @@ public struct Decision: Sendable, Equatable {
         set { clusterPolicyBox = newValue.map(ClusterPolicyBox.init) }
     }
     private var clusterPolicyBox: ClusterPolicyBox?
+    /// True when `clusterPolicy` is set (without copying it out).
+    public var hasClusterPolicy: Bool { self.clusterPolicyBox != nil }
     /// True when the same authority and port always get this decision: no VirtualService
     /// match on uri, method or headers was consulted, no weighted choice among several
     /// destinations and no fault percentage. The HTTP path may then cache it per authority;

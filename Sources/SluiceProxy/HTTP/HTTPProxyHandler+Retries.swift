@@ -14,9 +14,9 @@ struct ExchangeRetries {
 // decisions are RetryStateMachine's (SluiceCore); here, dialling again with what it kept.
 extension HTTPProxyHandler {
     /// Arms retries for a routed request whose head is `head` (the forwarded bytes).
-    func armRetries(_ exchange: HTTPExchange, route: RouteSelection, method: String, head: ByteBuffer, target: UpstreamTarget,
+    func armRetries(_ exchange: HTTPExchange, retries: RetryPolicy?, method: String, head: ByteBuffer, target: UpstreamTarget,
                     config: ActiveConfig) {
-        let policy = route.behaviour.retries ?? RetryPolicy.istioDefault
+        let policy = retries ?? RetryPolicy.istioDefault
         guard policy.attempts > 0 else { return }
         exchange.retries = ExchangeRetries(
             machine: RetryStateMachine(policy: policy, method: method, head: head), target: target, config: config)

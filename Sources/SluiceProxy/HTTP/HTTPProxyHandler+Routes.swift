@@ -71,16 +71,18 @@ extension HTTPProxyHandler {
     /// route timeout) and applies its fault: true when the fault took the request over.
     /// `announcesBody`: the request has a body still to come (an answer at once then closes
     /// the connection, as a refusal does, rather than wait for bytes the client may hold).
-    func applyRoute(_ route: RouteSelection, to exchange: HTTPExchange, method: String, announcesBody: Bool, request: ByteBuffer,
+    func applyRoute(_ route: RouteSelectionBox, to exchange: HTTPExchange, method: String, announcesBody: Bool, request: ByteBuffer,
                     target: UpstreamTarget, config: ActiveConfig, context: ChannelHandlerContext) -> Bool {
-        if route.kind == .http {
-            self.armRetries(exchange, route: route, method: method, head: request, target: target, config: config)
+        // Read in place through the box (a local copy of the behaviour retains all it holds).
+        if route.selection.kind == .http {
+            self.armRetries(exchange, retries: route.selection.behaviour.retries, method: method, head: request, target: target, config: config)
         }
-        let behaviour = route.behaviour
-        if !behaviour.responseHeaders.isEmpty { exchange.responseHeaders = HeaderEdits(behaviour.responseHeaders) }
+        if !route.selection.behaviour.responseHeaders.isEmpty {
+            exchange.responseHeaders = HeaderEdits(route.selection.behaviour.responseHeaders)
+        }
         // Envoy's 0s timeout disables the route timeout: the configured upstream timeout stays.
-        exchange.routeTimeout = behaviour.timeout.flatMap { $0 > .zero ? TimeAmount($0) : nil }
-        guard let fault = behaviour.fault else { return false }
+        exchange.routeTimeout = route.selection.behaviour.timeout.flatMap { $0 > .zero ? TimeAmount($0) : nil }
+        guard let fault = route.selection.behaviour.fault else { return false }
         return self.applyFault(fault, exchange: exchange, announcesBody: announcesBody, request: request, target: target, config: config,
                                context: context)
     }

@@ -350,11 +350,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 HTTP1LocalReply.writeContinue(versionMinor: head.versionMinor, to: &interim)
                 context.writeAndFlush(self.wrapOutboundOut(interim), promise: nil)
             }
-            // Read once: each read of `route` copies the selection out of its box.
-            let route = decided.decision.route
-            if let route {
+            // Through the box: a read of `decision.route` copies the whole selection out.
+            let routeBox = decided.decision.routeBox
+            if let routeBox {
                 edits.route = RouteRequestEdits.forRoute(
-                    route.behaviour, matchedURI: route.matchedURI, target: target)
+                    routeBox.selection.behaviour, matchedURI: routeBox.selection.matchedURI, target: target)
             }
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
             var bytes = self.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
@@ -363,8 +363,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.upgrade = upgrade
             exchange.upstreamTLS = decided.decision.upstreamTLS
             self.exchange = exchange
-            if route != nil || decided.decision.clusterPolicy != nil,
-               let cluster = self.clusterState(for: decided.decision, route: route) {
+            // Only a DestinationRule policy gives a cluster state (see `ProxyClusters.state(for:route:)`).
+            if routeBox.map({ $0.selection.trafficPolicy != nil }) ?? decided.decision.hasClusterPolicy,
+               let cluster = self.clusterState(for: decided.decision, route: routeBox?.selection) {
                 // DestinationRule connectionPool: past http2MaxRequests outstanding, 503 UO.
                 guard cluster.startRequest() else {
                     exchange.state.startConnecting(with: bytes)
@@ -373,8 +374,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 exchange.cluster = cluster
             }
-            if let route,
-               self.applyRoute(route, to: exchange, method: head.methodString, announcesBody: head.announcesBody || upgrade != nil,
+            if let routeBox,
+               self.applyRoute(routeBox, to: exchange, method: head.methodString, announcesBody: head.announcesBody || upgrade != nil,
                                request: bytes, target: upstreamTarget, config: config, context: context) {
                 return
             }
