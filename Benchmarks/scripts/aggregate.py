@@ -19,7 +19,7 @@ LOADS = ("newconn", "bulk_http", "bulk_tls")
 MTLS_LOADS = ("mtls_keepalive", "mtls_newconn")
 ALL_LOADS = ("keepalive",) + LOADS + ("h2c", "routes") + MTLS_LOADS
 METRICS = ["rps", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "mib_per_s", "cpu_us_per_req", "errors", "non_2xx",
-           "rss_idle_kb", "rss_peak_kb", "ready_ms", "requests"]
+           "sidecar_cpu_us_per_req", "gateway_cpu_us_per_req", "rss_idle_kb", "rss_peak_kb", "ready_ms", "requests"]
 
 
 def medians(samples):
@@ -142,20 +142,24 @@ def mtls_table(med, threads_list):
     count; CPU is the sidecar's and the gateway's together."""
     out = ["mTLS hop (wrk -> sidecar -> ISTIO_MUTUAL -> egress gateway -> nginx; HAProxy: `ssl crt client.pem "
            "ca-file root.pem verify required` on the sidecar's server line, `bind ... ssl crt gw.pem ca-file "
-           "root.pem verify required` at the gateway; CPU counts both processes):", "",
+           "root.pem verify required` at the gateway; CPU counts both processes, split as sidecar + gateway):", "",
            "| pair | thr | keep-alive req/s | p50 ms | p99 ms | new-conn req/s | new-conn p99 ms "
-           "| CPU µs/req keep-alive | CPU µs/req new-conn | errors ka/nc | non-2xx ka/nc | sidecar RSS peak MiB |",
-           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+           "| CPU µs/req keep-alive | sidecar + gateway | CPU µs/req new-conn | sidecar + gateway "
+           "| errors ka/nc | non-2xx ka/nc | sidecar RSS peak MiB |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for t in threads_list:
         for p, label in (("haproxy-mtls", "HAProxy + HAProxy"), ("sluice", "sluice sidecar + sluice gateway")):
             g = lambda test, m: get(med, p, t, test, m)  # noqa: E731
             peaks = [v for v in (g(test, "rss_peak_kb") for test in MTLS_LOADS) if v is not None]
             peak = max(peaks) if peaks else None
+            # Each process's median over rounds (so the two need not add up to the pair's median).
+            split = lambda test: f"{fmt(g(test, 'sidecar_cpu_us_per_req'), 1)} + {fmt(g(test, 'gateway_cpu_us_per_req'), 1)}"  # noqa: E731
             out.append("| " + " | ".join([
                 label, str(t),
                 fmt(g("mtls_keepalive", "rps")), fmt(g("mtls_keepalive", "p50_ms"), 2), fmt(g("mtls_keepalive", "p99_ms"), 2),
                 fmt(g("mtls_newconn", "rps")), fmt(g("mtls_newconn", "p99_ms"), 2),
-                fmt(g("mtls_keepalive", "cpu_us_per_req"), 1), fmt(g("mtls_newconn", "cpu_us_per_req"), 1),
+                fmt(g("mtls_keepalive", "cpu_us_per_req"), 1), split("mtls_keepalive"),
+                fmt(g("mtls_newconn", "cpu_us_per_req"), 1), split("mtls_newconn"),
                 f"{fmt(g('mtls_keepalive', 'errors'))}/{fmt(g('mtls_newconn', 'errors'))}",
                 f"{fmt(g('mtls_keepalive', 'non_2xx'))}/{fmt(g('mtls_newconn', 'non_2xx'))}",
                 fmt(peak and peak / 1024, 1),

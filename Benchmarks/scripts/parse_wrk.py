@@ -28,6 +28,8 @@ def sample_args():
     ap.add_argument("--test", required=True)
     ap.add_argument("--cpu-ticks", default="")
     ap.add_argument("--clk-tck", type=int, default=100)
+    # The mTLS hop: the gateway's share of --cpu-ticks (which counts both processes).
+    ap.add_argument("--gateway-cpu-ticks", default="")
     a = ap.parse_args()
     return a, {"round": a.round, "proxy": a.proxy, "threads": a.threads, "test": a.test}
 
@@ -37,6 +39,9 @@ def emit(a, s):
     if a.cpu_ticks != "" and s["requests"]:
         s["cpu_s"] = int(a.cpu_ticks) / a.clk_tck
         s["cpu_us_per_req"] = s["cpu_s"] / s["requests"] * 1e6
+        if a.gateway_cpu_ticks != "":
+            s["gateway_cpu_us_per_req"] = int(a.gateway_cpu_ticks) / a.clk_tck / s["requests"] * 1e6
+            s["sidecar_cpu_us_per_req"] = s["cpu_us_per_req"] - s["gateway_cpu_us_per_req"]
     print(json.dumps(s))
 
 

@@ -58,6 +58,28 @@ final class IPAddressTests: XCTestCase {
         }
     }
 
+    /// Endpoints as Envoy's access log writes them (`%DOWNSTREAM_REMOTE_ADDRESS%`:
+    /// `10.0.0.1:443`, `[::1]:80`).
+    func testEndpointText() {
+        let cases: [(String, Int, String)] = [
+            ("192.0.2.1", 8080, "192.0.2.1:8080"),
+            ("0.0.0.0", 0, "0.0.0.0:0"),
+            ("255.255.255.255", 65535, "255.255.255.255:65535"),
+            ("10.0.100.9", 15001, "10.0.100.9:15001"),
+            ("::1", 80, "[::1]:80"),
+            ("::", 443, "[::]:443"),
+            ("2001:db8::1", 443, "[2001:db8::1]:443"),
+            ("2001:db8:0:0:1:0:0:1", 1, "[2001:db8::1:0:0:1]:1"),
+            ("2001:db8:0:1:1:1:1:1", 9, "[2001:db8:0:1:1:1:1:1]:9"),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"),
+            ("::ffff:192.0.2.1", 10, "[::ffff:192.0.2.1]:10"),
+            ("1::", 100, "[1::]:100"),
+        ]
+        for (address, port, expected) in cases {
+            XCTAssertEqual(IPAddress(address)?.endpointText(port: port), expected, address)
+        }
+    }
+
     func testUnmapsIPv4MappedAddresses() {
         XCTAssertEqual(IPAddress("::ffff:10.1.2.3")?.unmappedIPv4, IPAddress("10.1.2.3"))
         XCTAssertEqual(IPAddress("::1")?.unmappedIPv4, IPAddress("::1"))

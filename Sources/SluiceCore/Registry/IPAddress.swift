@@ -43,12 +43,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// The canonical text: dotted quad for IPv4, RFC 5952 for IPv6 (lowercase, longest zero
     /// run compressed, IPv4-mapped addresses as `::ffff:a.b.c.d`).
     public var description: String {
-        switch self {
-        case .v4(let value):
-            return IPAddress.formatV4(value)
-        case .v6(let high, let low):
-            return IPAddress.formatV6(high: high, low: low)
-        }
+        self.text(port: nil)
     }
 
     /// `::ffff:a.b.c.d` as the IPv4 address `a.b.c.d`; any other address unchanged.
@@ -176,38 +171,5 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         let high = groups[0..<4].reduce(UInt64(0)) { $0 << 16 | UInt64($1) }
         let low = groups[4..<8].reduce(UInt64(0)) { $0 << 16 | UInt64($1) }
         return (high, low)
-    }
-
-    // MARK: - Formatting
-
-    private static func formatV4(_ value: UInt32) -> String {
-        "\(value >> 24).\(value >> 16 & 0xFF).\(value >> 8 & 0xFF).\(value & 0xFF)"
-    }
-
-    /// RFC 5952 section 4: lowercase hex without leading zeros; the longest run of two or more
-    /// zero groups (the first one on a tie) becomes "::".
-    private static func formatV6(high: UInt64, low: UInt64) -> String {
-        if high == 0, low >> 32 == 0xFFFF {
-            return "::ffff:" + formatV4(UInt32(truncatingIfNeeded: low))
-        }
-        let groups: [UInt16] = (0..<4).map { UInt16(truncatingIfNeeded: high >> (48 - 16 * $0)) }
-            + (0..<4).map { UInt16(truncatingIfNeeded: low >> (48 - 16 * $0)) }
-        var bestStart = -1
-        var bestLength = 0
-        var runStart = -1
-        for index in 0...8 {
-            if index < 8, groups[index] == 0 {
-                if runStart < 0 { runStart = index }
-            } else if runStart >= 0 {
-                let length = index - runStart
-                if length > bestLength { bestStart = runStart; bestLength = length }
-                runStart = -1
-            }
-        }
-        func hex(_ range: Range<Int>) -> String {
-            groups[range].map { String($0, radix: 16) }.joined(separator: ":")
-        }
-        guard bestLength >= 2 else { return hex(0..<8) }
-        return hex(0..<bestStart) + "::" + hex((bestStart + bestLength)..<8)
     }
 }

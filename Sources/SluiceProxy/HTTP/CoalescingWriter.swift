@@ -75,6 +75,20 @@ final class CoalescingWriter: EndOfTickFlushing {
         }
     }
 
+    /// Flushes everything written and completes `promise` once it is all out: the promise
+    /// rides on the held buffer's write (writes complete in order), or on an empty write when
+    /// nothing is held. For a close that must not cut the response short.
+    func flush(completing promise: EventLoopPromise<Void>) {
+        guard let context = self.context else {
+            promise.succeed(())
+            return
+        }
+        self.unflushed = false
+        self.isPending = false
+        let last = self.held.take() ?? context.channel.allocator.buffer(capacity: 0)
+        context.writeAndFlush(NIOAny(last), promise: promise)
+    }
+
     /// As `flush`, but only the bytes go now; the flush waits for the end of the loop tick.
     func flushAtEndOfTick() {
         guard self.unflushed else { return }

@@ -56,7 +56,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var limits = ConnectionLimits(Limits())
     /// What the connection waits for, until when, and when its one timer fires.
     var deadlines = ConnectionDeadlineStateMachine()
-    var timer: NIOScheduledCallback?
+    var timer: LoopTimer?
     /// The last request's authority and decision: a keep-alive connection asks for the same
     /// host again and again, and the decision is a pure function of the host, the original
     /// destination (fixed per connection) and the configuration.
@@ -452,12 +452,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         case .close:
             self.inbound = nil
-            self.writer.flush()
             // Close only after the response's last bytes are out: NIO fails writes still
-            // pending at close, which would cut the body short. Writes complete in order, so
-            // an empty write behind them completes when they have.
+            // pending at close, which would cut the body short. The promise rides on the
+            // response's last write (no extra empty write through the pipeline).
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(self.wrapOutboundOut(self.allocator.buffer(capacity: 0)), promise: written)
+            self.writer.flush(completing: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         case .awaitNextRequest:
             self.setDeadline(.idle(context.eventLoop.now + self.limits.idle), context: context)

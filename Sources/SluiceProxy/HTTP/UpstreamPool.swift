@@ -43,11 +43,26 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// An idle, open connection to `target` opened with `tls` (nil: plaintext) and, when
     /// given, to `remote` (the endpoint a DestinationRule's load balancer chose), if one is kept.
+    /// One hash of the key per connection looked at (its list is changed in place through the
+    /// dictionary's index): a take and a put ran five before, each hashing the target's host.
     func take(_ target: UpstreamTarget, tls: UpstreamTLS?, remote: SocketAddress? = nil) -> UpstreamHTTPHandler? {
         let key = UpstreamPoolKey(target: target, tls: tls)
         let now = NIODeadline.now()
-        while let index = self.lastIndex(key, remote: remote), let found = self.idle[key]?.remove(at: index) {
-            if self.idle[key]?.isEmpty == true { self.idle[key] = nil }
+        // Looked up again after each close: a close may call back into the pool.
+        while let slot = self.idle.index(forKey: key) {
+            // The most recently pooled connection (to `remote`, when given).
+            let found: Idle?
+            if let remote {
+                if let index = self.idle.values[slot].lastIndex(where: { $0.handler.remote == remote }) {
+                    found = self.idle.values[slot].remove(at: index)
+                } else {
+                    found = nil
+                }
+            } else {
+                found = self.idle.values[slot].popLast()
+            }
+            if self.idle.values[slot].isEmpty { self.idle.remove(at: slot) }
+            guard let found else { return nil }
             self.total -= 1
             found.handler.unpooled()
             if found.handler.channel?.isActive == true, now - found.since < found.handler.maxIdle {
@@ -58,13 +73,6 @@ final class UpstreamPool: @unchecked Sendable {
         return nil
     }
 
-    /// The most recently pooled connection for `key` (and to `remote`).
-    private func lastIndex(_ key: UpstreamPoolKey, remote: SocketAddress?) -> Int? {
-        guard let list = self.idle[key] else { return nil }
-        guard let remote else { return list.isEmpty ? nil : list.count - 1 }
-        return list.lastIndex { $0.handler.remote == remote }
-    }
-
     /// Keeps `handler` for reuse, or closes it when it cannot be reused or the pool is full.
     func put(_ handler: UpstreamHTTPHandler) {
         // A request waiting for a slot of the connection's cluster gets it when this closes.
@@ -72,12 +80,21 @@ final class UpstreamPool: @unchecked Sendable {
             handler.close()
             return
         }
-        guard (self.idle[handler.poolKey]?.count ?? 0) < Self.maxPerTarget, self.total < Self.maxTotal else {
+        let key = handler.poolKey
+        let slot = self.idle.index(forKey: key)
+        guard (slot.map { self.idle.values[$0].count } ?? 0) < Self.maxPerTarget, self.total < Self.maxTotal else {
             handler.close()
             return
         }
         handler.pooled()
-        self.idle[handler.poolKey, default: []].append(Idle(handler: handler, since: .now()))
+        let entry = Idle(handler: handler, since: .now())
+        if let slot, handler.cluster == nil {
+            self.idle.values[slot].append(entry)
+        } else {
+            // Looked up again: a cluster's `pooled()` registers with the cluster, whose
+            // callbacks may change the pool.
+            self.idle[key, default: []].append(entry)
+        }
         self.total += 1
     }
 

@@ -2,11 +2,12 @@ import NIOCore
 import SluiceCore
 
 extension SocketAddress {
-    /// `ip:port`, IPv6 as `[ip]:port`: the form Envoy writes in access logs.
+    /// `ip:port`, IPv6 as `[ip]:port`: the form Envoy writes in access logs. Formatted from
+    /// the address's bytes (NIO's `ipAddress` is glibc's `inet_ntop`, a `sprintf` per IPv4
+    /// address, and this runs twice per accepted connection).
     var logDescription: String {
-        guard let ip = self.ipAddress, let port = self.port else { return "-" }
-        if case .v6 = self { return "[\(ip)]:\(port)" }
-        return "\(ip):\(port)"
+        guard let ip = self.sluiceIPAddress, let port = self.port else { return "-" }
+        return ip.endpointText(port: port)
     }
 
     /// The address as the registry's type, for policy decisions.

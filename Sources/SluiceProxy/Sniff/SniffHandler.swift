@@ -9,7 +9,7 @@ import SluiceCore
 ///
 /// While the hand-off is in progress it holds `read()` so no byte is read that nobody
 /// would forward; everything it buffered is replayed in order.
-final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
+final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler, LoopTimerHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -26,9 +26,9 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOSche
     /// The client's bytes so far, and its EOF if it came while we decided or handed off:
     /// replayed in order to the handlers behind us.
     private var held = HeldInbound()
-    /// The detection timer: a scheduled callback to this handler, not a task (a task costs a
-    /// promise and closures on every accepted connection).
-    private var timeout: NIOScheduledCallback?
+    /// The detection timer, on the loop's `LoopTimers` (a NIO task costs a promise and closures
+    /// on every accepted connection, a NIO scheduled callback ~10k instructions to arm and cancel).
+    private var timeout: LoopTimer?
     /// The detection timer fired (counted as `timeout`, not `opaque`).
     private var timedOut = false
     /// Set while in the pipeline, for the timer.
@@ -42,12 +42,8 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOSche
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let limits = self.runtime.config.limits
-        do {
-            self.timeout = try context.eventLoop.assumeIsolated().scheduleCallback(in: .init(limits.detectionTimeout), handler: self)
-        } catch {
-            // The event loop is shutting down: nothing could bound the wait.
-            context.close(promise: nil)
-        }
+        let loop = context.eventLoop
+        self.timeout = LoopTimers.on(loop).schedule(at: loop.now + TimeAmount(limits.detectionTimeout), self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -57,7 +53,7 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOSche
 
     /// The detection timeout: a client that says nothing (or a server-first protocol) is
     /// opaque TCP, decided by address.
-    func handleScheduledCallback(eventLoop: some EventLoop) {
+    func loopTimerFired() {
         self.timeout = nil
         guard let context = self.context else { return }
         self.timedOut = true
