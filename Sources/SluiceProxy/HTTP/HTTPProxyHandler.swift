@@ -382,12 +382,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                request: bytes, target: upstreamTarget, config: config, context: context) {
                 return
             }
-            if routeBox == nil, decided.decision.match != nil {
-                // A registered host without a VirtualService: Istio's default route
-                // (BuildDefaultHTTPOutboundRoute) carries the default retry policy. Passthrough
-                // traffic has none.
-                self.armRetries(exchange, retries: nil, method: head.methodString, head: bytes, target: upstreamTarget, config: config)
-            }
+            // A registered host without a VirtualService: Istio's default route
+            // (BuildDefaultHTTPOutboundRoute) carries the default retry policy. Passthrough
+            // traffic has none.
+            exchange.defaultRetries = routeBox == nil && decided.decision.match != nil
             if exchange.cluster == nil, let upstream = self.reusableUpstream(for: upstreamTarget, tls: exchange.upstreamTLS) {
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)
