@@ -9,14 +9,16 @@
 #  - outlierDetection: of two endpoints, the one answering 503 is ejected after
 #    consecutive5xxErrors, after which every request goes to the healthy one; counted;
 #  - retries.perTryTimeout: a try slower than it is abandoned and tried again; when the last
-#    try is slow too, 504 UT.
+#    try is slow too, 504 UT;
+#  - Istio's default retry policy on a registered host no VirtualService routes: a connect
+#    failure is tried 3 times (2 retries), then 503 UF,URX; counted.
 #
 # The .test names exist only in the app namespace's hosts file; the endpoints are the
 # origins' own addresses in sl-ext.
 
 traffic_policy_hosts() {
 	{
-		echo "$UNREG_V4 limited.test balanced.test outlier.test slow.test"
+		echo "$UNREG_V4 limited.test balanced.test outlier.test slow.test refused.test"
 		echo "$ALIYUN_V4 origin-a.ext.svc.cluster.local"
 	} >>"/etc/netns/$NS_APP/hosts"
 }
@@ -105,6 +107,18 @@ per_try_timeout_retries_a_slow_try() {
 		grep -q UT <<<"$(tp_field "$rec" response_flags)"
 }
 
+default_route_retries_connect_failures() {
+	local access rec
+	access=$(access_mark)
+	check_eq "default retries: a registered host without a VirtualService whose endpoint refuses answers 503" \
+		503 "$(app_status http://refused.test/)"
+	rec=$(tp_record "$access" '.authority == "refused.test"')
+	check_eq "default retries: logged 503 UF,URX (Istio's default policy retried the connect failure until used up)" \
+		"503 UF,URX" "$(tp_field "$rec" response_code) $(tp_field "$rec" response_flags)"
+	check_metric_reaches "default retries: 2 retries in sluice_upstream_retries_total{cluster=outbound|80||refused.test}" sidecar 2 \
+		sluice_upstream_retries_total "cluster=outbound|80||refused.test"
+}
+
 explain_and_check_show_the_applied_policy() {
 	local config=$E2E_CONFIGS/traffic-policy/sidecar.yaml
 	check_explain "explain: the policy of a destination no VirtualService routes, with Istio's defaults filled in" \
@@ -122,7 +136,8 @@ explain_and_check_show_the_applied_policy() {
 traffic_policy_cases() {
 	run_case explain_and_check_show_the_applied_policy
 	wants connection_pool_overflows_with_uo round_robin_alternates_between_endpoints \
-		outlier_detection_ejects_the_failing_endpoint per_try_timeout_retries_a_slow_try || return 0
+		outlier_detection_ejects_the_failing_endpoint per_try_timeout_retries_a_slow_try \
+		default_route_retries_connect_failures || return 0
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
 		return
@@ -132,7 +147,8 @@ traffic_policy_cases() {
 		connection_pool_overflows_with_uo \
 		round_robin_alternates_between_endpoints \
 		outlier_detection_ejects_the_failing_endpoint \
-		per_try_timeout_retries_a_slow_try
+		per_try_timeout_retries_a_slow_try \
+		default_route_retries_connect_failures
 }
 
 traffic_policy_cases

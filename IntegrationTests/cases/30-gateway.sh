@@ -284,8 +284,9 @@ refused_at_gateway_is_503_uf() {
 	gw_access=$(gateway_access_mark)
 	check_eq "gateway connect refused: curl http://closed.test (endpoint $ALIYUN_V4:8080, nothing listens) answers 503" 503 \
 		"$(app_status --resolve "closed.test:80:$UNREG_V4" http://closed.test/)"
-	check_gateway_access_log "gateway connect refused: its log says 503 UF for closed.test" "$gw_access" \
-		'.authority == "closed.test" and .response_code == 503 and .response_flags == "UF"'
+	# UF,URX: Istio's default retry policy retried the connect failure twice (docs/configuration.md).
+	check_gateway_access_log "gateway connect refused: its log says 503 UF,URX for closed.test" "$gw_access" \
+		'.authority == "closed.test" and .response_code == 503 and .response_flags == "UF,URX"'
 }
 
 # --- protocol: connect, to the sluice gateway's CONNECT listener -------------
@@ -438,8 +439,10 @@ refused_upstream_is_503_uf() {
 	access=$(access_mark)
 	check_eq "direct, connect refused: curl http://closed.test (endpoint $ALIYUN_V4:8080, nothing listens) answers 503" 503 \
 		"$(app_status --resolve "closed.test:80:$UNREG_V4" http://closed.test/)"
-	check_access_log "direct, connect refused: sidecar log says 503 UF, outbound|80||closed.test" "$access" \
-		'.authority == "closed.test" and .response_code == 503 and .response_flags == "UF" and .upstream_cluster == "outbound|80||closed.test"'
+	# UF,URX: a registered host without a VirtualService gets Istio's default retry policy,
+	# which retried the connect failure twice (docs/configuration.md).
+	check_access_log "direct, connect refused: sidecar log says 503 UF,URX, outbound|80||closed.test" "$access" \
+		'.authority == "closed.test" and .response_code == 503 and .response_flags == "UF,URX" and .upstream_cluster == "outbound|80||closed.test"'
 }
 
 unresolvable_upstream_is_503_df() {

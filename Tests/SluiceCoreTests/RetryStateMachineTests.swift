@@ -53,4 +53,22 @@ final class RetryStateMachineTests: XCTestCase {
         small.ended()
         XCTAssertEqual(small.after(.reset), .retry([head, ByteBuffer(string: "ok")]))
     }
+
+    /// Istio's default policy (pilot retry.DefaultPolicy(); 503 left out by
+    /// EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY) retries connect failures alone: any method, and
+    /// nothing of the request is kept, since nothing sent is ever sent again.
+    func testIstiosDefaultRetriesConnectFailuresOfAnyMethodAndKeepsNoBody() {
+        XCTAssertFalse(RetryPolicy.istioDefault.resendsSentRequests)
+        XCTAssertTrue(RetryPolicy(attempts: 1, retryOn: ["503"]).resendsSentRequests, "a bare status code resends")
+        XCTAssertTrue(RetryPolicy(attempts: 1, retryOn: ["connect-failure", "reset"]).resendsSentRequests)
+        let post = ByteBuffer(string: "POST / HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\n\r\n")
+        var machine = RetryStateMachine(policy: .istioDefault, method: "POST", head: post)
+        machine.body(ByteBuffer(string: "hi"))
+        machine.ended()
+        XCTAssertEqual(machine.after(.status(503)), .no)
+        XCTAssertEqual(machine.after(.reset), .no)
+        XCTAssertEqual(machine.after(.connectFailure), .retry([]), "still queued for the next dial")
+        XCTAssertEqual(machine.after(.connectFailure), .retry([]))
+        XCTAssertEqual(machine.after(.connectFailure), .exhausted, "2 retries, then URX")
+    }
 }

@@ -132,6 +132,22 @@ final class RouteBehaviourLoopbackTests: XCTestCase {
         XCTAssertTrue(reply.contains("x-route: renamed\r\n"), reply)
     }
 
+    /// Envoy's router rewrites `:authority` in the request headers the access log reads, so
+    /// %REQ(:AUTHORITY)% logs the rewritten host (envoyproxy/envoy#13834, #15169); a request
+    /// its route does not rewrite keeps the app's.
+    func testTheAccessLogShowsTheRewrittenAuthority() throws {
+        let net = Loopback()
+        let log = try AccessLogCapture()
+        let proxy = try start(net, accessLog: log.writer)
+        let reply = try net.exchange(Array((get("/as-other") + get("/ok", close: true)).utf8), with: proxy).text
+        XCTAssertTrue(reply.contains("host=other.test"), reply)
+        let records = try log.records()
+        XCTAssertEqual(records.count, 2, "\(records)")
+        let byPath = Dictionary(records.map { ($0["path"] as? String ?? "-", $0) }, uniquingKeysWith: { first, _ in first })
+        XCTAssertEqual(byPath["/as-other"]?["authority"] as? String, "other.test", "\(records)")
+        XCTAssertEqual(byPath["/ok"]?["authority"] as? String, "api.test", "\(records)")
+    }
+
     func testTheRouteTimeoutAnswers504UT() throws {
         let net = Loopback()
         let proxy = try start(net)

@@ -39,7 +39,8 @@ public struct RetryStateMachine: Sendable {
         self.method = method
         self.head = head
         self.retainedBytes = head.readableBytes
-        self.overLimit = head.readableBytes > Self.bufferLimit
+        // A policy that never resends a sent request keeps no body (as if past the limit).
+        self.overLimit = head.readableBytes > Self.bufferLimit || !policy.resendsSentRequests
     }
 
     /// A body part was framed (and sent or queued).

@@ -137,8 +137,12 @@ public struct RetryPolicy: Sendable, Equatable {
     /// `retriable-status-codes`) and bare status codes.
     public var retryOn: [String]
 
-    /// Istio's default when a route has no `retries`: 2 attempts on
-    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`.
+    /// Istio's default policy (pilot's `retry.DefaultPolicy()`), for a route without `retries`
+    /// and for a registered host without a VirtualService (`BuildDefaultHTTPOutboundRoute`):
+    /// 2 attempts on `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`
+    /// with no retriable status code (pilot's EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY, true by
+    /// default, leaves 503 out), so of what an HTTP/1 upstream can do only a connect failure
+    /// is retried.
     public static let istioDefault = RetryPolicy(
         attempts: 2, perTryTimeout: nil,
         retryOn: ["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"])
@@ -184,6 +188,15 @@ public struct RetryPolicy: Sendable, Equatable {
             if on.contains("gateway-error"), [502, 503, 504].contains(code) { return true }
             if on.contains("retriable-4xx"), code == 409 { return true }
             return false
+        }
+    }
+
+    /// True when a try that reached the server may be sent again (a reset or a status is
+    /// among the conditions): only then are the request's bytes worth keeping. Istio's default
+    /// retries connect failures alone, which resend nothing (the request is still queued).
+    public var resendsSentRequests: Bool {
+        retryOn.contains { condition in
+            ["5xx", "gateway-error", "reset", "retriable-4xx"].contains(condition) || Int(condition) != nil
         }
     }
 

@@ -31,6 +31,10 @@ final class HTTPExchange {
     var responseHeaders: HeaderEdits?
     /// The route's retry policy and what it needs to try again; nil: no retries.
     var retries: ExchangeRetries?
+    /// Istio's default retry policy applies (a registered host no VirtualService routes). It
+    /// retries connect failures only, which resend nothing, so it is armed at the first one
+    /// rather than for every request.
+    var defaultRetries = false
     /// The DestinationRule cluster the request counts against (HTTPProxyHandler+Cluster);
     /// nil without a traffic policy.
     var cluster: ClusterState?

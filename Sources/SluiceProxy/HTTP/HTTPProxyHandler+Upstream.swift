@@ -17,7 +17,14 @@ extension HTTPProxyHandler {
             case .failure(UpstreamError.overflow):
                 self.respondOverflow(exchange, closeAfter: !exchange.state.requestEnded, context: context)
             case .failure(let error as UpstreamError):
-                if error.isConnectFailure, self.retryIfAllowed(exchange, after: .connectFailure, context: context) { return }
+                if error.isConnectFailure {
+                    if exchange.defaultRetries, exchange.retries == nil {
+                        // Armed now: the request is still queued whole for the next dial.
+                        self.armRetries(exchange, retries: nil, method: exchange.record.method ?? "", head: ByteBuffer(),
+                                        target: target, config: config)
+                    }
+                    if self.retryIfAllowed(exchange, after: .connectFailure, context: context) { return }
+                }
                 self.runtime.logger.warning(
                     "upstream connect failed",
                     metadata: ["authority": "\(exchange.record.authority ?? "-")", "error": "\(error)"]

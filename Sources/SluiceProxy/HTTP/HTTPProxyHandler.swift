@@ -355,6 +355,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let routeBox {
                 edits.route = RouteRequestEdits.forRoute(
                     routeBox.selection.behaviour, matchedURI: routeBox.selection.matchedURI, target: target)
+                // Envoy's router rewrites `:authority` in the request's own header map before
+                // the access log reads it: %REQ(:AUTHORITY)% is the rewritten host.
+                if let rewritten = edits.route?.authority { record.authority = rewritten }
             }
             record.xForwardedFor = edits.forwardedFor ?? head.forwardedFor.map(head.string)
             var bytes = self.allocator.buffer(capacity: HTTP1Rewrite.upstreamRequestBound(head, edits: edits))
@@ -379,6 +382,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                request: bytes, target: upstreamTarget, config: config, context: context) {
                 return
             }
+            // A registered host without a VirtualService: Istio's default route
+            // (BuildDefaultHTTPOutboundRoute) carries the default retry policy. Passthrough
+            // traffic has none.
+            exchange.defaultRetries = routeBox == nil && decided.decision.match != nil
             if exchange.cluster == nil, let upstream = self.reusableUpstream(for: upstreamTarget, tls: exchange.upstreamTLS) {
                 self.upstream = upstream
                 self.attach(exchange, to: upstream)

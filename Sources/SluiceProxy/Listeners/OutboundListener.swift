@@ -55,8 +55,30 @@ package enum OutboundListener {
     /// handlers `route` installs. Synchronous on the connection's event loop: no future or
     /// promise per accepted connection (the one returned is the loop's cached succeeded one).
     static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
+        guard let options = channel.syncOptions else {
+            // A channel without synchronous options gets the same options through the
+            // asynchronous path, then the rest: they are never skipped.
+            return Self.setChildOptions(channel).flatMapErrorThrowing { error in
+                runtime.logger.warning(
+                    "refusing connection: its socket options could not be set",
+                    metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
+                )
+                channel.close(promise: nil)
+                throw error
+            }.flatMap { Self.accept(channel: channel, runtime: runtime) }
+        }
         do {
-            try Self.setChildOptions(channel)
+            try Self.setChildOptions(options)
+        } catch {
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        return Self.accept(channel: channel, runtime: runtime)
+    }
+
+    /// Steps 2–5 once the connection's options are set.
+    private static func accept(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
+        do {
             try runtime.connections.admit(channel, runtime: runtime)
             let destination: SocketAddress
             do {
@@ -88,10 +110,16 @@ package enum OutboundListener {
 
     /// What `childChannelOption` would set, set synchronously: the app's half-close is kept
     /// (a client that sends FIN after its request still gets the response) and Nagle is off.
-    static func setChildOptions(_ channel: any Channel) throws {
-        guard let options = channel.syncOptions else { return }
+    static func setChildOptions(_ options: any NIOSynchronousChannelOptions) throws {
         try options.setOption(.allowRemoteHalfClosure, value: true)
         try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
+    }
+
+    /// The same options through `Channel.setOption`, for a channel without `syncOptions`.
+    static func setChildOptions(_ channel: any Channel) -> EventLoopFuture<Void> {
+        channel.setOption(.allowRemoteHalfClosure, value: true).flatMap {
+            channel.setOption(.tcpOption(.tcp_nodelay), value: 1)
+        }
     }
 
     /// Where the policy can decide from the destination alone (an opaque port), the connection

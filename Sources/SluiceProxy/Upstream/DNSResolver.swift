@@ -19,7 +19,9 @@ struct DNSResolutionError: Error, CustomStringConvertible {
 ///
 /// getaddrinfo blocks, so it runs on a small thread pool; answers are cached for `ttl`
 /// (getaddrinfo reports no TTL) and failures for `negativeTTL`, so a hot host costs a
-/// dictionary lookup and a dead resolver cannot pile up threads.
+/// dictionary lookup and a dead resolver cannot pile up threads. The pool's threads start
+/// with the first lookup: a proxy whose hosts are all IP addresses or original destinations
+/// never has them (each is a stack and a malloc arena of idle memory).
 final class DNSResolver: Sendable {
     private struct Entry {
         let addresses: [SocketAddress]
@@ -28,20 +30,40 @@ final class DNSResolver: Sendable {
     }
 
     private let pool: NIOThreadPool
+    /// Whether `pool` was started (and not yet shut down: then it is never started again).
+    private let poolState = NIOLockedValueBox(PoolState.idle)
+    private enum PoolState { case idle, started, shutDown }
     private let cache = NIOLockedValueBox<[String: Entry]>([:])
     private let ttl: TimeAmount
     private let negativeTTL: TimeAmount
 
     init(threads: Int = 2, ttl: TimeAmount = .seconds(30), negativeTTL: TimeAmount = .seconds(2)) {
         self.pool = NIOThreadPool(numberOfThreads: threads)
-        self.pool.start()
         self.ttl = ttl
         self.negativeTTL = negativeTTL
     }
 
     /// Stops the lookup threads.
     func shutdown() {
-        try? self.pool.syncShutdownGracefully()
+        let started = self.poolState.withLockedValue { state in
+            defer { state = .shutDown }
+            return state == .started
+        }
+        if started { try? self.pool.syncShutdownGracefully() }
+    }
+
+    /// Starts the lookup threads on first use; false once shut down.
+    private func startPoolIfNeeded() -> Bool {
+        self.poolState.withLockedValue { state in
+            switch state {
+            case .started: return true
+            case .shutDown: return false
+            case .idle:
+                self.pool.start()
+                state = .started
+                return true
+            }
+        }
     }
 
     /// Addresses for `host:port`; IP literals are returned without a lookup.
@@ -55,6 +77,9 @@ final class DNSResolver: Sendable {
                 return eventLoop.makeFailedFuture(DNSResolutionError(host: host, reason: failure))
             }
             return eventLoop.makeSucceededFuture(hit.addresses.map { $0.withPort(port) })
+        }
+        guard self.startPoolIfNeeded() else {
+            return eventLoop.makeFailedFuture(DNSResolutionError(host: host, reason: "the resolver is shut down"))
         }
         return self.pool.runIfActive(eventLoop: eventLoop) { () -> [SocketAddress] in
             let result = Self.getaddrinfo(host: host)

@@ -5,7 +5,8 @@ import SluiceCore
 // cluster (HTTP/1 exchanges, HTTP/2 streams): resolve and let the cluster's load balancer
 // order the endpoints (ejected ones last); then take a connection slot (or wait for one, or
 // overflow: Envoy's 503 UO) and dial in that order, the slot given back when the connection
-// closes, connect failures fed to outlier detection.
+// closes, connect failures fed to outlier detection. The opaque TCP path (TCPForwarder+Cluster)
+// uses the same two steps, with `wanted` saying whether its app connection is still there.
 extension UpstreamConnector {
     /// `target`'s addresses in the order `cluster` tries them; `completion` runs on `eventLoop`.
     func clusterEndpoints(
@@ -22,14 +23,21 @@ extension UpstreamConnector {
 
     /// Dials `ordered` with a connection slot of `cluster`: at once, when a slot frees
     /// (`.pending`), or not at all (`.overflow`, failed with `UpstreamError.overflow`).
-    /// `completion` runs on `eventLoop`.
+    /// `completion` runs on `eventLoop`. `wanted` is asked when the slot is had, before dialling:
+    /// `false` (the caller went away while waiting) gives the slot on to the next waiter and
+    /// dials nothing, and `completion` is not called.
     func connectCounted(
         target: UpstreamTarget, gateway: EgressGatewayConfig?, tls: UpstreamTLS?, http2: Bool = false,
         cluster: ClusterState, ordered: [SocketAddress], defaultTimeout: Duration, eventLoop: any EventLoop,
+        wanted: @escaping @Sendable () -> Bool = { true },
         completion: @escaping (Result<UpstreamConnection, UpstreamError>) -> Void
     ) {
         let bound = NIOLoopBound(completion, eventLoop: eventLoop)
         let dial: @Sendable () -> Void = {
+            guard wanted() else {
+                cluster.connectionClosed()
+                return
+            }
             let endpoints = EndpointChoice(ordered: ordered) { cluster.record(.connectFailure, endpoint: $0.logDescription) }
             let timeout = cluster.limits.connectTimeout ?? defaultTimeout
             self.connect(
