@@ -40,8 +40,9 @@ UDP_BRIEF_V4=192.0.2.38
 # The learned table's TTL floor in this file's REGISTRY_ONLY config (dns.learnedTTLFloor;
 # 30 s by default), so that the expiring-name case waits seconds, not half a minute.
 UDP_LEARNED_FLOOR=5
-# How long the test resolver holds its answers for slow.test: under the forwarder's 2 s
-# timeout, long enough that a cache hit sent after the slow query is answered first.
+# How long the test resolver holds its answers for slow.test (TTL 0: never cached, so every
+# query for it is forwarded): under the forwarder's 2 s timeout, long enough that a cache hit
+# sent after the slow query is answered first.
 UDP_SLOW_SECONDS=1.5
 # The flood case's bound on the sidecar's resident memory growth (16 MiB).
 UDP_FLOOD_RSS_KIB=16384
@@ -112,7 +113,7 @@ YAML
 	# ip netns exec directly (not the ext function, whose subshell would be the recorded pid and
 	# outlive nothing), fd 9 closed: the servers must not hold the suite's lock (see start_origins).
 	ip netns exec "$NS_EXT" python3 "$UDP_PY" dns-server "$UDP_DNS_V4" "game.test=$UDP_GAME_V4" "other.test=$UDP_OTHER_V4" \
-		"tcp-echo.test=$TCP_V4" "brief.test=$UDP_BRIEF_V4/1" "slow.test=$UDP_OTHER_V4" "spoof.test=$UDP_GAME_V4" \
+		"tcp-echo.test=$TCP_V4" "brief.test=$UDP_BRIEF_V4/1" "slow.test=$UDP_OTHER_V4/0" "spoof.test=$UDP_GAME_V4" \
 		--slow "slow.test=$UDP_SLOW_SECONDS" --spoof spoof.test --lifetime 300 >"$E2E_TMP/udp-dns.out" 2>&1 9>&- &
 	pid=$!
 	record_pid "$pid"
