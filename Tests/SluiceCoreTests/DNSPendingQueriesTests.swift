@@ -5,18 +5,6 @@ import XCTest
 /// shared by two queries in flight, answers taken only with their query's id and question
 /// (RFC 5452 sections 9.1 and 9.2), the query's own id put back.
 final class DNSPendingQueriesTests: XCTestCase {
-    /// A deterministic generator (SplitMix64) whose first outputs can be replayed.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// A query (RD set) for `name` A with `id`, as dig sends it.
     private func query(_ name: String, id: UInt16, type: DNSRecordType = .a) throws -> [UInt8] {
         try DNSMessage(id: id, flags: 0x0100, questions: [DNSQuestion(name: name, type: type)]).serialized()
@@ -31,7 +19,7 @@ final class DNSPendingQueriesTests: XCTestCase {
 
     func testAnAnswerIsMatchedByIdAndQuestionAndGetsTheQuerysIdBack() throws {
         var table = DNSPendingQueries<String>()
-        var random = Seeded(state: 1)
+        var random = SeededGenerator(seed: 1)
         var first = try query("api.example.com", id: 0xBEEF)
         var second = try query("www.example.com", id: 0xBEEF)  // two clients, the same id
         let firstID = try XCTUnwrap(table.add(&first, waiter: "first", using: &random))
@@ -52,7 +40,7 @@ final class DNSPendingQueriesTests: XCTestCase {
 
     func testSpoofedAnswersAreNotTaken() throws {
         var table = DNSPendingQueries<Int>()
-        var random = Seeded(state: 7)
+        var random = SeededGenerator(seed: 7)
         var sent = try query("api.example.com", id: 1)
         let id = try XCTUnwrap(table.add(&sent, waiter: 1, using: &random))
         // A guessed id off by one; the right id with another name, another case (0x20), another
@@ -75,7 +63,7 @@ final class DNSPendingQueriesTests: XCTestCase {
 
     func testIdsInFlightAreNeverReusedAndATimedOutQueryIsForgotten() throws {
         var table = DNSPendingQueries<Int>(capacity: 300)
-        var random = Seeded(state: 3)
+        var random = SeededGenerator(seed: 3)
         var ids = Set<UInt16>()
         for index in 0..<300 {
             var bytes = try query("n\(index).example.com", id: 0)
