@@ -1,4 +1,4 @@
-import CNetfilterQueue
+import CNIOLinux
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -32,6 +32,10 @@ final class DNSDatagramListener: @unchecked Sendable {
     /// A reply slot: the largest EDNS answer resolvers send (a larger cached answer takes the
     /// responder's path).
     static let replySize = 4096
+    /// MSG_WAITFORONE (linux/socket.h): block for the first datagram only. Swift's Glibc module
+    /// is built without _GNU_SOURCE, so neither it nor recvmmsg/sendmmsg is visible; SwiftNIO's
+    /// CNIOLinux shims (which NIOPosix uses for its own vector reads) provide the calls.
+    static let waitForOne: Int32 = 0x10000
 
     let address: SocketAddress
     private let fd: Int32
@@ -39,8 +43,8 @@ final class DNSDatagramListener: @unchecked Sendable {
     private let loop: any EventLoop
     private let logger: Logger
     // The thread's own, after init.
-    private let received: UnsafeMutablePointer<sluice_mmsghdr>
-    private let sent: UnsafeMutablePointer<sluice_mmsghdr>
+    private let received: UnsafeMutablePointer<CNIOLinux_mmsghdr>
+    private let sent: UnsafeMutablePointer<CNIOLinux_mmsghdr>
     private let receiveVectors: UnsafeMutablePointer<iovec>
     private let sendVectors: UnsafeMutablePointer<iovec>
     private let names: UnsafeMutablePointer<sockaddr_storage>
@@ -94,8 +98,8 @@ final class DNSDatagramListener: @unchecked Sendable {
         for slot in 0..<batch {
             receiveVectors[slot] = iovec(iov_base: queries + slot * Self.querySize, iov_len: Self.querySize)
             sendVectors[slot] = iovec(iov_base: replies + slot * Self.replySize, iov_len: 0)
-            received[slot] = sluice_mmsghdr(msg_hdr: msghdr(), msg_len: 0)
-            sent[slot] = sluice_mmsghdr(msg_hdr: msghdr(), msg_len: 0)
+            received[slot] = CNIOLinux_mmsghdr(msg_hdr: msghdr(), msg_len: 0)
+            sent[slot] = CNIOLinux_mmsghdr(msg_hdr: msghdr(), msg_len: 0)
         }
     }
 
@@ -148,7 +152,7 @@ final class DNSDatagramListener: @unchecked Sendable {
                     msg_iov: receiveVectors + slot, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
                 received[slot].msg_len = 0
             }
-            let count = sluice_recvmmsg(fd, received, UInt32(batch), sluice_msg_waitforone)
+            let count = CNIOLinux_recvmmsg(fd, received, UInt32(batch), Self.waitForOne, nil)
             if stopping.withLockedValue({ $0 }) { return }
             guard count > 0 else {
                 if count < 0, errno != EINTR {
@@ -184,7 +188,7 @@ final class DNSDatagramListener: @unchecked Sendable {
         responder.metrics.count(.cache, by: hits)
         var done = 0
         while done < hits {
-            let sentNow = sluice_sendmmsg(fd, sent + done, UInt32(hits - done), 0)
+            let sentNow = CNIOLinux_sendmmsg(fd, sent + done, UInt32(hits - done), 0)
             if sentNow > 0 {
                 done += Int(sentNow)
             } else if sentNow < 0, errno == EINTR {
