@@ -1,4 +1,3 @@
-import CNIOLinux
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -32,9 +31,7 @@ final class DNSDatagramListener: @unchecked Sendable {
     /// A reply slot: the largest EDNS answer resolvers send (a larger cached answer takes the
     /// responder's path).
     static let replySize = 4096
-    /// MSG_WAITFORONE (linux/socket.h): block for the first datagram only. Swift's Glibc module
-    /// is built without _GNU_SOURCE, so neither it nor recvmmsg/sendmmsg is visible; SwiftNIO's
-    /// CNIOLinux shims (which NIOPosix uses for its own vector reads) provide the calls.
+    /// MSG_WAITFORONE (linux/socket.h): block for the first datagram only.
     static let waitForOne: Int32 = 0x10000
 
     let address: SocketAddress
@@ -43,8 +40,8 @@ final class DNSDatagramListener: @unchecked Sendable {
     private let loop: any EventLoop
     private let logger: Logger
     // The thread's own, after init.
-    private let received: UnsafeMutablePointer<CNIOLinux_mmsghdr>
-    private let sent: UnsafeMutablePointer<CNIOLinux_mmsghdr>
+    private let received: UnsafeMutablePointer<MessageHeader>
+    private let sent: UnsafeMutablePointer<MessageHeader>
     private let receiveVectors: UnsafeMutablePointer<iovec>
     private let sendVectors: UnsafeMutablePointer<iovec>
     private let names: UnsafeMutablePointer<sockaddr_storage>
@@ -59,6 +56,7 @@ final class DNSDatagramListener: @unchecked Sendable {
     /// Binds a UDP socket to `host`:`port` (SO_REUSEPORT: one per thread on the same port;
     /// `port` 0 picks one, see `address`); misses are answered on `loop`.
     init(host: String, port: Int, responder: DNSResponder, loop: any EventLoop, logger: Logger) throws {
+        guard MessageVectors.available else { throw DNSSocketError(call: "recvmmsg/sendmmsg lookup", errno: ENOSYS) }
         let wanted = try SocketAddress(ipAddress: host, port: port)
         let family = wanted.protocol.rawValue
         let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -98,8 +96,8 @@ final class DNSDatagramListener: @unchecked Sendable {
         for slot in 0..<batch {
             receiveVectors[slot] = iovec(iov_base: queries + slot * Self.querySize, iov_len: Self.querySize)
             sendVectors[slot] = iovec(iov_base: replies + slot * Self.replySize, iov_len: 0)
-            received[slot] = CNIOLinux_mmsghdr(msg_hdr: msghdr(), msg_len: 0)
-            sent[slot] = CNIOLinux_mmsghdr(msg_hdr: msghdr(), msg_len: 0)
+            received[slot] = MessageHeader(msg_hdr: msghdr(), msg_len: 0)
+            sent[slot] = MessageHeader(msg_hdr: msghdr(), msg_len: 0)
         }
     }
 
@@ -152,7 +150,7 @@ final class DNSDatagramListener: @unchecked Sendable {
                     msg_iov: receiveVectors + slot, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
                 received[slot].msg_len = 0
             }
-            let count = CNIOLinux_recvmmsg(fd, received, UInt32(batch), Self.waitForOne, nil)
+            let count = MessageVectors.receive(fd, received, UInt32(batch), Self.waitForOne, nil)
             if stopping.withLockedValue({ $0 }) { return }
             guard count > 0 else {
                 if count < 0, errno != EINTR {
@@ -188,7 +186,7 @@ final class DNSDatagramListener: @unchecked Sendable {
         responder.metrics.count(.cache, by: hits)
         var done = 0
         while done < hits {
-            let sentNow = CNIOLinux_sendmmsg(fd, sent + done, UInt32(hits - done), 0)
+            let sentNow = MessageVectors.send(fd, sent + done, UInt32(hits - done), 0)
             if sentNow > 0 {
                 done += Int(sentNow)
             } else if sentNow < 0, errno == EINTR {
