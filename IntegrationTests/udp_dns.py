@@ -4,7 +4,12 @@
   dns-server ADDR NAME=IP[/TTL]...
                                a DNS server on ADDR:53, UDP and TCP: A queries for the
                                NAMEs get their IP (TTL 60 s unless /TTL), other names
-                               NXDOMAIN; stops by itself after --lifetime seconds
+                               NXDOMAIN; stops by itself after --lifetime seconds.
+                               --slow NAME=SECONDS: UDP answers for NAME wait that long
+                               (printed "held NAME" when one arrives); --spoof NAME: each UDP
+                               answer for NAME is preceded by two forged ones (another id and
+                               address 203.0.113.66; the query's id with another question,
+                               NXDOMAIN), as an off-path attacker would send
   udp-echo ADDR:PORT...        ([v6]:PORT too) echoes every datagram back, prefixed "echo "; same lifetime
   query SERVER NAME            one A query (--tcp: over TCP); prints "NOERROR ip..." or
                                the rcode name, or "timeout" after --timeout
@@ -69,12 +74,24 @@ def answer(query, names):
     return struct.pack("!HHHHHH", qid, rflags, 1, 1, 0, 0) + question + record
 
 
+def spoofed(reply):
+    """The answer with another id and its address replaced by 203.0.113.66."""
+    qid = struct.unpack("!H", reply[:2])[0]
+    forged = struct.pack("!H", qid ^ 0x5A5A) + reply[2:]
+    if len(forged) >= 4 and struct.unpack("!H", forged[6:8])[0] > 0:
+        forged = forged[:-4] + socket.inet_aton("203.0.113.66")
+    return forged
+
+
 def cmd_dns_server(args):
     names = {}
     for item in args.names:
         name, value = item.split("=", 1)
         ip, _, ttl = value.partition("/")
         names[name] = (ip, int(ttl or 60))
+    slow = {name: float(seconds) for name, seconds in (item.split("=", 1) for item in args.slow)}
+    spoof = set(args.spoof)
+    delayed = []  # (due, reply, peer): the slow names' answers
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((args.addr, 53))
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -84,12 +101,32 @@ def cmd_dns_server(args):
     print("ready", flush=True)
     deadline = time.monotonic() + args.lifetime
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([udp, tcp], [], [], 0.5)
+        now = time.monotonic()
+        for item in [item for item in delayed if item[0] <= now]:
+            delayed.remove(item)
+            try:
+                udp.sendto(item[1], item[2])
+            except OSError:
+                pass
+        wait = min([0.5] + [max(0.0, item[0] - now) for item in delayed])
+        ready, _, _ = select.select([udp, tcp], [], [], wait)
         for sock in ready:
             try:
                 if sock is udp:
                     data, peer = udp.recvfrom(4096)
-                    udp.sendto(answer(data, names), peer)
+                    reply = answer(data, names)
+                    name, _ = read_name(data, 12)
+                    if name in spoof:
+                        # A guessed id, then the query's id with another question (NXDOMAIN
+                        # for evil.test): a forwarder must drop both.
+                        udp.sendto(spoofed(reply), peer)
+                        _, end = read_name(data, 12)
+                        udp.sendto(answer(data[:12] + encode_name("evil.test") + data[end:end + 4], names), peer)
+                    if name in slow:
+                        print(f"held {name}", flush=True)
+                        delayed.append((time.monotonic() + slow[name], reply, peer))
+                    else:
+                        udp.sendto(reply, peer)
                 else:
                     conn, _ = tcp.accept()
                     with conn:
@@ -221,6 +258,8 @@ def main():
     p.add_argument("addr")
     p.add_argument("names", nargs="*")
     p.add_argument("--lifetime", type=float, default=300)
+    p.add_argument("--slow", action="append", default=[], metavar="NAME=SECONDS")
+    p.add_argument("--spoof", action="append", default=[], metavar="NAME")
     p = sub.add_parser("udp-echo")
     p.add_argument("targets", nargs="+")
     p.add_argument("--lifetime", type=float, default=300)

@@ -26,6 +26,10 @@
 #      TCP connection to it reaches the origin, logged with the host and its real address;
 #      SLUICE_DNS_AUTO_ALLOCATE=true (injection's ISTIO_META_DNS_AUTO_ALLOCATE) does the same
 #      with a config that does not ask
+#   6b. the forwarder: a cache hit is answered while a forwarded query waits for a slow
+#      resolver (slow.test, held $UDP_SLOW_SECONDS s); a forged answer with another id,
+#      sent before the real one (spoof.test), is dropped and counted; the sidecar stops
+#      promptly (SIGTERM, no SIGKILL) with a query in flight
 #   7. sidecar stopped: fail-closed drops, --udp-fail-open passes
 #   8. --cleanup leaves no UDP/DNS rule behind
 
@@ -36,10 +40,16 @@ UDP_BRIEF_V4=192.0.2.38
 # The learned table's TTL floor in this file's REGISTRY_ONLY config (dns.learnedTTLFloor;
 # 30 s by default), so that the expiring-name case waits seconds, not half a minute.
 UDP_LEARNED_FLOOR=5
+# How long the test resolver holds its answers for slow.test (TTL 0: never cached, so every
+# query for it is forwarded): under the forwarder's 2 s timeout, long enough that a cache hit
+# sent after the slow query is answered first.
+UDP_SLOW_SECONDS=1.5
 # The flood case's bound on the sidecar's resident memory growth (16 MiB).
 UDP_FLOOD_RSS_KIB=16384
 UDP_PY=$E2E_DIR/udp_dns.py
 UDP_DIR=
+UDP_SLOW_PID=
+UDP_SLOW_HELD=0
 UDP_RESOLV_SAVED=
 
 udp_setup() {
@@ -76,6 +86,15 @@ spec:
   ports: [{number: 7000, name: tcp, protocol: TCP}]
   location: MESH_EXTERNAL
   resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: forwarder-cases, namespace: default}
+spec:
+  hosts: [slow.test, spoof.test]
+  ports: [{number: 9000, name: udp, protocol: UDP}]
+  location: MESH_EXTERNAL
+  resolution: DNS
 YAML
 	printf 'outboundTrafficPolicy: {mode: REGISTRY_ONLY}\nregistry: [registry]\ndns: {proxy: true, learnedTTLFloor: %ss}\nudp: {capture: true}\n' \
 		"$UDP_LEARNED_FLOOR" >"$UDP_DIR/registry_only.yaml"
@@ -94,7 +113,8 @@ YAML
 	# ip netns exec directly (not the ext function, whose subshell would be the recorded pid and
 	# outlive nothing), fd 9 closed: the servers must not hold the suite's lock (see start_origins).
 	ip netns exec "$NS_EXT" python3 "$UDP_PY" dns-server "$UDP_DNS_V4" "game.test=$UDP_GAME_V4" "other.test=$UDP_OTHER_V4" \
-		"tcp-echo.test=$TCP_V4" "brief.test=$UDP_BRIEF_V4/1" --lifetime 300 >"$E2E_TMP/udp-dns.out" 2>&1 9>&- &
+		"tcp-echo.test=$TCP_V4" "brief.test=$UDP_BRIEF_V4/1" "slow.test=$UDP_OTHER_V4/0" "spoof.test=$UDP_GAME_V4" \
+		--slow "slow.test=$UDP_SLOW_SECONDS" --spoof spoof.test --lifetime 300 >"$E2E_TMP/udp-dns.out" 2>&1 9>&- &
 	pid=$!
 	record_pid "$pid"
 	ip netns exec "$NS_EXT" python3 "$UDP_PY" udp-echo "$UDP_GAME_V4:9000" "$UDP_OTHER_V4:9000" "$UDP_BRIEF_V4:9000" "[$EXT_V6]:9000" \
@@ -163,6 +183,63 @@ dns_cache_answers() {
 		awk '/^sluice_dns_queries_total\{answer="cache"\}/ { n = $2 } END { print n + 0 }'
 }
 
+# udp_slow_query_start: slow.test's query as the app in the background (pid in UDP_SLOW_PID,
+# output in $E2E_TMP/udp-slow.out); then `udp_slow_query_held` says when the resolver holds it.
+udp_slow_query_start() {
+	UDP_SLOW_HELD=$(grep -c '^held slow.test' "$E2E_TMP/udp-dns.out")
+	: >"$E2E_TMP/udp-slow.out"
+	app python3 "$UDP_PY" query "$UDP_DNS_V4" slow.test --timeout 5 >"$E2E_TMP/udp-slow.out" 2>&1 &
+	UDP_SLOW_PID=$!
+	record_pid "$UDP_SLOW_PID"
+}
+udp_slow_query_held() { (($(grep -c '^held slow.test' "$E2E_TMP/udp-dns.out") > UDP_SLOW_HELD)); }
+udp_slow_query_reap() {
+	wait "$UDP_SLOW_PID" 2>/dev/null
+	forget_pid "$UDP_SLOW_PID"
+}
+pid_gone() { ! pid_running "$1"; }
+
+# The hit thread answers a cached name while the forwarder waits for a slow resolver: an
+# ordering (the hit's answer exists before the slow one does), not a timing.
+hits_are_answered_while_the_forwarder_waits() {
+	check_eq "dns: game.test resolves (cached from here on)" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
+	udp_slow_query_start
+	check "dns: slow.test's query reaches the resolver, which holds it $UDP_SLOW_SECONDS s" wait_until 5 udp_slow_query_held
+	check_eq "dns: meanwhile game.test is answered from the cache" "NOERROR $UDP_GAME_V4" "$(udp_query game.test)"
+	check "dns: ... before slow.test's answer came back" test ! -s "$E2E_TMP/udp-slow.out"
+	udp_slow_query_reap
+	check_eq "dns: then slow.test's answer arrives, forwarded" "NOERROR $UDP_OTHER_V4" "$(cat "$E2E_TMP/udp-slow.out")"
+}
+
+# sluice_dns_upstream_answers_dropped_total on the pod's sidecar (0 when absent).
+dns_dropped_answers() {
+	ip netns exec "$NS_APP" curl -s --max-time 2 http://127.0.0.1:15090/stats/prometheus |
+		awk '/^sluice_dns_upstream_answers_dropped_total/ { n = $2 } END { print n + 0 }'
+}
+
+# The resolver sends a forged answer (another id, address 203.0.113.66) before the real one.
+a_spoofed_answer_is_dropped() {
+	local before after
+	before=$(dns_dropped_answers)
+	check_eq "dns: spoof.test gets the real answer, not the forged one sent first" "NOERROR $UDP_GAME_V4" "$(udp_query spoof.test)"
+	after=$(dns_dropped_answers)
+	check "dns: the forged answer is counted in sluice_dns_upstream_answers_dropped_total ($before -> $after)" \
+		test "$((after - before))" -ge 1
+}
+
+# SIGTERM with a forwarded query in flight: the sidecar exits by itself (its hit threads
+# woken and joined), within kill_pid's 5 s, without the KILL that follows them.
+sidecar_stops_with_queries_in_flight() {
+	local pid=$SIDECAR_PID
+	udp_slow_query_start
+	check "dns: slow.test's query is in flight" wait_until 5 udp_slow_query_held
+	kill -TERM "$pid"
+	check "stop: the sidecar exits on SIGTERM with the query in flight" wait_until 5 pid_gone "$pid"
+	stop_sidecar
+	udp_slow_query_reap
+	udp_start_sidecar "$UDP_DIR/registry_only.yaml" || fail "sidecar restarted with registry_only.yaml" "$(tail -n 5 "$SIDECAR_LOG")"
+}
+
 udp_to_learned_address_passes() {
 	local mark
 	mark=$(access_mark)
@@ -216,7 +293,7 @@ sidecar_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SIDECAR_PID/status"; }
 # verdict) and game.test:9000 (allowed). Bounded by count and time; the latency of a verdict
 # under load is measured by Benchmarks/scripts/udp-dns, not here.
 udp_flood_keeps_memory_bounded() {
-	local before after flood out sidecar
+	local before after flood out
 	udp_query game.test >/dev/null
 	before=$(sidecar_rss_kib)
 	app python3 "$UDP_PY" flood "$UDP_OTHER_V4:9000" "$UDP_GAME_V4:9001" "$UDP_GAME_V4:9000" \
@@ -226,10 +303,8 @@ udp_flood_keeps_memory_bounded() {
 	check "flood: during it, game.test still resolves" wait_until 5 udp_resolves_game
 	check "flood: during it, a new flow to $UDP_GAME_V4:9000 is still echoed" wait_until 5 udp_game_echoes
 	wait "$flood"
-	# Reaped: off the kill list (forget_pid also clears SIDECAR_PID, which is still running).
-	sidecar=$SIDECAR_PID
+	# Reaped: off the kill list (forget_pid touches E2E_PIDS only; SIDECAR_PID stays).
 	forget_pid "$flood"
-	SIDECAR_PID=$sidecar
 	out=$(cat "$E2E_TMP/udp-flood.out")
 	check "flood: the sender sent datagrams ($out)" grep -qE '^sent [1-9][0-9]* ' <<<"$out"
 	check "flood: the sidecar is still running" sidecar_alive
@@ -351,6 +426,9 @@ udp_dns_cases() {
 	run_case unregistered_name_is_nxdomain
 	run_case app_query_from_a_port_the_proxy_used_reaches_the_proxy
 	run_case registered_name_resolves
+	run_case hits_are_answered_while_the_forwarder_waits
+	run_case a_spoofed_answer_is_dropped
+	run_case sidecar_stops_with_queries_in_flight
 	run_case udp_to_learned_address_passes
 	run_case udp_elsewhere_is_dropped
 	run_case expiring_name_is_forgotten_and_relearned

@@ -73,4 +73,22 @@ final class DNSWireCacheTests: XCTestCase {
             XCTAssertNil(cache.wireResponse(to: ByteBuffer(bytes: whole.prefix(length)), now: 1010, allocator: allocator), "\(length) bytes")
         }
     }
+
+    /// The hit thread's in-place path writes exactly the bytes of the ByteBuffer path, and
+    /// refuses a slot too small for the answer (the responder's path takes it then).
+    func testAHitWrittenInPlaceIsTheSameBytes() throws {
+        let cache = try cache()
+        let query = DNSMessage(id: 0x1234, flags: 0x0100, questions: [DNSQuestion(name: "Www.Example.com", type: .a)])
+        let raw = try query.serialized()
+        let expected = Array(try XCTUnwrap(cache.wireResponse(to: ByteBuffer(bytes: raw), now: 1007, allocator: ByteBufferAllocator())).bytes.readableBytesView)
+        let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { slot.deallocate() }
+        let hit = try XCTUnwrap(raw.withUnsafeBytes { cache.writeResponse(to: $0, into: slot, now: 1007) })
+        XCTAssertEqual(Array(slot.prefix(hit.length)), expected)
+        XCTAssertEqual(hit.secondsLeft, 13)
+        XCTAssertEqual(hit.learnable.hostname, "www.example.com")
+        let small = UnsafeMutableRawBufferPointer(rebasing: slot.prefix(expected.count - 1))
+        XCTAssertNil(raw.withUnsafeBytes { cache.writeResponse(to: $0, into: small, now: 1007) })
+        XCTAssertNil(raw.withUnsafeBytes { cache.writeResponse(to: $0, into: slot, now: 1020) }, "expired")
+    }
 }

@@ -67,19 +67,42 @@ public struct DNSAnswerCache: Sendable {
     /// takes the full path.
     public func wireResponse(to query: ByteBuffer, now: UInt64, allocator: ByteBufferAllocator) -> DNSWireAnswer? {
         query.withUnsafeReadableBytes { raw -> DNSWireAnswer? in
-            guard let question = DNSWireQuestion(raw),
-                  let entry = byWireHash[question.hash], entry.expiresAt > now,
-                  question.matches(raw, stored: entry.wire)
-            else { return nil }
-            let left = UInt32(clamping: entry.expiresAt - now)
+            guard let (entry, left) = fresh(raw, now: now) else { return nil }
             var buffer = allocator.buffer(capacity: entry.wire.count)
-            buffer.writeBytes(entry.wire)
-            buffer.setInteger(UInt8(raw[0]), at: 0)
-            buffer.setInteger(UInt8(raw[1]), at: 1)
-            buffer.setInteger(entry.wire[2] | (raw[2] & 0x01), at: 2)  // RD copied
-            for (offset, ttl) in entry.ttls { buffer.setInteger(min(ttl, left), at: offset) }
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: entry.wire.count) { out in
+                Self.patch(entry, left: left, query: raw, into: out)
+                return entry.wire.count
+            }
             return DNSWireAnswer(bytes: buffer, learnable: entry.learnable, secondsLeft: left)
         }
+    }
+
+    /// The same response as `wireResponse(to:now:allocator:)`, written at the start of `out`
+    /// (the DNS proxy's hit thread: a reply slot allocated once, nothing allocated per query).
+    /// Nil when the query is not a hit, or its response does not fit in `out`.
+    public func writeResponse(to query: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, now: UInt64) -> DNSWireHit? {
+        guard let (entry, left) = fresh(query, now: now), entry.wire.count <= out.count else { return nil }
+        Self.patch(entry, left: left, query: query, into: out)
+        return DNSWireHit(length: entry.wire.count, learnable: entry.learnable, secondsLeft: left)
+    }
+
+    /// The fresh entry for a plain query's question, and its seconds left.
+    private func fresh(_ raw: UnsafeRawBufferPointer, now: UInt64) -> (Entry, UInt32)? {
+        guard let question = DNSWireQuestion(raw),
+              let entry = byWireHash[question.hash], entry.expiresAt > now,
+              question.matches(raw, stored: entry.wire)
+        else { return nil }
+        return (entry, UInt32(clamping: entry.expiresAt - now))
+    }
+
+    /// Copies the entry's response into `out` (at least `wire.count` bytes) with the query's
+    /// id and RD bit, and each TTL capped at `left`.
+    private static func patch(_ entry: Entry, left: UInt32, query: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        entry.wire.withUnsafeBytes { out.copyMemory(from: $0) }
+        out[0] = query[0]
+        out[1] = query[1]
+        out[2] = entry.wire[2] | (query[2] & 0x01)  // RD copied
+        for (offset, ttl) in entry.ttls { out.storeBytes(of: min(ttl, left).bigEndian, toByteOffset: offset, as: UInt32.self) }
     }
 
     /// Keeps `response` (to its first question) if it is a NOERROR with answers or an NXDOMAIN.
@@ -118,6 +141,16 @@ public struct DNSAnswerCache: Sendable {
         entries.removeAll()
         byWireHash.removeAll()
     }
+}
+
+/// A cache hit written in place (`writeResponse`): its length, and what to learn from it.
+public struct DNSWireHit: Sendable {
+    /// Bytes of the response written.
+    public let length: Int
+    /// The addresses the answer gives for the question's name.
+    public let learnable: DNSLearnable
+    /// Seconds the cached answer has left (its TTLs are capped at this).
+    public let secondsLeft: UInt32
 }
 
 /// A cache hit on the raw path: the response bytes, and what to learn from them.

@@ -10,9 +10,6 @@ import SluiceCore
 public final class DNSProxy: Service, Sendable {
     /// The port Istio's DNS proxy uses.
     public static let defaultPort = 15053
-    /// Datagrams read per system call.
-    static let batch = 16
-
     private let runtime: ProxyRuntime
     private let responder: DNSResponder
     private let port: Int
@@ -30,42 +27,38 @@ public final class DNSProxy: Service, Sendable {
         self.runtime = runtime
         self.port = port
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        self.responder = DNSResponder(runtime: runtime, book: book, forwarder: DNSForwarder(upstreams: upstreams))
+        self.responder = DNSResponder(runtime: runtime, book: book, upstreams: upstreams)
     }
 
     /// Serves until graceful shutdown.
     public func run() async throws {
         var channels: [any Channel] = []
+        var listeners: [DNSDatagramListener] = []
         for host in ["127.0.0.1", "::1"] {
+            var udp: [DNSDatagramListener] = []
             do {
-                // One UDP socket per event loop, all on the port (SO_REUSEPORT): the kernel
-                // spreads the pod's queries over them by source address and port.
-                for loop in group.makeIterator() { channels.append(try await bindUDP(host, on: loop)) }
+                // One UDP socket per event loop, all on the port (SO_REUSEPORT: the kernel
+                // spreads the pod's queries over them by source address and port), each read
+                // by a thread of its own that answers cache hits; misses go to its loop.
+                for loop in group.makeIterator() {
+                    udp.append(try DNSDatagramListener(host: host, port: port, responder: responder, loop: loop, logger: runtime.logger))
+                }
                 channels.append(try await bindTCP(host))
+                listeners += udp
             } catch where host == "::1" {
+                for listener in udp { listener.close() }
                 runtime.logger.info("DNS: not listening on [::1]:\(port): \(error)")
             }
         }
-        runtime.logger.notice("DNS proxy listening on port \(port) (UDP and TCP, \(channels.count) sockets)")
+        for listener in listeners { listener.start() }
+        runtime.logger.notice("DNS proxy listening on port \(port) (UDP and TCP, \(listeners.count + channels.count) sockets)")
         try? await gracefulShutdown()
+        // The threads first (each woken and joined), then the loops; a UDP socket is closed
+        // last, once no loop can still send a forwarded answer on it.
+        for listener in listeners { listener.stop() }
         for channel in channels { try? await channel.close() }
         try? await group.shutdownGracefully()
-    }
-
-    private func bindUDP(_ host: String, on loop: any EventLoop) async throws -> any Channel {
-        let responder = self.responder
-        return try await DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
-            // Batched: up to 16 queries a recvmmsg (2 KiB each, more than a query needs), and
-            // the replies to a batch go out together on the read's completion.
-            .channelOption(.datagramVectorReadMessageCount, value: Self.batch)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.batch * 2048))
-            .channelOption(.maxMessagesPerRead, value: 4)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(DNSDatagramHandler(responder)) }
-            }
-            .bind(host: host, port: port).get()
+        for listener in listeners { listener.close() }
     }
 
     private func bindTCP(_ host: String) async throws -> any Channel {
@@ -79,40 +72,6 @@ public final class DNSProxy: Service, Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-    }
-}
-
-/// UDP: one query per datagram, the reply to its sender.
-private final class DNSDatagramHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
-    let responder: DNSResponder
-
-    init(_ responder: DNSResponder) { self.responder = responder }
-
-    private var unflushed = false
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        let remote = envelope.remoteAddress
-        if let reply = responder.respondFromCache(envelope.data, allocator: context.channel.allocator) {
-            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: reply)), promise: nil)
-            unflushed = true
-            return
-        }
-        let channel = context.channel
-        responder.respond(Array(envelope.data.readableBytesView), from: remote, on: context.eventLoop).whenSuccess { reply in
-            guard let reply else { return }
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: reply)), promise: nil)
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        // One flush a batch: NIO sends the pending replies with sendmmsg.
-        if unflushed {
-            unflushed = false
-            context.flush()
-        }
     }
 }
 

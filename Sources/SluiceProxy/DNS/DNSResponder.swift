@@ -14,11 +14,12 @@ final class DNSResponder: Sendable {
     /// cache hit skips the decision (`respondFromCache`), so a new configuration empties it.
     private let cache = NIOLockedValueBox((config: ActiveConfig?.none, answers: DNSAnswerCache()))
 
-    init(runtime: ProxyRuntime, book: LearnedAddressBook, forwarder: DNSForwarder) {
+    /// A responder forwarding to `upstreams` on `upstreamPort` (53; tests use their own).
+    init(runtime: ProxyRuntime, book: LearnedAddressBook, upstreams: [IPAddress], upstreamPort: Int = 53, timeout: TimeAmount = .seconds(2)) {
         self.runtime = runtime
         self.book = book
-        self.forwarder = forwarder
         self.metrics = DNSMetrics(runtime.metrics)
+        self.forwarder = DNSForwarder(upstreams: upstreams, timeout: timeout, port: upstreamPort, metrics: metrics)
     }
 
     /// The cache-hit path, before `respond`: the reply to a plain query whose question is
@@ -27,19 +28,32 @@ final class DNSResponder: Sendable {
     /// which decides as usual. Off in audit mode, where each refusal must still be logged.
     func respondFromCache(_ query: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         let config = runtime.config
-        guard !config.policy.audit else { return nil }
         let now = LearnedAddressBook.now()
-        let hit = cache.withLockedValue { cache -> DNSWireAnswer? in
+        guard let hit = withCache(of: config, { $0.wireResponse(to: query, now: now, allocator: allocator) }) else { return nil }
+        metrics.count(.cache)
+        book.learn(hit.learnable, cappedAt: hit.secondsLeft, now: now)
+        return hit.bytes
+    }
+
+    /// The same for the UDP hit thread: the reply written into `reply`, its length returned;
+    /// nothing allocated. Not counted: the caller counts a batch's hits at once.
+    func answerFromCache(_ query: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer, config: ActiveConfig, now: UInt64) -> Int? {
+        guard let hit = withCache(of: config, { $0.writeResponse(to: query, into: reply, now: now) }) else { return nil }
+        book.learn(hit.learnable, cappedAt: hit.secondsLeft, now: now)
+        return hit.length
+    }
+
+    /// `body` on the cache under its lock, if the cache is `config`'s and not in audit mode
+    /// (a first use under a new configuration empties it and returns nil).
+    private func withCache<Hit>(of config: ActiveConfig, _ body: (DNSAnswerCache) -> Hit?) -> Hit? {
+        guard !config.policy.audit else { return nil }
+        return cache.withLockedValue { cache -> Hit? in
             guard cache.config === config else {
                 adopt(config, &cache)
                 return nil
             }
-            return cache.answers.wireResponse(to: query, now: now, allocator: allocator)
+            return body(cache.answers)
         }
-        guard let hit else { return nil }
-        metrics.count(.cache)
-        book.learn(hit.learnable, cappedAt: hit.secondsLeft, now: now)
-        return hit.bytes
     }
 
     /// A new configuration (under the cache's lock): an empty cache, and the learned table's
