@@ -21,6 +21,9 @@ import SluiceCore
 /// 4. Round trip: every frame written back by `HTTP2FrameWriter` reads back as itself.
 /// 5. Streams: the table never counts more active peer streams than announced, windows never
 ///    exceed 2^31-1, and after a connection error nothing more is read.
+/// 6. Sending: each stream's DATA echoed through `HTTP2OutboundData` under the peer's windows
+///    and SETTINGS never leaves in frames over its frame size, never past the connection
+///    window, and every byte is either sent, waiting or dropped with its stream.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHTTP2Frames(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size)
@@ -177,12 +180,17 @@ private func drive(_ frames: [HTTP2WireFrame]) {
     var table = HTTP2StreamTable(isServer: true, maxConcurrentRemote: 4, recentResetCapacity: 4)
     var connection = HTTP2FlowWindow(size: 65_535, streamID: 0)
     var windows: [UInt32: HTTP2FlowWindow] = [:]
+    // Each stream's DATA echoed back through the outbound queue, under the peer's windows.
+    var out = HTTP2OutboundData()
+    var queued = 0
     for frame in frames {
         do {
             switch frame {
             case .headers(let streamID, _, let endStream, _):
                 switch try table.receivedHeaders(streamID: streamID, endStream: endStream) {
-                case .opened: windows[streamID] = HTTP2FlowWindow(size: 65_535, streamID: streamID)
+                case .opened:
+                    windows[streamID] = HTTP2FlowWindow(size: 65_535, streamID: streamID)
+                    out.open(streamID: streamID)
                 case .refused: table.sentReset(streamID: streamID)
                 case .onOpenStream, .ignored: break
                 }
@@ -190,23 +198,42 @@ private func drive(_ frames: [HTTP2WireFrame]) {
                 try connection.received(length)
                 if try table.receivedData(streamID: streamID, endStream: endStream) {
                     try windows[streamID]?.received(length)
+                    if case .data(_, let data, _, _) = frame, out.window(of: streamID) != nil, data.readableBytes > 0 || endStream {
+                        out.enqueue(streamID: streamID, data: data, endStream: endStream)
+                        queued += data.readableBytes
+                    }
                 }
                 try connection.increase(by: length)
             case .rstStream(let streamID, _):
                 if try table.receivedReset(streamID: streamID) { windows[streamID] = nil }
+                queued -= out.close(streamID: streamID)
             case .windowUpdate(let streamID, let increment):
+                try out.windowUpdate(streamID: streamID, increment: increment)
                 if streamID == 0 {
                     try connection.increase(by: increment)
                 } else if try table.receivedStreamControl(streamID: streamID, frame: "WINDOW_UPDATE") {
                     try windows[streamID]?.increase(by: increment)
                 }
+            case .settings(false, let settings):
+                for setting in settings where setting.id == HTTP2SettingID.initialWindowSize {
+                    try out.setInitialWindowSize(Int(setting.value))
+                }
+                for setting in settings where setting.id == HTTP2SettingID.maxFrameSize { out.maxFrameSize = Int(setting.value) }
             default:
                 break
             }
+            for sent in out.nextFrames() {
+                invariant(sent.data.readableBytes <= out.maxFrameSize, "\(sent.data.readableBytes)-byte DATA over \(out.maxFrameSize)")
+                invariant(sent.data.readableBytes > 0 || sent.endStream, "an empty DATA frame without END_STREAM")
+                queued -= sent.data.readableBytes
+            }
+            invariant(out.connection.size >= 0, "sent past the connection window: \(out.connection.size)")
+            invariant(out.bufferedBytes == queued, "\(out.bufferedBytes) bytes buffered, \(queued) queued and unsent")
         } catch {
             if error.isConnectionError { return }
             table.sentReset(streamID: error.streamID)
             windows[error.streamID] = nil
+            queued -= out.close(streamID: error.streamID)
         }
         invariant(table.remoteActive <= table.maxConcurrentRemote, "\(table.remoteActive) active streams")
         invariant(connection.size <= 0x7FFF_FFFF, "connection window \(connection.size)")
