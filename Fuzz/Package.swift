@@ -45,5 +45,6 @@ let package = Package(
         fuzzTarget("FuzzAccessLogLine"),
         fuzzTarget("FuzzDNSMessage"),
         fuzzTarget("FuzzQUICInitial"),
+        fuzzTarget("FuzzHTTP2Frames"),
     ]
 )

@@ -32,8 +32,12 @@ extension HTTP2DownstreamRelay {
 
     /// Sends an allowed stream (its first frames waiting in `.connecting`) towards `target`.
     func forward(_ stream: HTTP2RelayStream, to target: UpstreamTarget, decision: Decision, config: ActiveConfig) {
-        let route = decision.route
-        if route != nil || decision.clusterPolicy != nil, let cluster = self.runtime.clusters.state(for: decision, route: route) {
+        // Through the box, as HTTPProxyHandler does: a read of `decision.route` copies the whole
+        // selection out, and `decision.clusterPolicy` its policy; only a DestinationRule policy
+        // gives a cluster state (see `ProxyClusters.state(for:route:)`).
+        let routeBox = decision.routeBox
+        if routeBox.map({ $0.selection.trafficPolicy != nil }) ?? decision.hasClusterPolicy,
+           let cluster = self.runtime.clusters.state(for: decision, route: routeBox?.selection) {
             // DestinationRule connectionPool: past http2MaxRequests outstanding, 503 UO.
             guard cluster.startRequest() else {
                 self.respondOverflow(stream)
@@ -41,7 +45,14 @@ extension HTTP2DownstreamRelay {
             }
             stream.cluster = cluster
         }
-        let pool = (route?.trafficPolicy ?? decision.clusterPolicy?.policy)?.connectionPool
+        let pool: ConnectionPoolSettings?
+        if let routed = routeBox?.selection.trafficPolicy {
+            pool = routed.connectionPool
+        } else if decision.hasClusterPolicy {
+            pool = decision.clusterPolicy?.policy.connectionPool
+        } else {
+            pool = nil
+        }
         let toIstioGateway: Bool
         if case .gateway(_, _, .istio) = target { toIstioGateway = true } else { toIstioGateway = false }
         let tls = decision.upstreamTLS ?? UpstreamConnector.shorthandTLS(target, gateway: config.gateway)
