@@ -55,6 +55,22 @@ final class ResolvedNamesTests: XCTestCase {
         return policy
     }
 
+    /// A CONNECT to an IP literal gets the same address rule as a captured connection: under
+    /// the DNS proxy, a TCP entry without addresses admits only the addresses the pod resolved
+    /// from its hosts; without it, every address (Istio's 0.0.0.0 listener).
+    func testATunnelToAnIPLiteralIsHeldToTheResolvedAddresses() {
+        let policy = policy(learned: ["192.0.2.1": one])
+        let learned = policy.decide(tunnelTo: HostPort(host: "192.0.2.1", port: 9000))
+        XCTAssertEqual(learned.match?.entry.name, "external-svc-1")
+        XCTAssertEqual(learned.match?.matchedBy, .resolvedName(one, address: ip("192.0.2.1"), allocated: false))
+        XCTAssertFalse(learned.isDenied)
+        let other = policy.decide(tunnelTo: HostPort(host: "203.0.113.9", port: 9000))
+        XCTAssertNil(other.match)
+        XCTAssertTrue(other.isDenied, "an address nobody resolved: unregistered under REGISTRY_ONLY")
+        let plain = Policy(mode: .registryOnly, registry: registry(), gateway: nil)
+        XCTAssertEqual(plain.decide(tunnelTo: HostPort(host: "203.0.113.9", port: 9000)).match?.matchedBy, .anyAddress)
+    }
+
     func testWithoutTheDNSProxyAPortWithoutAddressesTakesEveryAddress() {
         let plain = Policy(mode: .registryOnly, registry: registry(), gateway: nil)
         let decision = plain.decide(ConnectionFacts(kind: .tcp, destination: ip("203.0.113.9"), port: 9000))

@@ -194,7 +194,14 @@ public struct Policy: Sendable {
             traffic: .tunnel, port: port, requestedHost: target.address == nil ? target.host : nil,
             destination: target.address, tunnelTarget: target)
         let match: RegistryMatch?
-        if let literal = target.address {
+        if let literal = target.address, resolvedNames != nil {
+            // Under the DNS proxy an opaque or detected port of an entry without addresses
+            // is taken only at addresses the pod resolved from its hosts, as for a captured
+            // connection (`decide(_:)`): a tunnel to an IP literal is no way around that.
+            match = registry.lookup(address: literal, port: port, families: .all, anyAddress: false)
+                ?? lookup(address: literal, port: port, families: [.opaque, .detected])
+                ?? registry.lookup(address: literal, port: port, families: [.http, .tls])
+        } else if let literal = target.address {
             match = registry.lookup(address: literal, port: port, families: .all)
         } else {
             match = registry.lookup(host: target.host, port: port, families: [.http, .tls, .detected])
