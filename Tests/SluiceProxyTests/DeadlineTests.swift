@@ -57,4 +57,26 @@ final class DeadlineTests: XCTestCase {
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         XCTAssertFalse(channel.isActive, "closed when 30 s passed without a request")
     }
+
+    /// The gateway's HTTP listener tells HTTP/2 from HTTP/1 by the first bytes; a client that
+    /// stops inside the preface is handed to the HTTP/1 handler (and its own deadlines)
+    /// exactly when the detection timeout passes.
+    func testTheGatewaysVersionSnifferHandsAStalledClientToHTTP1AtTheDetectionTimeout() throws {
+        let runtime = try Loopback.runtime(config: "outboundTrafficPolicy: {mode: ALLOW_ANY}\nlimits: {detectionTimeout: 5s}\n", registry: "")
+        defer { runtime.shutdown() }
+        let channel = EmbeddedChannel()
+        let connection = DownstreamConnection(
+            originalDestination: try SocketAddress(ipAddress: "192.0.2.30", port: 80),
+            remote: try SocketAddress(ipAddress: "192.0.2.10", port: 40000))
+        try channel.pipeline.syncOperations.addHandler(HTTPVersionSniffer(runtime: runtime, connection: connection))
+        try channel.connect(to: SocketAddress(ipAddress: "192.0.2.30", port: 80)).wait()
+        try channel.writeInbound(ByteBuffer(string: "PRI * HTTP/2.0\r\n"))
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(4_999))
+        XCTAssertNoThrow(try channel.pipeline.syncOperations.handler(type: HTTPVersionSniffer.self), "still reading the preface")
+        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: HTTPProxyHandler.self))
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: HTTPVersionSniffer.self), "left at the timeout")
+        XCTAssertNoThrow(try channel.pipeline.syncOperations.handler(type: HTTPProxyHandler.self), "the HTTP/1 handler took over")
+        _ = try? channel.finish()
+    }
 }

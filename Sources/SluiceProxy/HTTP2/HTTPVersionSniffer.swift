@@ -5,15 +5,19 @@ import SluiceCore
 /// client's first bytes to tell the HTTP/2 preface from an HTTP/1 request, installs the
 /// matching proxy after itself, replays what it read (kept in `HeldInbound`, as the sniffer
 /// and the tunnels keep theirs) and leaves.
-final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
+final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler, LoopTimerHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     private let runtime: ProxyRuntime
     private let connection: DownstreamConnection
     private var held = HeldInbound()
-    private var timeout: Scheduled<Void>?
+    /// The detection timer, on the loop's `LoopTimers` (as SniffHandler's: no NIO task per
+    /// accepted connection).
+    private var timeout: LoopTimer?
     private var handedOff = false
+    /// Set while in the pipeline, for the timer.
+    private var context: ChannelHandlerContext?
 
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
@@ -23,15 +27,21 @@ final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         // A client that says nothing, or stops inside the preface, is left to the HTTP/1
         // handler and its own deadlines, never held here without one.
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        self.timeout = context.eventLoop.scheduleTask(in: .init(self.runtime.config.limits.detectionTimeout)) {
-            let (sniffer, context) = loopBound.value
-            sniffer.handOff(context: context, http2: false)
-        }
+        self.context = context
+        let loop = context.eventLoop
+        self.timeout = LoopTimers.on(loop).schedule(at: loop.now + TimeAmount(self.runtime.config.limits.detectionTimeout), self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.timeout?.cancel()
+        self.timeout = nil
+        self.context = nil
+    }
+
+    func loopTimerFired() {
+        self.timeout = nil
+        guard let context = self.context else { return }
+        self.handOff(context: context, http2: false)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
