@@ -13,21 +13,20 @@ extension IPAddress {
     func text(port: Int?) -> String {
         // Longest: "[" + 39 + "]:" + a 20-digit Int = 62 bytes.
         String(unsafeUninitializedCapacity: 64) { buffer in
-            var out = ASCIIWriter(buffer)
+            var out = BoundedWriter(UnsafeMutableRawBufferPointer(buffer))
             switch self {
             case .v4(let value):
                 out.writeV4(value)
                 if let port {
                     out.write(UInt8(ascii: ":"))
-                    out.writeDecimal(port)
+                    out.writeDecimal(Int64(port))
                 }
             case .v6(let high, let low):
                 if port != nil { out.write(UInt8(ascii: "[")) }
                 out.writeV6(high: high, low: low)
                 if let port {
-                    out.write(UInt8(ascii: "]"))
-                    out.write(UInt8(ascii: ":"))
-                    out.writeDecimal(port)
+                    out.write("]:")
+                    out.writeDecimal(Int64(port))
                 }
             }
             return out.count
@@ -35,41 +34,12 @@ extension IPAddress {
     }
 }
 
-/// Appends ASCII to a buffer the caller sized for the longest text.
-private struct ASCIIWriter {
-    let buffer: UnsafeMutableBufferPointer<UInt8>
-    private(set) var count = 0
-
-    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
-        self.buffer = buffer
-    }
-
-    mutating func write(_ byte: UInt8) {
-        buffer[count] = byte
-        count += 1
-    }
-
-    /// A non-negative decimal (a negative one, which no port is, as its magnitude after `-`).
-    mutating func writeDecimal(_ value: Int) {
-        if value < 0 { write(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        var digits = 1
-        var scale: UInt = 1
-        while magnitude / scale >= 10 {
-            scale *= 10
-            digits += 1
-        }
-        while scale > 0 {
-            write(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude / scale))
-            magnitude %= scale
-            scale /= 10
-        }
-    }
-
+/// Address text on the project's bounded byte cursor (the access log's and heads' writer).
+extension BoundedWriter {
     mutating func writeV4(_ value: UInt32) {
         for shift in stride(from: 24, through: 0, by: -8) {
             if shift != 24 { write(UInt8(ascii: ".")) }
-            writeDecimal(Int(value >> UInt32(shift) & 0xFF))
+            writeDecimal(UInt64(value >> UInt32(shift) & 0xFF))
         }
     }
 
@@ -85,7 +55,7 @@ private struct ASCIIWriter {
 
     mutating func writeV6(high: UInt64, low: UInt64) {
         if high == 0, low >> 32 == 0xFFFF {
-            for byte in "::ffff:".utf8 { write(byte) }
+            write("::ffff:")
             writeV4(UInt32(truncatingIfNeeded: low))
             return
         }
@@ -111,8 +81,7 @@ private struct ASCIIWriter {
         var index = 0
         while index < 8 {
             if index == bestStart {
-                write(UInt8(ascii: ":"))
-                write(UInt8(ascii: ":"))
+                write("::")
                 index += bestLength
                 continue
             }
