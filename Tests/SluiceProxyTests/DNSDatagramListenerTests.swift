@@ -140,7 +140,7 @@ final class DNSDatagramListenerTests: XCTestCase {
 final class TestResolver: @unchecked Sendable {
     let channel: any Channel
     let port: Int
-    private let state = NIOLockedValueBox((seen: 0, hold: false, spoof: false, held: [AddressedEnvelope<ByteBuffer>]()))
+    private let state = NIOLockedValueBox((seen: 0, hold: false, spoof: false, held: [AddressedEnvelope<ByteBuffer>](), ports: [Int]()))
     private let heldCount = ConditionLock<Int>(value: 0)
 
     init(group: any EventLoopGroup) throws {
@@ -155,6 +155,9 @@ final class TestResolver: @unchecked Sendable {
     }
 
     var queriesSeen: Int { state.withLockedValue { $0.seen } }
+
+    /// The source port of every query seen, in order.
+    var sourcePorts: [Int] { state.withLockedValue { $0.ports } }
 
     func spoofFirst(_ on: Bool) { state.withLockedValue { $0.spoof = on } }
 
@@ -177,6 +180,7 @@ final class TestResolver: @unchecked Sendable {
     fileprivate func received(_ envelope: AddressedEnvelope<ByteBuffer>) {
         let holding = state.withLockedValue { state -> Int? in
             state.seen += 1
+            state.ports.append(envelope.remoteAddress.port ?? 0)
             guard state.hold else { return nil }
             state.held.append(envelope)
             return state.held.count

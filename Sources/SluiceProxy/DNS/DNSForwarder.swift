@@ -10,10 +10,10 @@ struct DNSForwardError: Error, CustomStringConvertible {
 }
 
 /// Sends a query to the pod's resolvers (resolv.conf's nameservers, in order; the next on a
-/// timeout) and returns the answer, with the query's own id. Each event loop keeps one
-/// connected UDP socket per resolver for as long as it runs (DNSUpstreamSocket: queries in
-/// flight told apart by random ids, answers matched by id and question), instead of a socket
-/// per query. The sidecar runs as the proxy uid, so these queries are not captured again.
+/// timeout) and returns the answer, with the query's own id. Each event loop keeps a
+/// connected UDP socket per resolver (DNSUpstreamSocket: queries in flight told apart by
+/// random ids, answers matched by id and question, a new source port every few queries),
+/// instead of a socket per query. The sidecar runs as the proxy uid, so these queries are not captured again.
 final class DNSForwarder: Sendable {
     let upstreams: [IPAddress]
     let timeout: TimeAmount
