@@ -12,7 +12,10 @@
 #    certificate, and SIMPLE to the same origin refused by it;
 #  - Gateway servers with tls.mode SIMPLE (certificate files) and MUTUAL (credentialName)
 #    terminate TLS from a client outside the mesh and route the HTTP inside by Host; MUTUAL
-#    logs the client certificate's URI SAN as downstream_peer_uri_san, SIMPLE none.
+#    logs the client certificate's URI SAN as downstream_peer_uri_san, SIMPLE none;
+#  - Gateway servers on one port that differ (SIMPLE for edition.cnn.com, MUTUAL for
+#    *.cnn.test, each its own certificate): each connection gets the server its SNI names,
+#    a name neither covers is closed.
 # The task's names exist only in the namespaces' hosts files; the test CA is the "system
 # roots" of sl-app and sl-gw only (an /etc/netns/NS/ssl that `ip netns exec` mounts over
 # /etc/ssl), so the task's rule without caCertificates verifies as it would in a cluster.
@@ -60,7 +63,8 @@ tls_origination_setup() {
 			tlso_issue origin ca edition.cnn.com "DNS:edition.cnn.com,DNS:wrong-san.test,DNS:other-ca.test" &&
 			tlso_issue nginx ca "$MTLS_HOST" "DNS:$MTLS_HOST,DNS:mtls-nocert.test" &&
 			tlso_issue client ca sleep-client "DNS:client.test,URI:spiffe://example.org/ns/ext/sa/sleep-client" &&
-			tlso_issue gw-server ca edition.cnn.com "DNS:edition.cnn.com"
+			tlso_issue gw-server ca edition.cnn.com "DNS:edition.cnn.com" &&
+			tlso_issue gw-other ca api.cnn.test "DNS:api.cnn.test"
 	} >"$TLSO_DIR/openssl.log" 2>&1; then
 		fail "test CA and origin certificates (openssl)" "$(cat "$TLSO_DIR/openssl.log")"
 		return 1
@@ -75,6 +79,11 @@ tls_origination_setup() {
 	cp "$TLSO_DIR/gw-server.crt" "$TLSO_DIR/credentials/gateway-credential/tls.crt"
 	cp "$TLSO_DIR/gw-server.key" "$TLSO_DIR/credentials/gateway-credential/tls.key"
 	cp "$TLSO_DIR/ca.crt" "$TLSO_DIR/credentials/gateway-credential/ca.crt"
+	# The :8445 MUTUAL server for *.cnn.test: credentialName gateway-other-credential.
+	mkdir -p "$TLSO_DIR/credentials/gateway-other-credential"
+	cp "$TLSO_DIR/gw-other.crt" "$TLSO_DIR/credentials/gateway-other-credential/tls.crt"
+	cp "$TLSO_DIR/gw-other.key" "$TLSO_DIR/credentials/gateway-other-credential/tls.key"
+	cp "$TLSO_DIR/ca.crt" "$TLSO_DIR/credentials/gateway-other-credential/ca.crt"
 	chown -R "$PROXY_UID:$PROXY_UID" "$TLSO_DIR/credentials"
 
 	ip -n "$NS_EXT" addr add "$CNN_TLS_V4/24" dev eth0
@@ -121,8 +130,8 @@ tls_origination_setup() {
 	sed -e "s|  - sidecar-task/|  - $E2E_CONFIGS/tls-origination/sidecar-task/\n  - $TLSO_DIR/registry/|" \
 		"$E2E_CONFIGS/tls-origination/sidecar.yaml" >"$TLSO_DIR/sidecar.yaml"
 
-	# A gateway of its own for the SIMPLE / MUTUAL servers (:8443 files, :8444 credentialName),
-	# routing to edition.cnn.com:443 with TLS origination.
+	# A gateway of its own for the SIMPLE / MUTUAL servers (:8443 files, :8444 credentialName,
+	# :8445 both, picked by SNI), routing to edition.cnn.com:443 with TLS origination.
 	mkdir -p "$TLSO_DIR/gateway-registry"
 	cat >"$TLSO_DIR/gateway-registry/servers.yaml" <<YAML
 apiVersion: networking.istio.io/v1
@@ -146,12 +155,18 @@ spec:
   - port: {number: 8444, name: https-mutual, protocol: HTTPS}
     hosts: [edition.cnn.com]
     tls: {mode: MUTUAL, credentialName: gateway-credential}
+  - port: {number: 8445, name: https-by-sni-cnn, protocol: HTTPS}
+    hosts: [edition.cnn.com]
+    tls: {mode: SIMPLE, serverCertificate: $TLSO_DIR/gw-server.crt, privateKey: $TLSO_DIR/gw-server.key}
+  - port: {number: 8445, name: https-by-sni-test, protocol: HTTPS}
+    hosts: ["*.cnn.test"]
+    tls: {mode: MUTUAL, credentialName: gateway-other-credential}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: terminated-to-cnn}
 spec:
-  hosts: [edition.cnn.com]
+  hosts: [edition.cnn.com, api.cnn.test]
   gateways: [egress-terminating]
   http:
   - route:
@@ -175,6 +190,7 @@ listeners:
   - {port: 443, protocol: TLS}
   - {port: 8443, protocol: HTTP}
   - {port: 8444, protocol: HTTP}
+  - {port: 8445, protocol: HTTP}
   - {port: 15080, protocol: CONNECT}
 accessLog: {path: /dev/stdout, format: json}
 YAML
@@ -383,6 +399,37 @@ gateway_terminates_simple_and_mutual() {
 		"$(tlso_client_status 8444 --cert "$TLSO_DIR/other-ca.crt" --key "$TLSO_DIR/other-ca.key")"
 }
 
+# tlso_sni_status HOST [CURL_ARGS...]: the status curl from sl-ext gets from the gateway's
+# :8445 over TLS for https://HOST:8445 (000: no HTTP answer), the certificate verified for HOST.
+tlso_sni_status() {
+	local host=$1
+	shift
+	ext curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLSO_DIR/ca.crt" \
+		--resolve "$host:8445:$GW_V4" "$@" "https://$host:8445/by-sni"
+}
+
+gateway_picks_the_server_by_sni() {
+	local gw_access rec
+	gw_access=$(gateway_access_mark)
+	check_eq "Gateway servers on one port (:8445): SNI edition.cnn.com gets its SIMPLE server's certificate (verified for that name), 200" \
+		200 "$(tlso_sni_status edition.cnn.com)"
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/by-sni"')
+	check_eq "Gateway servers by SNI: the SIMPLE server asked for no client certificate" \
+		"200 edition.cnn.com:8445 null" "$(jq -r '"\(.response_code) \(.authority) \(.downstream_peer_uri_san)"' <<<"$rec")"
+	check_eq "Gateway servers by SNI: api.cnn.test reaches the *.cnn.test MUTUAL server, which wants a client certificate" \
+		000 "$(tlso_sni_status api.cnn.test)"
+	gw_access=$(gateway_access_mark)
+	check_eq "Gateway servers by SNI: api.cnn.test with a client certificate, its own certificate verified for api.cnn.test, 200" \
+		200 "$(tlso_sni_status api.cnn.test --cert "$TLSO_DIR/client.crt" --key "$TLSO_DIR/client.key")"
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/by-sni"')
+	check_eq "Gateway servers by SNI: the MUTUAL server took the caller's identity" \
+		"200 api.cnn.test:8445 spiffe://example.org/ns/ext/sa/sleep-client" \
+		"$(jq -r '"\(.response_code) \(.authority) \(.downstream_peer_uri_san)"' <<<"$rec")"
+	check_eq "Gateway servers by SNI: a name no server covers is closed (Envoy: no filter chain)" \
+		000 "$(tlso_sni_status other.example --insecure)"
+	check_eq "Gateway servers by SNI: the port goes on serving after it" 200 "$(tlso_sni_status edition.cnn.com)"
+}
+
 tls_origination_cases() {
 	tls_origination_setup || {
 		tls_origination_teardown
@@ -411,7 +458,7 @@ tls_origination_cases() {
 		gateway_originates_tls_after_istio_mutual
 	unset SLUICE_CERTS_DIR
 
-	if wants gateway_terminates_simple_and_mutual; then
+	if wants gateway_terminates_simple_and_mutual || wants gateway_picks_the_server_by_sni; then
 		if SLUICE_CREDENTIALS_DIR=$TLSO_DIR/credentials start_gateway "$TLSO_DIR/gateway-terminating.yaml" \
 			--labels-file "$E2E_CONFIGS/routing/gateway-labels" 2>"$E2E_TMP/start.err"; then
 			SCENARIO_GATEWAY_CONFIG=$TLSO_DIR/gateway-terminating.yaml
@@ -419,7 +466,7 @@ tls_origination_cases() {
 			fail "sluice gateway started with the SIMPLE / MUTUAL servers" "$(cat "$E2E_TMP/start.err")"
 		fi
 	fi
-	scenario --gateway "$TLSO_DIR/gateway-terminating.yaml" none gateway_terminates_simple_and_mutual
+	scenario --gateway "$TLSO_DIR/gateway-terminating.yaml" none gateway_terminates_simple_and_mutual gateway_picks_the_server_by_sni
 	stop_gateway
 	tls_origination_teardown
 }

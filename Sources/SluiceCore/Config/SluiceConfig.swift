@@ -95,6 +95,13 @@ public struct ListenerConfig: Sendable, Equatable {
     public let tls: ServerTLSMode
     /// For SIMPLE / MUTUAL (from a Gateway server): the certificate files it presents.
     public var serverTLSFiles: ServerTLSFiles?
+    /// The Gateway servers on this port when they differ in TLS mode or certificate: each
+    /// connection is then given the one its ClientHello's SNI names (`ListenerTLSServer.choose`),
+    /// and `tls` / `serverTLSFiles` are the first one's. Empty: `tls` serves every connection.
+    public var tlsServers: [ListenerTLSServer] = []
+
+    /// Whether the TLS handling is picked per connection by SNI.
+    public var selectsTLSServerByName: Bool { self.tlsServers.count > 1 }
 
     /// Creates a listener bound to all IPv4 addresses by default.
     public init(port: Int, protocol: ListenerProtocol, address: String = "0.0.0.0", tls: ServerTLSMode = .passthrough) {

@@ -18,24 +18,27 @@ extension RouteTable.Server {
 
 extension RouteTable {
     /// `listeners` (sluice.yaml) with the TLS mode of the selected Gateway servers on the same
-    /// port: the Gateway object wins where they differ, with a warning naming both.
+    /// port: the Gateway object wins where they differ, with a warning naming both. Where the
+    /// servers on a port differ in mode or certificate, the listener carries them all and picks
+    /// one per connection by SNI (`ListenerConfig.tlsServers`), as Envoy's filter chains do.
     public func applyingServerTLS(to listeners: [ListenerConfig]) -> (listeners: [ListenerConfig], warnings: [String]) {
         var warnings: [String] = []
         let applied = listeners.map { listener -> ListenerConfig in
-            let onPort = servers.filter { $0.port == listener.port }
-            let modes = Set(onPort.compactMap(\.listenerTLSMode))
-            guard let mode = modes.first else { return listener }
-            if modes.count > 1 {
-                warnings.append("Gateway servers on port \(listener.port) disagree on tls.mode; using \(mode.rawValue)")
+            let onPort = servers.compactMap { server -> ListenerTLSServer? in
+                guard server.port == listener.port, let mode = server.listenerTLSMode else { return nil }
+                return ListenerTLSServer(hosts: server.hostPairs.map(\.host), mode: mode, files: mode.usesServerFiles ? server.tlsFiles : nil)
             }
-            if mode != listener.tls {
+            guard let first = onPort.first else { return listener }
+            if first.mode != listener.tls {
                 warnings.append(
                     "listener port \(listener.port): sluice.yaml says tls \(listener.tls.rawValue), the Gateway server says "
-                        + "\(mode.rawValue); the Gateway object wins")
+                        + "\(first.mode.rawValue); the Gateway object wins")
             }
-            var applied = ListenerConfig(port: listener.port, protocol: listener.protocol, address: listener.address, tls: mode)
-            // One certificate per listener (Sluice does not pick a certificate by SNI): the first server's.
-            applied.serverTLSFiles = mode.usesServerFiles ? onPort.first { $0.listenerTLSMode == mode }?.tlsFiles : nil
+            var applied = ListenerConfig(port: listener.port, protocol: listener.protocol, address: listener.address, tls: first.mode)
+            applied.serverTLSFiles = first.files
+            if onPort.contains(where: { $0.mode != first.mode || $0.files != first.files }) {
+                applied.tlsServers = onPort
+            }
             return applied
         }
         return (applied, warnings)

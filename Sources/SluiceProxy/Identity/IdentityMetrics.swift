@@ -13,8 +13,10 @@ final class IdentityMetrics: Sendable {
     static let expiry = "sluice_certificate_expiry_seconds"
 
     /// The `reason` values besides `PeerVerificationFailure`'s: the handshake failed for
-    /// another reason (not TLS, no shared cipher, closed mid-way…) or took too long.
-    static let otherReasons = ["handshake", "timeout"]
+    /// another reason (not TLS, no shared cipher, closed mid-way…) or took too long, or no
+    /// Gateway server on a port whose servers differ in TLS covers the ClientHello's SNI.
+    static let otherReasons = ["handshake", "timeout", noServer]
+    static let noServer = "no_server"
 
     private let failures: [String: Counter]
     private let rotated: Counter

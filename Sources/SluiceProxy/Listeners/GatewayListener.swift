@@ -8,7 +8,8 @@ package import SluiceCore
 /// passed through untouched) and HTTP CONNECT tunnels. A listener with `tls: ISTIO_MUTUAL`
 /// first terminates mutual TLS, then speaks its protocol on the plaintext inside (a TLS
 /// listener sniffs it: HTTP is routed by Host, the app's own TLS by its inner SNI); one whose
-/// Gateway server says SIMPLE or MUTUAL terminates with that server's certificate files.
+/// Gateway server says SIMPLE or MUTUAL terminates with that server's certificate files. Where
+/// the Gateway servers on a port differ in TLS, each connection gets the server its SNI names.
 package enum GatewayListener {
     /// Binds one configured listener; a failure is a `ListenerBindError` naming it.
     package static func bind(
@@ -34,27 +35,49 @@ package enum GatewayListener {
                     let next = { (channel: any Channel, handshake: any ChannelHandler, connection: DownstreamConnection) in
                         try Self.installProtocol(listener.protocol, on: channel, after: handshake, runtime: runtime, connection: connection)
                     }
-                    if listener.tls == .istioMutual {
-                        guard let certificates = runtime.certificates else { throw MeshTLSUnavailable() }
-                        try MeshTLSServer.install(
-                            on: channel, runtime: runtime, connection: connection, credentials: certificates.credentials, next: next)
-                    } else if listener.tls.usesServerFiles, let files = listener.serverTLSFiles {
-                        let context: NIOSSLContext
-                        do {
-                            context = try runtime.connector.fileContexts.serverContext(files, mode: listener.tls)
-                        } catch {
-                            runtime.logger.error(
-                                "gateway server certificate unusable; connection closed",
-                                metadata: ["port": "\(listener.port)", "mode": "\(listener.tls.rawValue)", "error": "\(error)"])
-                            throw error
+                    if listener.selectsTLSServerByName {
+                        let dispatch = ServerNameDispatchHandler(runtime: runtime, port: listener.port, servers: listener.tlsServers) { server in
+                            try Self.installTLS(server.mode, files: server.files, of: listener, on: channel, runtime: runtime, connection: connection, next: next)
                         }
-                        try MeshTLSServer.terminate(on: channel, runtime: runtime, connection: connection, context: context, verifier: nil, next: next)
+                        try channel.pipeline.syncOperations.addHandler(dispatch)
                     } else {
-                        try Self.installProtocol(listener.protocol, on: channel, after: nil, runtime: runtime, connection: connection)
+                        try Self.installTLS(
+                            listener.tls, files: listener.serverTLSFiles, of: listener, on: channel, runtime: runtime, connection: connection, next: next)
                     }
                 }
             }
             .bind("gateway \(listener.protocol.rawValue)", host: listener.address, port: listener.port)
+    }
+
+    /// The connection's handling for TLS `mode`: terminated ISTIO_MUTUAL, SIMPLE or MUTUAL with
+    /// `files` (then `next` on the plaintext), or the listener's protocol on the bytes as they are.
+    private static func installTLS(
+        _ mode: ServerTLSMode,
+        files: ServerTLSFiles?,
+        of listener: ListenerConfig,
+        on channel: any Channel,
+        runtime: ProxyRuntime,
+        connection: DownstreamConnection,
+        next: @escaping (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
+    ) throws {
+        if mode == .istioMutual {
+            guard let certificates = runtime.certificates else { throw MeshTLSUnavailable() }
+            try MeshTLSServer.install(
+                on: channel, runtime: runtime, connection: connection, credentials: certificates.credentials, next: next)
+        } else if mode.usesServerFiles, let files {
+            let context: NIOSSLContext
+            do {
+                context = try runtime.connector.fileContexts.serverContext(files, mode: mode)
+            } catch {
+                runtime.logger.error(
+                    "gateway server certificate unusable; connection closed",
+                    metadata: ["port": "\(listener.port)", "mode": "\(mode.rawValue)", "error": "\(error)"])
+                throw error
+            }
+            try MeshTLSServer.terminate(on: channel, runtime: runtime, connection: connection, context: context, verifier: nil, next: next)
+        } else {
+            try Self.installProtocol(listener.protocol, on: channel, after: nil, runtime: runtime, connection: connection)
+        }
     }
 
     /// The listener protocol's handlers, at the end of the pipeline or after `handler`.

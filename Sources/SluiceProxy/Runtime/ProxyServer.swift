@@ -76,7 +76,7 @@ public final class ProxyServer: Service, Sendable {
             let listeners = config.snapshot.config.listeners
             let applied = config.policy.routes?.applyingServerTLS(to: listeners) ?? (listeners: listeners, warnings: [])
             for warning in applied.warnings { self.runtime.logger.warning("\(warning)") }
-            if self.runtime.certificates == nil, applied.listeners.contains(where: { $0.tls == .istioMutual }) {
+            if self.runtime.certificates == nil, applied.listeners.contains(where: { $0.tls == .istioMutual || $0.tlsServers.contains { $0.mode == .istioMutual } }) {
                 self.runtime.logger.error("a listener terminates ISTIO_MUTUAL but no mesh certificate is loaded (--certs): its connections are refused")
             }
             for listener in applied.listeners {
