@@ -387,12 +387,18 @@ gateway_terminates_simple_and_mutual() {
 	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated"')
 	check_eq "Gateway server SIMPLE: the caller presented no certificate (downstream_peer_uri_san null)" \
 		"200 null" "$(jq -r '"\(.response_code) \(.downstream_peer_uri_san)"' <<<"$rec")"
+	gw_access=$(gateway_access_mark)
+	check_eq "Gateway server SIMPLE: an HTTP/2 client negotiates h2 (ALPN) and gets 200 over HTTP/2" "200 2" \
+		"$(tlso_client_status 8443 --http2 -w '%{http_code} %{http_version}')"
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated" and .protocol == "HTTP/2"')
+	check_eq "Gateway server SIMPLE: the HTTP/2 stream went to the origin over HTTP/1.1 with TLS (Istio's cluster protocol for an HTTPS port)" \
+		"200 $CNN_TLS_V4:443" "$(jq -r '"\(.response_code) \(.upstream_host)"' <<<"$rec")"
 	check_eq "Gateway server MUTUAL (:8444, credentialName): without a client certificate, no answer" 000 \
 		"$(tlso_client_status 8444)"
 	gw_access=$(gateway_access_mark)
 	check_eq "Gateway server MUTUAL: with a client certificate from the credential's ca.crt, 200" 200 \
 		"$(tlso_client_status 8444 --cert "$TLSO_DIR/client.crt" --key "$TLSO_DIR/client.key")"
-	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated"')
+	rec=$(last_json_record "$GATEWAY_ACCESS_LOG" "$gw_access" '.path == "/terminated" and .authority == "edition.cnn.com:8444"')
 	check_eq "Gateway server MUTUAL: the client certificate's URI SAN is downstream_peer_uri_san" \
 		"200 spiffe://example.org/ns/ext/sa/sleep-client" "$(jq -r '"\(.response_code) \(.downstream_peer_uri_san)"' <<<"$rec")"
 	check_eq "Gateway server MUTUAL: with a certificate from another CA, no answer" 000 \

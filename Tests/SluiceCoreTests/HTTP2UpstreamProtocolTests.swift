@@ -14,26 +14,43 @@ final class HTTP2UpstreamProtocolTests: XCTestCase {
     }
 
     func testPortProtocolDecidesWithoutAPolicy() {
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, toIstioGateway: false, pool: nil), .http1)
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http2, toIstioGateway: false, pool: nil), .http2)
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .grpc, toIstioGateway: false, pool: nil), .http2)
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: nil, toIstioGateway: false, pool: nil), .http2, "ALLOW_ANY: the client's")
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, role: .sidecar, toIstioGateway: false, pool: nil), .http1)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http2, role: .sidecar, toIstioGateway: false, pool: nil), .http2)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .grpc, role: .sidecar, toIstioGateway: false, pool: nil), .http2)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: nil, role: .sidecar, toIstioGateway: false, pool: nil), .http2, "ALLOW_ANY: the client's")
     }
 
     func testH2UpgradePolicyOnAnHTTPPort() {
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, toIstioGateway: false, pool: pool(.upgrade)), .http2)
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, toIstioGateway: false, pool: pool(.doNotUpgrade)), .http1)
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, toIstioGateway: false, pool: pool(.default)), .http1,
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, role: .sidecar, toIstioGateway: false, pool: pool(.upgrade)), .http2)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, role: .sidecar, toIstioGateway: false, pool: pool(.doNotUpgrade)), .http1)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, role: .sidecar, toIstioGateway: false, pool: pool(.default)), .http1,
                        "DEFAULT is the mesh default, Istio's DO_NOT_UPGRADE")
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, toIstioGateway: false, pool: pool(.doNotUpgrade, useClientProtocol: true)), .http2,
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, role: .sidecar, toIstioGateway: false, pool: pool(.doNotUpgrade, useClientProtocol: true)), .http2,
                        "useClientProtocol overrides h2UpgradePolicy")
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .grpc, toIstioGateway: false, pool: pool(.doNotUpgrade)), .http2,
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .grpc, role: .sidecar, toIstioGateway: false, pool: pool(.doNotUpgrade)), .http2,
                        "DO_NOT_UPGRADE does not downgrade an HTTP2/GRPC port")
+    }
+
+    /// Istio's cluster protocol for the ports that are neither HTTP nor HTTP/2: HTTP/1.1 (an
+    /// HTTPS port behind TLS origination, say, whose origin may not speak h2), unless the
+    /// DestinationRule asks for the client's protocol; a port without a protocol follows the
+    /// client at a sidecar only.
+    func testOtherPortsAreHTTP1AndDetectedOnesFollowTheClientAtASidecarOnly() {
+        for port in [PortProtocol.https, .tls, .tcp, .other("HTTP_PROXY")] {
+            XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: port, role: .gateway, toIstioGateway: false, pool: nil), .http1, "\(port)")
+            XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: port, role: .sidecar, toIstioGateway: false, pool: nil), .http1, "\(port)")
+        }
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .https, role: .gateway, toIstioGateway: false, pool: pool(.upgrade)), .http1,
+                       "h2UpgradePolicy upgrades HTTP ports only")
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .https, role: .gateway, toIstioGateway: false, pool: pool(nil, useClientProtocol: true)), .http2)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .other("GRPC-WEB"), role: .gateway, toIstioGateway: false, pool: nil), .http2)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .detected(""), role: .sidecar, toIstioGateway: false, pool: nil), .http2)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .detected(""), role: .gateway, toIstioGateway: false, pool: nil), .http1)
     }
 
     func testTheHopToAnIstioGatewayIsHTTP2() {
         // istio-egressgateway's Service names its port 80 `http2`.
-        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, toIstioGateway: true, pool: nil), .http2)
+        XCTAssertEqual(HTTP2UpstreamProtocol.choose(portProtocol: .http, role: .sidecar, toIstioGateway: true, pool: nil), .http2)
     }
 
     func testDestinationRuleFieldsAreDecoded() {

@@ -56,7 +56,8 @@ extension HTTP2DownstreamRelay {
         let toIstioGateway: Bool
         if case .gateway(_, _, .istio) = target { toIstioGateway = true } else { toIstioGateway = false }
         let tls = decision.upstreamTLS ?? UpstreamConnector.shorthandTLS(target, gateway: config.gateway)
-        switch HTTP2UpstreamProtocol.choose(portProtocol: decision.match?.port.protocol, toIstioGateway: toIstioGateway, pool: pool) {
+        switch HTTP2UpstreamProtocol.choose(
+            portProtocol: decision.match?.port.protocol, role: self.runtime.role, toIstioGateway: toIstioGateway, pool: pool) {
         case .http1:
             self.connectHTTP1(stream, target: target, tls: tls, cluster: stream.cluster, config: config)
         case .http2:

@@ -62,6 +62,9 @@ final class FileTLSContexts: Sendable {
                 privateKey: .privateKey(try Self.read(key) { try NIOSSLPrivateKey(file: $0, format: .pem) }))
             configuration.minimumTLSVersion = .tlsv12
             configuration.shutdownTimeout = .seconds(1)
+            // As Envoy's HTTPS gateway servers (and the ISTIO_MUTUAL listener): an HTTP/2 client
+            // negotiates h2, and the listener's sniffer hands its preface to the HTTP/2 relay.
+            configuration.applicationProtocols = ALPN.serverHTTP
             if mode == .mutual, let ca = files.ca {
                 configuration.certificateVerification = .noHostnameVerification
                 configuration.trustRoots = .certificates(try Self.read(ca) { try NIOSSLCertificate.fromPEMFile($0) })
