@@ -8,11 +8,13 @@ import XCTest
 /// An h2c (prior knowledge) origin and client built on NIOHTTP2, for loopback tests.
 extension Loopback {
     /// Answers each stream once its request ends: `:status 200`, a body naming the authority
-    /// and path followed by the request body echoed, and for gRPC requests trailers
+    /// and path (under `/echo-headers…` then the request's regular fields, one per line)
+    /// followed by the request body echoed, and for gRPC requests trailers
     /// `grpc-status: 0`. `/reset-early` resets before any header; `/reset-mid` sends headers
     /// and some bytes, then resets. `/bad-head` answers with a connection-specific field
     /// (`connection: close`, not valid HTTP/2) and `/bad-trailers` with a pseudo-header in
-    /// its trailers: the origin's own validation is off so that it can.
+    /// its trailers: the origin's own validation is off so that it can. `/hang…` is never
+    /// answered.
     func startHTTP2Origin(host: String = "127.0.0.1", port: Int = 0) throws -> SocketAddress {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -198,8 +200,14 @@ final class H2OriginStreamHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.rstStream(.internalError)), promise: nil)
             return
         }
+        // `/hang…`: never answered (a route timeout's test).
+        if path.hasPrefix("/hang") { return }
         let grpc = request.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
         var out = context.channel.allocator.buffer(string: "authority=\(request.first(name: ":authority") ?? "-") path=\(path)\n")
+        if path.hasPrefix("/echo-headers") {
+            // Every regular field of the request, one per line.
+            for (name, value, _) in request where !name.hasPrefix(":") { out.writeString("\(name): \(value)\n") }
+        }
         if var body { out.writeBuffer(&body) }
         var head = HPACKHeaders([(":status", "200"), ("content-type", grpc ? "application/grpc" : "text/plain")])
         if path == "/bad-head" { head.add(name: "connection", value: "close") }

@@ -21,7 +21,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     /// The stream and connection windows announced to both peers.
     let window: Int
     private var context: ChannelHandlerContext?
-    private var streams: [HTTP2StreamID: HTTP2RelayStream] = [:]
+    private(set) var streams: [HTTP2StreamID: HTTP2RelayStream] = [:]
     private var memo = RequestSeriesMemo()
     /// Inside a read of this connection or of one of its upstreams: writes wait for `endBatch`.
     private var batching = false
@@ -175,6 +175,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         }
         switch decision.action {
         case .deny:
+            if self.answeredRouteRefusal(stream, decision: decision, request: original, authority: authorityText, path: path) { return }
             runtime.metrics.denied(.http)
             runtime.logger.info(
                 "denied http2 \(authority.host) to \(self.connection.destinationText)",
@@ -190,8 +191,13 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
                 request.replaceOrAdd(name: "x-forwarded-for", value: existing.isEmpty ? remoteIP : "\(existing), \(remoteIP)")
             }
             stream.record.xForwardedFor = request.first(name: "x-forwarded-for")
+            let fault = decision.routeBox.flatMap { self.applyRoute($0, to: stream, request: &request, path: path) }
             stream.phase = .connecting([(.headers(.init(headers: request, endStream: headers.endStream)), 0)])
-            self.forward(stream, to: target, decision: decision, config: config)
+            if let fault {
+                self.applyFault(fault, to: stream, target: target, decision: decision, config: config)
+            } else {
+                self.forward(stream, to: target, decision: decision, config: config)
+            }
         }
     }
 
@@ -218,6 +224,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         stream.upstreamSent = NIODeadline.now()
         upstream.open(stream, frames: frames)
         self.upstreamDirty(upstream)
+        self.armRouteTimeout(stream)
     }
 
     /// Passes a request frame on, or keeps it until the upstream stream is open. `credit` is
@@ -231,6 +238,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         case .forwarding(let upstream):
             upstream.send(payload, of: stream, credit: credit)
             self.upstreamDirty(upstream)
+            if stream.requestEnded { self.armRouteTimeout(stream) }
         case .answered, .done:
             break
         }
@@ -260,6 +268,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     /// here, as NIOHTTP2 writes it (the origin's connection does not validate what it
     /// receives): one it refuses is the origin's protocol error.
     func relayResponse(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, credit: Int) {
+        let payload = stream.responseEdits == nil ? payload : self.editedResponse(payload, of: stream)
         let frame = HTTP2Frame(streamID: stream.downstreamID, payload: payload)
         let isHeaders: Bool
         if case .headers = payload { isHeaders = true } else { isHeaders = false }
@@ -381,7 +390,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
 
     // MARK: local answers and the log line
 
-    func respondLocally(_ stream: HTTP2RelayStream, status: Int, flag: ResponseFlags?, body: String) {
+    func respondLocally(_ stream: HTTP2RelayStream, status: Int, flag: ResponseFlags?, body: String, fields: [(String, String)] = []) {
         guard let context = self.context, !stream.responseStarted, self.streams[stream.downstreamID] === stream else { return }
         let reply = HTTP2LocalReply(status: status, body: body, grpc: stream.grpc)
         if let flag { stream.record.responseFlags.insert(flag) }
@@ -390,6 +399,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         stream.responseEnded = true
         var headers = HPACKHeaders([(":status", String(reply.status))])
         for (name, value) in reply.headers { headers.add(name: name, value: value) }
+        for (name, value) in fields { headers.add(name: name, value: value) }
         headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "server", value: "sluice")
         let id = stream.downstreamID
@@ -408,6 +418,8 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     private func finish(_ stream: HTTP2RelayStream) {
         guard !stream.logged else { return }
         stream.logged = true
+        stream.routeTimer?.cancel()
+        stream.routeTimer = nil
         self.releaseCluster(stream)
         stream.record.duration = stream.start.millisecondsElapsed
         self.runtime.completedRequest(&stream.record, memo: &self.memo)

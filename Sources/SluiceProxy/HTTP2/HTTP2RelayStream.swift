@@ -42,6 +42,11 @@ final class HTTP2RelayStream {
     /// (HTTP2DownstreamRelay+Cluster).
     var cluster: ClusterState?
     var endpoint: String?
+    /// The route's `headers.response`, until the response head has them (HTTP2DownstreamRelay+Routes).
+    var responseEdits: HeaderEdits?
+    /// The route's timeout, and its timer once the request has ended upstream.
+    var routeTimeout: TimeAmount?
+    var routeTimer: LoopTimer?
 
     init(downstreamID: HTTP2StreamID, downstream: HTTP2DownstreamRelay, window: Int) {
         self.downstreamID = downstreamID
