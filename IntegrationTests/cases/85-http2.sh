@@ -3,7 +3,8 @@
 # stream by :authority, answers denied streams as Envoy does (502; gRPC UNAVAILABLE as a
 # trailers-only response) and relays allowed ones to the origin over HTTP/2, trailers and
 # all, or over HTTP/1.1 when the port is declared HTTP (aliyun.com:80, origin.py). A grpcio server (IntegrationTests/grpc_echo.py) in sl-ext is the origin on 50051
-# and 50052; every .test name and aliyun.com resolve to sl-ext addresses.
+# and 50052; every .test name and aliyun.com resolve to sl-ext addresses. A VirtualService's
+# fault, redirect, rewrite and response headers apply to HTTP/2 streams as to HTTP/1 requests.
 
 # One gRPC message (5-byte prefix: uncompressed, length 2) carrying "hi".
 GRPC_FRAME='\x00\x00\x00\x00\x02hi'
@@ -117,6 +118,22 @@ client_reset_mid_body_is_logged_DR() {
 		'.path == "/e2e.Echo/Blob" and (.response_flags | test("DR"))'
 }
 
+h2_streams_follow_their_routes() {
+	local access out
+	access=$(access_mark)
+	check_eq "h2c routes: a fault abort (100%) answers the stream 418 over HTTP/2" "2 418" \
+		"$(h2_curl_status http://aliyun.com/h2route/abort)"
+	check_access_log "h2c routes: the aborted stream is logged FI" "$access" \
+		'.protocol == "HTTP/2" and .path == "/h2route/abort" and .response_code == 418 and .response_flags == "FI"'
+	check_eq "h2c routes: a redirect route answers 301 with its Location" "301 http://www.aliyun.com/elsewhere" \
+		"$(app curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time "$CURL_MAX_TIME" --http2-prior-knowledge http://aliyun.com/h2route/moved)"
+	out=$(app curl -s -D - --max-time "$CURL_MAX_TIME" --http2-prior-knowledge http://aliyun.com/h2route/rewrite | tr -d '\r')
+	check "h2c routes: rewrite.authority reaches the HTTP/1.1 origin as its Host" grep -qE '^origin=[0-9a-f.:]+ host=www.aliyun.com$' <<<"$out"
+	check "h2c routes: headers.response.set is on the response" grep -qx 'x-route: h2-rewrite' <<<"$out"
+	check_access_log "h2c routes: the rewritten stream is logged with the rewritten authority and 200" "$access" \
+		'.protocol == "HTTP/2" and .path == "/h2route/rewrite" and .authority == "www.aliyun.com" and .response_code == 200'
+}
+
 http2_cases() {
 	if ! start_origins; then
 		fail "origins started in $NS_EXT" "see $E2E_TMP/origin.out"
@@ -135,6 +152,7 @@ http2_cases() {
 		large_bodies_both_ways_keep_their_sha256 \
 		many_streams_share_one_connection \
 		client_reset_mid_body_is_logged_DR
+	scenario http2/sidecar-routes.yaml h2_streams_follow_their_routes
 	stop_grpc_origin
 }
 
