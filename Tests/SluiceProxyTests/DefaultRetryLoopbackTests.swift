@@ -13,7 +13,7 @@ import XCTest
 /// passthrough one's `UF` alone.
 final class DefaultRetryLoopbackTests: XCTestCase {
     /// A loopback port nothing listens on: bound, then closed.
-    private func refusingPort(_ net: Loopback) throws -> Int {
+    func refusingPort(_ net: Loopback) throws -> Int {
         let channel = try ServerBootstrap(group: net.group).bind(host: "127.0.0.1", port: 0).wait()
         let port = try XCTUnwrap(channel.localAddress?.port)
         try channel.close().wait()

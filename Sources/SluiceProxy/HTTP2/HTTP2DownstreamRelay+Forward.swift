@@ -56,20 +56,52 @@ extension HTTP2DownstreamRelay {
         let toIstioGateway: Bool
         if case .gateway(_, _, .istio) = target { toIstioGateway = true } else { toIstioGateway = false }
         let tls = decision.upstreamTLS ?? UpstreamConnector.shorthandTLS(target, gateway: config.gateway)
-        switch HTTP2UpstreamProtocol.choose(
-            portProtocol: decision.match?.port.protocol, role: self.runtime.role, toIstioGateway: toIstioGateway, pool: pool) {
+        let upstreamProtocol = HTTP2UpstreamProtocol.choose(
+            portProtocol: decision.match?.port.protocol, role: self.runtime.role, toIstioGateway: toIstioGateway, pool: pool)
+        stream.dial = HTTP2RelayStream.Dial(target: target, tls: tls, upstreamProtocol: upstreamProtocol, config: config)
+        self.dial(stream)
+    }
+
+    /// Opens (or takes) the upstream for `stream` as its `dial` says.
+    func dial(_ stream: HTTP2RelayStream) {
+        guard let dial = stream.dial else { return }
+        switch dial.upstreamProtocol {
         case .http1:
-            self.connectHTTP1(stream, target: target, tls: tls, cluster: stream.cluster, config: config)
+            self.connectHTTP1(stream, target: dial.target, tls: dial.tls, cluster: stream.cluster, config: dial.config)
         case .http2:
-            if stream.cluster == nil, let relay = self.pool.usableConnection(to: target, tls: tls) {
+            if stream.cluster == nil, let relay = self.pool.usableConnection(to: dial.target, tls: dial.tls) {
                 // The pooled connection is up (every stream but a connection's first): no completion closure.
                 self.connected(stream, result: .success(relay))
                 return
             }
-            self.pool.connection(to: target, tls: tls, cluster: stream.cluster, config: config, window: self.window) { [self] result in
+            self.pool.connection(to: dial.target, tls: dial.tls, cluster: stream.cluster, config: dial.config, window: self.window) { [self] result in
                 self.connected(stream, result: result.map { $0 as any HTTP2StreamUpstream })
             }
         }
+    }
+
+    /// A connect failure of `stream`'s upstream, under its retry policy (the route's `retries`,
+    /// else Istio's default for a registered host): true when it is dialled again. Nothing of
+    /// the stream left, so any method may be; past the attempts the log gets Envoy's `URX`.
+    /// DestinationRule `maxRetries` counts the retries in flight, as for HTTP/1.
+    func retriedConnect(_ stream: HTTP2RelayStream) -> Bool {
+        guard let policy = stream.retryPolicy, stream.dial != nil else { return false }
+        let method = stream.record.method ?? ""
+        guard policy.shouldRetry(after: .connectFailure, attempt: stream.tries, method: method, bodyAlreadySent: false) else {
+            if policy.shouldRetry(after: .connectFailure, attempt: 1, method: method, bodyAlreadySent: false) {
+                stream.record.responseFlags.insert(.upstreamRetryLimitExceeded)
+            }
+            return false
+        }
+        if let cluster = stream.cluster {
+            if stream.retryCounted { cluster.endRetry() }
+            stream.retryCounted = cluster.startRetry()
+            guard stream.retryCounted else { return false }
+        }
+        stream.tries += 1
+        self.runtime.metrics.upstreamRetry(cluster: stream.record.upstreamCluster ?? "")
+        self.dial(stream)
+        return true
     }
 
     /// Envoy's answer to a stream a connectionPool limit refused: 503 UO, "reset reason:
@@ -92,9 +124,14 @@ extension HTTP2DownstreamRelay {
     /// The stream is over: its outcome goes to outlier detection and what it held of its
     /// cluster is given back.
     func releaseCluster(_ stream: HTTP2RelayStream) {
+        stream.dial = nil
         guard let cluster = stream.cluster else { return }
         stream.cluster = nil
         cluster.endRequest()
+        if stream.retryCounted {
+            stream.retryCounted = false
+            cluster.endRetry()
+        }
         guard let endpoint = stream.endpoint else { return }
         cluster.requestEnded(on: endpoint)
         if stream.record.responseCode > 0 { cluster.record(.status(stream.record.responseCode), endpoint: endpoint) }

@@ -42,6 +42,21 @@ final class HTTP2RelayStream {
     /// (HTTP2DownstreamRelay+Cluster).
     var cluster: ClusterState?
     var endpoint: String?
+    /// Where an allowed stream is dialled, kept while it connects so that a connect failure
+    /// can be retried (HTTP2DownstreamRelay+Forward).
+    struct Dial {
+        let target: UpstreamTarget
+        let tls: UpstreamTLS?
+        let upstreamProtocol: HTTP2UpstreamProtocol
+        let config: ActiveConfig
+    }
+
+    var dial: Dial?
+    /// The route's `retries` (Istio's default for a registered host), and the tries so far.
+    var retryPolicy: RetryPolicy?
+    var tries = 1
+    /// A retry counted against the DestinationRule's `maxRetries`.
+    var retryCounted = false
     /// The route's `headers.response`, until the response head has them (HTTP2DownstreamRelay+Routes).
     var responseEdits: HeaderEdits?
     /// The route's timeout, and its timer once the request has ended upstream.
