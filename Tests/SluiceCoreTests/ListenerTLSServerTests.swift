@@ -79,3 +79,51 @@ final class ListenerTLSServerTests: XCTestCase {
         XCTAssertFalse(applied.warnings.contains { $0.contains("disagree") }, "differing servers are served, not overruled")
     }
 }
+
+/// Istio's ServerTLSSettings fields besides the certificate: `subjectAltNames` (MUTUAL only),
+/// the protocol versions and cipher suites are decoded; fields Sluice does not apply get a
+/// note; a bad version is the object's error.
+extension ListenerTLSServerTests {
+    private func decoded(_ tls: String) -> (files: ServerTLSFiles?, diagnostics: [String]) {
+        let yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw, namespace: istio-system}
+            spec:
+              selector: {istio: egressgateway}
+              servers:
+              - port: {number: 443, name: https, protocol: HTTPS}
+                hosts: [api.example.com]
+                tls: \(tls)
+            """
+        let loaded = RegistryLoader.parse(yaml: yaml, path: "/t/gw.yaml")
+        return (loaded.routing.gateways.first?.servers.first?.tlsFiles, loaded.diagnostics.map(\.description))
+    }
+
+    func testServerTLSSettingsAreDecoded() throws {
+        let mutual = decoded("""
+            {mode: MUTUAL, credentialName: c, subjectAltNames: [spiffe://cluster.local/ns/a/sa/b], minProtocolVersion: TLSV1_3,
+             maxProtocolVersion: TLS_AUTO, cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256]}
+            """)
+        XCTAssertEqual(mutual.diagnostics, [])
+        let files = try XCTUnwrap(mutual.files)
+        XCTAssertEqual(files.subjectAltNames, ["spiffe://cluster.local/ns/a/sa/b"])
+        XCTAssertEqual(files.minProtocolVersion, "TLSV1_3")
+        XCTAssertNil(files.maxProtocolVersion, "TLS_AUTO keeps the default")
+        XCTAssertEqual(files.cipherSuites, ["ECDHE-ECDSA-AES128-GCM-SHA256"])
+
+        let simple = decoded("{mode: SIMPLE, credentialName: c, subjectAltNames: [x.example.com], httpsRedirect: true}")
+        XCTAssertEqual(simple.files?.subjectAltNames, [], "no client certificate is asked for under SIMPLE")
+        XCTAssertTrue(simple.diagnostics.contains { $0.contains("subjectAltNames") && $0.contains("MUTUAL only") }, "\(simple.diagnostics)")
+        XCTAssertTrue(simple.diagnostics.contains { $0.contains("httpsRedirect") && $0.contains("not applied by Sluice") }, "\(simple.diagnostics)")
+
+        let bad = decoded("{mode: SIMPLE, credentialName: c, minProtocolVersion: SSLV3}")
+        XCTAssertNil(bad.files)
+        XCTAssertTrue(bad.diagnostics.contains { $0.contains("minProtocolVersion") && $0.contains("TLSV1_3") }, "\(bad.diagnostics)")
+        let inverted = decoded("{mode: SIMPLE, credentialName: c, minProtocolVersion: TLSV1_3, maxProtocolVersion: TLSV1_2}")
+        XCTAssertNil(inverted.files)
+        XCTAssertTrue(inverted.diagnostics.contains { $0.contains("lower than minProtocolVersion") }, "\(inverted.diagnostics)")
+        let unknown = decoded("{mode: SIMPLE, credentialName: c, minimumVersion: TLSV1_3}")
+        XCTAssertTrue(unknown.diagnostics.contains { $0.contains("minimumVersion") }, "\(unknown.diagnostics)")
+    }
+}

@@ -23,12 +23,24 @@ public enum ServerTLSMode: String, Sendable, Equatable {
 
 /// A Gateway server's certificate for SIMPLE / MUTUAL (Istio's `ServerTLSSettings`):
 /// `serverCertificate`, `privateKey`, `caCertificates` files, or a `credentialName` read
-/// from `--credentials-dir/<name>/` (`tls.crt`, `tls.key`, `ca.crt`).
+/// from `--credentials-dir/<name>/` (`tls.crt`, `tls.key`, `ca.crt`); and the settings that go
+/// with it: `subjectAltNames` (MUTUAL), `minProtocolVersion`, `maxProtocolVersion`,
+/// `cipherSuites`.
 public struct ServerTLSFiles: Sendable, Hashable {
     public var serverCertificate: String?
     public var privateKey: String?
     public var caCertificates: String?
     public var credentialName: String?
+    /// MUTUAL: a client certificate must carry one of these names (DNS, URI, email or IP SAN).
+    public var subjectAltNames: [String] = []
+    /// `TLSV1_0` … `TLSV1_3`; nil (or `TLS_AUTO`) keeps the defaults (TLS 1.2 to 1.3).
+    public var minProtocolVersion: String?
+    public var maxProtocolVersion: String?
+    /// TLS 1.2 cipher suites by their BoringSSL/Envoy names; empty keeps BoringSSL's defaults.
+    public var cipherSuites: [String] = []
+
+    /// Istio's `TLSProtocol` names, without TLS_AUTO.
+    public static let protocolVersions = ["TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
 
     public init(serverCertificate: String? = nil, privateKey: String? = nil, caCertificates: String? = nil, credentialName: String? = nil) {
         self.serverCertificate = serverCertificate

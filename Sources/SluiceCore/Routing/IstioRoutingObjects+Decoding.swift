@@ -89,6 +89,11 @@ enum RoutingObjectDecoder {
             var tlsMode: String?
             var tlsFiles: ServerTLSFiles?
             if let tlsNode = YAMLReader.value(server, "tls"), let tls = reader.mapping(tlsNode, field + ".tls") {
+                reader.checkKeys(tls, allowed: Self.serverTLSKeys, prefix: field + ".tls", severity: .warning)
+                for unapplied in ["httpsRedirect", "caCrl", "credentialNames", "tlsCertificates", "verifyCertificateSpki", "verifyCertificateHash"]
+                where YAMLReader.value(tls, unapplied) != nil {
+                    reader.note(field + ".tls." + unapplied, at: YAMLReader.value(tls, unapplied), "not applied by Sluice")
+                }
                 tlsMode = YAMLReader.value(tls, "mode").flatMap { reader.string($0, field + ".tls.mode") }
                 if tlsMode == "SIMPLE" || tlsMode == "MUTUAL" {
                     guard let files = decodeServerTLSFiles(tls, mode: tlsMode ?? "", field + ".tls", at: tlsNode, &reader) else { continue }
@@ -118,15 +123,42 @@ enum RoutingObjectDecoder {
         func text(_ key: String) -> String? {
             YAMLReader.value(tls, key).flatMap { reader.string($0, field + "." + key) }.flatMap { $0.isEmpty ? nil : $0 }
         }
-        let files = ServerTLSFiles(
+        var files = ServerTLSFiles(
             serverCertificate: text("serverCertificate"), privateKey: text("privateKey"),
             caCertificates: text("caCertificates"), credentialName: text("credentialName"))
         if files.credentialName == nil, files.serverCertificate == nil || files.privateKey == nil {
             reader.error(field, at: node, "\(mode) needs serverCertificate and privateKey, or credentialName")
             return nil
         }
+        if let names = YAMLReader.value(tls, "subjectAltNames").flatMap({ reader.stringList($0, field + ".subjectAltNames") }) {
+            if mode == "MUTUAL" {
+                files.subjectAltNames = names
+            } else if !names.isEmpty {
+                reader.note(field + ".subjectAltNames", at: YAMLReader.value(tls, "subjectAltNames"), "applies to MUTUAL only (no client certificate is asked for)")
+            }
+        }
+        for key in ["minProtocolVersion", "maxProtocolVersion"] {
+            guard let version = text(key)?.uppercased(), version != "TLS_AUTO" else { continue }
+            guard ServerTLSFiles.protocolVersions.contains(version) else {
+                reader.error(field + "." + key, at: YAMLReader.value(tls, key), "must be TLS_AUTO, TLSV1_0, TLSV1_1, TLSV1_2 or TLSV1_3, not \"\(version)\"")
+                return nil
+            }
+            if key == "minProtocolVersion" { files.minProtocolVersion = version } else { files.maxProtocolVersion = version }
+        }
+        if let low = files.minProtocolVersion, let high = files.maxProtocolVersion, low > high {
+            reader.error(field + ".maxProtocolVersion", at: YAMLReader.value(tls, "maxProtocolVersion"), "is lower than minProtocolVersion \(low)")
+            return nil
+        }
+        files.cipherSuites = YAMLReader.value(tls, "cipherSuites").flatMap { reader.stringList($0, field + ".cipherSuites") } ?? []
         return files
     }
+
+    /// Istio's `ServerTLSSettings` fields.
+    static let serverTLSKeys: Set<String> = [
+        "mode", "serverCertificate", "privateKey", "caCertificates", "credentialName", "subjectAltNames", "minProtocolVersion",
+        "maxProtocolVersion", "cipherSuites", "httpsRedirect", "caCrl", "credentialNames", "tlsCertificates", "verifyCertificateSpki",
+        "verifyCertificateHash",
+    ]
 
     // MARK: VirtualService
 

@@ -33,6 +33,7 @@ enum MeshTLSServer {
         connection: DownstreamConnection,
         context: NIOSSLContext,
         verifier: PeerChainVerifier?,
+        requiredSubjectAltNames: [String] = [],
         next: @escaping (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
     ) throws {
         let peer = PeerVerification()
@@ -44,7 +45,8 @@ enum MeshTLSServer {
         let hold = InputClosedHold()
         hold.hold()
         let accept = MeshTLSAcceptHandler(
-            runtime: runtime, connection: connection, peer: peer, verifiedByBoringSSL: verifier == nil, hold: hold, next: next)
+            runtime: runtime, connection: connection, peer: peer, verifiedByBoringSSL: verifier == nil,
+            requiredSubjectAltNames: requiredSubjectAltNames, hold: hold, next: next)
         try channel.pipeline.syncOperations.addHandlers([hold, tls, accept])
     }
 }
@@ -60,6 +62,8 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
     /// SIMPLE / MUTUAL with certificate files: BoringSSL verified the client's certificate
     /// (if one was asked for), so its names are read from the handshake's result.
     private let verifiedByBoringSSL: Bool
+    /// MUTUAL's `subjectAltNames`: the client certificate must carry one of them.
+    private let requiredSubjectAltNames: [String]
     private let hold: InputClosedHold
     private let next: (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
     private var timeout: Scheduled<Void>?
@@ -67,12 +71,14 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
 
     init(
         runtime: ProxyRuntime, connection: DownstreamConnection, peer: PeerVerification, verifiedByBoringSSL: Bool,
+        requiredSubjectAltNames: [String] = [],
         hold: InputClosedHold, next: @escaping (any Channel, any ChannelHandler, DownstreamConnection) throws -> Void
     ) {
         self.runtime = runtime
         self.connection = connection
         self.peer = peer
         self.verifiedByBoringSSL = verifiedByBoringSSL
+        self.requiredSubjectAltNames = requiredSubjectAltNames
         self.hold = hold
         self.next = next
     }
@@ -93,6 +99,13 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent, !self.finished else {
             context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if !self.requiredSubjectAltNames.isEmpty, !PeerVerification.presents(oneOf: self.requiredSubjectAltNames, in: context.pipeline.syncOperations) {
+            // Envoy refuses the handshake; here it has just completed, and the connection is
+            // closed before a byte of it is read.
+            self.fail(context: context, reason: PeerVerificationFailure.sanMismatch.rawValue,
+                      error: "no subject alternative name of the client certificate is in the server's subjectAltNames")
             return
         }
         self.finished = true

@@ -43,6 +43,14 @@ final class PeerVerification {
         return PeerURISAN(of: certificate)
     }
 
+    /// Whether the client's certificate in `pipeline` carries one of `names` as a SAN.
+    static func presents(oneOf names: [String], in pipeline: ChannelPipeline.SynchronousOperations) -> Bool {
+        guard let presented = try? pipeline.nioSSL_peerCertificate(),
+              let certificate = try? Certificate(derEncoded: presented.toDERBytes())
+        else { return false }
+        return PeerSubjectAltNames.matches(certificate, required: names)
+    }
+
     /// The `reason` label for a handshake that failed with `error`.
     func reason(for error: any Error) -> String {
         if let failure { return failure.rawValue }

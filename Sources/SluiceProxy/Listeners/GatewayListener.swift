@@ -74,7 +74,9 @@ package enum GatewayListener {
                     metadata: ["port": "\(listener.port)", "mode": "\(mode.rawValue)", "error": "\(error)"])
                 throw error
             }
-            try MeshTLSServer.terminate(on: channel, runtime: runtime, connection: connection, context: context, verifier: nil, next: next)
+            try MeshTLSServer.terminate(
+                on: channel, runtime: runtime, connection: connection, context: context, verifier: nil,
+                requiredSubjectAltNames: mode == .mutual ? files.subjectAltNames : [], next: next)
         } else {
             try Self.installProtocol(listener.protocol, on: channel, after: nil, runtime: runtime, connection: connection)
         }

@@ -65,11 +65,25 @@ final class FileTLSContexts: Sendable {
             // As Envoy's HTTPS gateway servers (and the ISTIO_MUTUAL listener): an HTTP/2 client
             // negotiates h2, and the listener's sniffer hands its preface to the HTTP/2 relay.
             configuration.applicationProtocols = ALPN.serverHTTP
+            if let version = serverFiles.minProtocolVersion.flatMap(Self.tlsVersion) { configuration.minimumTLSVersion = version }
+            if let version = serverFiles.maxProtocolVersion.flatMap(Self.tlsVersion) { configuration.maximumTLSVersion = version }
+            if !serverFiles.cipherSuites.isEmpty { configuration.cipherSuites = serverFiles.cipherSuites.joined(separator: ":") }
             if mode == .mutual, let ca = files.ca {
                 configuration.certificateVerification = .noHostnameVerification
                 configuration.trustRoots = .certificates(try Self.read(ca) { try NIOSSLCertificate.fromPEMFile($0) })
             }
             return configuration
+        }
+    }
+
+    /// Istio's `TLSProtocol` name as BoringSSL's version.
+    static func tlsVersion(_ name: String) -> TLSVersion? {
+        switch name {
+        case "TLSV1_0": return .tlsv1
+        case "TLSV1_1": return .tlsv11
+        case "TLSV1_2": return .tlsv12
+        case "TLSV1_3": return .tlsv13
+        default: return nil
         }
     }
 
