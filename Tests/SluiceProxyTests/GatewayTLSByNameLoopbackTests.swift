@@ -49,12 +49,12 @@ final class GatewayTLSByNameLoopbackTests: XCTestCase {
         return files
     }
 
-    /// Completes a TLS handshake with `serverName` and returns the certificate presented, or
-    /// nil when the connection closed first.
-    private func presented(
+    /// Connects a BoringSSL client to `address` with `serverName` (and `client`'s certificate,
+    /// at most `maximumVersion`), and waits for what `recorder`'s handler reports.
+    private func connect<Outcome: Sendable>(
         _ net: Loopback, at address: SocketAddress, serverName: String, client: (certificate: String, key: String)? = nil,
-        maximumVersion: TLSVersion? = nil
-    ) throws -> NIOSSLCertificate? {
+        maximumVersion: TLSVersion? = nil, recorder: @escaping @Sendable (EventLoopPromise<Outcome>) -> any ChannelHandler
+    ) throws -> Outcome {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
         if let client {
@@ -63,18 +63,27 @@ final class GatewayTLSByNameLoopbackTests: XCTestCase {
         }
         if let maximumVersion { configuration.maximumTLSVersion = maximumVersion }
         let context = try NIOSSLContext(configuration: configuration)
-        let outcome = net.group.next().makePromise(of: NIOSSLCertificate?.self)
+        let outcome = net.group.next().makePromise(of: Outcome.self)
         let channel = try ClientBootstrap(group: net.group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        try NIOSSLClientHandler(context: context, serverHostname: serverName), PeerCertificateRecorder(outcome),
+                        try NIOSSLClientHandler(context: context, serverHostname: serverName), recorder(outcome),
                     ])
                 }
             }
             .connect(to: address).wait()
         defer { channel.close(promise: nil) }
         return try outcome.futureResult.wait()
+    }
+
+    /// The certificate the server presented to a client naming `serverName`, or nil when the
+    /// connection closed before the handshake completed.
+    private func presented(
+        _ net: Loopback, at address: SocketAddress, serverName: String, client: (certificate: String, key: String)? = nil,
+        maximumVersion: TLSVersion? = nil
+    ) throws -> NIOSSLCertificate? {
+        try connect(net, at: address, serverName: serverName, client: client, maximumVersion: maximumVersion) { PeerCertificateRecorder($0) }
     }
 
     func testEachSNIGetsItsServersCertificateAndAnUncoveredOneIsClosed() throws {
@@ -108,23 +117,7 @@ extension GatewayTLSByNameLoopbackTests {
     /// Sends a request once the handshake is done and reports whether any answer came back
     /// (a server that refuses the client after the handshake closes without one).
     private func answered(_ net: Loopback, at address: SocketAddress, client: (certificate: String, key: String)) throws -> Bool {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.certificateVerification = .none
-        configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(client.certificate).map { .certificate($0) }
-        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: client.key, format: .pem))
-        let context = try NIOSSLContext(configuration: configuration)
-        let reply = net.group.next().makePromise(of: Bool.self)
-        let channel = try ClientBootstrap(group: net.group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        try NIOSSLClientHandler(context: context, serverHostname: "api.example.com"), AnswerRecorder(reply),
-                    ])
-                }
-            }
-            .connect(to: address).wait()
-        defer { channel.close(promise: nil) }
-        return try reply.futureResult.wait()
+        try connect(net, at: address, serverName: "api.example.com", client: client) { AnswerRecorder($0) }
     }
 
     /// Istio's ServerTLSSettings on a MUTUAL server: a client certificate from the server's CA
