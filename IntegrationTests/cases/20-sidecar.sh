@@ -146,12 +146,17 @@ keepalive_second_host_decided_per_request() {
 		"$(client keepalive "$ALIYUN_V4" 80 aliyun.com unregistered.test | status_codes)"
 }
 
+# Where the request went is read from the access log, not from the origin's log of new
+# connections: the sidecar may send it on a pooled connection to aliyun.com an earlier case
+# opened (the pool is per event loop, and which loop accepts a connection is the kernel's pick).
 host_spoofing_goes_to_registered_address() {
-	local mark
+	local mark access
 	mark=$(origin_mark)
+	access=$(access_mark)
 	check_eq "Host spoofing: curl -H 'Host: aliyun.com' http://$SPOOF_V4/ answers 301" 301 \
 		"$(app_status -I -H 'Host: aliyun.com' "http://$SPOOF_V4/")"
-	check_origin_saw "Host spoofing: the request went to aliyun.com's address $ALIYUN_V4" "$mark" "$ALIYUN_V4" 80
+	check_access_log "Host spoofing: the request went to aliyun.com's address $ALIYUN_V4" "$access" \
+		".downstream_local_address == \"$SPOOF_V4:80\" and .upstream_host == \"$ALIYUN_V4:80\" and .response_code == 301"
 	check_origin_never "Host spoofing: the dialled address $SPOOF_V4 saw no connection" "$mark" "$SPOOF_V4"
 }
 

@@ -96,7 +96,7 @@ struct ProxyOptions: ParsableArguments {
     @Option(name: .customLong("health-port"), help: "Readiness port (/healthz/ready).")
     var healthPort: Int = 15021
 
-    @Option(name: .long, help: "Event-loop threads (default: number of cores).")
+    @Option(name: .long, help: "Event-loop threads (default: number of cores); the sidecar's capture listener has a socket per thread.")
     var concurrency: Int?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")

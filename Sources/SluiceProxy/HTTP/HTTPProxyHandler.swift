@@ -66,6 +66,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The channel's allocator, looked up once rather than per request head.
     var allocator = ByteBufferAllocator()
 
+    /// Its name in the pipeline (NIO would format one per connection; `SniffHandler.pipelineName`).
+    static let pipelineName = "http-proxy"
+
     init(runtime: ProxyRuntime, connection: DownstreamConnection, upstreams: (any HTTPUpstreamProvider)? = nil) {
         self.runtime = runtime
         self.connection = connection

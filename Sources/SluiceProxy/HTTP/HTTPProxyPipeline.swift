@@ -13,9 +13,9 @@ enum HTTPProxyPipeline {
         let proxy = HTTPProxyHandler(runtime: runtime, connection: connection)
         let sync = channel.pipeline.syncOperations
         if let handler {
-            try sync.addHandler(proxy, position: .after(handler))
+            try sync.addHandler(proxy, name: HTTPProxyHandler.pipelineName, position: .after(handler))
         } else {
-            try sync.addHandler(proxy)
+            try sync.addHandler(proxy, name: HTTPProxyHandler.pipelineName)
         }
     }
 }

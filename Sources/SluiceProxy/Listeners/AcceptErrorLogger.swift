@@ -3,9 +3,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// Logs errors a listening socket reports, such as `accept` failing with EMFILE when the
-/// process is out of file descriptors, at most once a second. NIO's accept back-off (on by
-/// default) stops accepting briefly and retries, so the proxy sheds new connections and
-/// recovers by itself; this makes that visible to the operator.
+/// process is out of file descriptors, at most once a second. The `AcceptBackoffHandler` in
+/// front of it (`PerLoopListener.backoff`: a second on EMFILE, ENFILE, ENOBUFS, ENOMEM) stops
+/// accepting for a moment and retries, so the proxy sheds new connections and recovers by
+/// itself; this makes that visible to the operator.
 final class AcceptErrorLogger: ChannelInboundHandler, Sendable {
     typealias InboundIn = any Channel
 

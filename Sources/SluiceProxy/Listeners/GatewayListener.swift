@@ -22,6 +22,8 @@ package enum GatewayListener {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Accept back-off on resource errors, as the sidecar's listener (PerLoopListener).
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(backoffProvider: PerLoopListener.backoff))
                     try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: runtime.logger))
                 }
             }

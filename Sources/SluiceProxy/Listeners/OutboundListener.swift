@@ -10,7 +10,8 @@ import SluiceCore
 /// The whole outbound path, in the order a connection meets it (what linkerd's `mk_sidecar`
 /// shows in one function):
 ///
-/// 1. **accept** — `bind`: sluice-init's REDIRECT brought the app's connection here.
+/// 1. **accept** — `bind` (a listening socket per event loop, `PerLoopListener`): sluice-init's
+///    REDIRECT brought the app's connection here; `DirectAcceptHandler` sets it up at once.
 /// 2. **admit** — `ConnectionTracker.admit`: counted, refused while draining.
 /// 3. **original destination** — `OriginalDestination.read` (`SO_ORIGINAL_DST`).
 /// 4. **loop guard** — `isSameEndpoint`: a connection addressed to this listener was not redirected.
@@ -26,100 +27,111 @@ import SluiceCore
 /// 9. **log and count** — `ProxyRuntime.completedRequest` / `completedConnection`: one JSON
 ///    access-log line and Istio's metrics per request or connection.
 package enum OutboundListener {
-    /// Binds one address; a failure is a `ListenerBindError` naming it. Callers treat an
-    /// IPv6 bind failure as "no IPv6 in this pod".
+    /// Binds one address, one listening socket per event loop (`PerLoopListener`); a failure
+    /// is a `ListenerBindError` naming it. Callers treat an IPv6 bind failure as "no IPv6 in
+    /// this pod".
     static func bind(
         host: String,
         port: Int,
         group: any EventLoopGroup,
         runtime: ProxyRuntime
-    ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.maxMessagesPerRead, value: 16)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: runtime.logger))
-                }
-            }
-            // No childChannelOption: the bootstrap applies those through a chain of futures per
-            // accepted connection; `initialize` sets them synchronously.
-            .childChannelInitializer { channel in
-                Self.initialize(channel: channel, runtime: runtime)
-            }
-            .bind("outbound", host: host, port: port)
+    ) async throws -> [any Channel] {
+        try await PerLoopListener.bind(
+            "outbound", host: host, port: port, group: group, logger: runtime.logger,
+            setUp: { channel in try Self.setUp(channel: channel, runtime: runtime) },
+            initialize: { channel in Self.initialize(channel: channel, runtime: runtime) }
+        )
     }
 
-    /// Steps 2–5 of the path above for one accepted connection; steps 6–9 follow in the
-    /// handlers `route` installs. Synchronous on the connection's event loop: no future or
-    /// promise per accepted connection (the one returned is the loop's cached succeeded one).
-    static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
-        guard let options = channel.syncOptions else {
-            // A channel without synchronous options gets the same options through the
-            // asynchronous path, then the rest: they are never skipped.
-            return Self.setChildOptions(channel).flatMapErrorThrowing { error in
-                runtime.logger.warning(
-                    "refusing connection: its socket options could not be set",
-                    metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
-                )
-                channel.close(promise: nil)
-                throw error
-            }.flatMap { Self.accept(channel: channel, runtime: runtime) }
-        }
+    /// Steps 2–5 of the path above for one accepted connection, synchronously on its event
+    /// loop (`DirectAcceptHandler`); steps 6–9 follow in the handlers `route` installs. False
+    /// (nothing done) for a channel without synchronous options: `initialize` sets it up.
+    static func setUp(channel: any Channel, runtime: ProxyRuntime) throws -> Bool {
+        guard let options = channel.syncOptions else { return false }
         do {
             try Self.setChildOptions(options)
         } catch {
-            channel.close(promise: nil)
-            return channel.eventLoop.makeFailedFuture(error)
+            Self.refuseWithoutOptions(channel, error: error, runtime: runtime)
+            throw error
         }
-        return Self.accept(channel: channel, runtime: runtime)
+        try Self.accept(channel: channel, runtime: runtime)
+        return true
     }
 
-    /// Steps 2–5 once the connection's options are set.
-    private static func accept(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
-        do {
-            try runtime.connections.admit(channel, runtime: runtime)
-            let destination: SocketAddress
-            do {
-                destination = try OriginalDestination.read(from: channel).address
-            } catch {
-                runtime.logger.warning(
-                    "refusing connection without an original destination",
-                    metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
-                )
+    /// The same through the bootstrap's child initializer, for a connection the direct path
+    /// passed on. Synchronous where the channel has synchronous options (the future returned
+    /// is the loop's cached succeeded one).
+    static func initialize(channel: any Channel, runtime: ProxyRuntime) -> EventLoopFuture<Void> {
+        guard channel.syncOptions != nil else {
+            // A channel without synchronous options gets the same options through the
+            // asynchronous path, then the rest: they are never skipped.
+            return Self.setChildOptions(channel).flatMapErrorThrowing { error in
+                Self.refuseWithoutOptions(channel, error: error, runtime: runtime)
+                channel.close(promise: nil)
                 throw error
+            }.flatMapThrowing {
+                do {
+                    try Self.accept(channel: channel, runtime: runtime)
+                } catch {
+                    channel.close(promise: nil)
+                    throw error
+                }
             }
-            // Envoy's original_dst rule: a connection whose original destination is this very
-            // listener was not redirected (someone dialled :15001 directly) — a loop.
-            if let local = channel.localAddress, Self.isSameEndpoint(local, destination) {
-                runtime.logger.warning(
-                    "refusing connection addressed to the proxy itself (loop)",
-                    metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")"]
-                )
-                throw LoopDetected()
-            }
-            let connection = DownstreamConnection(originalDestination: destination, remote: channel.remoteAddress)
-            try Self.route(channel: channel, connection: connection, runtime: runtime)
-            return channel.eventLoop.makeSucceededVoidFuture()
+        }
+        do {
+            _ = try Self.setUp(channel: channel, runtime: runtime)
         } catch {
             channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(error)
         }
+        return channel.eventLoop.makeSucceededVoidFuture()
+    }
+
+    private static func refuseWithoutOptions(_ channel: any Channel, error: any Error, runtime: ProxyRuntime) {
+        runtime.logger.warning(
+            "refusing connection: its socket options could not be set",
+            metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
+        )
+    }
+
+    /// Steps 2–5 once the connection's options are set; a throw refuses the connection (the
+    /// caller closes it).
+    private static func accept(channel: any Channel, runtime: ProxyRuntime) throws {
+        try runtime.connections.admit(channel, runtime: runtime)
+        let destination: SocketAddress
+        do {
+            destination = try OriginalDestination.read(from: channel).address
+        } catch {
+            runtime.logger.warning(
+                "refusing connection without an original destination",
+                metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")", "error": "\(error)"]
+            )
+            throw error
+        }
+        // Envoy's original_dst rule: a connection whose original destination is this very
+        // listener was not redirected (someone dialled :15001 directly) — a loop.
+        if let local = channel.localAddress, Self.isSameEndpoint(local, destination) {
+            runtime.logger.warning(
+                "refusing connection addressed to the proxy itself (loop)",
+                metadata: ["remote": "\(channel.remoteAddress?.logDescription ?? "-")"]
+            )
+            throw LoopDetected()
+        }
+        let connection = DownstreamConnection(originalDestination: destination, remote: channel.remoteAddress)
+        try Self.route(channel: channel, connection: connection, runtime: runtime)
     }
 
     /// What `childChannelOption` would set, set synchronously: the app's half-close is kept
-    /// (a client that sends FIN after its request still gets the response) and Nagle is off.
+    /// (a client that sends FIN after its request still gets the response). Nagle is off
+    /// without a call per connection: the listening socket has `TCP_NODELAY`, which Linux
+    /// copies to every socket it accepts (`PerLoopListener`).
     static func setChildOptions(_ options: any NIOSynchronousChannelOptions) throws {
         try options.setOption(.allowRemoteHalfClosure, value: true)
-        try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
     }
 
-    /// The same options through `Channel.setOption`, for a channel without `syncOptions`.
+    /// The same option through `Channel.setOption`, for a channel without `syncOptions`.
     static func setChildOptions(_ channel: any Channel) -> EventLoopFuture<Void> {
-        channel.setOption(.allowRemoteHalfClosure, value: true).flatMap {
-            channel.setOption(.tcpOption(.tcp_nodelay), value: 1)
-        }
+        channel.setOption(.allowRemoteHalfClosure, value: true)
     }
 
     /// Where the policy can decide from the destination alone (an opaque port), the connection
@@ -152,7 +164,8 @@ package enum OutboundListener {
                 return
             }
         }
-        try channel.pipeline.syncOperations.addHandler(SniffHandler(runtime: runtime, connection: connection))
+        try channel.pipeline.syncOperations.addHandler(
+            SniffHandler(runtime: runtime, connection: connection), name: SniffHandler.pipelineName)
     }
 
     static func isSameEndpoint(_ a: SocketAddress, _ b: SocketAddress) -> Bool {

@@ -50,8 +50,13 @@ public final class ProxyServer: Service, Sendable {
             for channel in bound.traffic + bound.operational { try? await channel.close() }
             throw error
         }
+        // Once per address: a per-loop listener is several sockets on one address.
+        var logged: [String] = []
         for channel in bound.traffic + bound.operational {
-            self.runtime.logger.info("listening on \(channel.localAddress?.logDescription ?? "-")")
+            let address = channel.localAddress?.logDescription ?? "-"
+            if logged.contains(address) { continue }
+            logged.append(address)
+            self.runtime.logger.info("listening on \(address)")
         }
         return bound
     }
@@ -61,10 +66,10 @@ public final class ProxyServer: Service, Sendable {
         case .sidecar:
             let port = self.ports.outbound
             bound.traffic.append(
-                try await OutboundListener.bind(host: "127.0.0.1", port: port, group: self.group, runtime: self.runtime))
+                contentsOf: try await OutboundListener.bind(host: "127.0.0.1", port: port, group: self.group, runtime: self.runtime))
             do {
                 bound.traffic.append(
-                    try await OutboundListener.bind(host: "::1", port: port, group: self.group, runtime: self.runtime))
+                    contentsOf: try await OutboundListener.bind(host: "::1", port: port, group: self.group, runtime: self.runtime))
             } catch {
                 // A pod without IPv6 is normal; say so once and carry on.
                 self.runtime.logger.notice("IPv6 outbound listener skipped (\(error))")

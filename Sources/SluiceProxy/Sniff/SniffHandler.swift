@@ -34,6 +34,10 @@ final class SniffHandler: ChannelDuplexHandler, RemovableChannelHandler, LoopTim
     /// Set while in the pipeline, for the timer.
     private var context: ChannelHandlerContext?
 
+    /// Its name in the pipeline. Given rather than left to NIO, which makes one up per
+    /// handler added (`"handler\(n)"`, a string formatted on every accepted connection).
+    static let pipelineName = "sniff"
+
     init(runtime: ProxyRuntime, connection: DownstreamConnection) {
         self.runtime = runtime
         self.connection = connection
