@@ -256,54 +256,32 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     // MARK: response, driven by the upstream relay
 
     /// Passes a response frame to the client. `credit` is what the origin's stream window
-    /// gets back once the client's connection has taken the frame. A header block is validated
-    /// here, as NIOHTTP2 writes it (the origin's connection does not validate what it
-    /// receives): one it refuses is the origin's protocol error.
+    /// gets back once the client's connection has taken the frame (the header block was
+    /// checked when it arrived from the origin: `HTTP2WireHandler`).
     func relayResponse(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, credit: Int) {
         let frame = HTTP2Frame(streamID: stream.downstreamID, payload: payload)
-        let isHeaders: Bool
-        if case .headers = payload { isHeaders = true } else { isHeaders = false }
-        guard credit > 0 || isHeaders, let context = self.context, case .forwarding(let upstream) = stream.phase else {
+        guard credit > 0, let context = self.context, case .forwarding(let upstream) = stream.phase else {
             self.write(frame)
             return
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { [self] result in
-            switch result {
-            case .success:
-                if credit > 0 { upstream.originCreditReturned(stream, bytes: credit) }
-            case .failure(let error):
-                self.responseRefused(payload, of: stream, error: error)
-            }
+        promise.futureResult.assumeIsolated().whenSuccess { _ in
+            upstream.originCreditReturned(stream, bytes: credit)
         }
         self.write(frame, promise: promise)
     }
 
-    /// NIOHTTP2 refused to write a response frame for the client: a header block that is not
-    /// valid HTTP/2 (no `:status`, a connection-specific or uppercase field, pseudo-headers in
-    /// trailers). Envoy treats the origin's invalid response as a protocol error: 502 `UPE`
-    /// while the client has no response head yet, else the client's stream is reset; either
-    /// way the origin's stream is reset. Failures because the stream or the connection closed
-    /// are left to their own paths.
-    private func responseRefused(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, error: any Error) {
-        if error is NIOHTTP2Errors.StreamClosed || error is NIOHTTP2Errors.NoSuchStream || error is ChannelError { return }
-        guard case .forwarding(let upstream) = stream.phase, self.streams[stream.downstreamID] === stream else { return }
-        upstream.reset(stream, code: .protocolError)
-        self.upstreamDirty(upstream)
+    /// The origin sent a header block that is not valid HTTP/2 (no `:status`, a
+    /// connection-specific or uppercase field, pseudo-headers in trailers); its connection
+    /// has reset the origin's stream with PROTOCOL_ERROR. Envoy treats it as an upstream
+    /// protocol error: 502 `UPE` while the client has no response head yet, else the client's
+    /// stream is reset.
+    func upstreamProtocolError(_ stream: HTTP2RelayStream) {
+        guard case .forwarding = stream.phase, self.streams[stream.downstreamID] === stream else { return }
         stream.record.upstreamTransportFailureReason = "protocol_error"
-        self.runtime.logger.warning(
-            "bad HTTP/2 response from upstream",
-            metadata: ["authority": "\(stream.record.authority ?? "-")", "error": "\(error)"]
-        )
-        // A head (it has a :status, or none came before it) never reached the client: answer.
-        var isHead = false
-        if case .headers(let headers) = payload {
-            isHead = !stream.responseStarted || headers.headers.first(name: ":status") != nil
-        }
-        if isHead {
+        self.runtime.logger.warning("bad HTTP/2 response from upstream", metadata: ["authority": "\(stream.record.authority ?? "-")"])
+        if !stream.responseStarted {
             stream.phase = .answered
-            stream.responseStarted = false
-            stream.responseEnded = false
             self.respondLocally(stream, status: 502, flag: .upstreamProtocolError, body: HTTP1LocalReply.resetBody(reason: "protocol error"))
         } else {
             stream.phase = .done

@@ -152,7 +152,13 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
         case .streamClosed(let event):
             // Closed before the response ended (GOAWAY past it, or a stream error).
             guard let stream = self.streams.removeValue(forKey: event.streamID), !stream.responseEnded else { return }
-            stream.downstream.upstreamReset(stream, flag: .upstreamConnectionTermination, reason: "connection termination")
+            self.batching(stream.downstream)
+            if event.reason == .protocolError {
+                // Our own reset of an invalid response (HTTP2WireHandler's header check).
+                stream.downstream.upstreamProtocolError(stream)
+            } else {
+                stream.downstream.upstreamReset(stream, flag: .upstreamConnectionTermination, reason: "connection termination")
+            }
         case .streamCreated:
             break
         case .other:

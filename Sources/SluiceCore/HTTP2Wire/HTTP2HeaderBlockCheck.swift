@@ -1,0 +1,140 @@
+/// One pass over a decoded HTTP/2 field block (RFC 9113 §8.2, §8.3), field by field as the
+/// HPACK decoder yields them: what NIOHTTP2's header-block validation checks, done once per
+/// inbound block. A block that fails is malformed: a stream PROTOCOL_ERROR (§8.1.1).
+///
+/// - names are lowercase tokens (§8.2.1: uppercase is malformed), values carry no NUL, CR or
+///   LF;
+/// - no connection-specific field (`connection`, `keep-alive`, `proxy-connection`,
+///   `transfer-encoding`, `upgrade`), and `te` only as `trailers` (§8.2.2);
+/// - pseudo-header fields first, each at most once, only those of the block's kind: a
+///   request's `:method`, `:scheme`, `:authority`, `:path` (`:path` and `:scheme` required
+///   but for CONNECT, which needs `:authority` and has neither), a response's `:status`
+///   (three digits), none in trailers (§8.3);
+/// - every `content-length` the same decimal number (§8.1.1), returned for the body check.
+public struct HTTP2HeaderBlockCheck: Sendable {
+    public enum Kind: Equatable, Sendable {
+        case request
+        case response
+        case trailers
+    }
+
+    public let kind: Kind
+    private var regularSeen = false
+    private var method: Bool = false
+    private var isConnect = false
+    private var scheme = false
+    private var path = false
+    private var authority = false
+    private var hasStatus = false
+    /// A response's `:status`.
+    public private(set) var statusCode: Int?
+    /// The block's `content-length`, when it has one.
+    public private(set) var contentLength: Int?
+
+    public init(kind: Kind) { self.kind = kind }
+
+    private static func fail(_ reason: String) -> HTTP2WireError {
+        // The stream is filled in by the caller.
+        HTTP2WireError(.protocolError, streamID: 1, reason)
+    }
+
+    /// The next field of the block.
+    public mutating func field(name: String, value: String) throws(HTTP2WireError) {
+        let utf8 = name.utf8
+        guard let first = utf8.first else { throw Self.fail("empty field name") }
+        if first == UInt8(ascii: ":") {
+            guard !regularSeen else { throw Self.fail("pseudo-header \(name) after a regular field") }
+            try pseudo(name, value)
+            return
+        }
+        regularSeen = true
+        for byte in utf8 where !Self.isLowercaseToken(byte) {
+            throw Self.fail("field name \(name) is not a lowercase token")
+        }
+        try Self.checkValue(value, name)
+        switch utf8.count {
+        case 2 where name == "te":
+            guard value == "trailers" else { throw Self.fail("te: \(value)") }
+        case 7 where name == "upgrade", 10 where name == "connection" || name == "keep-alive",
+             16 where name == "proxy-connection", 17 where name == "transfer-encoding":
+            throw Self.fail("connection-specific field \(name)")
+        case 14 where name == "content-length":
+            guard let length = Self.decimal(value) else { throw Self.fail("content-length: \(value)") }
+            if let contentLength, contentLength != length { throw Self.fail("content-length \(contentLength) and \(length)") }
+            contentLength = length
+        default:
+            break
+        }
+    }
+
+    /// The block ended: the pseudo-headers its kind requires are there.
+    public func finish() throws(HTTP2WireError) {
+        switch kind {
+        case .request:
+            guard method else { throw Self.fail("request without :method") }
+            if isConnect {
+                guard authority, !scheme, !path else { throw Self.fail("CONNECT needs :authority and no :scheme or :path") }
+            } else {
+                guard scheme, path else { throw Self.fail("request without :scheme or :path") }
+            }
+        case .response:
+            guard hasStatus else { throw Self.fail("response without :status") }
+        case .trailers:
+            break
+        }
+    }
+
+    private mutating func pseudo(_ name: String, _ value: String) throws(HTTP2WireError) {
+        switch (kind, name) {
+        case (.request, ":method"):
+            guard !method, !value.isEmpty else { throw Self.fail("duplicate or empty :method") }
+            method = true
+            isConnect = value == "CONNECT"
+        case (.request, ":scheme"):
+            guard !scheme, !value.isEmpty else { throw Self.fail("duplicate or empty :scheme") }
+            scheme = true
+        case (.request, ":path"):
+            guard !path, !value.isEmpty else { throw Self.fail("duplicate or empty :path") }
+            path = true
+        case (.request, ":authority"):
+            guard !authority else { throw Self.fail("duplicate :authority") }
+            authority = true
+        case (.response, ":status"):
+            guard !hasStatus, value.utf8.count == 3, let code = Self.decimal(value) else { throw Self.fail(":status \(value)") }
+            hasStatus = true
+            statusCode = code
+        default:
+            throw Self.fail("pseudo-header \(name) not allowed here")
+        }
+        try Self.checkValue(value, name)
+    }
+
+    /// §8.2.1: no NUL, CR or LF (what NIOHTTP2 checks; surrounding whitespace passes as there).
+    private static func checkValue(_ value: String, _ name: String) throws(HTTP2WireError) {
+        for byte in value.utf8 where byte == 0 || byte == 0x0A || byte == 0x0D {
+            throw fail("value of \(name) has a NUL, CR or LF")
+        }
+    }
+
+    /// RFC 9110 §5.6.2 tchar, uppercase letters excluded.
+    private static func isLowercaseToken(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default: return false
+        }
+    }
+
+    private static func decimal(_ text: String) -> Int? {
+        var result = 0
+        guard !text.isEmpty, text.utf8.count <= 18 else { return nil }
+        for byte in text.utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            result = result * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return result
+    }
+}
