@@ -48,9 +48,7 @@ public struct HTTP2HeaderBlockCheck: Sendable {
             return
         }
         regularSeen = true
-        for byte in utf8 where !Self.isLowercaseToken(byte) {
-            throw Self.fail("field name \(name) is not a lowercase token")
-        }
+        guard Self.isLowercaseToken(name) else { throw Self.fail("field name \(name) is not a lowercase token") }
         try Self.checkValue(value, name)
         switch utf8.count {
         case 2 where name == "te":
@@ -111,20 +109,21 @@ public struct HTTP2HeaderBlockCheck: Sendable {
 
     /// §8.2.1: no NUL, CR or LF (what NIOHTTP2 checks; surrounding whitespace passes as there).
     private static func checkValue(_ value: String, _ name: String) throws(HTTP2WireError) {
-        for byte in value.utf8 where byte == 0 || byte == 0x0A || byte == 0x0D {
-            throw fail("value of \(name) has a NUL, CR or LF")
-        }
+        var value = value
+        let bad = value.withUTF8 { bytes in bytes.contains { $0 <= 0x0D && ($0 == 0 || $0 == 0x0A || $0 == 0x0D) } }
+        if bad { throw fail("value of \(name) has a NUL, CR or LF") }
     }
 
-    /// RFC 9110 §5.6.2 tchar, uppercase letters excluded.
-    private static func isLowercaseToken(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default: return false
+    /// RFC 9110 §5.6.2 tchar, uppercase letters excluded: a bit per ASCII byte.
+    private static let tokenBitsLow: UInt64 = 0x3ff6cfa00000000
+    private static let tokenBitsHigh: UInt64 = 0x57ffffffc0000000
+
+    private static func isLowercaseToken(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            bytes.allSatisfy { byte in
+                byte < 64 ? tokenBitsLow >> UInt64(byte) & 1 == 1 : byte < 128 && tokenBitsHigh >> UInt64(byte - 64) & 1 == 1
+            }
         }
     }
 

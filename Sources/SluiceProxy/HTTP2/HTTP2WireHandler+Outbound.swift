@@ -97,25 +97,35 @@ extension HTTP2WireHandler {
     /// Encodes one field block straight into the output (HEADERS, then CONTINUATION frames if
     /// it is longer than the peer's SETTINGS_MAX_FRAME_SIZE). True for a HEAD request.
     private func writeHeaders(_ headers: HPACKHeaders, streamID: UInt32, endStream: Bool) -> Bool {
-        let start = pendingOut.writerIndex
-        pendingOut.writeRepeatingByte(0, count: HTTP2WireConstants.frameHeaderLength)
+        // Encoded in a local copy (the handler's property is not re-entered for every field),
+        // the frame header reserved first and filled in once the block's length is known.
+        var out = pendingOut
+        pendingOut = emptyBuffer
+        defer { pendingOut = out }
+        let start = out.writerIndex
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: HTTP2WireConstants.frameHeaderLength) { _ in
+            HTTP2WireConstants.frameHeaderLength
+        }
         var isHead = false
         for (name, value, _) in headers {
-            HPACKStaticEncoder.append(name: name, value: value, to: &pendingOut)
+            HPACKStaticEncoder.append(name: name, value: value, to: &out)
             if mode == .client, name == ":method", value == "HEAD" { isHead = true }
         }
-        let length = pendingOut.writerIndex - start - HTTP2WireConstants.frameHeaderLength
+        let length = out.writerIndex - start - HTTP2WireConstants.frameHeaderLength
         if length <= peerMaxFrameSize {
-            var header = ByteBuffer()
             let flags = HTTP2FrameFlag.endHeaders | (endStream ? HTTP2FrameFlag.endStream : 0)
-            HTTP2FrameWriter.writeHeader(length: length, type: .headers, flags: flags, streamID: streamID, to: &header)
-            pendingOut.setBuffer(header, at: start)
+            let offset = start - out.readerIndex
+            _ = out.withUnsafeMutableReadableBytes { bytes in
+                HTTP2FrameWriter.setHeader(
+                    length: length, type: .headers, flags: flags, streamID: streamID,
+                    in: UnsafeMutableRawBufferPointer(rebasing: bytes[offset...]))
+            }
         } else {
-            let block = pendingOut.getSlice(at: start + HTTP2WireConstants.frameHeaderLength, length: length) ?? ByteBuffer()
+            let block = out.getSlice(at: start + HTTP2WireConstants.frameHeaderLength, length: length) ?? ByteBuffer()
             var copy = ByteBufferAllocator().buffer(capacity: length)
             copy.writeImmutableBuffer(block)
-            pendingOut.moveWriterIndex(to: start)
-            HTTP2FrameWriter.writeHeaders(streamID: streamID, block: copy, endStream: endStream, maxFrameSize: peerMaxFrameSize, to: &pendingOut)
+            out.moveWriterIndex(to: start)
+            HTTP2FrameWriter.writeHeaders(streamID: streamID, block: copy, endStream: endStream, maxFrameSize: peerMaxFrameSize, to: &out)
         }
         return isHead
     }

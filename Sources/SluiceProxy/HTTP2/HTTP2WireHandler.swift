@@ -64,6 +64,8 @@ final class HTTP2WireHandler: ChannelDuplexHandler {
     var context: ChannelHandlerContext?
     var inboundBytes = ByteBuffer()
     var pendingOut = ByteBuffer()
+    /// An empty buffer to park in `pendingOut` while it is written through a local copy.
+    let emptyBuffer = ByteBuffer()
     var pendingPromises: [EventLoopPromise<Void>] = []
     var prefaceReceived: Bool
     var peerSettingsReceived = false
