@@ -60,6 +60,10 @@ final class HTTP2HeaderBlockCheckTests: XCTestCase {
         assertMalformed(.request, post + [("content-length", "124")])
         assertMalformed(.request, get + [("content-length", "12a")])
         assertMalformed(.request, get + [("x-bad", "a\r\nb")])
+        // Past the first eight bytes, and at the very end (the word-at-a-time scan and its tail).
+        assertMalformed(.request, get + [("x-bad", "0123456789abcdef\0ghij")])
+        assertMalformed(.request, get + [("x-bad", "0123456789abcdefg\n")])
+        assertMalformed(.request, get + [("x-bad", "01234567\r")])
         assertMalformed(.request, get + [("x bad", "a")])
     }
 
@@ -70,6 +74,11 @@ final class HTTP2HeaderBlockCheckTests: XCTestCase {
         assertMalformed(.response, [(":status", "200"), (":method", "GET")])
         assertMalformed(.trailers, [(":status", "200")])
         assertMalformed(.trailers, [("Grpc-Status", "0")])
+    }
+
+    func testTabsAndLongValuesPass() throws {
+        // HTAB is allowed inside a value (RFC 9110 §5.5); so are bytes of UTF-8.
+        _ = try check(.request, get + [("x-tabbed", "a\tb\tc\td\te\tf\tg\th\ti"), ("x-long", String(repeating: "é-", count: 40))])
     }
 
     func testRepeatedEqualContentLengthsAreOne() throws {

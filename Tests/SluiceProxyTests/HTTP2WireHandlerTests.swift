@@ -219,10 +219,20 @@ final class HTTP2WireHandlerTests: XCTestCase {
         try send(channel, preface + settings() + frame(type: 0x4, flags: 0x1)
             + frame(type: 0x1, flags: 0x4, stream: 1, request(post: true))
             + frame(type: 0x0, stream: 1, Array(repeating: 0x61, count: 10)))
-        XCTAssertEqual(collector.connectionWindow, 65_535 - 10)
+        XCTAssertNil(collector.connectionWindow, "the connection window is far above half: nothing for the relay to reopen")
         try send(channel, frame(type: 0x0, stream: 1, Array(repeating: 0x61, count: 10)))
         XCTAssertEqual(resets(try written(channel)).last?.1, 0x3, "FLOW_CONTROL_ERROR")
         XCTAssertTrue(channel.isActive)
+    }
+
+    func testTheRelayHearsOfTheConnectionWindowOnceItIsHalfUsed() throws {
+        let (channel, collector) = try channel(.server)
+        let chunk = Array(repeating: UInt8(0x61), count: 16_384)
+        try send(channel, preface + settings() + frame(type: 0x1, flags: 0x4, stream: 1, request(post: true))
+            + frame(type: 0x0, stream: 1, chunk) + frame(type: 0x0, stream: 1, Array(chunk.dropLast())))
+        XCTAssertNil(collector.connectionWindow, "32,768 bytes left of 65,535: more than half")
+        try send(channel, frame(type: 0x0, stream: 1, [0x61]))
+        XCTAssertEqual(collector.connectionWindow, 32_767, "half or less: the relay tops it up")
     }
 
     func testHeaderListOverTheLimitEndsTheConnection() throws {

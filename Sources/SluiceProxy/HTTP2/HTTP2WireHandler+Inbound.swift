@@ -68,9 +68,12 @@ extension HTTP2WireHandler {
     ) throws(HTTP2WireError) {
         try connectionInbound.received(length)
         defer {
-            // The relay tops the connection window up from here (as from NIOHTTP2's event).
-            context.fireUserInboundEventTriggered(
-                NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: connectionInbound.size, outboundWindowSize: nil))
+            // The relay tops the connection window up from this event (as from NIOHTTP2's), once
+            // it is down to half the window it announced (HTTP2WindowCredit): only then is it sent.
+            if connectionInbound.size * 2 <= limits.initialWindowSize {
+                context.fireUserInboundEventTriggered(
+                    NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: connectionInbound.size, outboundWindowSize: nil))
+            }
         }
         guard try table.receivedData(streamID: streamID, endStream: endStream), var stream = streams[streamID] else { return }
         try stream.inbound.received(length)
