@@ -132,16 +132,20 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         let config = runtime.config
         var request = headers.headers
         self.connection.start(&stream.record, at: wallClockMillis())
-        let method = request.first(name: ":method") ?? ""
-        let path = request.first(name: ":path") ?? ""
-        let authorityText = request.first(name: ":authority") ?? request.first(name: "host")
+        // One pass for the fields the stream's record and decision read (names are lowercase:
+        // the codec checked the block), not a case-insensitive scan per field.
+        var fields = RequestFields()
+        for (name, value, _) in request { fields.take(name, value) }
+        let method = fields.method ?? ""
+        let path = fields.path ?? ""
+        let authorityText = fields.authority ?? fields.host
         stream.record.method = method
         stream.record.path = path
         stream.record.protocol = "HTTP/2"
         stream.record.authority = authorityText
-        stream.record.userAgent = request.first(name: "user-agent")
-        stream.grpc = HTTP2LocalReply.isGRPC(contentType: request.first(name: "content-type"))
-        if let id = request.first(name: "x-request-id") {
+        stream.record.userAgent = fields.userAgent
+        stream.grpc = HTTP2LocalReply.isGRPC(contentType: fields.contentType)
+        if let id = fields.requestID {
             stream.record.requestID = .text(id)
         } else {
             let id = makeRequestID()
@@ -389,5 +393,29 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         self.releaseCluster(stream)
         stream.record.duration = stream.start.millisecondsElapsed
         self.runtime.completedRequest(&stream.record, memo: &self.memo)
+    }
+}
+
+/// The request fields a stream's record and decision read, the first of each, in one pass.
+private struct RequestFields {
+    var method: String?
+    var path: String?
+    var authority: String?
+    var host: String?
+    var userAgent: String?
+    var contentType: String?
+    var requestID: String?
+
+    mutating func take(_ name: String, _ value: String) {
+        switch name {
+        case ":method": if method == nil { method = value }
+        case ":path": if path == nil { path = value }
+        case ":authority": if authority == nil { authority = value }
+        case "host": if host == nil { host = value }
+        case "user-agent": if userAgent == nil { userAgent = value }
+        case "content-type": if contentType == nil { contentType = value }
+        case "x-request-id": if requestID == nil { requestID = value }
+        default: break
+        }
     }
 }
