@@ -171,7 +171,7 @@ final class HTTP2WireHandler: ChannelDuplexHandler {
             }
         }
         readFrames(context)
-        if inboundBytes.readableBytes == 0 { inboundBytes = ByteBuffer() }
+        if inboundBytes.readableBytes == 0 { inboundBytes = emptyBuffer }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
