@@ -12,19 +12,16 @@ import XCTest
 /// §4.1 layout; field blocks from RFC 7541 Appendix C and hand-encoded literals): what the
 /// relay sees, what goes back on the wire, and the hostile-input limits (issue 24 item 3).
 final class HTTP2WireHandlerTests: XCTestCase {
-    /// What the relay would see: frames and the stream-closed events.
-    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    /// What the relay would see: frames and the codec's calls.
+    private final class Collector: ChannelInboundHandler, HTTP2WireEvents, @unchecked Sendable {
         typealias InboundIn = HTTP2Frame
         var frames: [HTTP2Frame] = []
         var closed: [(HTTP2StreamID, HTTP2ErrorCode?)] = []
         var connectionWindow: Int?
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { frames.append(unwrapInboundIn(data)) }
-
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if let event = event as? StreamClosedEvent { closed.append((event.streamID, event.reason)) }
-            if let event = event as? NIOHTTP2WindowUpdatedEvent, event.streamID == .rootStream { connectionWindow = event.inboundWindowSize }
-        }
+        func streamClosed(_ streamID: HTTP2StreamID, reason: HTTP2ErrorCode?) { closed.append((streamID, reason)) }
+        func connectionWindowLow(remaining: Int) { connectionWindow = remaining }
     }
 
     private struct WrittenFrame: Equatable {
@@ -62,7 +59,9 @@ final class HTTP2WireHandlerTests: XCTestCase {
         let collector = Collector()
         let channel = EmbeddedChannel()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        try channel.pipeline.syncOperations.addHandler(HTTP2WireHandler(mode: mode, limits: limits))
+        let handler = HTTP2WireHandler(mode: mode, limits: limits)
+        handler.events = collector
+        try channel.pipeline.syncOperations.addHandler(handler)
         try channel.pipeline.syncOperations.addHandler(collector)
         return (channel, collector)
     }

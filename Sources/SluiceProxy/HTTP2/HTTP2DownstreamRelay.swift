@@ -3,14 +3,14 @@ import NIOHPACK
 import NIOHTTP2
 import SluiceCore
 
-/// The client side of one HTTP/2 connection, relayed frame by frame: NIOHTTP2 decodes the
-/// connection (no stream channels), and this handler decides each stream on its HEADERS by
+/// The client side of one HTTP/2 connection, relayed frame by frame: Sluice's codec
+/// (`HTTP2WireHandler`) decodes the connection (no stream channels), and this handler decides each stream on its HEADERS by
 /// `:authority` like an HTTP/1 request by Host, answers a denied stream itself (Envoy's shape,
 /// gRPC trailers-only for gRPC) and relays an allowed one to a stream of a pooled upstream
 /// connection (`HTTP2UpstreamRelay`). Windows are reopened only for bytes handed on
 /// (`HTTP2WindowCredit`); writes are flushed once per read on either side. One access-log line
 /// per stream, when the stream closes.
-final class HTTP2DownstreamRelay: ChannelInboundHandler {
+final class HTTP2DownstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -44,7 +44,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         switch frame.payload {
         case .headers(let headers):
             if let stream = self.streams[frame.streamID] {
-                // Trailers (NIOHTTP2 has checked that they end the stream).
+                // Trailers (the codec has checked that they end the stream).
                 if headers.endStream { stream.requestEnded = true }
                 self.relayRequest(frame.payload.relayed, of: stream, credit: 0)
             } else {
@@ -69,25 +69,20 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch HTTP2RelayEvent(event) {
-        case .windowUpdated(let event):
-            if event.streamID == .rootStream, let remaining = event.inboundWindowSize,
-                let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window)
-            {
-                self.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
-            }
-        case .streamClosed(let event):
-            guard let stream = self.streams.removeValue(forKey: event.streamID) else { return }
-            // Closed before the response ended: reset by the client or, for a protocol error
-            // on the stream, by NIOHTTP2. Either way the origin's stream is abandoned.
-            if !stream.responseEnded { self.abandon(stream) }
-            self.finish(stream)
-        case .streamCreated:
-            break
-        case .other:
-            context.fireUserInboundEventTriggered(event)
+    // MARK: HTTP2WireEvents, from the client connection's codec
+
+    func connectionWindowLow(remaining: Int) {
+        if let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window) {
+            self.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
         }
+    }
+
+    func streamClosed(_ streamID: HTTP2StreamID, reason: HTTP2ErrorCode?) {
+        guard let stream = self.streams.removeValue(forKey: streamID) else { return }
+        // Closed before the response ended: reset by the client or, for a protocol error on
+        // the stream, by the codec. Either way the origin's stream is abandoned.
+        if !stream.responseEnded { self.abandon(stream) }
+        self.finish(stream)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -116,9 +111,8 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A stream error has been answered by NIOHTTP2 with RST_STREAM (its StreamClosedEvent
-        // follows); anything else is a connection error, already answered with GOAWAY.
-        if error is NIOHTTP2Errors.StreamError { return }
+        // The codec answers protocol errors itself (RST_STREAM, or GOAWAY and close) and
+        // raises none: what arrives here is the channel's own (a TLS alert, a socket error).
         context.close(promise: nil)
     }
 

@@ -26,6 +26,7 @@ enum HTTP2ServerPipeline {
             try sync.addHandler(http2)
         }
         try sync.addHandler(relay, position: .after(http2))
+        http2.events = relay
         // Streams have their own windows: the connection reads whenever it can.
         try channel.syncOptions?.setOption(.autoRead, value: true)
     }

@@ -165,7 +165,9 @@ final class HTTP2UpstreamPool {
         let channel = connection.channel
         let relay = HTTP2UpstreamRelay(connection: connection, window: window, maxStreams: maxStreams)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(HTTP2WireHandler(mode: .client, limits: limits))
+        let http2 = HTTP2WireHandler(mode: .client, limits: limits)
+        http2.events = relay
+        try sync.addHandler(http2)
         try sync.addHandler(relay)
         try channel.syncOptions?.setOption(.autoRead, value: true)
         channel.read()

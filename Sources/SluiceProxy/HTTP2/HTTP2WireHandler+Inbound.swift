@@ -68,11 +68,10 @@ extension HTTP2WireHandler {
     ) throws(HTTP2WireError) {
         try connectionInbound.received(length)
         defer {
-            // The relay tops the connection window up from this event (as from NIOHTTP2's), once
-            // it is down to half the window it announced (HTTP2WindowCredit): only then is it sent.
+            // The relay tops the connection window up once it is down to half the window it
+            // announced (HTTP2WindowCredit): only then is it told.
             if connectionInbound.size * 2 <= limits.initialWindowSize {
-                context.fireUserInboundEventTriggered(
-                    NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: connectionInbound.size, outboundWindowSize: nil))
+                events?.connectionWindowLow(remaining: connectionInbound.size)
             }
         }
         guard try table.receivedData(streamID: streamID, endStream: endStream), var stream = streams[streamID] else { return }
@@ -201,7 +200,7 @@ extension HTTP2WireHandler {
             let frames = held.removeValue(forKey: streamID) ?? []
             let error = NIOHTTP2Errors.streamClosed(streamID: HTTP2StreamID(Int32(truncatingIfNeeded: streamID)), errorCode: .refusedStream)
             for (_, promise) in frames { promise?.fail(error) }
-            context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: HTTP2StreamID(Int32(truncatingIfNeeded: streamID)), reason: .refusedStream))
+            events?.streamClosed(HTTP2StreamID(Int32(truncatingIfNeeded: streamID)), reason: .refusedStream)
         }
     }
 }

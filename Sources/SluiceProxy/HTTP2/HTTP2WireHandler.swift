@@ -9,9 +9,10 @@ import SluiceCore
 /// flow windows, outbound DATA queue, event rates, the static HPACK encoder); NIOHPACK's
 /// `HPACKDecoder` decodes field blocks, each checked once (`HTTP2HeaderBlockCheck`).
 ///
-/// It speaks to the relay as NIOHTTP2Handler did: HEADERS, DATA, RST_STREAM and GOAWAY frames
-/// read, `StreamClosedEvent` when a stream ends either way, and `NIOHTTP2WindowUpdatedEvent`
-/// for the connection's inbound window after each DATA frame (the relay reopens it). The
+/// It hands the relay the HEADERS, DATA, RST_STREAM and GOAWAY frames it reads (NIOHTTP2's
+/// `HTTP2Frame` values, as NIOHTTP2Handler did) and calls `events` (`HTTP2WireEvents`) when a
+/// stream ends either way and when the connection's inbound window is half used (the relay
+/// reopens it). The
 /// protocol itself stays here: preface, SETTINGS and their ACKs, PING ACKs, stream states and
 /// SETTINGS_MAX_CONCURRENT_STREAMS (refusing the peer's extra streams; on the client side
 /// holding ours until a slot frees), both flow-control directions (DATA waits for the peer's
@@ -62,6 +63,8 @@ final class HTTP2WireHandler: ChannelDuplexHandler {
     var heldOrder: [UInt32] = []
 
     var context: ChannelHandlerContext?
+    /// The relay after this handler (a strong reference: the relay holds none back).
+    var events: (any HTTP2WireEvents)?
     var inboundBytes = ByteBuffer()
     var pendingOut = ByteBuffer()
     /// An empty buffer to park in `pendingOut` while it is written through a local copy.
@@ -224,8 +227,7 @@ final class HTTP2WireHandler: ChannelDuplexHandler {
         let error = NIOHTTP2Errors.streamClosed(streamID: HTTP2StreamID(Int32(truncatingIfNeeded: streamID)), errorCode: reason ?? .streamClosed)
         for (_, promise) in stream.promises { promise.fail(error) }
         stream.trailers?.promise?.fail(error)
-        context?.fireUserInboundEventTriggered(
-            StreamClosedEvent(streamID: HTTP2StreamID(Int32(truncatingIfNeeded: streamID)), reason: reason))
+        events?.streamClosed(HTTP2StreamID(Int32(truncatingIfNeeded: streamID)), reason: reason)
         if mode == .client { releaseHeld() }
     }
 
