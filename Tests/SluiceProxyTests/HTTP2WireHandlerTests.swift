@@ -194,6 +194,21 @@ final class HTTP2WireHandlerTests: XCTestCase {
         XCTAssertEqual(goAwayCode(out), 0xb)
     }
 
+    func testControlFramesQueuedForAPeerThatDoesNotReadAreBounded() throws {
+        var limits = HTTP2Limits()
+        limits.maxBufferedControlFrames = 5
+        let (channel, _) = try channel(.server, limits: limits)
+        try send(channel, preface + settings())
+        _ = try written(channel)
+        // The peer stops reading: every PING ACK we must queue counts, past 5 the connection ends.
+        channel.isWritable = false
+        var pings: [UInt8] = []
+        for _ in 0..<6 { pings += frame(type: 0x6, [0, 0, 0, 0, 0, 0, 0, 1]) }
+        try send(channel, pings)
+        XCTAssertEqual(goAwayCode(try written(channel)), 0xb)
+        XCTAssertFalse(channel.isActive)
+    }
+
     func testContinuationFloodEndsTheConnection() throws {
         let (channel, collector) = try channel(.server)
         var bytes = preface + settings() + frame(type: 0x1, stream: 1, [0x82])
