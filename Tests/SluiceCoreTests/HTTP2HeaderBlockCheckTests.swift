@@ -65,6 +65,13 @@ final class HTTP2HeaderBlockCheckTests: XCTestCase {
         assertMalformed(.request, get + [("x-bad", "0123456789abcdefg\n")])
         assertMalformed(.request, get + [("x-bad", "01234567\r")])
         assertMalformed(.request, get + [("x bad", "a")])
+        // Pseudo-header values: no SP, control byte or DEL (`GET /a HTTP/1.1 x` as an HTTP/1.1
+        // request line would be split differently by different parsers).
+        assertMalformed(.request, [(":method", "GET"), (":scheme", "https"), (":path", "/a HTTP/1.1")])
+        assertMalformed(.request, [(":method", "GET"), (":scheme", "https"), (":path", "/a\tb")])
+        assertMalformed(.request, [(":method", "G\u{7F}T"), (":scheme", "https"), (":path", "/")])
+        assertMalformed(.request, [(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "a b")])
+        assertMalformed(.response, [(":status", "20\u{0}")])
     }
 
     func testMalformedResponsesAndTrailersAreProtocolErrors() {

@@ -3,7 +3,8 @@
 /// inbound block. A block that fails is malformed: a stream PROTOCOL_ERROR (§8.1.1).
 ///
 /// - names are lowercase tokens (§8.2.1: uppercase is malformed), values carry no NUL, CR or
-///   LF;
+///   LF, pseudo-header values none of SP, a control byte or DEL (as NIOHTTP2: `:path` becomes an
+///   HTTP/1.1 request line towards an HTTP/1.1 origin);
 /// - no connection-specific field (`connection`, `keep-alive`, `proxy-connection`,
 ///   `transfer-encoding`, `upgrade`), and `te` only as `trailers` (§8.2.2);
 /// - pseudo-header fields first, each at most once, only those of the block's kind: a
@@ -104,7 +105,13 @@ public struct HTTP2HeaderBlockCheck: Sendable {
         default:
             throw Self.fail("pseudo-header \(name) not allowed here")
         }
-        try Self.checkValue(value, name)
+        // No pseudo-header's grammar admits SP, a control byte or DEL (a token, a scheme,
+        // host[:port], a request-target, 3DIGIT), and `:path` becomes an HTTP/1.1 request line
+        // when the origin speaks HTTP/1.1: a bare SP there would split it (request smuggling).
+        var bytes = value
+        if bytes.withUTF8({ $0.contains { $0 <= 0x20 || $0 == 0x7F } }) {
+            throw Self.fail("value of \(name) has a space or a control byte")
+        }
     }
 
     /// §8.2.1: no NUL, CR or LF (what NIOHTTP2 checks; surrounding whitespace passes as there).
