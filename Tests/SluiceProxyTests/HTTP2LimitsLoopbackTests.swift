@@ -124,12 +124,12 @@ final class HTTP2LimitsLoopbackTests: XCTestCase {
         let net = Loopback()
         let (proxy, authority) = try registeredSidecar(net)
         let client = try net.h2Client(to: proxy)
-        // Our SETTINGS apply once the client acknowledges them (RFC 9113 §6.5.3): until then
-        // NIOHTTP2's 16 KiB default bounds a header list, so exchange one request first.
+        // One ordinary request first (the client has then acknowledged our SETTINGS, RFC 9113
+        // §6.5.3; Sluice's decoder holds the 64 KiB bound from the start either way).
         XCTAssertEqual(try client.request(authority: authority).status, 200)
-        // NIOHTTP2 sends no CONTINUATION, so a block must fit one 16 KiB frame: one 3000-byte
-        // value repeated is indexed by HPACK and costs a byte a repeat on the wire, while the
-        // decoded list (name + value + 32 per field, RFC 9113 §6.5.2) grows by 3037.
+        // The test client (NIOHTTP2) sends no CONTINUATION, so a block must fit one 16 KiB
+        // frame: one 3000-byte value repeated is indexed by HPACK and costs a byte a repeat on
+        // the wire, while the decoded list (name + value + 32 per field, RFC 9113 §6.5.2) grows by 3037.
         let value = String(repeating: "v", count: 3000)
         let fits = try client.request(authority: authority, extra: Array(repeating: ("x-big", value), count: 16))  // ≈ 48 KiB
         XCTAssertEqual(fits.status, 200, "\(fits)")

@@ -3,7 +3,7 @@
 /// default is unbounded; we keep NIOHTTP2's 100, a bound every real client honours).
 public struct HTTP2Limits: Sendable, Equatable {
     /// SETTINGS_MAX_CONCURRENT_STREAMS we announce; a client that opens more is refused
-    /// with RST_STREAM REFUSED_STREAM by NIOHTTP2.
+    /// with RST_STREAM REFUSED_STREAM by the codec (HTTP2WireHandler).
     public var maxConcurrentStreams: Int = 100
     /// SETTINGS_MAX_HEADER_LIST_SIZE we announce, and the HPACK-decoded bound on one header
     /// block: the same 64 KiB as an HTTP/1 head (`HTTP1Limits`).

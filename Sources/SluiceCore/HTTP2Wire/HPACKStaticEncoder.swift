@@ -13,55 +13,92 @@ public import NIOCore
 /// - a literal without indexing with a literal name.
 public enum HPACKStaticEncoder {
     /// Appends one field to `block`. `name` must already be lowercase (HTTP/2 field names are).
+    ///
+    /// One buffer operation per field: ByteBuffer's small writes each cost a uniqueness and an
+    /// exclusivity check, which for a header block of short fields cost more than the bytes.
     public static func append(name: String, value: String, to block: inout ByteBuffer) {
-        if let entry = staticNames[name] {
-            if let index = entry.values[value] {
-                writeInteger(index, prefixBits: 7, firstByte: 0x80, to: &block)
-                return
+        var name = name
+        var value = value
+        let nameBytes = name.utf8.count
+        let valueBytes = value.utf8.count
+        let entry = lookUp(name, length: nameBytes)
+        if let entry, let index = entry.values.first(where: { $0.value == value })?.index {
+            block.writeWithUnsafeMutableBytes(minimumWritableBytes: 8) { out in
+                writeInteger(index, prefixBits: 7, firstByte: 0x80, to: out, at: 0)
             }
-            writeInteger(entry.first, prefixBits: 4, firstByte: 0x00, to: &block)
-        } else {
-            block.writeInteger(UInt8(0x00))
-            writeString(name, to: &block)
-        }
-        writeString(value, to: &block)
-    }
-
-    /// An HPACK integer (RFC 7541 §5.1) with an N-bit prefix in the first byte.
-    static func writeInteger(_ value: Int, prefixBits: Int, firstByte: UInt8, to block: inout ByteBuffer) {
-        let limit = (1 << prefixBits) - 1
-        if value < limit {
-            block.writeInteger(firstByte | UInt8(value))
             return
         }
-        block.writeInteger(firstByte | UInt8(limit))
-        var rest = value - limit
-        while rest >= 128 {
-            block.writeInteger(UInt8(rest & 0x7f | 0x80))
-            rest >>= 7
+        // Two integers of at most 5 bytes each (lengths < 2^28), a name index or a literal name.
+        block.writeWithUnsafeMutableBytes(minimumWritableBytes: nameBytes + valueBytes + 16) { out in
+            var at: Int
+            if let entry {
+                at = writeInteger(entry.first, prefixBits: 4, firstByte: 0x00, to: out, at: 0)
+            } else {
+                out[0] = 0x00
+                at = writeInteger(nameBytes, prefixBits: 7, firstByte: 0x00, to: out, at: 1)
+                at = copy(&name, to: out, at: at)
+            }
+            at = writeInteger(valueBytes, prefixBits: 7, firstByte: 0x00, to: out, at: at)
+            return copy(&value, to: out, at: at)
         }
-        block.writeInteger(UInt8(rest))
     }
 
-    /// A string literal without Huffman coding (RFC 7541 §5.2: H = 0, 7-bit length prefix).
-    private static func writeString(_ string: String, to block: inout ByteBuffer) {
-        writeInteger(string.utf8.count, prefixBits: 7, firstByte: 0x00, to: &block)
-        block.writeString(string)
+    /// The string's UTF-8 at `at`; returns the index after it.
+    private static func copy(_ string: inout String, to out: UnsafeMutableRawBufferPointer, at: Int) -> Int {
+        string.withUTF8 { utf8 in
+            guard let base = utf8.baseAddress, let target = out.baseAddress, utf8.count > 0 else { return at + utf8.count }
+            (target + at).copyMemory(from: base, byteCount: utf8.count)
+            return at + utf8.count
+        }
+    }
+
+    /// An HPACK integer (RFC 7541 §5.1) with an N-bit prefix in the first byte, written at `at`
+    /// (room checked by the caller); returns the index after it.
+    @discardableResult
+    static func writeInteger(_ value: Int, prefixBits: Int, firstByte: UInt8, to out: UnsafeMutableRawBufferPointer, at: Int) -> Int {
+        let limit = (1 << prefixBits) - 1
+        if value < limit {
+            out[at] = firstByte | UInt8(value)
+            return at + 1
+        }
+        out[at] = firstByte | UInt8(limit)
+        var index = at + 1
+        var rest = value - limit
+        while rest >= 128 {
+            out[index] = UInt8(rest & 0x7f | 0x80)
+            index += 1
+            rest >>= 7
+        }
+        out[index] = UInt8(rest)
+        return index + 1
+    }
+
+    /// The static-table entry of `name`: names of the same length compared, no hashing.
+    private static func lookUp(_ name: String, length: Int) -> NameEntry? {
+        guard length < byLength.count else { return nil }
+        for entry in byLength[length] where entry.name == name { return entry }
+        return nil
     }
 
     private struct NameEntry: Sendable {
+        var name: String
         var first: Int
-        var values: [String: Int]
+        var values: [(value: String, index: Int)]
     }
 
-    /// RFC 7541 Appendix A, by name: the first index of each name and the indexes of its values.
-    private static let staticNames: [String: NameEntry] = {
-        var names: [String: NameEntry] = [:]
+    /// RFC 7541 Appendix A by name length: each name's first index and its values' indexes.
+    private static let byLength: [[NameEntry]] = {
+        var buckets: [[NameEntry]] = Array(repeating: [], count: 28)
         for (offset, field) in staticTable.enumerated() {
             let index = offset + 1
-            names[field.0, default: NameEntry(first: index, values: [:])].values[field.1] = index
+            let length = field.0.utf8.count
+            if let at = buckets[length].firstIndex(where: { $0.name == field.0 }) {
+                buckets[length][at].values.append((field.1, index))
+            } else {
+                buckets[length].append(NameEntry(name: field.0, first: index, values: [(field.1, index)]))
+            }
         }
-        return names
+        return buckets
     }()
 
     /// RFC 7541 Appendix A: the static table, entries 1-61.

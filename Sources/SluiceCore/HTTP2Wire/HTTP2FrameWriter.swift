@@ -4,13 +4,27 @@ public import NIOCore
 /// no validation of its own (the connection builds only valid frames). Never pads, never
 /// sends priority fields.
 public enum HTTP2FrameWriter {
-    /// The 9-byte frame header.
+    /// The 9-byte frame header, in one buffer operation.
     public static func writeHeader(length: Int, type: HTTP2FrameType, flags: UInt8, streamID: UInt32, to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(truncatingIfNeeded: length >> 16))
-        buffer.writeInteger(UInt16(truncatingIfNeeded: length))
-        buffer.writeInteger(type.rawValue)
-        buffer.writeInteger(flags)
-        buffer.writeInteger(streamID & 0x7FFF_FFFF)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: HTTP2WireConstants.frameHeaderLength) { out in
+            setHeader(length: length, type: type, flags: flags, streamID: streamID, in: out)
+        }
+    }
+
+    /// The 9-byte frame header at the start of `out` (at least 9 bytes); returns 9.
+    @discardableResult
+    public static func setHeader(length: Int, type: HTTP2FrameType, flags: UInt8, streamID: UInt32, in out: UnsafeMutableRawBufferPointer) -> Int {
+        let id = streamID & 0x7FFF_FFFF
+        out[0] = UInt8(truncatingIfNeeded: length >> 16)
+        out[1] = UInt8(truncatingIfNeeded: length >> 8)
+        out[2] = UInt8(truncatingIfNeeded: length)
+        out[3] = type.rawValue
+        out[4] = flags
+        out[5] = UInt8(truncatingIfNeeded: id >> 24)
+        out[6] = UInt8(truncatingIfNeeded: id >> 16)
+        out[7] = UInt8(truncatingIfNeeded: id >> 8)
+        out[8] = UInt8(truncatingIfNeeded: id)
+        return HTTP2WireConstants.frameHeaderLength
     }
 
     /// One DATA frame; `data` must fit the peer's SETTINGS_MAX_FRAME_SIZE and windows.

@@ -42,6 +42,9 @@ public struct HTTP2OutboundData: Sendable {
     /// The stream's send window, nil when it is not open for sending.
     public func window(of streamID: UInt32) -> Int? { windows[streamID]?.size }
 
+    /// True while DATA of `streamID` waits for window.
+    public func isWaiting(_ streamID: UInt32) -> Bool { waiting[streamID] != nil }
+
     /// A stream we may send on (opened by either side).
     public mutating func open(streamID: UInt32) {
         if windows[streamID] == nil { windows[streamID] = HTTP2FlowWindow(size: initialWindowSize, streamID: streamID) }

@@ -3,14 +3,14 @@ import NIOHPACK
 import NIOHTTP2
 import SluiceCore
 
-/// The client side of one HTTP/2 connection, relayed frame by frame: NIOHTTP2 decodes the
-/// connection (no stream channels), and this handler decides each stream on its HEADERS by
+/// The client side of one HTTP/2 connection, relayed frame by frame: Sluice's codec
+/// (`HTTP2WireHandler`) decodes the connection (no stream channels), and this handler decides each stream on its HEADERS by
 /// `:authority` like an HTTP/1 request by Host, answers a denied stream itself (Envoy's shape,
 /// gRPC trailers-only for gRPC) and relays an allowed one to a stream of a pooled upstream
 /// connection (`HTTP2UpstreamRelay`). Windows are reopened only for bytes handed on
 /// (`HTTP2WindowCredit`); writes are flushed once per read on either side. One access-log line
 /// per stream, when the stream closes.
-final class HTTP2DownstreamRelay: ChannelInboundHandler {
+final class HTTP2DownstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -44,7 +44,7 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         switch frame.payload {
         case .headers(let headers):
             if let stream = self.streams[frame.streamID] {
-                // Trailers (NIOHTTP2 has checked that they end the stream).
+                // Trailers (the codec has checked that they end the stream).
                 if headers.endStream { stream.requestEnded = true }
                 self.relayRequest(frame.payload.relayed, of: stream, credit: 0)
             } else {
@@ -69,25 +69,20 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch HTTP2RelayEvent(event) {
-        case .windowUpdated(let event):
-            if event.streamID == .rootStream, let remaining = event.inboundWindowSize,
-                let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window)
-            {
-                self.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
-            }
-        case .streamClosed(let event):
-            guard let stream = self.streams.removeValue(forKey: event.streamID) else { return }
-            // Closed before the response ended: reset by the client or, for a protocol error
-            // on the stream, by NIOHTTP2. Either way the origin's stream is abandoned.
-            if !stream.responseEnded { self.abandon(stream) }
-            self.finish(stream)
-        case .streamCreated:
-            break
-        case .other:
-            context.fireUserInboundEventTriggered(event)
+    // MARK: HTTP2WireEvents, from the client connection's codec
+
+    func connectionWindowLow(remaining: Int) {
+        if let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window) {
+            self.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
         }
+    }
+
+    func streamClosed(_ streamID: HTTP2StreamID, reason: HTTP2ErrorCode?) {
+        guard let stream = self.streams.removeValue(forKey: streamID) else { return }
+        // Closed before the response ended: reset by the client or, for a protocol error on
+        // the stream, by the codec. Either way the origin's stream is abandoned.
+        if !stream.responseEnded { self.abandon(stream) }
+        self.finish(stream)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -116,9 +111,8 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A stream error has been answered by NIOHTTP2 with RST_STREAM (its StreamClosedEvent
-        // follows); anything else is a connection error, already answered with GOAWAY.
-        if error is NIOHTTP2Errors.StreamError { return }
+        // The codec answers protocol errors itself (RST_STREAM, or GOAWAY and close) and
+        // raises none: what arrives here is the channel's own (a TLS alert, a socket error).
         context.close(promise: nil)
     }
 
@@ -132,16 +126,20 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         let config = runtime.config
         var request = headers.headers
         self.connection.start(&stream.record, at: wallClockMillis())
-        let method = request.first(name: ":method") ?? ""
-        let path = request.first(name: ":path") ?? ""
-        let authorityText = request.first(name: ":authority") ?? request.first(name: "host")
+        // One pass for the fields the stream's record and decision read (names are lowercase:
+        // the codec checked the block), not a case-insensitive scan per field.
+        var fields = RequestFields()
+        for (name, value, _) in request { fields.take(name, value) }
+        let method = fields.method ?? ""
+        let path = fields.path ?? ""
+        let authorityText = fields.authority ?? fields.host
         stream.record.method = method
         stream.record.path = path
         stream.record.protocol = "HTTP/2"
         stream.record.authority = authorityText
-        stream.record.userAgent = request.first(name: "user-agent")
-        stream.grpc = HTTP2LocalReply.isGRPC(contentType: request.first(name: "content-type"))
-        if let id = request.first(name: "x-request-id") {
+        stream.record.userAgent = fields.userAgent
+        stream.grpc = HTTP2LocalReply.isGRPC(contentType: fields.contentType)
+        if let id = fields.requestID {
             stream.record.requestID = .text(id)
         } else {
             let id = makeRequestID()
@@ -270,55 +268,33 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
     // MARK: response, driven by the upstream relay
 
     /// Passes a response frame to the client. `credit` is what the origin's stream window
-    /// gets back once the client's connection has taken the frame. A header block is validated
-    /// here, as NIOHTTP2 writes it (the origin's connection does not validate what it
-    /// receives): one it refuses is the origin's protocol error.
+    /// gets back once the client's connection has taken the frame (the header block was
+    /// checked when it arrived from the origin: `HTTP2WireHandler`).
     func relayResponse(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, credit: Int) {
         let payload = stream.responseEdits == nil ? payload : self.editedResponse(payload, of: stream)
         let frame = HTTP2Frame(streamID: stream.downstreamID, payload: payload)
-        let isHeaders: Bool
-        if case .headers = payload { isHeaders = true } else { isHeaders = false }
-        guard credit > 0 || isHeaders, let context = self.context, case .forwarding(let upstream) = stream.phase else {
+        guard credit > 0, let context = self.context, case .forwarding(let upstream) = stream.phase else {
             self.write(frame)
             return
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { [self] result in
-            switch result {
-            case .success:
-                if credit > 0 { upstream.originCreditReturned(stream, bytes: credit) }
-            case .failure(let error):
-                self.responseRefused(payload, of: stream, error: error)
-            }
+        promise.futureResult.assumeIsolated().whenSuccess { _ in
+            upstream.originCreditReturned(stream, bytes: credit)
         }
         self.write(frame, promise: promise)
     }
 
-    /// NIOHTTP2 refused to write a response frame for the client: a header block that is not
-    /// valid HTTP/2 (no `:status`, a connection-specific or uppercase field, pseudo-headers in
-    /// trailers). Envoy treats the origin's invalid response as a protocol error: 502 `UPE`
-    /// while the client has no response head yet, else the client's stream is reset; either
-    /// way the origin's stream is reset. Failures because the stream or the connection closed
-    /// are left to their own paths.
-    private func responseRefused(_ payload: HTTP2Frame.FramePayload, of stream: HTTP2RelayStream, error: any Error) {
-        if error is NIOHTTP2Errors.StreamClosed || error is NIOHTTP2Errors.NoSuchStream || error is ChannelError { return }
-        guard case .forwarding(let upstream) = stream.phase, self.streams[stream.downstreamID] === stream else { return }
-        upstream.reset(stream, code: .protocolError)
-        self.upstreamDirty(upstream)
+    /// The origin sent a header block that is not valid HTTP/2 (no `:status`, a
+    /// connection-specific or uppercase field, pseudo-headers in trailers); its connection
+    /// has reset the origin's stream with PROTOCOL_ERROR. Envoy treats it as an upstream
+    /// protocol error: 502 `UPE` while the client has no response head yet, else the client's
+    /// stream is reset.
+    func upstreamProtocolError(_ stream: HTTP2RelayStream) {
+        guard case .forwarding = stream.phase, self.streams[stream.downstreamID] === stream else { return }
         stream.record.upstreamTransportFailureReason = "protocol_error"
-        self.runtime.logger.warning(
-            "bad HTTP/2 response from upstream",
-            metadata: ["authority": "\(stream.record.authority ?? "-")", "error": "\(error)"]
-        )
-        // A head (it has a :status, or none came before it) never reached the client: answer.
-        var isHead = false
-        if case .headers(let headers) = payload {
-            isHead = !stream.responseStarted || headers.headers.first(name: ":status") != nil
-        }
-        if isHead {
+        self.runtime.logger.warning("bad HTTP/2 response from upstream", metadata: ["authority": "\(stream.record.authority ?? "-")"])
+        if !stream.responseStarted {
             stream.phase = .answered
-            stream.responseStarted = false
-            stream.responseEnded = false
             self.respondLocally(stream, status: 502, flag: .upstreamProtocolError, body: HTTP1LocalReply.resetBody(reason: "protocol error"))
         } else {
             stream.phase = .done
@@ -429,5 +405,29 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler {
         self.releaseCluster(stream)
         stream.record.duration = stream.start.millisecondsElapsed
         self.runtime.completedRequest(&stream.record, memo: &self.memo)
+    }
+}
+
+/// The request fields a stream's record and decision read, the first of each, in one pass.
+private struct RequestFields {
+    var method: String?
+    var path: String?
+    var authority: String?
+    var host: String?
+    var userAgent: String?
+    var contentType: String?
+    var requestID: String?
+
+    mutating func take(_ name: String, _ value: String) {
+        switch name {
+        case ":method": if method == nil { method = value }
+        case ":path": if path == nil { path = value }
+        case ":authority": if authority == nil { authority = value }
+        case "host": if host == nil { host = value }
+        case "user-agent": if userAgent == nil { userAgent = value }
+        case "content-type": if contentType == nil { contentType = value }
+        case "x-request-id": if requestID == nil { requestID = value }
+        default: break
+        }
     }
 }

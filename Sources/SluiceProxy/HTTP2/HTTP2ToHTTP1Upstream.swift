@@ -51,7 +51,7 @@ final class HTTP2ToHTTP1Upstream: HTTP2StreamUpstream, HTTPUpstreamSink {
         do {
             request = try HTTP2ToHTTP1.request(headers: fields, endStream: headers.endStream)
         } catch {
-            // NIOHTTP2 has checked the pseudo-headers: not expected, but never sent half-built.
+            // The codec has checked the pseudo-headers: not expected, but never sent half-built.
             self.fail(stream, flag: .downstreamProtocolError, reason: "protocol error")
             return
         }

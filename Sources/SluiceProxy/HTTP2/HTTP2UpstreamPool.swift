@@ -156,22 +156,18 @@ final class HTTP2UpstreamPool {
     /// channels). The connector leaves reads off; HTTP/2 flow control (windows per stream,
     /// reopened by the relay as the client drains) is the backpressure from here on.
     private static func configureClient(_ connection: UpstreamConnection, window: Int, maxStreams: Int?) throws -> HTTP2UpstreamRelay {
-        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
-        configuration.initialSettings = [
-            HTTP2Setting(parameter: .enablePush, value: 0),
-            HTTP2Setting(parameter: .initialWindowSize, value: window),
-        ]
-        // Each header block is validated once, on the client's connection: a request's when it
-        // arrives there (before it is decided), a response's or trailers' when it is written
-        // there (`HTTP2DownstreamRelay.relayResponse` answers a refused one as Envoy answers an
-        // upstream protocol error). Validating here as well would check every block twice.
-        // Content lengths are still checked here: a response body longer or shorter than its
-        // content-length ends the origin's stream like any stream error.
-        configuration.headerBlockValidation = .disabled
+        // Each header block is checked once, as it arrives: a response's or trailers' here (an
+        // invalid one resets the origin's stream and is answered as Envoy answers an upstream
+        // protocol error), a request's on the client's connection. Nothing is checked again on
+        // the way out.
+        var limits = HTTP2Limits()
+        limits.initialWindowSize = window
         let channel = connection.channel
         let relay = HTTP2UpstreamRelay(connection: connection, window: window, maxStreams: maxStreams)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: configuration))
+        let http2 = HTTP2WireHandler(mode: .client, limits: limits)
+        http2.events = relay
+        try sync.addHandler(http2)
         try sync.addHandler(relay)
         try channel.syncOptions?.setOption(.autoRead, value: true)
         channel.read()

@@ -5,10 +5,10 @@ import SluiceCore
 /// The origin side of a frame relay: one HTTP/2 client connection (h2c, or TLS with ALPN
 /// `h2`) carrying streams to one target, shared by the client connections of its event loop
 /// (`HTTP2UpstreamPool`). Opens a stream per relayed client stream (odd ids in the order
-/// their HEADERS go out; NIOHTTP2 holds those past the origin's MAX_CONCURRENT_STREAMS and
+/// their HEADERS go out; the codec holds those past the origin's MAX_CONCURRENT_STREAMS and
 /// DATA past its windows), hands the origin's frames to each stream's downstream relay, and
 /// reopens the origin's windows for bytes the client has taken.
-final class HTTP2UpstreamRelay: ChannelInboundHandler {
+final class HTTP2UpstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -128,7 +128,7 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
                 stream.downstream.upstreamReset(stream, flag: .upstreamRemoteReset, reason: "remote reset")
             }
         case .goAway:
-            // Streams past the last id are closed by NIOHTTP2 (StreamClosedEvent below).
+            // Streams past the last id are closed by the codec (`streamClosed`, refused).
             self.draining = true
         default:
             break
@@ -140,23 +140,25 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch HTTP2RelayEvent(event) {
-        case .windowUpdated(let event):
-            if event.streamID == .rootStream, let remaining = event.inboundWindowSize,
-                let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window)
-            {
-                context.write(self.wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
-                self.wroteInRead = true
-            }
-        case .streamClosed(let event):
-            // Closed before the response ended (GOAWAY past it, or a stream error).
-            guard let stream = self.streams.removeValue(forKey: event.streamID), !stream.responseEnded else { return }
+    // MARK: HTTP2WireEvents, from this connection's codec
+
+    func connectionWindowLow(remaining: Int) {
+        guard let context = self.context,
+            let increment = HTTP2WindowCredit.connectionIncrement(remaining: remaining, target: self.window)
+        else { return }
+        context.write(self.wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+        self.wroteInRead = true
+    }
+
+    func streamClosed(_ streamID: HTTP2StreamID, reason: HTTP2ErrorCode?) {
+        // Closed before the response ended (GOAWAY past it, or a stream error).
+        guard let stream = self.streams.removeValue(forKey: streamID), !stream.responseEnded else { return }
+        self.batching(stream.downstream)
+        if reason == .protocolError {
+            // Our own reset of an invalid response (HTTP2WireHandler's header check).
+            stream.downstream.upstreamProtocolError(stream)
+        } else {
             stream.downstream.upstreamReset(stream, flag: .upstreamConnectionTermination, reason: "connection termination")
-        case .streamCreated:
-            break
-        case .other:
-            context.fireUserInboundEventTriggered(event)
         }
     }
 
@@ -171,7 +173,7 @@ final class HTTP2UpstreamRelay: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is NIOHTTP2Errors.StreamError { return }
+        // The codec raises no protocol errors (it answers them on the wire): the channel's own.
         context.close(promise: nil)
     }
 }
