@@ -106,3 +106,30 @@ final class HTTP2RouteBehaviourLoopbackTests: XCTestCase {
         XCTAssertEqual(record("/hang")?["response_flags"] as? String, "UT")
     }
 }
+
+extension HTTP2RouteBehaviourLoopbackTests {
+    /// `limits.idleTimeout` closes a client connection that has no open stream, with GOAWAY
+    /// NO_ERROR first, as Envoy's HTTP connection manager `idle_timeout` does; a connection with
+    /// a stream in flight is not idle.
+    func testAnIdleClientConnectionGetsGOAWAYAndIsClosed() throws {
+        let net = Loopback()
+        let origin = try net.startHTTP2Origin()
+        let config = "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\nlimits: {idleTimeout: 300ms}\n"
+        let proxy = try net.startSidecar(config: config, registry: registry(port: origin.port!), originalDestination: origin)
+        let client = try net.h2Client(to: proxy)
+        let authority = "api.example.test:\(origin.port!)"
+        XCTAssertEqual(try client.request(authority: authority, path: "/delay/1").status, 200)
+        // A stream held open past the timeout keeps the connection.
+        let held = client.start(authority: authority, path: "/hang-held", holdOpen: true)
+        Thread.sleep(forTimeInterval: 0.6)
+        XCTAssertTrue(client.channel.isActive, "a stream is open: not idle")
+        _ = held
+        let idle = try net.h2Client(to: proxy)
+        XCTAssertEqual(try idle.request(authority: authority, path: "/delay/2").status, 200)
+        // Bounded: should the proxy never close it, the test closes it after 5 s and fails below.
+        let channel = idle.channel
+        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+        XCTAssertNoThrow(try channel.closeFuture.wait())
+        XCTAssertEqual(idle.root.goAway, .noError, "closed by the proxy's idle timeout, with GOAWAY NO_ERROR")
+    }
+}

@@ -20,8 +20,11 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
     let pool: HTTP2UpstreamPool
     /// The stream and connection windows announced to both peers.
     let window: Int
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     private(set) var streams: [HTTP2StreamID: HTTP2RelayStream] = [:]
+    /// The highest stream the client opened, and the connection's idle timer (+Idle).
+    var lastStreamID = HTTP2StreamID.rootStream
+    var idleTimer: LoopTimer?
     private var memo = RequestSeriesMemo()
     /// Inside a read of this connection or of one of its upstreams: writes wait for `endBatch`.
     private var batching = false
@@ -36,7 +39,10 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
         self.pool = HTTP2UpstreamPool.current(runtime: runtime, eventLoop: eventLoop)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.streamsChanged()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.batching = true
@@ -83,9 +89,12 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
         // the stream, by the codec. Either way the origin's stream is abandoned.
         if !stream.responseEnded { self.abandon(stream) }
         self.finish(stream)
+        self.streamsChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
         let open = self.streams
         self.streams = [:]
         for stream in open.values {
@@ -121,6 +130,8 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
     private func requestHeaders(_ headers: HTTP2Frame.FramePayload.Headers, streamID: HTTP2StreamID) {
         let stream = HTTP2RelayStream(downstreamID: streamID, downstream: self, window: self.window)
         self.streams[streamID] = stream
+        if streamID > self.lastStreamID { self.lastStreamID = streamID }
+        self.streamsChanged()
         stream.requestEnded = headers.endStream
         let runtime = self.runtime
         let config = runtime.config
