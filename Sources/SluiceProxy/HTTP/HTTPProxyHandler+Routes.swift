@@ -8,6 +8,29 @@ struct RouteLocalAnswer {
     var flag: ResponseFlags?
     var body: String
     var fields: [(String, String)]
+
+    /// The answer to a refusal the routes decided, for HTTP/1 requests and HTTP/2 streams
+    /// alike (nil for the role's default refusal): a redirect with its `Location`, 404 NR for
+    /// a VirtualService host none of whose routes matches at a sidecar, 503 NC for a route to
+    /// a host with no cluster. `path` (origin form) is read only for a redirect.
+    static func forRefusal(
+        _ decision: Decision, role: ProxyRole, scheme: String, authority: String, path: @autoclosure () -> String
+    ) -> RouteLocalAnswer? {
+        guard case .httpStatus(let code) = decision.denial else { return nil }
+        if let redirect = decision.route?.behaviour.redirect {
+            let location = HTTPRouteOutcome.location(redirect, requestScheme: scheme, host: authority, path: path())
+            return RouteLocalAnswer(status: LocalStatus(code: redirect.code), flag: nil, body: "", fields: [("location", location)])
+        }
+        switch code {
+        case 404 where role == .sidecar:
+            return RouteLocalAnswer(status: .notFound, flag: .noRouteFound, body: "", fields: [])
+        case 503 where decision.route != nil:
+            // Envoy's 503 NC (`cluster_not_found`).
+            return RouteLocalAnswer(status: .serviceUnavailable, flag: .noClusterFound, body: "", fields: [])
+        default:
+            return nil
+        }
+    }
 }
 
 // What VirtualService routes ask of a request beyond where it goes: a decision per request
@@ -49,22 +72,8 @@ extension HTTPProxyHandler {
 
     /// The answer to a refusal the routes decided, nil for the role's default refusal.
     func routeAnswer(for decision: Decision, head: borrowing HTTP1Head, authority: String) -> RouteLocalAnswer? {
-        guard case .httpStatus(let code) = decision.denial else { return nil }
-        if let redirect = decision.route?.behaviour.redirect {
-            let location = HTTPRouteOutcome.location(
-                redirect, requestScheme: "http", host: authority, path: HTTP1Head.originPath(head.string(head.target)))
-            return RouteLocalAnswer(status: LocalStatus(code: redirect.code), flag: nil, body: "", fields: [("location", location)])
-        }
-        switch code {
-        case 404 where self.runtime.role == .sidecar:
-            // A VirtualService host none of whose routes matches: Envoy's 404 NR.
-            return RouteLocalAnswer(status: .notFound, flag: .noRouteFound, body: "", fields: [])
-        case 503 where decision.route != nil:
-            // A route to a host with no cluster: Envoy's 503 NC (`cluster_not_found`).
-            return RouteLocalAnswer(status: .serviceUnavailable, flag: .noClusterFound, body: "", fields: [])
-        default:
-            return nil
-        }
+        RouteLocalAnswer.forRefusal(
+            decision, role: self.runtime.role, scheme: "http", authority: authority, path: HTTP1Head.originPath(head.string(head.target)))
     }
 
     /// Readies a forwarded exchange for what its route asks (retries, response headers, the

@@ -58,22 +58,26 @@ extension HTTP2DownstreamRelay {
         let tls = decision.upstreamTLS ?? UpstreamConnector.shorthandTLS(target, gateway: config.gateway)
         let upstreamProtocol = HTTP2UpstreamProtocol.choose(
             portProtocol: decision.match?.port.protocol, role: self.runtime.role, toIstioGateway: toIstioGateway, pool: pool)
-        stream.dial = HTTP2RelayStream.Dial(target: target, tls: tls, upstreamProtocol: upstreamProtocol, config: config)
-        self.dial(stream)
+        self.dial(stream, HTTP2RelayStream.Dial(
+            target: target, tls: tls, upstreamProtocol: upstreamProtocol, config: config,
+            routeBox: decision.routeBox, registered: decision.match != nil))
     }
 
-    /// Opens (or takes) the upstream for `stream` as its `dial` says.
-    func dial(_ stream: HTTP2RelayStream) {
-        guard let dial = stream.dial else { return }
+    /// Opens (or takes) the upstream for `stream` as `dial` says. A stream that has to wait for
+    /// a connection keeps `dial`, for a retry if the connection fails; one that takes a pooled
+    /// connection that is up (every stream but a connection's first) keeps nothing.
+    func dial(_ stream: HTTP2RelayStream, _ dial: HTTP2RelayStream.Dial) {
         switch dial.upstreamProtocol {
         case .http1:
+            stream.dial = dial
             self.connectHTTP1(stream, target: dial.target, tls: dial.tls, cluster: stream.cluster, config: dial.config)
         case .http2:
             if stream.cluster == nil, let relay = self.pool.usableConnection(to: dial.target, tls: dial.tls) {
-                // The pooled connection is up (every stream but a connection's first): no completion closure.
+                // No completion closure either.
                 self.connected(stream, result: .success(relay))
                 return
             }
+            stream.dial = dial
             self.pool.connection(to: dial.target, tls: dial.tls, cluster: stream.cluster, config: dial.config, window: self.window) { [self] result in
                 self.connected(stream, result: result.map { $0 as any HTTP2StreamUpstream })
             }
@@ -85,7 +89,7 @@ extension HTTP2DownstreamRelay {
     /// the stream left, so any method may be; past the attempts the log gets Envoy's `URX`.
     /// DestinationRule `maxRetries` counts the retries in flight, as for HTTP/1.
     func retriedConnect(_ stream: HTTP2RelayStream) -> Bool {
-        guard let policy = stream.retryPolicy, stream.dial != nil else { return false }
+        guard let dial = stream.dial, let policy = dial.retryPolicy else { return false }
         let method = stream.record.method ?? ""
         guard policy.shouldRetry(after: .connectFailure, attempt: stream.tries, method: method, bodyAlreadySent: false) else {
             if policy.shouldRetry(after: .connectFailure, attempt: 1, method: method, bodyAlreadySent: false) {
@@ -100,7 +104,7 @@ extension HTTP2DownstreamRelay {
         }
         stream.tries += 1
         self.runtime.metrics.upstreamRetry(cluster: stream.record.upstreamCluster ?? "")
-        self.dial(stream)
+        self.dial(stream, dial)
         return true
     }
 

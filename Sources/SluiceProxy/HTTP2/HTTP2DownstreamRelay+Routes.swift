@@ -9,26 +9,13 @@ import SluiceCore
 // block, `headers.response` on the response's, and the route timeout (504 UT before the
 // response head). The pure parts are SluiceCore's (`HTTPRouteOutcome`, `HeaderEdits`).
 extension HTTP2DownstreamRelay {
-    /// A refusal the routes decided, answered on the stream: true when answered, false for the
-    /// role's default refusal.
+    /// A refusal the routes decided (`RouteLocalAnswer.forRefusal`, as for HTTP/1), answered
+    /// on the stream: true when answered, false for the role's default refusal.
     func answeredRouteRefusal(_ stream: HTTP2RelayStream, decision: Decision, request: HPACKHeaders, authority: String, path: String) -> Bool {
-        guard case .httpStatus(let code) = decision.denial else { return false }
-        if let redirect = decision.route?.behaviour.redirect {
-            let scheme = request.first(name: ":scheme") ?? "http"
-            let location = HTTPRouteOutcome.location(redirect, requestScheme: scheme, host: authority, path: path)
-            self.respondLocally(stream, status: redirect.code, flag: nil, body: "", fields: [("location", location)])
-            return true
-        }
-        switch code {
-        case 404 where self.runtime.role == .sidecar:
-            // A VirtualService host none of whose routes matches: Envoy's 404 NR.
-            self.respondLocally(stream, status: 404, flag: .noRouteFound, body: "")
-        case 503 where decision.route != nil:
-            // A route to a host with no cluster: Envoy's 503 NC.
-            self.respondLocally(stream, status: 503, flag: .noClusterFound, body: "")
-        default:
-            return false
-        }
+        guard let answer = RouteLocalAnswer.forRefusal(
+            decision, role: self.runtime.role, scheme: request.first(name: ":scheme") ?? "http", authority: authority, path: path)
+        else { return false }
+        self.respondLocally(stream, status: answer.status.code, flag: answer.flag, body: answer.body, fields: answer.fields)
         return true
     }
 

@@ -201,11 +201,6 @@ final class HTTP2DownstreamRelay: ChannelInboundHandler, HTTP2WireEvents {
             }
             stream.record.xForwardedFor = request.first(name: "x-forwarded-for")
             let fault = decision.routeBox.flatMap { self.applyRoute($0, to: stream, request: &request, path: path) }
-            // Istio's default retry policy on a route without `retries`, and on a registered
-            // host without a VirtualService (as for HTTP/1).
-            if decision.routeBox != nil || decision.match != nil {
-                stream.retryPolicy = decision.routeBox?.selection.behaviour.retries ?? RetryPolicy.istioDefault
-            }
             stream.phase = .connecting([(.headers(.init(headers: request, endStream: headers.endStream)), 0)])
             if let fault {
                 self.applyFault(fault, to: stream, target: target, decision: decision, config: config)

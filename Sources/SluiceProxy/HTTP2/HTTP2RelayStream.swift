@@ -49,11 +49,20 @@ final class HTTP2RelayStream {
         let tls: UpstreamTLS?
         let upstreamProtocol: HTTP2UpstreamProtocol
         let config: ActiveConfig
+        /// The decision's route, and whether a registry entry matched.
+        let routeBox: RouteSelectionBox?
+        let registered: Bool
+
+        /// The route's `retries`; Istio's default on a route without them and on a registered
+        /// host without a VirtualService (as for HTTP/1); none for passthrough traffic.
+        var retryPolicy: RetryPolicy? {
+            guard routeBox != nil || registered else { return nil }
+            return routeBox?.selection.behaviour.retries ?? RetryPolicy.istioDefault
+        }
     }
 
     var dial: Dial?
-    /// The route's `retries` (Istio's default for a registered host), and the tries so far.
-    var retryPolicy: RetryPolicy?
+    /// Tries so far (connect failures retried under `dial.retryPolicy`).
     var tries = 1
     /// A retry counted against the DestinationRule's `maxRetries`.
     var retryCounted = false

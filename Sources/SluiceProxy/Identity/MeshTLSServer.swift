@@ -101,22 +101,23 @@ final class MeshTLSAcceptHandler: ChannelInboundHandler, RemovableChannelHandler
             context.fireUserInboundEventTriggered(event)
             return
         }
-        if !self.requiredSubjectAltNames.isEmpty, !PeerVerification.presents(oneOf: self.requiredSubjectAltNames, in: context.pipeline.syncOperations) {
-            // Envoy refuses the handshake; here it has just completed, and the connection is
-            // closed before a byte of it is read.
-            self.fail(context: context, reason: PeerVerificationFailure.sanMismatch.rawValue,
-                      error: "no subject alternative name of the client certificate is in the server's subjectAltNames")
-            return
-        }
-        self.finished = true
-        self.timeout?.cancel()
         var connection = self.connection
         if !self.verifiedByBoringSSL {
             connection.authenticated(as: self.peer.identity)
-        } else if let names = PeerVerification.presentedNames(in: context.pipeline.syncOperations) {
-            // MUTUAL: a client certificate was required and verified; SIMPLE asked for none.
+        } else if let certificate = PeerVerification.peerCertificate(in: context.pipeline.syncOperations) {
+            // MUTUAL: a client certificate was required and verified (SIMPLE asked for none).
+            guard PeerSubjectAltNames.matches(certificate, required: self.requiredSubjectAltNames) else {
+                // Envoy refuses the handshake; here it has just completed, and the connection
+                // is closed before a byte of it is read.
+                self.fail(context: context, reason: PeerVerificationFailure.sanMismatch.rawValue,
+                          error: "no subject alternative name of the client certificate is in the server's subjectAltNames")
+                return
+            }
+            let names = PeerURISAN(of: certificate)
             connection.authenticated(as: names.spiffeID, uriSAN: names.text)
         }
+        self.finished = true
+        self.timeout?.cancel()
         do {
             try self.next(context.channel, self, connection)
         } catch {

@@ -34,21 +34,11 @@ final class PeerVerification {
     }
 
     /// After a handshake BoringSSL verified (a Gateway server's MUTUAL, certificate files):
-    /// the names of the client certificate it accepted, read from the TLS handler in
-    /// `pipeline`; nil when the client presented none (SIMPLE asks for none).
-    static func presentedNames(in pipeline: ChannelPipeline.SynchronousOperations) -> PeerURISAN? {
-        guard let presented = try? pipeline.nioSSL_peerCertificate(),
-              let certificate = try? Certificate(derEncoded: presented.toDERBytes())
-        else { return nil }
-        return PeerURISAN(of: certificate)
-    }
-
-    /// Whether the client's certificate in `pipeline` carries one of `names` as a SAN.
-    static func presents(oneOf names: [String], in pipeline: ChannelPipeline.SynchronousOperations) -> Bool {
-        guard let presented = try? pipeline.nioSSL_peerCertificate(),
-              let certificate = try? Certificate(derEncoded: presented.toDERBytes())
-        else { return false }
-        return PeerSubjectAltNames.matches(certificate, required: names)
+    /// the client certificate it accepted, read from the TLS handler in `pipeline`; nil when
+    /// the client presented none (SIMPLE asks for none).
+    static func peerCertificate(in pipeline: ChannelPipeline.SynchronousOperations) -> Certificate? {
+        guard let presented = try? pipeline.nioSSL_peerCertificate() else { return nil }
+        return try? Certificate(derEncoded: presented.toDERBytes())
     }
 
     /// The `reason` label for a handshake that failed with `error`.
